@@ -1,0 +1,339 @@
+// The POSIX Env: thin wrappers over the system calls, with the two loops every caller would
+// otherwise forget (retry on EINTR, continue after a short write) and an error message that
+// names the operation and the path.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "strata/env.h"
+
+namespace strata {
+namespace {
+
+// Calls `fn` until it stops failing with EINTR (a signal arrived before any work was done).
+template <class Fn>
+auto RetryOnEintr(Fn fn) {
+  decltype(fn()) r;
+  do {
+    r = fn();
+  } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+Status ErrnoStatus(std::string_view op, const std::string& path) {
+  int err = errno;
+  return Status::FromErrno(err, fmt::format("cannot {} {}", op, path));
+}
+
+class PosixWritableFile final : public WritableFile {
+ public:
+  PosixWritableFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixWritableFile() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  Status Append(std::span<const uint8_t> data) override {
+    if (fd_ < 0) return Status::FailedPrecondition(fmt::format("write to closed file {}", path_));
+    const uint8_t* p = data.data();
+    size_t left = data.size();
+    while (left > 0) {
+      ssize_t n = ::write(fd_, p, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("write", path_);
+      }
+      // A short write is not an error (a signal, a pipe, a quota edge): write the rest; if the
+      // disk is really full the next call says so with ENOSPC.
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+    return Status::OK();
+  }
+
+  Status Sync() override {
+    if (fd_ < 0) return Status::FailedPrecondition(fmt::format("sync of closed file {}", path_));
+    // fdatasync also flushes the metadata needed to read the data back (the file size), which
+    // is all a crash-consistent reader needs; the mtime is not worth an extra journal write.
+    if (RetryOnEintr([&] { return ::fdatasync(fd_); }) != 0) return ErrnoStatus("sync", path_);
+    return Status::OK();
+  }
+
+  Status Close() override {
+    if (fd_ < 0) return Status::FailedPrecondition(fmt::format("file {} closed twice", path_));
+    int fd = fd_;
+    fd_ = -1;
+    // Never retry close(): on Linux the descriptor is released even when it reports EINTR, and
+    // a retry could close a descriptor another thread has just been given.
+    if (::close(fd) != 0 && errno != EINTR) return ErrnoStatus("close", path_);
+    return Status::OK();
+  }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
+class PosixRandomAccessFile final : public RandomAccessFile {
+ public:
+  PosixRandomAccessFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixRandomAccessFile() override { ::close(fd_); }
+
+  Status Read(uint64_t offset, size_t n, uint8_t* dst, size_t* got) const override {
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::pread(fd_, dst + done, n - done, static_cast<off_t>(offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        *got = done;
+        return ErrnoStatus("read", path_);
+      }
+      if (r == 0) break;  // end of file
+      done += static_cast<size_t>(r);
+    }
+    *got = done;
+    return Status::OK();
+  }
+
+  Result<uint64_t> Size() const override {
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) return ErrnoStatus("stat", path_);
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
+class PosixSequentialFile final : public SequentialFile {
+ public:
+  PosixSequentialFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixSequentialFile() override { ::close(fd_); }
+
+  Status Read(size_t n, uint8_t* dst, size_t* got) override {
+    // Fill the whole request unless the file ends, so callers can treat a short read as EOF.
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::read(fd_, dst + done, n - done);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        *got = done;
+        return ErrnoStatus("read", path_);
+      }
+      if (r == 0) break;
+      done += static_cast<size_t>(r);
+    }
+    *got = done;
+    return Status::OK();
+  }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
+FileType TypeOf(mode_t mode) {
+  if (S_ISREG(mode)) return FileType::kRegular;
+  if (S_ISDIR(mode)) return FileType::kDirectory;
+  if (S_ISLNK(mode)) return FileType::kSymlink;
+  return FileType::kOther;
+}
+
+class PosixEnv final : public Env {
+ public:
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
+    return OpenForWrite(path, O_TRUNC);
+  }
+
+  Result<std::unique_ptr<WritableFile>> NewExclusiveFile(const std::string& path) override {
+    return OpenForWrite(path, O_EXCL);
+  }
+
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
+    int fd = RetryOnEintr([&] { return ::open(path.c_str(), O_RDONLY | O_CLOEXEC); });
+    if (fd < 0) return ErrnoStatus("open", path);
+    return std::unique_ptr<RandomAccessFile>(new PosixRandomAccessFile(fd, path));
+  }
+
+  Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override {
+    int fd = RetryOnEintr([&] { return ::open(path.c_str(), O_RDONLY | O_CLOEXEC); });
+    if (fd < 0) return ErrnoStatus("open", path);
+    // Purely a hint (read-ahead); failure changes nothing.
+    (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    return std::unique_ptr<SequentialFile>(new PosixSequentialFile(fd, path));
+  }
+
+  Result<FileInfo> Stat(const std::string& path) override {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) return ErrnoStatus("stat", path);
+    FileInfo info;
+    info.type = TypeOf(st.st_mode);
+    info.size = static_cast<uint64_t>(st.st_size);
+    info.mode = st.st_mode & 07777;
+    info.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    info.inode = st.st_ino;
+    info.device = st.st_dev;
+    return info;
+  }
+
+  bool FileExists(const std::string& path) override {
+    // lstat, like Stat: a dangling symlink is an existing entry.
+    struct stat st;
+    return ::lstat(path.c_str(), &st) == 0;
+  }
+
+  Result<std::vector<std::string>> ListDir(const std::string& dir) override {
+    DIR* d = ::opendir(dir.c_str());  // glibc opens with O_CLOEXEC
+    if (d == nullptr) return ErrnoStatus("list directory", dir);
+    std::vector<std::string> names;
+    for (;;) {
+      errno = 0;
+      struct dirent* e = ::readdir(d);
+      if (e == nullptr) {
+        if (errno != 0) {
+          Status s = ErrnoStatus("list directory", dir);
+          ::closedir(d);
+          return s;
+        }
+        break;
+      }
+      std::string_view name(e->d_name);
+      if (name == "." || name == "..") continue;
+      names.emplace_back(name);
+    }
+    ::closedir(d);
+    return names;
+  }
+
+  Result<std::string> ReadLink(const std::string& path) override {
+    std::string buf(256, '\0');
+    for (;;) {
+      ssize_t n = ::readlink(path.c_str(), buf.data(), buf.size());
+      if (n < 0) return ErrnoStatus("read link", path);
+      // readlink truncates silently; a full buffer may mean the target was cut short.
+      if (static_cast<size_t>(n) < buf.size()) {
+        buf.resize(static_cast<size_t>(n));
+        return buf;
+      }
+      buf.resize(buf.size() * 2);
+    }
+  }
+
+  Status CreateDir(const std::string& path) override {
+    if (::mkdir(path.c_str(), 0755) == 0) return Status::OK();
+    if (errno == EEXIST) {
+      struct stat st;
+      if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return Status::OK();
+      return Status::AlreadyExists(fmt::format("cannot create directory {}: a file is in the way", path));
+    }
+    return ErrnoStatus("create directory", path);
+  }
+
+  Status CreateDirs(const std::string& path) override {
+    if (path.empty()) return Status::InvalidArgument("cannot create a directory with an empty path");
+    // Create each prefix in turn; the common case (all parents exist) costs one mkdir per
+    // component, which is cheap next to the I/O that follows.
+    for (size_t pos = 1; pos <= path.size(); ++pos) {
+      if (pos != path.size() && path[pos] != '/') continue;
+      std::string prefix = path.substr(0, pos);
+      if (prefix.back() == '/') continue;
+      STRATA_RETURN_IF_ERROR(CreateDir(prefix));
+    }
+    return Status::OK();
+  }
+
+  Status DeleteFile(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0) return ErrnoStatus("delete", path);
+    return Status::OK();
+  }
+
+  Status DeleteDir(const std::string& path) override {
+    if (::rmdir(path.c_str()) != 0) return ErrnoStatus("delete directory", path);
+    return Status::OK();
+  }
+
+  Status RenameFile(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      int err = errno;
+      return Status::FromErrno(err, fmt::format("cannot rename {} to {}", from, to));
+    }
+    return Status::OK();
+  }
+
+  Status SyncDir(const std::string& dir) override {
+    int fd = RetryOnEintr([&] { return ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+    if (fd < 0) return ErrnoStatus("open directory", dir);
+    Status s;
+    if (RetryOnEintr([&] { return ::fsync(fd); }) != 0) s = ErrnoStatus("sync directory", dir);
+    ::close(fd);
+    return s;
+  }
+
+  Status CreateSymlink(const std::string& target, const std::string& path) override {
+    if (::symlink(target.c_str(), path.c_str()) != 0) return ErrnoStatus("create symlink", path);
+    return Status::OK();
+  }
+
+  Status SetMode(const std::string& path, uint32_t mode) override {
+    // chmod follows symlinks, which would change the link's target; Linux symlinks have no
+    // mode of their own, so there is nothing to set on them.
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) return ErrnoStatus("set mode of", path);
+    if (S_ISLNK(st.st_mode)) return Status::OK();
+    if (::chmod(path.c_str(), static_cast<mode_t>(mode & 07777)) != 0) return ErrnoStatus("set mode of", path);
+    return Status::OK();
+  }
+
+  Status SetMtime(const std::string& path, int64_t mtime_ns) override {
+    struct timespec times[2];
+    times[0].tv_sec = 0;
+    times[0].tv_nsec = UTIME_OMIT;  // leave the access time alone
+    // Floor division, so times before the epoch keep a non-negative tv_nsec.
+    int64_t sec = mtime_ns / 1'000'000'000;
+    int64_t nsec = mtime_ns % 1'000'000'000;
+    if (nsec < 0) {
+      nsec += 1'000'000'000;
+      sec -= 1;
+    }
+    times[1].tv_sec = static_cast<time_t>(sec);
+    times[1].tv_nsec = static_cast<long>(nsec);
+    if (::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
+      return ErrnoStatus("set modification time of", path);
+    }
+    return Status::OK();
+  }
+
+  int64_t NowMicros() override {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+ private:
+  Result<std::unique_ptr<WritableFile>> OpenForWrite(const std::string& path, int extra_flags) {
+    int fd = RetryOnEintr(
+        [&] { return ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | extra_flags, 0644); });
+    if (fd < 0) return ErrnoStatus("create", path);
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, path));
+  }
+};
+
+}  // namespace
+
+Env* Env::Default() {
+  // Leaked on purpose: files may be closed from static destructors after main returns.
+  static Env* env = new PosixEnv();
+  return env;
+}
+
+}  // namespace strata

@@ -1,0 +1,505 @@
+// The `strata` command.
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <filesystem>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "base/logging.h"
+#include "base/progress.h"
+#include "strata/repository.h"
+
+namespace strata::cli {
+namespace {
+
+// Exit codes (documented in `strata --help` and README.md).
+enum Exit : int {
+  kExitOk = 0,
+  kExitError = 1,         // I/O and other failures
+  kExitUsage = 2,         // bad arguments
+  kExitNotFound = 3,      // no such repository, object or path
+  kExitAuth = 4,          // wrong passphrase
+  kExitIntegrity = 5,     // corruption detected (or verify found problems)
+  kExitLocked = 6,        // locked, or a precondition failed
+  kExitNoSpace = 7,
+  kExitPermission = 8,
+  kExitUnsupported = 9,   // newer format
+};
+
+constexpr const char* kExitCodesHelp =
+    "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 wrong passphrase, 5 corruption detected,\n"
+    "6 locked or refused, 7 disk full, 8 permission denied, 9 unsupported (newer format).";
+
+int ExitCodeFor(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kOk: return kExitOk;
+    case StatusCode::kInvalidArgument: return kExitUsage;
+    case StatusCode::kNotFound: return kExitNotFound;
+    case StatusCode::kUnauthenticated: return kExitAuth;
+    case StatusCode::kCorruption: return kExitIntegrity;
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kAborted:
+    case StatusCode::kAlreadyExists: return kExitLocked;
+    case StatusCode::kNoSpace: return kExitNoSpace;
+    case StatusCode::kPermissionDenied: return kExitPermission;
+    case StatusCode::kUnsupported: return kExitUnsupported;
+    default: return kExitError;
+  }
+}
+
+struct Globals {
+  std::string repo;
+  std::string password_file;
+  bool json = false;
+  bool quiet = false;
+  size_t threads = 0;
+};
+
+// Thrown inside command handlers to stop with a status; caught in main.
+struct Failure {
+  Status status;
+};
+
+void Check(const Status& s) {
+  if (!s.ok()) throw Failure{s};
+}
+template <class T>
+T Check(Result<T> r) {
+  if (!r.ok()) throw Failure{r.status()};
+  return std::move(r).value();
+}
+
+std::string ReadPasswordFile(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw Failure{Status::NotFound(fmt::format("cannot read password file '{}'", path))};
+  std::string line;
+  std::getline(f, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+std::string Prompt(const std::string& question) {
+  FILE* tty = fopen("/dev/tty", "r+");
+  if (!tty) {
+    throw Failure{Status::InvalidArgument(
+        "no passphrase: set STRATA_PASSWORD, pass --password-file FILE, or run on a terminal")};
+  }
+  fputs(question.c_str(), tty);
+  fflush(tty);
+  termios old{};
+  bool restore = tcgetattr(fileno(tty), &old) == 0;
+  if (restore) {
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+  }
+  char buf[1024];
+  std::string answer = fgets(buf, sizeof(buf), tty) ? buf : "";
+  if (restore) tcsetattr(fileno(tty), TCSAFLUSH, &old);
+  fputs("\n", tty);
+  fclose(tty);
+  while (!answer.empty() && (answer.back() == '\n' || answer.back() == '\r')) answer.pop_back();
+  return answer;
+}
+
+std::string Passphrase(const Globals& g, bool confirm) {
+  if (const char* env = std::getenv("STRATA_PASSWORD"); env && *env) return env;
+  if (!g.password_file.empty()) return ReadPasswordFile(g.password_file);
+  std::string p = Prompt("Passphrase: ");
+  if (confirm && Prompt("Repeat passphrase: ") != p) {
+    throw Failure{Status::InvalidArgument("the passphrases do not match")};
+  }
+  if (p.empty()) throw Failure{Status::InvalidArgument("the passphrase is empty")};
+  return p;
+}
+
+std::string NewPassphrase(const std::string& file) {
+  if (!file.empty()) return ReadPasswordFile(file);
+  if (const char* env = std::getenv("STRATA_NEW_PASSWORD"); env && *env) return env;
+  std::string p = Prompt("New passphrase: ");
+  if (Prompt("Repeat new passphrase: ") != p) throw Failure{Status::InvalidArgument("the passphrases do not match")};
+  return p;
+}
+
+std::string RepoUrl(const Globals& g) {
+  if (!g.repo.empty()) return g.repo;
+  if (const char* env = std::getenv("STRATA_REPO"); env && *env) return env;
+  throw Failure{Status::InvalidArgument("no repository given: use -r/--repo URL or set STRATA_REPO")};
+}
+
+std::unique_ptr<Repository> OpenRepo(const Globals& g) {
+  OpenOptions o;
+  o.threads = g.threads;
+  o.progress = !g.quiet && !g.json;
+  std::string url = RepoUrl(g);
+  return Check(Repository::Open(url, Passphrase(g, false), o));
+}
+
+// "ID" or "ID:PATH" -> (id, path).
+std::pair<ObjectId, std::string> ParseRef(Repository& repo, const std::string& ref) {
+  size_t colon = ref.find(':');
+  std::string id = ref.substr(0, colon);
+  std::string path = colon == std::string::npos ? "" : ref.substr(colon + 1);
+  return {Check(repo.ResolveId(id)), path};
+}
+
+void PrintJson(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
+
+std::string Bytes(uint64_t b) { return Progress::FormatBytes(static_cast<double>(b)); }
+
+std::string TimeString(int64_t seconds) {
+  std::time_t t = seconds;
+  char buf[64];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", std::localtime(&t));
+  return buf;
+}
+
+std::string ModeString(const EntryInfo& e) {
+  std::string s = e.type == EntryInfo::Type::kDirectory ? "d" : e.type == EntryInfo::Type::kSymlink ? "l" : "-";
+  const char* rwx = "rwxrwxrwx";
+  for (int i = 0; i < 9; ++i) s += (e.mode >> (8 - i)) & 1 ? rwx[i] : '-';
+  return s;
+}
+
+int Run(int argc, char** argv) {
+  CLI::App app{
+      "strata: an encrypted, deduplicated, verified store for the data of a model's whole life.\n\n"
+      "  strata init /srv/lake                 create a repository (asks for a passphrase)\n"
+      "  strata -r /srv/lake put ~/data        store files and directories; prints an id\n"
+      "  strata -r /srv/lake ls ID             list what an id holds\n"
+      "  strata -r /srv/lake get ID:dir out/   restore part of it\n"
+      "  strata -r /srv/lake verify --read-data  check every byte\n\n"
+      "The repository comes from -r/--repo or $STRATA_REPO; the passphrase from $STRATA_PASSWORD,\n"
+      "--password-file, or a prompt.",
+      "strata"};
+  app.footer(kExitCodesHelp);
+  app.require_subcommand(1);
+  Globals g;
+  app.add_option("-r,--repo", g.repo, "Repository URL (a directory); default $STRATA_REPO");
+  app.add_option("--password-file", g.password_file, "Read the passphrase from the first line of FILE");
+  app.add_flag("--json", g.json, "Machine-readable output on stdout");
+  app.add_flag("-q,--quiet", g.quiet, "No progress bars or informational output");
+  app.add_option("--threads", g.threads, "Worker threads (default: one per core)");
+  app.fallthrough();
+  int exit_code = kExitOk;
+
+  // init
+  auto* init = app.add_subcommand("init", "Create a new repository at URL");
+  std::string init_url;
+  InitOptions io;
+  uint32_t avg_kib = 1024;
+  uint64_t kdf_mem_mib = 64;
+  init->add_option("url", init_url, "Where to create it (a new or empty directory); default -r/$STRATA_REPO");
+  init->add_option("--chunk-avg", avg_kib, "Average chunk size in KiB (power of two; min = avg/4, max = avg*4)")
+      ->check(CLI::Range(1u, 65536u / 4));
+  init->add_option("--compression", io.compression_level, "zstd level, 0 (off) to 22")->check(CLI::Range(0, 22));
+  init->add_option("--pack-size", io.pack_size, "Target pack size in bytes")->capture_default_str();
+  init->add_option("--kdf-ops", io.kdf_ops, "Argon2id passes")->capture_default_str()->check(CLI::Range(1, 64));
+  init->add_option("--kdf-mem", kdf_mem_mib, "Argon2id memory in MiB (lower only for tests)")
+      ->capture_default_str()->check(CLI::Range(1, 4096));
+  init->add_option("--label", io.key_label, "Label of the first key slot (default user@host)");
+  init->callback([&] {
+    std::string url = init_url.empty() ? RepoUrl(g) : init_url;
+    io.chunk_avg = avg_kib << 10;
+    io.chunk_min = io.chunk_avg / 4;
+    io.chunk_max = io.chunk_avg * 4;
+    io.kdf_mem = kdf_mem_mib << 20;
+    std::string pass = Passphrase(g, true);
+    auto repo = Check(Repository::Create(url, pass, io));
+    if (g.json) {
+      PrintJson({{"url", repo->url()}, {"created", true}});
+    } else if (!g.quiet) {
+      std::cout << "created strata repository at " << repo->url() << "\n"
+                << "Keep the passphrase safe: without it the data cannot be read.\n";
+    }
+  });
+
+  // put
+  auto* put = app.add_subcommand("put", "Store files and directories (or '-' for stdin); prints an id");
+  std::vector<std::string> put_paths;
+  put->add_option("paths", put_paths, "Files and directories to store")->required();
+  put->callback([&] {
+    auto repo = OpenRepo(g);
+    PutStats st;
+    ObjectId id;
+    if (put_paths.size() == 1 && put_paths[0] == "-") {
+      struct StdinFile : SequentialFile {
+        Status Read(size_t n, uint8_t* dst, size_t* got) override {
+          ssize_t r;
+          do { r = ::read(0, dst, n); } while (r < 0 && errno == EINTR);
+          if (r < 0) return Status::FromErrno(errno, "stdin");
+          *got = static_cast<size_t>(r);
+          return Status::OK();
+        }
+      } in;
+      id = Check(repo->PutStream(&in, &st));
+    } else {
+      id = Check(repo->PutPaths(put_paths, &st));
+    }
+    double mbps = st.seconds > 0 ? st.bytes / st.seconds / 1e6 : 0;
+    if (g.json) {
+      PrintJson({{"id", id.ToHex()}, {"files", st.files}, {"dirs", st.dirs}, {"bytes", st.bytes},
+                 {"chunks", st.chunks}, {"new_chunks", st.new_chunks}, {"new_bytes", st.new_bytes},
+                 {"stored_bytes", st.stored_bytes}, {"seconds", st.seconds}, {"skipped", st.skipped}});
+    } else {
+      if (!g.quiet) {
+        std::cerr << fmt::format("{} files, {} read in {:.2f}s ({:.0f} MB/s); {} new of {} chunks, {} added to the repository\n",
+                                 st.files, Bytes(st.bytes), st.seconds, mbps, st.new_chunks, st.chunks, Bytes(st.stored_bytes));
+      }
+      std::cout << id.ToHex() << "\n";
+    }
+  });
+
+  // get
+  auto* get = app.add_subcommand("get", "Restore ID[:PATH] into directory DEST");
+  std::string get_ref, get_dest;
+  get->add_option("ref", get_ref, "ID or ID:PATH (a unique id prefix is enough)")->required();
+  get->add_option("dest", get_dest, "Destination directory (created if missing)")->required();
+  get->callback([&] {
+    auto repo = OpenRepo(g);
+    auto [id, path] = ParseRef(*repo, get_ref);
+    uint64_t bytes = 0;
+    auto loc = repo->Roots();
+    // A stream id restores as one file named after its id.
+    auto reader = repo->OpenFile(id, path);
+    bool is_stream = false;
+    if (loc.ok()) {
+      for (const auto& r : *loc) is_stream |= (r.id == id && r.is_stream);
+    }
+    if (is_stream) {
+      auto rd = Check(std::move(reader));
+      std::filesystem::create_directories(get_dest);
+      std::string out_path = get_dest + "/" + id.ToHex().substr(0, 12);
+      std::ofstream out(out_path, std::ios::binary);
+      std::string buf(1 << 20, '\0');
+      for (uint64_t off = 0; off < rd->size();) {
+        size_t got = 0;
+        Check(rd->ReadAt(off, buf.size(), reinterpret_cast<uint8_t*>(buf.data()), &got));
+        out.write(buf.data(), static_cast<std::streamsize>(got));
+        off += got;
+      }
+      if (!out) throw Failure{Status::IOError("writing " + out_path)};
+      bytes = rd->size();
+    } else {
+      Check(repo->Restore(id, path, get_dest, &bytes));
+    }
+    if (g.json) PrintJson({{"id", id.ToHex()}, {"path", path}, {"dest", get_dest}, {"bytes", bytes}});
+    else if (!g.quiet) std::cerr << fmt::format("restored {} into {}\n", Bytes(bytes), get_dest);
+  });
+
+  // cat
+  auto* cat = app.add_subcommand("cat", "Write the content of ID:PATH (or a stream ID) to stdout");
+  std::string cat_ref;
+  cat->add_option("ref", cat_ref, "ID:PATH of a file, or the ID of a stream")->required();
+  cat->callback([&] {
+    auto repo = OpenRepo(g);
+    auto [id, path] = ParseRef(*repo, cat_ref);
+    auto rd = Check(repo->OpenFile(id, path));
+    std::string buf(1 << 20, '\0');
+    for (uint64_t off = 0; off < rd->size();) {
+      size_t got = 0;
+      Check(rd->ReadAt(off, buf.size(), reinterpret_cast<uint8_t*>(buf.data()), &got));
+      if (fwrite(buf.data(), 1, got, stdout) != got) throw Failure{Status::IOError("writing to stdout")};
+      off += got;
+    }
+    fflush(stdout);
+  });
+
+  // ls
+  auto* ls = app.add_subcommand("ls", "List ID[:PATH]; without an ID, list the recorded puts");
+  std::string ls_ref;
+  bool ls_recursive = false, ls_long = false;
+  ls->add_option("ref", ls_ref, "ID or ID:PATH");
+  ls->add_flag("-R,--recursive", ls_recursive, "List subdirectories too");
+  ls->add_flag("-l,--long", ls_long, "Show mode, size and time");
+  ls->callback([&] {
+    auto repo = OpenRepo(g);
+    if (ls_ref.empty()) {
+      auto roots = Check(repo->Roots());
+      if (g.json) {
+        nlohmann::json arr = nlohmann::json::array();
+        for (const auto& r : roots) {
+          arr.push_back({{"id", r.id.ToHex()}, {"time", r.time_unix}, {"host", r.host}, {"paths", r.paths},
+                         {"bytes", r.bytes}, {"files", r.files}, {"stream", r.is_stream}});
+        }
+        PrintJson(arr);
+        return;
+      }
+      for (const auto& r : roots) {
+        std::string paths;
+        for (const auto& p : r.paths) paths += (paths.empty() ? "" : " ") + p;
+        std::cout << fmt::format("{}  {}  {:>10}  {:>7} files  {}\n", r.id.ToHex().substr(0, 16), TimeString(r.time_unix),
+                                 Bytes(r.bytes), r.files, paths);
+      }
+      return;
+    }
+    auto [id, path] = ParseRef(*repo, ls_ref);
+    auto entries = Check(repo->List(id, path, ls_recursive));
+    if (g.json) {
+      nlohmann::json arr = nlohmann::json::array();
+      for (const auto& e : entries) {
+        const char* type = e.type == EntryInfo::Type::kDirectory ? "dir" : e.type == EntryInfo::Type::kSymlink ? "symlink" : "file";
+        nlohmann::json j = {{"path", e.path}, {"type", type}, {"size", e.size}, {"mode", e.mode},
+                            {"mtime_ns", e.mtime_ns}, {"chunks", e.chunks}};
+        if (e.type == EntryInfo::Type::kSymlink) j["target"] = e.target;
+        arr.push_back(j);
+      }
+      PrintJson(arr);
+      return;
+    }
+    for (const auto& e : entries) {
+      std::string name = e.path + (e.type == EntryInfo::Type::kDirectory ? "/" : "");
+      if (e.type == EntryInfo::Type::kSymlink) name += " -> " + e.target;
+      if (ls_long) {
+        std::cout << fmt::format("{} {:>12} {} {}\n", ModeString(e), e.size, TimeString(e.mtime_ns / 1'000'000'000), name);
+      } else {
+        std::cout << name << "\n";
+      }
+    }
+  });
+
+  // verify
+  auto* verify = app.add_subcommand("verify", "Check the repository's packs, index and trees");
+  bool read_data = false;
+  verify->add_flag("--read-data", read_data, "Also decrypt every object and check its keyed hash");
+  verify->callback([&] {
+    auto repo = OpenRepo(g);
+    auto rep = Check(repo->Verify(read_data));
+    if (g.json) {
+      PrintJson({{"ok", rep.ok()}, {"packs", rep.packs_checked}, {"objects", rep.objects_checked},
+                 {"trees", rep.trees_checked}, {"bytes_read", rep.bytes_read}, {"errors", rep.errors},
+                 {"warnings", rep.warnings}});
+    } else {
+      for (const auto& w : rep.warnings) std::cerr << "warning: " << w << "\n";
+      for (const auto& e : rep.errors) std::cerr << "error: " << e << "\n";
+      std::cout << fmt::format("{}: {} packs, {} trees{} checked, {} errors, {} warnings\n",
+                               rep.ok() ? "ok" : "FAILED", rep.packs_checked, rep.trees_checked,
+                               read_data ? fmt::format(", {} objects ({})", rep.objects_checked, Bytes(rep.bytes_read)) : "",
+                               rep.errors.size(), rep.warnings.size());
+    }
+    if (!rep.ok()) exit_code = kExitIntegrity;
+  });
+
+  // stats
+  auto* stats = app.add_subcommand("stats", "Show sizes, dedup and compression ratios");
+  stats->callback([&] {
+    auto repo = OpenRepo(g);
+    auto st = Check(repo->Stats());
+    if (g.json) {
+      PrintJson({{"logical_bytes", st.logical_bytes}, {"unique_bytes", st.unique_bytes}, {"stored_bytes", st.stored_bytes},
+                 {"dedup_ratio", st.dedup_ratio()}, {"compression_ratio", st.compression_ratio()},
+                 {"objects", st.objects}, {"data_chunks", st.data_chunks}, {"trees", st.trees},
+                 {"packs", st.packs}, {"index_files", st.index_files}, {"roots", st.roots}});
+      return;
+    }
+    std::cout << fmt::format(
+        "logical bytes   {} in {} puts\n"
+        "unique bytes    {} (dedup ratio {:.2f}x)\n"
+        "stored bytes    {} (compression ratio {:.2f}x, overall {:.2f}x)\n"
+        "objects         {} ({} data chunks, {} trees)\n"
+        "packs           {} ({} index files)\n",
+        Bytes(st.logical_bytes), st.roots, Bytes(st.unique_bytes), st.dedup_ratio(), Bytes(st.stored_bytes),
+        st.compression_ratio(), st.stored_bytes ? double(st.logical_bytes) / st.stored_bytes : 1.0, st.objects,
+        st.data_chunks, st.trees, st.packs, st.index_files);
+  });
+
+  // key
+  auto* key = app.add_subcommand("key", "Manage passphrases (key slots); no data is rewritten");
+  key->require_subcommand(1);
+  auto* key_list = key->add_subcommand("list", "List key slots");
+  key_list->callback([&] {
+    auto repo = OpenRepo(g);
+    auto keys = Check(repo->ListKeys());
+    if (g.json) {
+      nlohmann::json arr = nlohmann::json::array();
+      for (const auto& k : keys) arr.push_back({{"id", k.id}, {"label", k.label}, {"created", k.created_unix}, {"current", k.current}});
+      PrintJson(arr);
+      return;
+    }
+    for (const auto& k : keys) {
+      std::cout << fmt::format("{} {}  {}  {}\n", k.current ? "*" : " ", k.id, TimeString(k.created_unix), k.label);
+    }
+  });
+  auto* key_add = key->add_subcommand("add", "Add a passphrase");
+  std::string new_pass_file, key_label;
+  key_add->add_option("--new-password-file", new_pass_file, "Read the new passphrase from FILE");
+  key_add->add_option("--label", key_label, "Label for the new slot");
+  key_add->callback([&] {
+    auto repo = OpenRepo(g);
+    std::string id = Check(repo->AddKey(NewPassphrase(new_pass_file), key_label));
+    if (g.json) PrintJson({{"id", id}});
+    else std::cout << "added key slot " << id << "\n";
+  });
+  auto* key_rm = key->add_subcommand("remove", "Remove a key slot");
+  std::string key_id;
+  key_rm->add_option("id", key_id, "Slot id (see `strata key list`)")->required();
+  key_rm->callback([&] {
+    auto repo = OpenRepo(g);
+    Check(repo->RemoveKey(key_id));
+    if (g.json) PrintJson({{"removed", key_id}});
+    else std::cout << "removed key slot " << key_id << "\n";
+  });
+  auto* key_passwd = key->add_subcommand("passwd", "Change the passphrase of the slot in use");
+  key_passwd->add_option("--new-password-file", new_pass_file, "Read the new passphrase from FILE");
+  key_passwd->callback([&] {
+    auto repo = OpenRepo(g);
+    Check(repo->ChangePassphrase(NewPassphrase(new_pass_file)));
+    if (g.json) PrintJson({{"changed", true}});
+    else std::cout << "passphrase changed\n";
+  });
+
+  // repair
+  auto* repair = app.add_subcommand("repair", "Rebuild derived data from the packs");
+  repair->require_subcommand(1);
+  auto* repair_index = repair->add_subcommand("index", "Rebuild the chunk index from the packs' own indexes");
+  repair_index->callback([&] {
+    auto repo = OpenRepo(g);
+    auto rep = Check(repo->RepairIndex());
+    if (g.json) {
+      PrintJson({{"packs", rep.packs_checked}, {"objects", rep.objects_checked}, {"errors", rep.errors}});
+    } else {
+      for (const auto& e : rep.errors) std::cerr << "error: " << e << "\n";
+      std::cout << fmt::format("index rebuilt from {} packs ({} objects), {} unreadable packs\n", rep.packs_checked,
+                               rep.objects_checked, rep.errors.size());
+    }
+    if (!rep.ok()) exit_code = kExitIntegrity;
+  });
+
+  // cleanup
+  auto* cleanup = app.add_subcommand("cleanup", "Remove leftovers of interrupted puts (needs an exclusive lock)");
+  cleanup->callback([&] {
+    auto repo = OpenRepo(g);
+    size_t n = Check(repo->CleanLeftovers());
+    if (g.json) PrintJson({{"removed", n}});
+    else std::cout << fmt::format("removed {} leftover files\n", n);
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  } catch (const Failure& f) {
+    if (g.json) {
+      std::cout << nlohmann::json({{"error", f.status.message()}, {"code", std::string(StatusCodeName(f.status.code()))}}).dump(2)
+                << "\n";
+    }
+    std::cerr << "strata: error: " << f.status.message() << "\n";
+    return ExitCodeFor(f.status);
+  }
+  return exit_code;
+}
+
+}  // namespace
+}  // namespace strata::cli
+
+int main(int argc, char** argv) { return strata::cli::Run(argc, argv); }

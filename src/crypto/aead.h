@@ -1,0 +1,63 @@
+// Authenticated encryption (AES-256-GCM, OpenSSL, AES-NI) and keyed hashing (HMAC-SHA-256).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "crypto/keys.h"
+#include "strata/object_id.h"
+#include "strata/status.h"
+
+namespace strata::crypto {
+
+// Sealed form: nonce (12 random bytes) || ciphertext || tag (16 bytes).
+class Aead {
+ public:
+  static constexpr size_t kNonceSize = 12;
+  static constexpr size_t kTagSize = 16;
+  static constexpr size_t kOverhead = kNonceSize + kTagSize;
+
+  explicit Aead(const Key256& key);
+  ~Aead();
+  Aead(const Aead&) = delete;
+  Aead& operator=(const Aead&) = delete;
+
+  // Encrypts `plain`, binding `ad` (associated data, not stored). `out` must hold
+  // plain.size() + kOverhead bytes. Thread-safe.
+  void Seal(std::span<const uint8_t> plain, std::span<const uint8_t> ad, uint8_t* out) const;
+  // Decrypts a sealed buffer into `out` (sealed.size() - kOverhead bytes). Returns
+  // kCorruption if the tag does not verify (wrong key, wrong ad, or damaged bytes): nothing in
+  // `out` may then be used. Thread-safe.
+  Status Open(std::span<const uint8_t> sealed, std::span<const uint8_t> ad, uint8_t* out) const;
+
+  // Conveniences over strings.
+  std::string Seal(std::string_view plain, std::string_view ad) const;
+  Result<std::string> Open(std::string_view sealed, std::string_view ad) const;
+
+ private:
+  Key256 key_;
+};
+
+// HMAC-SHA-256 under a fixed key. Thread-safe.
+class KeyedHash {
+ public:
+  explicit KeyedHash(const Key256& key);
+  ~KeyedHash();
+  KeyedHash(const KeyedHash&) = delete;
+  KeyedHash& operator=(const KeyedHash&) = delete;
+
+  ObjectId Hash(std::span<const uint8_t> data) const;
+  ObjectId Hash(std::string_view data) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Plain SHA-256 (for key-independent checksums).
+std::array<uint8_t, 32> Sha256(std::span<const uint8_t> data);
+
+}  // namespace strata::crypto

@@ -1,0 +1,63 @@
+// The chunk index: object id -> (pack, entry). Loaded from the repository's index files, each
+// of which lists the entries of some packs; it can always be rebuilt from the packs' own
+// indexes (`strata repair index`), so losing an index file loses no data.
+#pragma once
+
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "crypto/aead.h"
+#include "store/pack.h"
+
+namespace strata::store {
+
+struct Location {
+  std::string pack;
+  PackEntry entry;
+};
+
+// One pack's part of an index file.
+struct PackListing {
+  std::string pack;
+  std::vector<PackEntry> entries;
+};
+
+// Thread-safe.
+class ChunkIndex {
+ public:
+  // Adds every entry of `pack`. An id already present keeps its first location (a duplicate
+  // copy written by a concurrent writer is harmless).
+  void AddPack(const std::string& pack, const std::vector<PackEntry>& entries);
+  std::optional<Location> Find(const ObjectId& id) const;
+  bool Contains(const ObjectId& id) const;
+  // Ids whose hex form starts with `prefix`, at most `limit` of them.
+  std::vector<ObjectId> FindByPrefix(std::string_view prefix, size_t limit) const;
+  size_t size() const;
+  // Every indexed pack with its entries, as listed in index files.
+  std::vector<PackListing> Packs() const;
+  bool HasPack(const std::string& pack) const;
+  void Clear();
+
+ private:
+  struct Slot {
+    uint32_t pack;
+    PackEntry entry;
+  };
+  mutable std::shared_mutex mu_;
+  std::vector<std::string> pack_names_;
+  std::unordered_map<std::string, uint32_t> pack_ids_;
+  std::vector<std::vector<PackEntry>> pack_entries_;
+  std::unordered_map<ObjectId, Slot, ObjectIdHash> map_;
+};
+
+std::string SerializeIndexFile(const crypto::Aead& aead, const std::string& name,
+                               const std::vector<PackListing>& packs);
+// Untrusted input (fuzzed): authentication failure or malformed content gives kCorruption.
+Result<std::vector<PackListing>> ParseIndexFile(const crypto::Aead& aead, const std::string& name,
+                                                std::string_view bytes);
+
+}  // namespace strata::store

@@ -1,0 +1,38 @@
+// The repository config: format version, chunker parameters, compression and pack size.
+// Stored as JSON in plain text (so a newer format is recognised without a key) with a keyed
+// MAC over its canonical form, so a change by someone without the key is detected at open.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "crypto/aead.h"
+#include "store/chunker.h"
+#include "strata/status.h"
+
+namespace strata::store {
+
+struct RepositoryConfig {
+  static constexpr int kFormatVersion = 1;
+  int version = kFormatVersion;
+  std::string id;            // 32 hex digits
+  int64_t created_unix = 0;
+  ChunkerParams chunker;
+  int compression_level = 3;
+  uint32_t pack_size = 32u << 20;
+};
+
+std::string SerializeConfig(const RepositoryConfig& config, const crypto::KeyedHash& mac);
+
+struct ParsedConfig {
+  RepositoryConfig config;
+  std::string body;  // canonical form the MAC covers
+  std::string mac;   // hex
+};
+// Untrusted input (fuzzed). A newer version gives kUnsupported; malformed input kCorruption.
+Result<ParsedConfig> ParseConfig(std::string_view bytes);
+// kCorruption if the config's MAC does not match under `mac`.
+Status CheckConfigMac(const ParsedConfig& parsed, const crypto::KeyedHash& mac);
+
+}  // namespace strata::store

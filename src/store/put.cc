@@ -1,0 +1,409 @@
+// The write path: chunk -> keyed hash -> dedup -> compress -> encrypt -> pack.
+//
+// One thread reads and chunks; a pool hashes, compresses, encrypts and appends to packs, each
+// worker to a pack of its own so appends never wait on each other. Memory is bounded by the
+// pool's queue (a few chunks per worker). Visibility follows durability: packs are committed
+// (fsync + rename + dir fsync) first, then one index file naming them, then the root record.
+// A crash before the root leaves only unreferenced packs, which verify reports as leftovers.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <ctime>
+#include <deque>
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+#include "base/logging.h"
+#include "base/progress.h"
+#include "base/thread_pool.h"
+#include "store/lock.h"
+#include "store/repository_impl.h"
+
+namespace strata::store {
+
+namespace {
+
+std::span<const uint8_t> AsBytes(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+// Stores objects for one put, deduplicated against the index and against itself.
+class PutSession {
+ public:
+  PutSession(RepositoryImpl* repo, size_t threads)
+      : repo_(repo), pool_(threads ? threads : std::max(1u, std::thread::hardware_concurrency()),
+                            /*max_queued=*/2 * std::max<size_t>(threads, 2)) {}
+
+  // Hashes and stores `data` in the background; writes the chunk's id into `*ref` (which must
+  // stay valid until Finish) and its size at once.
+  void AddChunkAsync(std::string data, ChunkRef* ref) {
+    ref->size = static_cast<uint32_t>(data.size());
+    pool_.Submit([this, ref, data = std::move(data)] {
+      if (failed_.load(std::memory_order_relaxed)) return;
+      ref->id = repo_->mac_.Hash(AsBytes(data));
+      Store(ref->id, ObjectKind::kData, data);
+    });
+  }
+
+  // Stores a small object (tree, chunk list) synchronously and returns its id.
+  ObjectId AddObject(ObjectKind kind, std::string_view data) {
+    ObjectId id = repo_->mac_.Hash(AsBytes(data));
+    Store(id, kind, data);
+    return id;
+  }
+
+  // Waits until every queued chunk is stored (their ids are then set).
+  Status Wait() {
+    pool_.Wait();
+    return status();
+  }
+
+  // Waits, commits the open packs, then one index file that lists every pack of the session.
+  // The session's objects are durable and indexed when it returns OK.
+  Status Commit() {
+    STRATA_RETURN_IF_ERROR(Wait());
+    for (auto& w : idle_writers_) {
+      if (w->count() > 0) SealPack(std::move(w));
+    }
+    idle_writers_.clear();
+    STRATA_RETURN_IF_ERROR(status());
+    if (sealed_.empty()) return Status::OK();
+    std::string name = NewRandomName();
+    STRATA_RETURN_IF_ERROR(repo_->backend_->Put(volume::ObjectType::kIndex, name,
+                                                SerializeIndexFile(repo_->aead_, name, sealed_)));
+    for (const auto& p : sealed_) repo_->index_.AddPack(p.pack, p.entries);
+    sealed_.clear();
+    return Status::OK();
+  }
+
+  PutStats& stats() { return stats_; }
+  Status status() {
+    std::lock_guard<std::mutex> l(mu_);
+    return status_;
+  }
+  void Fail(Status s) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (status_.ok()) status_ = std::move(s);
+    failed_ = true;
+  }
+
+ private:
+  void Store(const ObjectId& id, ObjectKind kind, std::string_view data) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      ++stats_.chunks;
+      if (repo_->index_.Contains(id) || !pending_.insert(id).second) return;
+      ++stats_.new_chunks;
+      stats_.new_bytes += data.size();
+    }
+    thread_local std::string sealed;
+    PackEntry entry;
+    SealObject(repo_->aead_, id, kind, AsBytes(data), repo_->config_.compression_level, &sealed, &entry);
+    std::unique_ptr<PackWriter> writer = TakeWriter();
+    if (!writer) return;
+    Status s = writer->Add(entry, AsBytes(sealed));
+    if (!s.ok()) return Fail(s.WithContext("writing pack " + writer->name()));
+    if (writer->size() >= repo_->config_.pack_size) {
+      SealPack(std::move(writer));
+    } else {
+      std::lock_guard<std::mutex> l(mu_);
+      idle_writers_.push_back(std::move(writer));
+    }
+  }
+
+  std::unique_ptr<PackWriter> TakeWriter() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!idle_writers_.empty()) {
+        auto w = std::move(idle_writers_.back());
+        idle_writers_.pop_back();
+        return w;
+      }
+    }
+    std::string name = NewRandomName();
+    auto out = repo_->backend_->Create(volume::ObjectType::kPack, name);
+    if (!out.ok()) {
+      Fail(out.status().WithContext("creating a pack"));
+      return nullptr;
+    }
+    return std::make_unique<PackWriter>(&repo_->aead_, name, std::move(*out));
+  }
+
+  void SealPack(std::unique_ptr<PackWriter> writer) {
+    Status s = writer->Finish();
+    if (!s.ok()) return Fail(s.WithContext("committing pack " + writer->name()));
+    std::lock_guard<std::mutex> l(mu_);
+    stats_.stored_bytes += writer->size();
+    sealed_.push_back({writer->name(), writer->entries()});
+  }
+
+  RepositoryImpl* repo_;
+  ThreadPool pool_;
+  std::mutex mu_;
+  Status status_;
+  std::atomic<bool> failed_{false};
+  std::unordered_set<ObjectId, ObjectIdHash> pending_;
+  std::vector<std::unique_ptr<PackWriter>> idle_writers_;
+  std::vector<PackListing> sealed_;
+  PutStats stats_;
+};
+
+// A node of the tree being put, kept until all its chunks are hashed.
+struct Node {
+  TreeEntry entry;
+  std::string source;                       // path on disk
+  std::vector<std::unique_ptr<Node>> children;
+  std::deque<ChunkRef> chunks;              // stable addresses while workers fill ids
+};
+
+// Reads a stream in windows of at least max_size and cuts it into chunks.
+class StreamChunker {
+ public:
+  StreamChunker(const Chunker& chunker, SequentialFile* in) : chunker_(chunker), in_(in) {
+    buf_.resize(2 * static_cast<size_t>(std::max(chunker.params().max_size, chunker.params().fixed_size)));
+  }
+  // Sets *chunk to the next chunk; returns false at the end.
+  Result<bool> Next(std::string* chunk) {
+    size_t want = buf_.size() / 2;
+    if (end_ - pos_ < want && !eof_) {
+      std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+      end_ -= pos_;
+      pos_ = 0;
+      while (end_ < buf_.size() && !eof_) {
+        size_t got = 0;
+        STRATA_RETURN_IF_ERROR(in_->Read(buf_.size() - end_, reinterpret_cast<uint8_t*>(buf_.data()) + end_, &got));
+        if (got == 0) eof_ = true;
+        end_ += got;
+      }
+    }
+    if (pos_ == end_) return false;
+    size_t cut = chunker_.NextCut(reinterpret_cast<const uint8_t*>(buf_.data()) + pos_, end_ - pos_, eof_);
+    chunk->assign(buf_.data() + pos_, cut);
+    pos_ += cut;
+    return true;
+  }
+
+ private:
+  const Chunker& chunker_;
+  SequentialFile* in_;
+  std::string buf_;
+  size_t pos_ = 0, end_ = 0;
+  bool eof_ = false;
+};
+
+// Builds the in-memory tree of `path` (stat only; contents are read later).
+Status Scan(Env* env, const std::string& path, std::string name, Node* node, uint64_t* total, PutStats* stats) {
+  STRATA_ASSIGN_OR_RETURN(FileInfo info, env->Stat(path));
+  node->source = path;
+  node->entry.name = std::move(name);
+  node->entry.mode = info.mode & 07777;
+  node->entry.mtime_ns = info.mtime_ns;
+  switch (info.type) {
+    case FileType::kRegular:
+      node->entry.type = EntryType::kFile;
+      node->entry.size = info.size;
+      *total += info.size;
+      return Status::OK();
+    case FileType::kSymlink: {
+      node->entry.type = EntryType::kSymlink;
+      STRATA_ASSIGN_OR_RETURN(node->entry.target, env->ReadLink(path));
+      if (node->entry.target.size() > 65535) return Status::InvalidArgument(fmt::format("symlink '{}' target too long", path));
+      return Status::OK();
+    }
+    case FileType::kDirectory: {
+      node->entry.type = EntryType::kDirectory;
+      STRATA_ASSIGN_OR_RETURN(auto names, env->ListDir(path));
+      std::sort(names.begin(), names.end());
+      for (auto& n : names) {
+        if (!ValidEntryName(n)) {
+          stats->skipped.push_back(JoinPath(path, n) + " (invalid name)");
+          continue;
+        }
+        auto child = std::make_unique<Node>();
+        std::string child_path = JoinPath(path, n);
+        auto st = env->Stat(child_path);
+        if (st.ok() && st->type == FileType::kOther) {
+          stats->skipped.push_back(child_path + " (special file)");
+          continue;
+        }
+        STRATA_RETURN_IF_ERROR(Scan(env, child_path, n, child.get(), total, stats));
+        node->children.push_back(std::move(child));
+      }
+      return Status::OK();
+    }
+    case FileType::kOther:
+      return Status::InvalidArgument(fmt::format("'{}' is not a file, directory or symlink", path));
+  }
+  return Status::OK();
+}
+
+// Reads every file below `node`, handing chunks to the session.
+Status ReadContents(Env* env, const Chunker& chunker, Node* node, PutSession* session, Progress* progress) {
+  if (node->entry.type == EntryType::kDirectory) {
+    for (auto& c : node->children) STRATA_RETURN_IF_ERROR(ReadContents(env, chunker, c.get(), session, progress));
+    return Status::OK();
+  }
+  if (node->entry.type != EntryType::kFile) return Status::OK();
+  STRATA_ASSIGN_OR_RETURN(auto file, env->NewSequentialFile(node->source));
+  StreamChunker sc(chunker, file.get());
+  std::string chunk;
+  uint64_t size = 0;
+  while (true) {
+    STRATA_RETURN_IF_ERROR(session->status());
+    auto more = sc.Next(&chunk);
+    if (!more.ok()) return more.status().WithContext("reading " + node->source);
+    if (!*more) break;
+    size += chunk.size();
+    progress->Add(chunk.size());
+    node->chunks.emplace_back();
+    session->AddChunkAsync(std::move(chunk), &node->chunks.back());
+    chunk = std::string();
+  }
+  // The file may have changed since it was scanned: record what was actually read.
+  node->entry.size = size;
+  ++session->stats().files;
+  session->stats().bytes += size;
+  return Status::OK();
+}
+
+// After all chunks are hashed: turns each directory into a stored tree, bottom-up.
+ObjectId StoreTree(Node* node, PutSession* session) {
+  Tree tree;
+  uint64_t total = 0;
+  for (auto& c : node->children) {
+    TreeEntry& e = c->entry;
+    if (e.type == EntryType::kDirectory) {
+      e.subtree = StoreTree(c.get(), session);
+    } else if (e.type == EntryType::kFile) {
+      e.chunks.assign(c->chunks.begin(), c->chunks.end());
+    }
+    total += e.size;
+    tree.entries.push_back(std::move(e));
+  }
+  ++session->stats().dirs;
+  node->entry.size = total;
+  return session->AddObject(ObjectKind::kTree, SerializeTree(tree));
+}
+
+std::string HostName() {
+  char buf[256] = {0};
+  gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+}  // namespace
+
+Result<ObjectId> RepositoryImpl::PutPaths(const std::vector<std::string>& paths, PutStats* stats_out) {
+  auto start = std::chrono::steady_clock::now();
+  if (paths.empty()) return Status::InvalidArgument("nothing to put: no paths given");
+  STRATA_ASSIGN_OR_RETURN(auto lock, RepositoryLock::Acquire(backend_.get(), /*exclusive=*/false));
+  Env* env = options_.env;
+
+  Node root;
+  root.entry.type = EntryType::kDirectory;
+  root.entry.mode = 0755;
+  uint64_t total = 0;
+  PutStats scan_stats;
+  for (const auto& p : paths) {
+    std::string path = p;
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    std::string name(Basename(path));
+    if (!ValidEntryName(name)) return Status::InvalidArgument(fmt::format("cannot put '{}': give a path with a final name", p));
+    for (const auto& c : root.children) {
+      if (c->entry.name == name) return Status::InvalidArgument(fmt::format("two paths share the name '{}'", name));
+    }
+    auto child = std::make_unique<Node>();
+    STRATA_RETURN_IF_ERROR(Scan(env, path, name, child.get(), &total, &scan_stats));
+    root.children.push_back(std::move(child));
+  }
+  std::sort(root.children.begin(), root.children.end(),
+            [](const auto& a, const auto& b) { return a->entry.name < b->entry.name; });
+  for (const auto& s : scan_stats.skipped) LogWarning("skipped " + s);
+
+  PutSession session(this, options_.threads);
+  Status read_status;
+  {
+    Progress progress("put", total, options_.progress);
+    read_status = ReadContents(env, chunker_, &root, &session, &progress);
+  }
+  if (!read_status.ok()) {
+    session.Fail(read_status);
+    (void)session.Wait();
+    return read_status;
+  }
+  // Chunk ids are filled in by the workers; trees need them all.
+  STRATA_RETURN_IF_ERROR(session.Wait());
+  ObjectId tree_id = StoreTree(&root, &session);
+  STRATA_RETURN_IF_ERROR(session.Commit());
+
+  RootInfo info;
+  info.name = NewRandomName();
+  info.id = tree_id;
+  info.time_unix = static_cast<int64_t>(std::time(nullptr));
+  info.host = HostName();
+  for (const auto& p : paths) info.paths.push_back(p);
+  info.bytes = session.stats().bytes;
+  info.files = session.stats().files;
+  STRATA_RETURN_IF_ERROR(WriteRoot(info));
+  if (stats_out) {
+    *stats_out = session.stats();
+    stats_out->skipped = scan_stats.skipped;
+    stats_out->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  return tree_id;
+}
+
+Result<ObjectId> RepositoryImpl::PutStream(SequentialFile* in, PutStats* stats_out) {
+  auto start = std::chrono::steady_clock::now();
+  STRATA_ASSIGN_OR_RETURN(auto lock, RepositoryLock::Acquire(backend_.get(), /*exclusive=*/false));
+  PutSession session(this, options_.threads);
+  std::deque<ChunkRef> chunks;
+  StreamChunker sc(chunker_, in);
+  std::string chunk;
+  uint64_t bytes = 0;
+  {
+    Progress progress("put", 0, options_.progress);
+    while (true) {
+      auto more = sc.Next(&chunk);
+      if (!more.ok()) {
+        session.Fail(more.status());
+        (void)session.Wait();
+        return more.status().WithContext("reading the input stream");
+      }
+      if (!*more) break;
+      bytes += chunk.size();
+      progress.Add(chunk.size());
+      chunks.emplace_back();
+      session.AddChunkAsync(std::move(chunk), &chunks.back());
+      chunk = std::string();
+      if (!session.status().ok()) break;
+    }
+  }
+  STRATA_RETURN_IF_ERROR(session.Wait());
+  ObjectId id = session.AddObject(ObjectKind::kChunkList,
+                                  SerializeChunkList(std::vector<ChunkRef>(chunks.begin(), chunks.end())));
+  STRATA_RETURN_IF_ERROR(session.Commit());
+  session.stats().files = 1;
+  session.stats().bytes = bytes;
+
+  RootInfo info;
+  info.name = NewRandomName();
+  info.id = id;
+  info.is_stream = true;
+  info.time_unix = static_cast<int64_t>(std::time(nullptr));
+  info.host = HostName();
+  info.paths = {"-"};
+  info.bytes = bytes;
+  info.files = 1;
+  STRATA_RETURN_IF_ERROR(WriteRoot(info));
+  if (stats_out) {
+    *stats_out = session.stats();
+    stats_out->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  return id;
+}
+
+}  // namespace strata::store

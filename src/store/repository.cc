@@ -1,0 +1,527 @@
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "store/lock.h"
+#include "store/repository_impl.h"
+
+namespace strata::store {
+
+namespace {
+
+std::span<const uint8_t> AsBytes(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+std::string DefaultLabel() {
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  const char* user = getenv("USER");
+  if (!user) {
+    struct passwd* pw = getpwuid(getuid());
+    user = pw ? pw->pw_name : "unknown";
+  }
+  return fmt::format("{}@{}", user, host);
+}
+
+std::string RootAd(const std::string& name) { return "strata-root-v1:" + name; }
+
+// Splits "a/b/c" into components, ignoring empty ones and "." ("a//b/" == "a/b").
+Result<std::vector<std::string>> SplitPath(std::string_view path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    std::string_view part = path.substr(i, j - i);
+    if (!part.empty() && part != ".") {
+      if (part == "..") return Status::InvalidArgument(fmt::format("path '{}' may not contain '..'", path));
+      parts.emplace_back(part);
+    }
+    i = j + 1;
+  }
+  return parts;
+}
+
+EntryInfo::Type ToInfoType(EntryType t) {
+  switch (t) {
+    case EntryType::kDirectory: return EntryInfo::Type::kDirectory;
+    case EntryType::kSymlink: return EntryInfo::Type::kSymlink;
+    default: return EntryInfo::Type::kFile;
+  }
+}
+
+// Reads a file's chunks in order, keeping the last chunk decoded.
+class ChunkedReader : public BlobReader {
+ public:
+  ChunkedReader(RepositoryImpl* repo, std::vector<ChunkRef> chunks) : repo_(repo), chunks_(std::move(chunks)) {
+    starts_.reserve(chunks_.size() + 1);
+    uint64_t off = 0;
+    for (const auto& c : chunks_) {
+      starts_.push_back(off);
+      off += c.size;
+    }
+    starts_.push_back(off);
+  }
+  uint64_t size() const override { return starts_.back(); }
+
+  Status ReadAt(uint64_t offset, size_t n, uint8_t* dst, size_t* got) override {
+    *got = 0;
+    while (n > 0 && offset < size()) {
+      size_t i = std::upper_bound(starts_.begin(), starts_.end(), offset) - starts_.begin() - 1;
+      if (i != cached_) {
+        STRATA_ASSIGN_OR_RETURN(cache_, repo_->ReadObject(chunks_[i].id, ObjectKind::kData));
+        if (cache_.size() != chunks_[i].size) {
+          return Status::Corruption(fmt::format("chunk {} has {} bytes, its file expects {}",
+                                                chunks_[i].id.Short(), cache_.size(), chunks_[i].size));
+        }
+        cached_ = i;
+      }
+      size_t in_chunk = offset - starts_[i];
+      size_t take = std::min<uint64_t>(n, cache_.size() - in_chunk);
+      std::memcpy(dst, cache_.data() + in_chunk, take);
+      dst += take;
+      n -= take;
+      offset += take;
+      *got += take;
+    }
+    return Status::OK();
+  }
+
+ private:
+  RepositoryImpl* repo_;
+  std::vector<ChunkRef> chunks_;
+  std::vector<uint64_t> starts_;
+  size_t cached_ = SIZE_MAX;
+  std::string cache_;
+};
+
+Result<std::unique_ptr<crypto::KeySlot>> FindKeySlot(volume::Backend* backend, std::string_view passphrase,
+                                                     crypto::MasterKeys* keys) {
+  STRATA_ASSIGN_OR_RETURN(auto names, backend->List(volume::ObjectType::kKeySlot));
+  if (names.empty()) return Status::Corruption("repository has no key slots: it cannot be opened");
+  std::sort(names.begin(), names.end());
+  Status last;
+  for (const auto& name : names) {
+    auto bytes = backend->Get(volume::ObjectType::kKeySlot, name);
+    if (!bytes.ok()) { last = bytes.status(); continue; }
+    auto slot = crypto::ParseKeySlot(*bytes);
+    if (!slot.ok()) { last = slot.status().WithContext("key slot " + name); continue; }
+    auto unwrapped = crypto::UnwrapMasterKeys(*slot, passphrase);
+    if (unwrapped.ok()) {
+      *keys = *unwrapped;
+      return std::make_unique<crypto::KeySlot>(std::move(*slot));
+    }
+    if (unwrapped.status().code() != StatusCode::kUnauthenticated) last = unwrapped.status();
+  }
+  if (!last.ok() && last.code() != StatusCode::kUnauthenticated) {
+    return Status::Unauthenticated("wrong passphrase: no key slot opens with it (a slot was also unreadable: " +
+                                   last.ToString() + ")");
+  }
+  return Status::Unauthenticated("wrong passphrase: no key slot of this repository opens with it");
+}
+
+}  // namespace
+
+RepositoryImpl::RepositoryImpl(const OpenOptions& options, std::unique_ptr<volume::Backend> backend,
+                               RepositoryConfig config, crypto::MasterKeys keys, crypto::KeySlot slot)
+    : options_(options),
+      backend_(std::move(backend)),
+      config_(std::move(config)),
+      keys_(keys),
+      slot_(std::move(slot)),
+      aead_(keys.encryption),
+      mac_(keys.mac),
+      chunker_(config_.chunker, DeriveGearTable(keys.chunker)) {}
+
+Status RepositoryImpl::LoadIndex() {
+  STRATA_ASSIGN_OR_RETURN(auto names, backend_->List(volume::ObjectType::kIndex));
+  for (const auto& name : names) {
+    STRATA_ASSIGN_OR_RETURN(std::string bytes, backend_->Get(volume::ObjectType::kIndex, name));
+    auto packs = ParseIndexFile(aead_, name, bytes);
+    if (!packs.ok()) {
+      return packs.status().WithContext("loading the chunk index (run `strata repair index` to rebuild it from the packs)");
+    }
+    for (const auto& p : *packs) index_.AddPack(p.pack, p.entries);
+  }
+  return Status::OK();
+}
+
+Result<std::string> RepositoryImpl::ReadObject(const ObjectId& id, ObjectKind kind) {
+  auto loc = index_.Find(id);
+  if (!loc) return Status::NotFound(fmt::format("object {} is not in the repository", id.Short()));
+  if (loc->entry.kind != kind) {
+    return Status::InvalidArgument(fmt::format("object {} is not a {}", id.Short(),
+                                               kind == ObjectKind::kTree ? "tree" : kind == ObjectKind::kData ? "data chunk" : "stream"));
+  }
+  std::string sealed(loc->entry.stored_size, '\0');
+  STRATA_RETURN_IF_ERROR(backend_->ReadAt(volume::ObjectType::kPack, loc->pack, loc->entry.offset, sealed.size(),
+                                          reinterpret_cast<uint8_t*>(sealed.data())));
+  std::string plain;
+  STRATA_RETURN_IF_ERROR(OpenObject(aead_, loc->entry, loc->pack, AsBytes(sealed), &plain));
+  return plain;
+}
+
+Result<Tree> RepositoryImpl::ReadTree(const ObjectId& id) {
+  STRATA_ASSIGN_OR_RETURN(std::string bytes, ReadObject(id, ObjectKind::kTree));
+  auto tree = ParseTree(AsBytes(bytes));
+  if (!tree.ok()) return tree.status().WithContext("tree " + id.Short());
+  return tree;
+}
+
+Result<TreeEntry> RepositoryImpl::Lookup(const ObjectId& root, std::string_view path) {
+  STRATA_ASSIGN_OR_RETURN(auto parts, SplitPath(path));
+  TreeEntry entry;
+  entry.type = EntryType::kDirectory;
+  entry.subtree = root;
+  entry.mode = 0755;
+  std::string walked;
+  for (const auto& part : parts) {
+    if (entry.type != EntryType::kDirectory) {
+      return Status::NotFound(fmt::format("'{}' is not a directory", walked));
+    }
+    STRATA_ASSIGN_OR_RETURN(Tree tree, ReadTree(entry.subtree));
+    const TreeEntry* next = tree.Find(part);
+    walked += (walked.empty() ? "" : "/") + part;
+    if (!next) return Status::NotFound(fmt::format("no '{}' in {}", walked, root.Short()));
+    entry = *next;
+  }
+  return entry;
+}
+
+Result<std::unique_ptr<BlobReader>> RepositoryImpl::OpenFile(const ObjectId& id, std::string_view path) {
+  auto loc = index_.Find(id);
+  if (!loc) return Status::NotFound(fmt::format("object {} is not in the repository", id.Short()));
+  if (loc->entry.kind == ObjectKind::kChunkList) {
+    if (!path.empty()) return Status::InvalidArgument(fmt::format("{} is a stream, not a tree: it has no paths", id.Short()));
+    STRATA_ASSIGN_OR_RETURN(std::string bytes, ReadObject(id, ObjectKind::kChunkList));
+    STRATA_ASSIGN_OR_RETURN(auto chunks, ParseChunkList(AsBytes(bytes)));
+    return std::unique_ptr<BlobReader>(new ChunkedReader(this, std::move(chunks)));
+  }
+  STRATA_ASSIGN_OR_RETURN(TreeEntry e, Lookup(id, path));
+  if (e.type != EntryType::kFile) {
+    return Status::InvalidArgument(fmt::format("'{}' is not a file", path.empty() ? id.Short() : std::string(path)));
+  }
+  return std::unique_ptr<BlobReader>(new ChunkedReader(this, std::move(e.chunks)));
+}
+
+Result<std::vector<EntryInfo>> RepositoryImpl::List(const ObjectId& root, std::string_view path, bool recursive) {
+  STRATA_ASSIGN_OR_RETURN(TreeEntry start, Lookup(root, path));
+  std::vector<EntryInfo> out;
+  auto info_of = [](const TreeEntry& e, std::string p) {
+    EntryInfo i;
+    i.path = std::move(p);
+    i.type = ToInfoType(e.type);
+    i.size = e.size;
+    i.mode = e.mode;
+    i.mtime_ns = e.mtime_ns;
+    i.target = e.target;
+    i.chunks = e.chunks.size();
+    return i;
+  };
+  if (start.type != EntryType::kDirectory) {
+    STRATA_ASSIGN_OR_RETURN(auto parts, SplitPath(path));
+    out.push_back(info_of(start, parts.back()));
+    return out;
+  }
+  std::function<Status(const ObjectId&, const std::string&)> walk = [&](const ObjectId& id, const std::string& prefix) -> Status {
+    STRATA_ASSIGN_OR_RETURN(Tree tree, ReadTree(id));
+    for (const auto& e : tree.entries) {
+      std::string p = prefix.empty() ? e.name : prefix + "/" + e.name;
+      out.push_back(info_of(e, p));
+      if (recursive && e.type == EntryType::kDirectory) STRATA_RETURN_IF_ERROR(walk(e.subtree, p));
+    }
+    return Status::OK();
+  };
+  STRATA_RETURN_IF_ERROR(walk(start.subtree, ""));
+  return out;
+}
+
+namespace {
+
+// Restores one entry as `path` (which must not exist as anything but a directory we reuse).
+class Restorer {
+ public:
+  Restorer(RepositoryImpl* repo, Env* env) : repo_(repo), env_(env) {}
+  uint64_t bytes() const { return bytes_; }
+
+  Status Entry(const TreeEntry& e, const std::string& path) {
+    switch (e.type) {
+      case EntryType::kDirectory: {
+        auto st = env_->Stat(path);
+        if (st.ok() && st->type != FileType::kDirectory) {
+          return Status::AlreadyExists(fmt::format("cannot restore directory '{}': a non-directory is in the way", path));
+        }
+        if (!st.ok()) STRATA_RETURN_IF_ERROR(env_->CreateDir(path));
+        STRATA_ASSIGN_OR_RETURN(Tree tree, repo_->ReadTree(e.subtree));
+        for (const auto& child : tree.entries) STRATA_RETURN_IF_ERROR(Entry(child, JoinPath(path, child.name)));
+        STRATA_RETURN_IF_ERROR(env_->SetMode(path, e.mode));
+        return env_->SetMtime(path, e.mtime_ns);
+      }
+      case EntryType::kSymlink: {
+        if (env_->FileExists(path)) STRATA_RETURN_IF_ERROR(env_->DeleteFile(path));
+        STRATA_RETURN_IF_ERROR(env_->CreateSymlink(e.target, path));
+        return env_->SetMtime(path, e.mtime_ns);
+      }
+      case EntryType::kFile: {
+        // Written under a temporary name and renamed, so an interrupted restore never leaves a
+        // partial file under the real name.
+        std::string tmp = JoinPath(Dirname(path), ".strata-restore-" + std::string(Basename(path)));
+        {
+          STRATA_ASSIGN_OR_RETURN(auto out, env_->NewWritableFile(tmp));
+          ChunkedReader reader(repo_, e.chunks);
+          std::string buf;
+          uint64_t off = 0;
+          for (const auto& c : e.chunks) {
+            buf.resize(c.size);
+            size_t got = 0;
+            Status s = reader.ReadAt(off, c.size, reinterpret_cast<uint8_t*>(buf.data()), &got);
+            if (s.ok() && got != c.size) s = Status::Corruption("short read");
+            if (s.ok()) s = out->Append(AsBytes(buf));
+            if (!s.ok()) {
+              (void)out->Close();
+              (void)env_->DeleteFile(tmp);
+              return s.WithContext(fmt::format("restoring '{}'", path));
+            }
+            off += c.size;
+          }
+          STRATA_RETURN_IF_ERROR(out->Close());
+        }
+        STRATA_RETURN_IF_ERROR(env_->SetMode(tmp, e.mode));
+        STRATA_RETURN_IF_ERROR(env_->SetMtime(tmp, e.mtime_ns));
+        STRATA_RETURN_IF_ERROR(env_->RenameFile(tmp, path));
+        bytes_ += e.size;
+        return Status::OK();
+      }
+    }
+    return Status::Internal("unknown entry type");
+  }
+
+ private:
+  RepositoryImpl* repo_;
+  Env* env_;
+  uint64_t bytes_ = 0;
+};
+
+}  // namespace
+
+Status RepositoryImpl::Restore(const ObjectId& tree, std::string_view path, const std::string& dest,
+                               uint64_t* bytes_written) {
+  STRATA_ASSIGN_OR_RETURN(TreeEntry e, Lookup(tree, path));
+  Env* env = options_.env;
+  if (!env->FileExists(dest)) STRATA_RETURN_IF_ERROR(env->CreateDirs(dest));
+  Restorer r(this, env);
+  Status s;
+  if (path.empty() || e.type == EntryType::kDirectory) {
+    // `get ID DEST` fills DEST with the tree's entries; `get ID:dir DEST` creates DEST/dir.
+    std::string target = dest;
+    if (!path.empty()) {
+      STRATA_ASSIGN_OR_RETURN(auto parts, SplitPath(path));
+      if (!parts.empty()) target = JoinPath(dest, parts.back());
+    }
+    s = r.Entry(e, target);
+  } else {
+    STRATA_ASSIGN_OR_RETURN(auto parts, SplitPath(path));
+    s = r.Entry(e, JoinPath(dest, parts.back()));
+  }
+  if (bytes_written) *bytes_written = r.bytes();
+  return s;
+}
+
+Result<ObjectId> RepositoryImpl::ResolveId(std::string_view text) {
+  if (text.size() == 2 * ObjectId::kSize) {
+    STRATA_ASSIGN_OR_RETURN(ObjectId id, ObjectId::FromHex(text));
+    if (!index_.Contains(id)) return Status::NotFound(fmt::format("no object {} in this repository", text));
+    return id;
+  }
+  if (text.size() < 4) return Status::InvalidArgument(fmt::format("id prefix '{}' is too short (4 hex digits at least)", text));
+  for (char c : text) {
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return Status::InvalidArgument(fmt::format("'{}' is not a hex id", text));
+  }
+  std::string lower(text);
+  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+  std::vector<ObjectId> found;
+  for (const auto& id : index_.FindByPrefix(lower, SIZE_MAX)) {
+    auto loc = index_.Find(id);
+    if (loc && loc->entry.kind != ObjectKind::kData) found.push_back(id);
+  }
+  if (found.empty()) return Status::NotFound(fmt::format("no tree or stream with an id starting with '{}'", text));
+  if (found.size() > 1) {
+    return Status::InvalidArgument(fmt::format("id prefix '{}' is ambiguous ({} matches); give more digits", text, found.size()));
+  }
+  return found[0];
+}
+
+Status RepositoryImpl::WriteRoot(const RootInfo& root) {
+  nlohmann::json j = {{"id", root.id.ToHex()}, {"stream", root.is_stream}, {"time", root.time_unix},
+                      {"host", root.host}, {"paths", root.paths}, {"bytes", root.bytes}, {"files", root.files}};
+  return backend_->Put(volume::ObjectType::kRoot, root.name, aead_.Seal(j.dump(), RootAd(root.name)));
+}
+
+Result<std::vector<RootInfo>> RepositoryImpl::Roots() {
+  STRATA_ASSIGN_OR_RETURN(auto names, backend_->List(volume::ObjectType::kRoot));
+  std::vector<RootInfo> roots;
+  for (const auto& name : names) {
+    STRATA_ASSIGN_OR_RETURN(std::string sealed, backend_->Get(volume::ObjectType::kRoot, name));
+    auto plain = aead_.Open(sealed, RootAd(name));
+    if (!plain.ok()) return Status::Corruption(fmt::format("root {} failed authentication", name));
+    auto j = nlohmann::json::parse(*plain, nullptr, false);
+    try {
+      RootInfo r;
+      r.name = name;
+      STRATA_ASSIGN_OR_RETURN(r.id, ObjectId::FromHex(j.at("id").get<std::string>()));
+      r.is_stream = j.at("stream").get<bool>();
+      r.time_unix = j.at("time").get<int64_t>();
+      r.host = j.at("host").get<std::string>();
+      r.paths = j.at("paths").get<std::vector<std::string>>();
+      r.bytes = j.at("bytes").get<uint64_t>();
+      r.files = j.at("files").get<uint64_t>();
+      roots.push_back(std::move(r));
+    } catch (const nlohmann::json::exception&) {
+      return Status::Corruption(fmt::format("root {} is malformed", name));
+    }
+  }
+  std::sort(roots.begin(), roots.end(), [](const RootInfo& a, const RootInfo& b) {
+    return std::tie(a.time_unix, a.name) < std::tie(b.time_unix, b.name);
+  });
+  return roots;
+}
+
+Result<RepositoryStats> RepositoryImpl::Stats() {
+  RepositoryStats st;
+  for (const auto& p : index_.Packs()) {
+    ++st.packs;
+    for (const auto& e : p.entries) {
+      ++st.objects;
+      if (e.kind == ObjectKind::kData) {
+        ++st.data_chunks;
+        st.unique_bytes += e.raw_size;
+      }
+      if (e.kind == ObjectKind::kTree) ++st.trees;
+    }
+    STRATA_ASSIGN_OR_RETURN(auto info, backend_->Stat(volume::ObjectType::kPack, p.pack));
+    st.stored_bytes += info.size;
+  }
+  STRATA_ASSIGN_OR_RETURN(auto index_files, backend_->List(volume::ObjectType::kIndex));
+  st.index_files = index_files.size();
+  STRATA_ASSIGN_OR_RETURN(auto roots, Roots());
+  st.roots = roots.size();
+  for (const auto& r : roots) st.logical_bytes += r.bytes;
+  return st;
+}
+
+Result<std::vector<KeySlotInfo>> RepositoryImpl::ListKeys() {
+  STRATA_ASSIGN_OR_RETURN(auto names, backend_->List(volume::ObjectType::kKeySlot));
+  std::vector<KeySlotInfo> out;
+  std::lock_guard<std::mutex> l(keys_mu_);
+  for (const auto& name : names) {
+    STRATA_ASSIGN_OR_RETURN(std::string bytes, backend_->Get(volume::ObjectType::kKeySlot, name));
+    STRATA_ASSIGN_OR_RETURN(crypto::KeySlot slot, crypto::ParseKeySlot(bytes));
+    out.push_back({slot.id, slot.label, slot.created_unix, slot.id == slot_.id});
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.created_unix < b.created_unix; });
+  return out;
+}
+
+Result<std::string> RepositoryImpl::AddKey(std::string_view passphrase, std::string label) {
+  if (passphrase.empty()) return Status::InvalidArgument("the new passphrase is empty");
+  crypto::KdfParams kdf;
+  {
+    std::lock_guard<std::mutex> l(keys_mu_);
+    kdf = slot_.kdf;
+  }
+  STRATA_ASSIGN_OR_RETURN(crypto::KeySlot slot,
+                          crypto::WrapMasterKeys(keys_, passphrase, kdf, label.empty() ? DefaultLabel() : label));
+  STRATA_RETURN_IF_ERROR(backend_->Put(volume::ObjectType::kKeySlot, slot.id, crypto::SerializeKeySlot(slot)));
+  return slot.id;
+}
+
+Status RepositoryImpl::RemoveKey(std::string_view slot_id, bool allow_current) {
+  STRATA_ASSIGN_OR_RETURN(auto names, backend_->List(volume::ObjectType::kKeySlot));
+  if (std::find(names.begin(), names.end(), slot_id) == names.end()) {
+    return Status::NotFound(fmt::format("no key slot '{}'", slot_id));
+  }
+  if (names.size() == 1) return Status::FailedPrecondition("refusing to remove the last key slot: the repository would become unreadable");
+  {
+    std::lock_guard<std::mutex> l(keys_mu_);
+    if (slot_id == slot_.id && !allow_current) {
+      return Status::FailedPrecondition("refusing to remove the key slot in use; open the repository with another passphrase to remove it");
+    }
+  }
+  return backend_->Delete(volume::ObjectType::kKeySlot, std::string(slot_id));
+}
+
+Status RepositoryImpl::ChangePassphrase(std::string_view new_passphrase) {
+  if (new_passphrase.empty()) return Status::InvalidArgument("the new passphrase is empty");
+  crypto::KeySlot old;
+  {
+    std::lock_guard<std::mutex> l(keys_mu_);
+    old = slot_;
+  }
+  STRATA_ASSIGN_OR_RETURN(crypto::KeySlot slot, crypto::WrapMasterKeys(keys_, new_passphrase, old.kdf, old.label));
+  // The new slot is durable before the old one goes: a crash in between leaves both usable.
+  STRATA_RETURN_IF_ERROR(backend_->Put(volume::ObjectType::kKeySlot, slot.id, crypto::SerializeKeySlot(slot)));
+  STRATA_RETURN_IF_ERROR(backend_->Delete(volume::ObjectType::kKeySlot, old.id));
+  std::lock_guard<std::mutex> l(keys_mu_);
+  slot_ = std::move(slot);
+  return Status::OK();
+}
+
+}  // namespace strata::store
+
+namespace strata {
+
+Result<std::unique_ptr<Repository>> Repository::Create(const std::string& url, std::string_view passphrase,
+                                                       const InitOptions& init, const OpenOptions& options) {
+  using namespace store;
+  if (passphrase.empty()) return Status::InvalidArgument("the passphrase is empty");
+  RepositoryConfig config;
+  config.chunker.min_size = init.chunk_min;
+  config.chunker.avg_size = init.chunk_avg;
+  config.chunker.max_size = init.chunk_max;
+  STRATA_RETURN_IF_ERROR(config.chunker.Validate());
+  if (init.compression_level < 0 || init.compression_level > 22) {
+    return Status::InvalidArgument("compression level must be 0 (off) to 22");
+  }
+  if (init.pack_size < (1u << 20) || init.pack_size > (1u << 30)) {
+    return Status::InvalidArgument("pack size must be between 1 MiB and 1 GiB");
+  }
+  config.compression_level = init.compression_level;
+  config.pack_size = init.pack_size;
+  config.id = NewRandomName();
+  config.created_unix = static_cast<int64_t>(std::time(nullptr));
+  crypto::KdfParams kdf{init.kdf_ops, init.kdf_mem};
+  crypto::MasterKeys keys = crypto::MasterKeys::Generate();
+  STRATA_ASSIGN_OR_RETURN(crypto::KeySlot slot,
+                          crypto::WrapMasterKeys(keys, passphrase, kdf, init.key_label.empty() ? DefaultLabel() : init.key_label));
+
+  STRATA_ASSIGN_OR_RETURN(auto backend, volume::CreateLocalBackend(options.env, url));
+  STRATA_RETURN_IF_ERROR(backend->Put(volume::ObjectType::kKeySlot, slot.id, crypto::SerializeKeySlot(slot)));
+  crypto::KeyedHash mac(keys.mac);
+  // The config is written last: a directory without one is not (yet) a repository.
+  STRATA_RETURN_IF_ERROR(backend->Put(volume::ObjectType::kConfig, "config", SerializeConfig(config, mac)));
+  return std::unique_ptr<Repository>(new RepositoryImpl(options, std::move(backend), config, keys, std::move(slot)));
+}
+
+Result<std::unique_ptr<Repository>> Repository::Open(const std::string& url, std::string_view passphrase,
+                                                     const OpenOptions& options) {
+  using namespace store;
+  STRATA_ASSIGN_OR_RETURN(auto backend, volume::OpenLocalBackend(options.env, url));
+  STRATA_ASSIGN_OR_RETURN(std::string config_bytes, backend->Get(volume::ObjectType::kConfig, "config"));
+  auto parsed = ParseConfig(config_bytes);
+  if (!parsed.ok()) return parsed.status().WithContext(fmt::format("repository '{}'", url));
+  crypto::MasterKeys keys;
+  STRATA_ASSIGN_OR_RETURN(auto slot, FindKeySlot(backend.get(), passphrase, &keys));
+  crypto::KeyedHash mac(keys.mac);
+  STRATA_RETURN_IF_ERROR(CheckConfigMac(*parsed, mac).WithContext(fmt::format("repository '{}'", url)));
+  auto repo = std::make_unique<RepositoryImpl>(options, std::move(backend), parsed->config, keys, std::move(*slot));
+  STRATA_RETURN_IF_ERROR(repo->LoadIndex());
+  return std::unique_ptr<Repository>(std::move(repo));
+}
+
+}  // namespace strata

@@ -1,0 +1,64 @@
+// Internal: the local/embedded implementation of strata::Repository, split over
+// repository.cc (open, keys, reads), put.cc (writes) and verify.cc (verify, repair).
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "crypto/aead.h"
+#include "crypto/keys.h"
+#include "store/chunk_index.h"
+#include "store/chunker.h"
+#include "store/config.h"
+#include "store/tree.h"
+#include "strata/repository.h"
+#include "volume/backend.h"
+
+namespace strata::store {
+
+class RepositoryImpl : public Repository {
+ public:
+  RepositoryImpl(const OpenOptions& options, std::unique_ptr<volume::Backend> backend,
+                 RepositoryConfig config, crypto::MasterKeys keys, crypto::KeySlot slot);
+
+  Result<ObjectId> PutPaths(const std::vector<std::string>& paths, PutStats* stats) override;
+  Result<ObjectId> PutStream(SequentialFile* in, PutStats* stats) override;
+  Result<std::unique_ptr<BlobReader>> OpenFile(const ObjectId& id, std::string_view path) override;
+  Result<std::vector<EntryInfo>> List(const ObjectId& tree, std::string_view path, bool recursive) override;
+  Status Restore(const ObjectId& tree, std::string_view path, const std::string& dest,
+                 uint64_t* bytes_written) override;
+  Result<ObjectId> ResolveId(std::string_view text) override;
+  Result<std::vector<RootInfo>> Roots() override;
+  Result<VerifyReport> Verify(bool read_data) override;
+  Result<RepositoryStats> Stats() override;
+  Result<VerifyReport> RepairIndex() override;
+  Result<size_t> CleanLeftovers() override;
+  Result<std::vector<KeySlotInfo>> ListKeys() override;
+  Result<std::string> AddKey(std::string_view passphrase, std::string label) override;
+  Status RemoveKey(std::string_view slot_id, bool allow_current) override;
+  Status ChangePassphrase(std::string_view new_passphrase) override;
+  std::string url() const override { return backend_->url(); }
+
+  // Loads every index file into index_.
+  Status LoadIndex();
+  // Reads, authenticates and decompresses one object; fails if it is not of `kind`.
+  Result<std::string> ReadObject(const ObjectId& id, ObjectKind kind);
+  Result<Tree> ReadTree(const ObjectId& id);
+  // Follows `path` (slash-separated, may be empty) from the tree `root`.
+  Result<TreeEntry> Lookup(const ObjectId& root, std::string_view path);
+  Status WriteRoot(const RootInfo& root);
+
+  const OpenOptions options_;
+  std::unique_ptr<volume::Backend> backend_;
+  const RepositoryConfig config_;
+  const crypto::MasterKeys keys_;
+  crypto::KeySlot slot_;
+  crypto::Aead aead_;
+  crypto::KeyedHash mac_;
+  Chunker chunker_;
+  ChunkIndex index_;
+  std::mutex keys_mu_;
+};
+
+}  // namespace strata::store

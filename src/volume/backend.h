@@ -1,0 +1,72 @@
+// Backend: where a repository's objects live. Callers name objects by (type, name) and never
+// see paths, so an S3 backend or a set of erasure-coded volumes can replace the local directory
+// without changing them.
+//
+// Contract shared by every implementation:
+// - An object becomes visible (List, Read) only once it is complete and durable: a crash
+//   during a write leaves no trace but an invisible temporary, removed by CleanTemporaries().
+// - Objects are immutable once written, except by Delete.
+// - All methods are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "strata/env.h"
+#include "strata/status.h"
+
+namespace strata::volume {
+
+enum class ObjectType : uint8_t { kConfig, kKeySlot, kPack, kIndex, kRoot, kLock };
+std::string_view ObjectTypeName(ObjectType type);
+
+// Streams one new object. Nothing is visible until Commit() returns OK. Destroying an
+// uncommitted writer aborts it. Used by one thread at a time.
+class ObjectWriter {
+ public:
+  virtual ~ObjectWriter() = default;
+  virtual Status Append(std::span<const uint8_t> data) = 0;
+  // Makes the object durable and visible under its name (replacing any object of that name).
+  virtual Status Commit() = 0;
+  virtual uint64_t size() const = 0;
+};
+
+struct ObjectInfo {
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // "file:///srv/repo" style description for messages.
+  virtual std::string url() const = 0;
+
+  virtual Result<std::unique_ptr<ObjectWriter>> Create(ObjectType type, const std::string& name) = 0;
+  // Whole-object write: Create + Append + Commit.
+  Status Put(ObjectType type, const std::string& name, std::span<const uint8_t> data);
+  Status Put(ObjectType type, const std::string& name, std::string_view data);
+  // Reads exactly `n` bytes at `offset`; a shorter object gives kCorruption ("truncated").
+  virtual Status ReadAt(ObjectType type, const std::string& name, uint64_t offset, size_t n,
+                        uint8_t* dst) = 0;
+  virtual Result<std::string> Get(ObjectType type, const std::string& name) = 0;
+  virtual Result<ObjectInfo> Stat(ObjectType type, const std::string& name) = 0;
+  virtual Result<std::vector<std::string>> List(ObjectType type) = 0;
+  // Durable once it returns. kNotFound if absent.
+  virtual Status Delete(ObjectType type, const std::string& name) = 0;
+
+  // Removes temporaries of interrupted writes older than `min_age_seconds`.
+  virtual Result<size_t> CleanTemporaries(int64_t min_age_seconds) = 0;
+};
+
+// A repository in a local directory. `Create` makes the directory layout (the directory must
+// not exist or be empty); `Open` checks it looks like a repository.
+Result<std::unique_ptr<Backend>> CreateLocalBackend(Env* env, const std::string& dir);
+Result<std::unique_ptr<Backend>> OpenLocalBackend(Env* env, const std::string& dir);
+
+}  // namespace strata::volume
