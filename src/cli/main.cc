@@ -35,6 +35,14 @@ enum Exit : int {
   kExitUnsupported = 9,   // newer format
 };
 
+// Subcommands inherit the footer when they are created, so their --help shows the global options
+// (which CLI11 lists only under the top-level command) as well as the exit codes.
+constexpr const char* kGlobalOptionsHelp =
+    "Global options (before or after the command):\n"
+    "  -r,--repo URL        Repository URL (a directory); default $STRATA_REPO\n"
+    "  --password-file FILE Read the passphrase from FILE; default $STRATA_PASSWORD or a prompt\n"
+    "  --json, -q, --threads N   machine-readable output, quiet, worker threads\n\n";
+
 constexpr const char* kExitCodesHelp =
     "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 wrong passphrase, 5 corruption detected,\n"
     "6 locked or refused, 7 disk full, 8 permission denied, 9 unsupported (newer format).";
@@ -181,7 +189,7 @@ int Run(int argc, char** argv) {
       "The repository comes from -r/--repo or $STRATA_REPO; the passphrase from $STRATA_PASSWORD,\n"
       "--password-file, or a prompt.",
       "strata"};
-  app.footer(kExitCodesHelp);
+  app.footer(std::string(kGlobalOptionsHelp) + kExitCodesHelp);
   app.require_subcommand(1);
   Globals g;
   app.add_option("-r,--repo", g.repo, "Repository URL (a directory); default $STRATA_REPO");
@@ -482,6 +490,8 @@ int Run(int argc, char** argv) {
     if (g.json) PrintJson({{"removed", n}});
     else std::cout << fmt::format("removed {} leftover files\n", n);
   });
+
+  app.footer(kExitCodesHelp);  // the top level lists the global options itself
 
   try {
     app.parse(argc, argv);

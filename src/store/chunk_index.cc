@@ -90,7 +90,11 @@ Result<std::vector<PackListing>> ParseIndexFile(const crypto::Aead& aead, const 
   if (!plain.ok()) {
     return Status::Corruption(fmt::format("index file {} failed authentication: it is damaged or was tampered with", name));
   }
-  ByteReader r(reinterpret_cast<const uint8_t*>(plain->data()), plain->size());
+  return ParseIndexFilePlain(name, *plain);
+}
+
+Result<std::vector<PackListing>> ParseIndexFilePlain(const std::string& name, std::string_view plain) {
+  ByteReader r(reinterpret_cast<const uint8_t*>(plain.data()), plain.size());
   uint32_t version = 0, count = 0;
   if (!r.U32(&version) || !r.U32(&count)) return Status::Corruption(fmt::format("index file {} is truncated", name));
   if (version != kIndexVersion) {

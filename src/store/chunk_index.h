@@ -59,5 +59,7 @@ std::string SerializeIndexFile(const crypto::Aead& aead, const std::string& name
 // Untrusted input (fuzzed): authentication failure or malformed content gives kCorruption.
 Result<std::vector<PackListing>> ParseIndexFile(const crypto::Aead& aead, const std::string& name,
                                                 std::string_view bytes);
+// The part of ParseIndexFile after decryption, split out so the fuzzer can reach it.
+Result<std::vector<PackListing>> ParseIndexFilePlain(const std::string& name, std::string_view plain);
 
 }  // namespace strata::store

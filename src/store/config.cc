@@ -1,5 +1,8 @@
 #include "store/config.h"
 
+#include <limits>
+#include <stdexcept>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -14,6 +17,21 @@ nlohmann::json Body(const RepositoryConfig& c) {
           {"chunker", {{"min", c.chunker.min_size}, {"avg", c.chunker.avg_size}, {"max", c.chunker.max_size}}},
           {"compression", {{"codec", "zstd"}, {"level", c.compression_level}}},
           {"pack_size", c.pack_size}};
+}
+// nlohmann's get<uint32_t>() on a float or an out-of-range number converts it unchecked
+// (undefined behaviour for floats out of range); config fields must be integers in range.
+template <typename T>
+T Integer(const nlohmann::json& v, const char* field) {
+  bool fits = false;
+  if (v.is_number_unsigned()) {
+    fits = v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+  } else if (v.is_number_integer()) {
+    int64_t x = v.get<int64_t>();
+    fits = x >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+           (x < 0 || static_cast<uint64_t>(x) <= static_cast<uint64_t>(std::numeric_limits<T>::max()));
+  }
+  if (!fits) throw std::invalid_argument(fmt::format("field '{}' is not an integer in range", field));
+  return v.get<T>();
 }
 }  // namespace
 
@@ -41,18 +59,18 @@ Result<ParsedConfig> ParseConfig(std::string_view bytes) {
   try {
     ParsedConfig p;
     RepositoryConfig& c = p.config;
-    c.version = j.at("version").get<int>();
+    c.version = Integer<int>(j.at("version"), "version");
     if (c.version < 1) return Status::Corruption("config has an invalid format version");
     c.id = j.at("id").get<std::string>();
-    c.created_unix = j.at("created").get<int64_t>();
+    c.created_unix = Integer<int64_t>(j.at("created"), "created");
     const auto& ch = j.at("chunker");
-    c.chunker.min_size = ch.at("min").get<uint32_t>();
-    c.chunker.avg_size = ch.at("avg").get<uint32_t>();
-    c.chunker.max_size = ch.at("max").get<uint32_t>();
+    c.chunker.min_size = Integer<uint32_t>(ch.at("min"), "chunker.min");
+    c.chunker.avg_size = Integer<uint32_t>(ch.at("avg"), "chunker.avg");
+    c.chunker.max_size = Integer<uint32_t>(ch.at("max"), "chunker.max");
     const auto& comp = j.at("compression");
     if (comp.at("codec").get<std::string>() != "zstd") return Status::Unsupported("config names an unknown codec");
-    c.compression_level = comp.at("level").get<int>();
-    c.pack_size = j.at("pack_size").get<uint32_t>();
+    c.compression_level = Integer<int>(comp.at("level"), "compression.level");
+    c.pack_size = Integer<uint32_t>(j.at("pack_size"), "pack_size");
     p.mac = j.at("mac").get<std::string>();
     STRATA_RETURN_IF_ERROR(c.chunker.Validate().WithContext("config"));
     if (c.compression_level < 0 || c.compression_level > 22) return Status::Corruption("config: bad compression level");
@@ -63,6 +81,8 @@ Result<ParsedConfig> ParseConfig(std::string_view bytes) {
     p.body = Body(c).dump();
     return p;
   } catch (const nlohmann::json::exception& e) {
+    return Status::Corruption(fmt::format("config is malformed: {}", e.what()));
+  } catch (const std::invalid_argument& e) {
     return Status::Corruption(fmt::format("config is malformed: {}", e.what()));
   }
 }

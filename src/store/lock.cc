@@ -39,7 +39,9 @@ Result<LockInfo> RepositoryLock::ParseLock(std::string_view bytes) {
   l.host = j["host"].get<std::string>();
   l.pid = j["pid"].get<int64_t>();
   l.exclusive = j["exclusive"].get<bool>();
-  l.created_unix = j.value("created", int64_t{0});
+  // Optional, and only informative; j.value() would throw (or convert a float unchecked) on a
+  // value of another type.
+  l.created_unix = j.contains("created") && j["created"].is_number_integer() ? j["created"].get<int64_t>() : 0;
   l.expires_unix = j["expires"].get<int64_t>();
   return l;
 }

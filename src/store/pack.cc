@@ -161,7 +161,12 @@ Result<std::vector<PackEntry>> ParsePackIndex(const crypto::Aead& aead, std::str
   if (!s.ok()) {
     return Status::Corruption(fmt::format("pack {}: index failed authentication (wrong key, or the pack is damaged)", pack));
   }
-  ByteReader r(reinterpret_cast<const uint8_t*>(plain.data()), plain.size());
+  return ParsePackIndexPlain(pack, AsBytes(plain), data_end);
+}
+
+Result<std::vector<PackEntry>> ParsePackIndexPlain(std::string_view pack, std::span<const uint8_t> plain,
+                                                   uint64_t data_end) {
+  ByteReader r(plain.data(), plain.size());
   uint32_t count = 0;
   if (!r.U32(&count) || r.remaining() != uint64_t{count} * kPackEntryRecordSize) {
     return Status::Corruption(fmt::format("pack {}: index has an inconsistent entry count", pack));
@@ -181,7 +186,7 @@ Result<std::vector<PackEntry>> ParsePackIndex(const crypto::Aead& aead, std::str
     entries.push_back(e);
   }
   if (next != data_end) {
-    return Status::Corruption(fmt::format("pack {}: {} bytes between the last object and the index", pack, data_end - next));
+    return Status::Corruption(fmt::format("pack {}: the objects end at offset {}, but the index starts at {}", pack, next, data_end));
   }
   return entries;
 }
