@@ -72,7 +72,9 @@ Result<ParsedConfig> ParseConfig(std::string_view bytes) {
     c.compression_level = Integer<int>(comp.at("level"), "compression.level");
     c.pack_size = Integer<uint32_t>(j.at("pack_size"), "pack_size");
     p.mac = j.at("mac").get<std::string>();
-    STRATA_RETURN_IF_ERROR(c.chunker.Validate().WithContext("config"));
+    // Stored values that break the chunker's rules are damage (kCorruption), not a caller's
+    // bad argument.
+    if (Status s = c.chunker.Validate(); !s.ok()) return Status::Corruption("config: " + s.message());
     if (c.compression_level < 0 || c.compression_level > 22) return Status::Corruption("config: bad compression level");
     if (c.pack_size < (1u << 20) || c.pack_size > (1u << 30)) return Status::Corruption("config: bad pack size");
     if (Body(c) != [&] { auto b = j; b.erase("mac"); return b; }()) {

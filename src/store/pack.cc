@@ -39,7 +39,8 @@ void SealObject(const crypto::Aead& aead, const ObjectId& id, ObjectKind kind,
   entry->id = id;
   entry->kind = kind;
   entry->raw_size = static_cast<uint32_t>(plain.size());
-  std::string compressed;
+  // Per thread, so its capacity is reused chunk after chunk instead of re-allocated.
+  thread_local std::string compressed;
   entry->codec = codec::Compress(plain, compression_level, &compressed);
   std::span<const uint8_t> payload = entry->codec == codec::Codec::kNone ? plain : AsBytes(compressed);
   sealed->resize(payload.size() + crypto::Aead::kOverhead);
@@ -175,7 +176,7 @@ Result<std::vector<PackEntry>> ParsePackIndexPlain(std::string_view pack, std::s
   entries.reserve(count);
   uint64_t next = kPackHeaderSize;
   for (uint32_t i = 0; i < count; ++i) {
-    const uint8_t* rec;
+    const uint8_t* rec = nullptr;
     r.Bytes(kPackEntryRecordSize, &rec);
     STRATA_ASSIGN_OR_RETURN(PackEntry e, ParseEntryRecord({rec, kPackEntryRecordSize}));
     // Objects are contiguous, so every byte of the pack is covered by some authenticated region.
