@@ -120,8 +120,9 @@ std::string Prompt(const std::string& question) {
 }
 
 std::string Passphrase(const Globals& g, bool confirm) {
-  if (const char* env = std::getenv("STRATA_PASSWORD"); env && *env) return env;
+  // An explicit option beats the environment.
   if (!g.password_file.empty()) return ReadPasswordFile(g.password_file);
+  if (const char* env = std::getenv("STRATA_PASSWORD"); env && *env) return env;
   std::string p = Prompt("Passphrase: ");
   if (confirm && Prompt("Repeat passphrase: ") != p) {
     throw Failure{Status::InvalidArgument("the passphrases do not match")};

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <unordered_set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -394,9 +395,12 @@ Result<std::vector<RootInfo>> RepositoryImpl::Roots() {
 
 Result<RepositoryStats> RepositoryImpl::Stats() {
   RepositoryStats st;
+  // Puts running side by side may each store the same object: count every object once.
+  std::unordered_set<ObjectId, ObjectIdHash> seen;
   for (const auto& p : index_.Packs()) {
     ++st.packs;
     for (const auto& e : p.entries) {
+      if (!seen.insert(e.id).second) continue;
       ++st.objects;
       if (e.kind == ObjectKind::kData) {
         ++st.data_chunks;

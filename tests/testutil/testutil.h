@@ -1,8 +1,12 @@
 // Helpers shared by the test suites.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 namespace strata::testing {
 
@@ -28,5 +32,47 @@ std::string ReadFile(const std::string& path);
 
 // Runs a shell command; returns its exit status (-1 if it could not run) and its stdout.
 int RunCommand(const std::string& cmd, std::string* out = nullptr);
+
+// A finished child process.
+struct ProcessResult {
+  int exit_code = -1;  // exit status, or 128 + signal number when killed by a signal
+  std::string out;     // everything it wrote to stdout
+  std::string err;     // everything it wrote to stderr
+};
+
+// Changes to the inherited environment: "NAME=VALUE" sets NAME, a bare "NAME" unsets it.
+using EnvChanges = std::vector<std::string>;
+
+// Runs argv (argv[0] is a path, not searched in $PATH) with `env` applied to this process's
+// environment, feeding `input` on stdin. The child runs in a new session without a controlling
+// terminal, so a program that would prompt on /dev/tty fails instead of waiting.
+ProcessResult RunProcess(const std::vector<std::string>& argv, const EnvChanges& env = {},
+                         const std::string& input = "");
+
+// Starts argv in the background like RunProcess, with stdout and stderr appended to
+// `output_path` and stdin from `stdin_fd` (the caller keeps and closes it), or from /dev/null
+// when it is -1. Returns the pid (aborts the test binary if it cannot start).
+pid_t StartProcess(const std::vector<std::string>& argv, const EnvChanges& env = {},
+                   const std::string& output_path = "/dev/null", int stdin_fd = -1);
+// Waits for a process started with StartProcess; returns its exit status, or 128 + signal.
+int WaitProcess(pid_t pid);
+
+// One entry of a directory tree as lstat sees it.
+struct TreeItem {
+  char type = '?';       // 'f' file, 'd' directory, 'l' symlink, '?' other
+  uint32_t mode = 0;     // permission bits (0 for symlinks, which have none on Linux)
+  int64_t mtime_ns = 0;
+  std::string content;   // a file's bytes or a symlink's target
+  bool operator==(const TreeItem&) const = default;
+};
+using TreeSnapshot = std::map<std::string, TreeItem>;  // by path relative to the root
+
+// Every entry below `root` (not `root` itself). Directory mtimes are zeroed unless asked for
+// (reading the files below a directory does not change it, but creating entries does).
+TreeSnapshot SnapshotTree(const std::string& root, bool dir_mtimes = true);
+// "" when equal; otherwise one line per difference, naming the path and what differs.
+std::string DiffTrees(const TreeSnapshot& want, const TreeSnapshot& got);
+// Every path below `root` with its size (0 for non-files): to check that nothing changed.
+std::map<std::string, uint64_t> ListTree(const std::string& root);
 
 }  // namespace strata::testing
