@@ -12,6 +12,7 @@
 #include <chrono>
 #include <ctime>
 #include <deque>
+#include <thread>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -34,18 +35,35 @@ std::span<const uint8_t> AsBytes(std::string_view s) {
 class PutSession {
  public:
   PutSession(RepositoryImpl* repo, size_t threads)
-      : repo_(repo), pool_(threads ? threads : std::max(1u, std::thread::hardware_concurrency()),
-                            /*max_queued=*/2 * std::max<size_t>(threads, 2)) {}
+      : repo_(repo),
+        threads_(threads ? threads : std::max(1u, std::thread::hardware_concurrency())),
+        pool_(threads_, /*max_queued=*/2 * std::max<size_t>(threads_, 2)) {}
+
+  size_t threads() const { return threads_; }
 
   // Hashes and stores `data` in the background; writes the chunk's id into `*ref` (which must
-  // stay valid until Finish) and its size at once.
+  // stay valid until Finish) and its size at once. `data` goes back to the buffer pool after.
   void AddChunkAsync(std::string data, ChunkRef* ref) {
     ref->size = static_cast<uint32_t>(data.size());
-    pool_.Submit([this, ref, data = std::move(data)] {
-      if (failed_.load(std::memory_order_relaxed)) return;
-      ref->id = repo_->mac_.Hash(AsBytes(data));
-      Store(ref->id, ObjectKind::kData, data);
+    pool_.Submit([this, ref, data = std::move(data)]() mutable {
+      if (!failed_.load(std::memory_order_relaxed)) {
+        ref->id = repo_->mac_.Hash(AsBytes(data));
+        Store(ref->id, ObjectKind::kData, data);
+      }
+      ReleaseBuffer(std::move(data));
     });
+  }
+
+  // A buffer for the next chunk. Chunks are up to several MiB: a fresh allocation each time
+  // would be a fresh mmap (glibc maps blocks this large directly), page faults on every byte
+  // and an munmap, costing more than hashing the chunk. The pool holds at most the chunks in
+  // flight, so it adds no memory beyond the queue's bound.
+  std::string TakeBuffer() {
+    std::lock_guard<std::mutex> l(buffers_mu_);
+    if (buffers_.empty()) return std::string();
+    std::string b = std::move(buffers_.back());
+    buffers_.pop_back();
+    return b;
   }
 
   // Stores a small object (tree, chunk list) synchronously and returns its id.
@@ -80,6 +98,12 @@ class PutSession {
   }
 
   PutStats& stats() { return stats_; }
+  // Counts a file read in full (called by the reader threads).
+  void AddFile(uint64_t bytes) {
+    std::lock_guard<std::mutex> l(mu_);
+    ++stats_.files;
+    stats_.bytes += bytes;
+  }
   Status status() {
     std::lock_guard<std::mutex> l(mu_);
     return status_;
@@ -91,6 +115,12 @@ class PutSession {
   }
 
  private:
+  void ReleaseBuffer(std::string b) {
+    b.clear();
+    std::lock_guard<std::mutex> l(buffers_mu_);
+    buffers_.push_back(std::move(b));
+  }
+
   void Store(const ObjectId& id, ObjectKind kind, std::string_view data) {
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -141,6 +171,7 @@ class PutSession {
   }
 
   RepositoryImpl* repo_;
+  size_t threads_;
   ThreadPool pool_;
   std::mutex mu_;
   Status status_;
@@ -149,6 +180,8 @@ class PutSession {
   std::vector<std::unique_ptr<PackWriter>> idle_writers_;
   std::vector<PackListing> sealed_;
   PutStats stats_;
+  std::mutex buffers_mu_;
+  std::vector<std::string> buffers_;
 };
 
 // A node of the tree being put, kept until all its chunks are hashed.
@@ -159,12 +192,23 @@ struct Node {
   std::deque<ChunkRef> chunks;              // stable addresses while workers fill ids
 };
 
-// Reads a stream in windows of at least max_size and cuts it into chunks.
+// Reads a stream in windows of at least max_size and cuts it into chunks. The window is
+// allocated once and reused for every file (Reset), so a tree of small files does not
+// allocate and fault in a window of twice the maximum chunk size per file.
 class StreamChunker {
  public:
-  StreamChunker(const Chunker& chunker, SequentialFile* in) : chunker_(chunker), in_(in) {
+  explicit StreamChunker(const Chunker& chunker) : chunker_(chunker) {
     buf_.resize(2 * static_cast<size_t>(std::max(chunker.params().max_size, chunker.params().fixed_size)));
   }
+  StreamChunker(const Chunker& chunker, SequentialFile* in) : StreamChunker(chunker) { Reset(in); }
+
+  // Starts reading `in` from its current position.
+  void Reset(SequentialFile* in) {
+    in_ = in;
+    pos_ = end_ = 0;
+    eof_ = false;
+  }
+
   // Sets *chunk to the next chunk; returns false at the end.
   Result<bool> Next(std::string* chunk) {
     size_t want = buf_.size() / 2;
@@ -188,7 +232,7 @@ class StreamChunker {
 
  private:
   const Chunker& chunker_;
-  SequentialFile* in_;
+  SequentialFile* in_ = nullptr;
   std::string buf_;
   size_t pos_ = 0, end_ = 0;
   bool eof_ = false;
@@ -240,33 +284,62 @@ Status Scan(Env* env, const std::string& path, std::string name, Node* node, uin
   return Status::OK();
 }
 
-// Reads every file below `node`, handing chunks to the session.
-Status ReadContents(Env* env, const Chunker& chunker, Node* node, PutSession* session, Progress* progress) {
-  if (node->entry.type == EntryType::kDirectory) {
-    for (auto& c : node->children) STRATA_RETURN_IF_ERROR(ReadContents(env, chunker, c.get(), session, progress));
-    return Status::OK();
-  }
-  if (node->entry.type != EntryType::kFile) return Status::OK();
+// Lists the regular files below `node`, in tree order.
+void CollectFiles(Node* node, std::vector<Node*>* files) {
+  if (node->entry.type == EntryType::kFile) files->push_back(node);
+  for (auto& c : node->children) CollectFiles(c.get(), files);
+}
+
+// Reads one file, handing its chunks to the session.
+Status ReadFile(Env* env, StreamChunker* sc, Node* node, PutSession* session, Progress* progress) {
   STRATA_ASSIGN_OR_RETURN(auto file, env->NewSequentialFile(node->source));
-  StreamChunker sc(chunker, file.get());
-  std::string chunk;
+  sc->Reset(file.get());
   uint64_t size = 0;
   while (true) {
     STRATA_RETURN_IF_ERROR(session->status());
-    auto more = sc.Next(&chunk);
+    std::string chunk = session->TakeBuffer();
+    auto more = sc->Next(&chunk);
     if (!more.ok()) return more.status().WithContext("reading " + node->source);
     if (!*more) break;
     size += chunk.size();
     progress->Add(chunk.size());
     node->chunks.emplace_back();
     session->AddChunkAsync(std::move(chunk), &node->chunks.back());
-    chunk = std::string();
   }
   // The file may have changed since it was scanned: record what was actually read.
   node->entry.size = size;
-  ++session->stats().files;
-  session->stats().bytes += size;
+  session->AddFile(size);
   return Status::OK();
+}
+
+// Reads `files` with `readers` threads, each taking the next unread file. One reader would
+// spend most of a tree of small files waiting for the disk, one file at a time, with the
+// hashing workers idle; several keep as many reads in flight. Each file is read by one thread,
+// in order, so its chunk list is the same as a single reader's. Returns the first error.
+Status ReadContents(Env* env, const Chunker& chunker, const std::vector<Node*>& files, size_t readers,
+                    PutSession* session, Progress* progress) {
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  Status first_error;
+  auto read_files = [&] {
+    StreamChunker sc(chunker);
+    for (size_t i = next++; i < files.size(); i = next++) {
+      Status s = ReadFile(env, &sc, files[i], session, progress);
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> l(mu);
+        if (first_error.ok()) first_error = s;
+        next = files.size();  // stop the others early
+        return;
+      }
+    }
+  };
+  if (files.empty()) return Status::OK();
+  readers = std::clamp<size_t>(readers, 1, files.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < readers; ++i) threads.emplace_back(read_files);
+  read_files();
+  for (auto& t : threads) t.join();
+  return first_error;
 }
 
 // After all chunks are hashed: turns each directory into a stored tree, bottom-up.
@@ -327,7 +400,9 @@ Result<ObjectId> RepositoryImpl::PutPaths(const std::vector<std::string>& paths,
   Status read_status;
   {
     Progress progress("put", total, options_.progress);
-    read_status = ReadContents(env, chunker_, &root, &session, &progress);
+    std::vector<Node*> files;
+    CollectFiles(&root, &files);
+    read_status = ReadContents(env, chunker_, files, session.threads(), &session, &progress);
   }
   if (!read_status.ok()) {
     session.Fail(read_status);
@@ -362,11 +437,11 @@ Result<ObjectId> RepositoryImpl::PutStream(SequentialFile* in, PutStats* stats_o
   PutSession session(this, options_.threads);
   std::deque<ChunkRef> chunks;
   StreamChunker sc(chunker_, in);
-  std::string chunk;
   uint64_t bytes = 0;
   {
     Progress progress("put", 0, options_.progress);
     while (true) {
+      std::string chunk = session.TakeBuffer();
       auto more = sc.Next(&chunk);
       if (!more.ok()) {
         session.Fail(more.status());
@@ -378,7 +453,6 @@ Result<ObjectId> RepositoryImpl::PutStream(SequentialFile* in, PutStats* stats_o
       progress.Add(chunk.size());
       chunks.emplace_back();
       session.AddChunkAsync(std::move(chunk), &chunks.back());
-      chunk = std::string();
       if (!session.status().ok()) break;
     }
   }
