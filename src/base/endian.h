@@ -1,11 +1,19 @@
-// Little-endian fixed-width encoding, used by every binary format in docs/FORMAT.md.
+// Byte helpers and little-endian fixed-width encoding, used by every binary format in
+// docs/FORMAT.md.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <string>
+#include <string_view>
 
 namespace strata {
+
+// A string's bytes as a span, for the binary APIs.
+inline std::span<const uint8_t> AsBytes(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
 
 inline void PutFixed16(std::string* out, uint16_t v) {
   char b[2] = {static_cast<char>(v), static_cast<char>(v >> 8)};

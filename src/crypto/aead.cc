@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "base/endian.h"
 #include "crypto/random.h"
 
 namespace strata::crypto {
@@ -99,9 +100,6 @@ bool UpdateAad(bool encrypt, EVP_CIPHER_CTX* ctx, std::span<const uint8_t> ad) {
   return UpdateAll(fn, ad.data(), ad.size(), nullptr);
 }
 
-std::span<const uint8_t> AsBytes(std::string_view s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
 
 }  // namespace
 

@@ -111,7 +111,7 @@ Result<std::vector<PackListing>> ParseIndexFilePlain(const std::string& name, st
     }
     p.entries.reserve(n);
     for (uint32_t j = 0; j < n; ++j) {
-      const uint8_t* rec;
+      const uint8_t* rec = nullptr;
       r.Bytes(kPackEntryRecordSize, &rec);
       STRATA_ASSIGN_OR_RETURN(PackEntry e, ParseEntryRecord({rec, kPackEntryRecordSize}));
       p.entries.push_back(e);

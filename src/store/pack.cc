@@ -10,9 +10,6 @@
 namespace strata::store {
 
 namespace {
-std::span<const uint8_t> AsBytes(std::string_view s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
 std::string IndexAd(std::string_view pack) { return "strata-pack-index-v1:" + std::string(pack); }
 }  // namespace
 

@@ -12,11 +12,13 @@
 #include <chrono>
 #include <ctime>
 #include <deque>
+#include <list>
 #include <thread>
 #include <unordered_set>
 
 #include <fmt/format.h>
 
+#include "base/endian.h"
 #include "base/logging.h"
 #include "base/progress.h"
 #include "base/thread_pool.h"
@@ -26,10 +28,6 @@
 namespace strata::store {
 
 namespace {
-
-std::span<const uint8_t> AsBytes(std::string_view s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
 
 // Stores objects for one put, deduplicated against the index and against itself.
 class PutSession {
@@ -189,7 +187,9 @@ struct Node {
   TreeEntry entry;
   std::string source;                       // path on disk
   std::vector<std::unique_ptr<Node>> children;
-  std::deque<ChunkRef> chunks;              // stable addresses while workers fill ids
+  // Stable addresses while workers fill in ids; a list costs one small node per chunk, where
+  // a deque would allocate a 512-byte block even for the one chunk of a small file.
+  std::list<ChunkRef> chunks;
 };
 
 // Reads a stream in windows of at least max_size and cuts it into chunks. The window is

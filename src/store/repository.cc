@@ -8,16 +8,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base/endian.h"
 #include "store/lock.h"
 #include "store/repository_impl.h"
 
 namespace strata::store {
 
 namespace {
-
-std::span<const uint8_t> AsBytes(std::string_view s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
 
 std::string DefaultLabel() {
   char host[256] = {0};

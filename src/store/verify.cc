@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "base/endian.h"
 #include "base/logging.h"
 #include "base/progress.h"
 #include "base/thread_pool.h"
@@ -14,9 +15,6 @@
 namespace strata::store {
 
 namespace {
-std::span<const uint8_t> AsBytes(std::string_view s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
 bool SameEntries(const std::vector<PackEntry>& a, const std::vector<PackEntry>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {

@@ -121,7 +121,9 @@ void ExpectSameTree(const std::string& a, const std::string& b, bool compare_roo
   ASSERT_EQ(sa.st_mode & S_IFMT, sb.st_mode & S_IFMT) << a << " vs " << b;
   if (compare_root_meta) {
     EXPECT_EQ(MtimeNs(sa), MtimeNs(sb)) << "mtime of " << b;
-    if (!S_ISLNK(sa.st_mode)) EXPECT_EQ(sa.st_mode & 07777, sb.st_mode & 07777) << "mode of " << b;
+    if (!S_ISLNK(sa.st_mode)) {
+      EXPECT_EQ(sa.st_mode & 07777, sb.st_mode & 07777) << "mode of " << b;
+    }
   }
   if (S_ISREG(sa.st_mode)) {
     ASSERT_EQ(sa.st_size, sb.st_size) << b;
@@ -361,7 +363,9 @@ TEST_F(RepositoryTest, ChunkBoundariesAndListing) {
     uint64_t sum = 0;
     for (size_t i = 0; i < e->chunks.size(); ++i) {
       EXPECT_LE(e->chunks[i].size, kMax) << f;
-      if (i + 1 < e->chunks.size()) EXPECT_GE(e->chunks[i].size, kMin) << f;
+      if (i + 1 < e->chunks.size()) {
+        EXPECT_GE(e->chunks[i].size, kMin) << f;
+      }
       sum += e->chunks[i].size;
     }
     EXPECT_EQ(sum, fs::file_size(src + "/" + f)) << f;
@@ -920,7 +924,9 @@ class CrashTest : public RepositoryTest {
       if (r.id != a_root_) others.push_back(r.id);
     }
     ASSERT_EQ(others.size() + 1, roots->size()) << "A's root is missing";
-    if (b_must_exist) ASSERT_EQ(roots->size(), 2u);
+    if (b_must_exist) {
+      ASSERT_EQ(roots->size(), 2u);
+    }
     if (roots->size() == 2) {
       ASSERT_TRUE(repo->Restore(others[0], "", dir + "-outB").ok());
       ExpectSameTree(b_, dir + "-outB/B");
@@ -963,7 +969,9 @@ TEST_F(CrashTest, CrashAtEveryWriteOfAPut) {
       put = repo->PutPaths({b_});
     }
     const bool faulted = env.faults_injected() > 0;
-    if (!faulted) ASSERT_TRUE(put.ok()) << put.status().ToString();
+    if (!faulted) {
+      ASSERT_TRUE(put.ok()) << put.status().ToString();
+    }
     ASSERT_TRUE(env.SimulateCrash().ok());
     // The crashed process is gone, so its lock (which it could not delete) would be stale.
     for (const auto& l : FilesIn(dir + "/locks")) fs::remove(l);
@@ -1004,7 +1012,9 @@ TEST_F(CrashTest, CrashAtEveryWriteOfAStream) {
     EXPECT_TRUE(report->ok()) << Join(report->errors);
     auto roots = repo->Roots();
     ASSERT_TRUE(roots.ok());
-    if (put.ok()) ASSERT_EQ(roots->size(), 2u);
+    if (put.ok()) {
+      ASSERT_EQ(roots->size(), 2u);
+    }
     if (roots->size() == 2) {
       auto back = ReadAll(repo.get(), (*roots)[0].is_stream ? (*roots)[0].id : (*roots)[1].id, "");
       ASSERT_TRUE(back.ok()) << back.status().ToString();
