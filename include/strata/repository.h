@@ -22,6 +22,10 @@
 
 namespace strata {
 
+namespace store {
+class ObjectStore;
+}
+
 struct OpenOptions {
   Env* env = Env::Default();
   // Worker threads for put and verify; 0 = one per core.
@@ -66,7 +70,9 @@ struct RootInfo {
 };
 
 struct PutStats {
-  uint64_t files = 0, dirs = 0, bytes = 0;   // logical content read
+  uint64_t files = 0, dirs = 0, bytes = 0;   // files read and their bytes
+  uint64_t unchanged_files = 0;              // files recognised by size and mtime, not read
+  uint64_t unchanged_bytes = 0;
   uint64_t chunks = 0, new_chunks = 0;
   uint64_t new_bytes = 0;                    // raw bytes of new chunks
   uint64_t stored_bytes = 0;                 // bytes added to packs (compressed + encrypted)
@@ -153,6 +159,10 @@ class Repository {
   virtual Status ChangePassphrase(std::string_view new_passphrase) = 0;
 
   virtual std::string url() const = 0;
+
+  // The typed object layer the versioning, checkpoint and registry layers build on
+  // (src/store/object_store.h). Owned by the repository.
+  virtual store::ObjectStore* objects() = 0;
 };
 
 }  // namespace strata

@@ -13,7 +13,17 @@ namespace {
 std::string IndexAd(std::string_view pack) { return "strata-pack-index-v1:" + std::string(pack); }
 }  // namespace
 
-bool ValidObjectKind(uint8_t kind) { return kind <= static_cast<uint8_t>(ObjectKind::kChunkList); }
+bool ValidObjectKind(uint8_t kind) { return kind <= static_cast<uint8_t>(ObjectKind::kCommit); }
+
+const char* ObjectKindName(ObjectKind kind) {
+  switch (kind) {
+    case ObjectKind::kData: return "data chunk";
+    case ObjectKind::kTree: return "tree";
+    case ObjectKind::kChunkList: return "stream";
+    case ObjectKind::kCommit: return "commit";
+  }
+  return "object";
+}
 
 std::string NewRandomName() {
   uint8_t b[16];

@@ -20,8 +20,10 @@ enum class ObjectKind : uint8_t {
   kData = 0,      // a chunk of file content
   kTree = 1,      // a serialized directory (tree.h)
   kChunkList = 2, // the chunk list of a stream put (tree.h)
+  kCommit = 3,    // a dataset commit (version/commit.h)
 };
 bool ValidObjectKind(uint8_t kind);
+const char* ObjectKindName(ObjectKind kind);  // "tree", "commit", ... for messages
 
 // Where one object lives inside its pack.
 struct PackEntry {

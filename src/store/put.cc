@@ -96,6 +96,7 @@ class PutSession {
   }
 
   PutStats& stats() { return stats_; }
+  const PutStats& stats() const { return stats_; }
   // Counts a file read in full (called by the reader threads).
   void AddFile(uint64_t bytes) {
     std::lock_guard<std::mutex> l(mu_);
@@ -190,6 +191,7 @@ struct Node {
   // Stable addresses while workers fill in ids; a list costs one small node per chunk, where
   // a deque would allocate a 512-byte block even for the one chunk of a small file.
   std::list<ChunkRef> chunks;
+  bool unchanged = false;  // chunks taken from a previous tree without reading the file
 };
 
 // Reads a stream in windows of at least max_size and cuts it into chunks. The window is
@@ -238,8 +240,16 @@ class StreamChunker {
   bool eof_ = false;
 };
 
-// Builds the in-memory tree of `path` (stat only; contents are read later).
-Status Scan(Env* env, const std::string& path, std::string name, Node* node, uint64_t* total, PutStats* stats) {
+// A file modified within this window of the scan may change again within the same mtime
+// tick, so its size and mtime prove nothing (git's "racy" entries): it is read again.
+constexpr int64_t kRacyWindowNs = 2'000'000'000;
+
+// Builds the in-memory tree of `path` (stat only; contents are read later). `reuse`, when
+// given, is the entry previously stored from the same path: files whose size and mtime match
+// it take its chunks and are not read.
+Status Scan(RepositoryImpl* repo, const std::string& path, std::string name, const TreeEntry* reuse, Node* node,
+            uint64_t* total, PutStats* stats) {
+  Env* env = repo->options_.env;
   STRATA_ASSIGN_OR_RETURN(FileInfo info, env->Stat(path));
   node->source = path;
   node->entry.name = std::move(name);
@@ -249,6 +259,14 @@ Status Scan(Env* env, const std::string& path, std::string name, Node* node, uin
     case FileType::kRegular:
       node->entry.type = EntryType::kFile;
       node->entry.size = info.size;
+      if (reuse && reuse->type == EntryType::kFile && reuse->size == info.size && reuse->mtime_ns == info.mtime_ns &&
+          env->NowMicros() * 1000 - info.mtime_ns > kRacyWindowNs) {
+        node->unchanged = true;
+        node->chunks.assign(reuse->chunks.begin(), reuse->chunks.end());
+        ++stats->unchanged_files;
+        stats->unchanged_bytes += info.size;
+        return Status::OK();
+      }
       *total += info.size;
       return Status::OK();
     case FileType::kSymlink: {
@@ -259,6 +277,11 @@ Status Scan(Env* env, const std::string& path, std::string name, Node* node, uin
     }
     case FileType::kDirectory: {
       node->entry.type = EntryType::kDirectory;
+      Tree previous;
+      if (reuse && reuse->type == EntryType::kDirectory) {
+        auto tree = repo->ReadTree(reuse->subtree);
+        if (tree.ok()) previous = std::move(*tree);  // unreadable: everything is read afresh
+      }
       STRATA_ASSIGN_OR_RETURN(auto names, env->ListDir(path));
       std::sort(names.begin(), names.end());
       for (auto& n : names) {
@@ -273,7 +296,7 @@ Status Scan(Env* env, const std::string& path, std::string name, Node* node, uin
           stats->skipped.push_back(child_path + " (special file)");
           continue;
         }
-        STRATA_RETURN_IF_ERROR(Scan(env, child_path, n, child.get(), total, stats));
+        STRATA_RETURN_IF_ERROR(Scan(repo, child_path, n, previous.Find(n), child.get(), total, stats));
         node->children.push_back(std::move(child));
       }
       return Status::OK();
@@ -286,7 +309,7 @@ Status Scan(Env* env, const std::string& path, std::string name, Node* node, uin
 
 // Lists the regular files below `node`, in tree order.
 void CollectFiles(Node* node, std::vector<Node*>* files) {
-  if (node->entry.type == EntryType::kFile) files->push_back(node);
+  if (node->entry.type == EntryType::kFile && !node->unchanged) files->push_back(node);
   for (auto& c : node->children) CollectFiles(c.get(), files);
 }
 
@@ -361,6 +384,64 @@ ObjectId StoreTree(Node* node, PutSession* session) {
   return session->AddObject(ObjectKind::kTree, SerializeTree(tree));
 }
 
+// A WriteBatch: one PutSession under a shared repository lock.
+class Batch : public WriteBatch {
+ public:
+  static Result<std::unique_ptr<Batch>> Open(RepositoryImpl* repo) {
+    STRATA_ASSIGN_OR_RETURN(auto lock, RepositoryLock::Acquire(repo->backend_.get(), /*exclusive=*/false));
+    return std::unique_ptr<Batch>(new Batch(repo, std::move(lock)));
+  }
+
+  ObjectId Put(ObjectKind kind, std::string_view bytes) override { return session_.AddObject(kind, bytes); }
+
+  Result<TreeEntry> PutPath(const std::string& path, std::string name, const TreeEntry* reuse) override {
+    Node node;
+    uint64_t total = 0;
+    STRATA_RETURN_IF_ERROR(Scan(repo_, path, std::move(name), reuse, &node, &total, &session_.stats()));
+    STRATA_RETURN_IF_ERROR(StoreNodes(&node, total));
+    return std::move(node.entry);
+  }
+
+  Status Commit() override { return session_.Commit(); }
+  const PutStats& stats() const override { return session_.stats(); }
+  PutStats& mutable_stats() { return session_.stats(); }
+
+  // Reads every changed file below `root` (a scanned node), waits for its chunks, and stores
+  // the directories bottom-up. On return `root->entry` is complete (subtree or chunks set).
+  Status StoreNodes(Node* root, uint64_t total_bytes) {
+    const auto& skipped = session_.stats().skipped;
+    for (; warned_ < skipped.size(); ++warned_) LogWarning("skipped " + skipped[warned_]);
+    Status read_status;
+    {
+      Progress progress("put", total_bytes, repo_->options_.progress);
+      std::vector<Node*> files;
+      CollectFiles(root, &files);
+      read_status = ReadContents(repo_->options_.env, repo_->chunker_, files, session_.threads(), &session_, &progress);
+    }
+    if (!read_status.ok()) {
+      session_.Fail(read_status);
+      (void)session_.Wait();
+      return read_status;
+    }
+    // Chunk ids are filled in by the workers; trees need them all.
+    STRATA_RETURN_IF_ERROR(session_.Wait());
+    if (root->entry.type == EntryType::kDirectory) {
+      root->entry.subtree = StoreTree(root, &session_);
+    } else if (root->entry.type == EntryType::kFile) {
+      root->entry.chunks.assign(root->chunks.begin(), root->chunks.end());
+    }
+    return session_.status();
+  }
+
+ private:
+  Batch(RepositoryImpl* repo, std::unique_ptr<RepositoryLock> lock)
+      : repo_(repo), lock_(std::move(lock)), session_(repo, repo->options_.threads) {}
+  RepositoryImpl* repo_;
+  std::unique_ptr<RepositoryLock> lock_;
+  PutSession session_;
+  size_t warned_ = 0;  // skipped paths already reported
+};
+
 std::string HostName() {
   char buf[256] = {0};
   gethostname(buf, sizeof(buf) - 1);
@@ -372,14 +453,12 @@ std::string HostName() {
 Result<ObjectId> RepositoryImpl::PutPaths(const std::vector<std::string>& paths, PutStats* stats_out) {
   auto start = std::chrono::steady_clock::now();
   if (paths.empty()) return Status::InvalidArgument("nothing to put: no paths given");
-  STRATA_ASSIGN_OR_RETURN(auto lock, RepositoryLock::Acquire(backend_.get(), /*exclusive=*/false));
-  Env* env = options_.env;
+  STRATA_ASSIGN_OR_RETURN(auto batch, Batch::Open(this));
 
   Node root;
   root.entry.type = EntryType::kDirectory;
   root.entry.mode = 0755;
   uint64_t total = 0;
-  PutStats scan_stats;
   for (const auto& p : paths) {
     std::string path = p;
     while (path.size() > 1 && path.back() == '/') path.pop_back();
@@ -389,30 +468,14 @@ Result<ObjectId> RepositoryImpl::PutPaths(const std::vector<std::string>& paths,
       if (c->entry.name == name) return Status::InvalidArgument(fmt::format("two paths share the name '{}'", name));
     }
     auto child = std::make_unique<Node>();
-    STRATA_RETURN_IF_ERROR(Scan(env, path, name, child.get(), &total, &scan_stats));
+    STRATA_RETURN_IF_ERROR(Scan(this, path, name, nullptr, child.get(), &total, &batch->mutable_stats()));
     root.children.push_back(std::move(child));
   }
   std::sort(root.children.begin(), root.children.end(),
             [](const auto& a, const auto& b) { return a->entry.name < b->entry.name; });
-  for (const auto& s : scan_stats.skipped) LogWarning("skipped " + s);
-
-  PutSession session(this, options_.threads);
-  Status read_status;
-  {
-    Progress progress("put", total, options_.progress);
-    std::vector<Node*> files;
-    CollectFiles(&root, &files);
-    read_status = ReadContents(env, chunker_, files, session.threads(), &session, &progress);
-  }
-  if (!read_status.ok()) {
-    session.Fail(read_status);
-    (void)session.Wait();
-    return read_status;
-  }
-  // Chunk ids are filled in by the workers; trees need them all.
-  STRATA_RETURN_IF_ERROR(session.Wait());
-  ObjectId tree_id = StoreTree(&root, &session);
-  STRATA_RETURN_IF_ERROR(session.Commit());
+  STRATA_RETURN_IF_ERROR(batch->StoreNodes(&root, total));
+  STRATA_RETURN_IF_ERROR(batch->Commit());
+  ObjectId tree_id = root.entry.subtree;
 
   RootInfo info;
   info.name = NewRandomName();
@@ -420,15 +483,19 @@ Result<ObjectId> RepositoryImpl::PutPaths(const std::vector<std::string>& paths,
   info.time_unix = static_cast<int64_t>(std::time(nullptr));
   info.host = HostName();
   for (const auto& p : paths) info.paths.push_back(p);
-  info.bytes = session.stats().bytes;
-  info.files = session.stats().files;
+  info.bytes = batch->stats().bytes;
+  info.files = batch->stats().files;
   STRATA_RETURN_IF_ERROR(WriteRoot(info));
   if (stats_out) {
-    *stats_out = session.stats();
-    stats_out->skipped = scan_stats.skipped;
+    *stats_out = batch->stats();
     stats_out->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   return tree_id;
+}
+
+Result<std::unique_ptr<WriteBatch>> RepositoryImpl::NewBatch() {
+  STRATA_ASSIGN_OR_RETURN(auto batch, Batch::Open(this));
+  return std::unique_ptr<WriteBatch>(std::move(batch));
 }
 
 Result<ObjectId> RepositoryImpl::PutStream(SequentialFile* in, PutStats* stats_out) {

@@ -135,7 +135,39 @@ RepositoryImpl::RepositoryImpl(const OpenOptions& options, std::unique_ptr<volum
       slot_(std::move(slot)),
       aead_(keys.encryption),
       mac_(keys.mac),
-      chunker_(config_.chunker, DeriveGearTable(keys.chunker)) {}
+      chunker_(config_.chunker, DeriveGearTable(keys.chunker)) {
+  // A key of its own for the audit chain, so the MAC key itself never leaves the store.
+  ObjectId derived = mac_.Hash(std::string_view("strata-audit-key-v1"));
+  std::copy(derived.bytes.begin(), derived.bytes.end(), audit_key_.begin());
+}
+
+std::string RepositoryImpl::local_state_dir() {
+  std::string dir = JoinPath(backend_->url(), "catalog");
+  if (!options_.env->FileExists(dir)) (void)options_.env->CreateDirs(dir);
+  return dir;
+}
+
+namespace {
+std::string RecordAd(const std::string& name) { return "strata-record-v1:" + name; }
+}  // namespace
+
+Status RepositoryImpl::AppendRecord(std::string_view json) {
+  std::string name = NewRandomName();
+  return backend_->Put(volume::ObjectType::kRecord, name, aead_.Seal(json, RecordAd(name)));
+}
+
+Result<std::vector<std::string>> RepositoryImpl::Records() {
+  STRATA_ASSIGN_OR_RETURN(auto names, backend_->List(volume::ObjectType::kRecord));
+  std::vector<std::string> out;
+  out.reserve(names.size());
+  for (const auto& name : names) {
+    STRATA_ASSIGN_OR_RETURN(std::string sealed, backend_->Get(volume::ObjectType::kRecord, name));
+    auto plain = aead_.Open(sealed, RecordAd(name));
+    if (!plain.ok()) return Status::Corruption(fmt::format("record {} failed authentication", name));
+    out.push_back(std::move(*plain));
+  }
+  return out;
+}
 
 Status RepositoryImpl::LoadIndex() {
   STRATA_ASSIGN_OR_RETURN(auto names, backend_->List(volume::ObjectType::kIndex));
@@ -155,7 +187,7 @@ Result<std::string> RepositoryImpl::ReadObject(const ObjectId& id, ObjectKind ki
   if (!loc) return Status::NotFound(fmt::format("object {} is not in the repository", id.Short()));
   if (loc->entry.kind != kind) {
     return Status::InvalidArgument(fmt::format("object {} is not a {}", id.Short(),
-                                               kind == ObjectKind::kTree ? "tree" : kind == ObjectKind::kData ? "data chunk" : "stream"));
+                                               ObjectKindName(kind)));
   }
   std::string sealed(loc->entry.stored_size, '\0');
   STRATA_RETURN_IF_ERROR(backend_->ReadAt(volume::ObjectType::kPack, loc->pack, loc->entry.offset, sealed.size(),

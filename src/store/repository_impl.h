@@ -11,13 +11,14 @@
 #include "store/chunk_index.h"
 #include "store/chunker.h"
 #include "store/config.h"
+#include "store/object_store.h"
 #include "store/tree.h"
 #include "strata/repository.h"
 #include "volume/backend.h"
 
 namespace strata::store {
 
-class RepositoryImpl : public Repository {
+class RepositoryImpl : public Repository, public ObjectStore {
  public:
   RepositoryImpl(const OpenOptions& options, std::unique_ptr<volume::Backend> backend,
                  RepositoryConfig config, crypto::MasterKeys keys, crypto::KeySlot slot);
@@ -39,12 +40,24 @@ class RepositoryImpl : public Repository {
   Status RemoveKey(std::string_view slot_id, bool allow_current) override;
   Status ChangePassphrase(std::string_view new_passphrase) override;
   std::string url() const override { return backend_->url(); }
+  ObjectStore* objects() override { return this; }
+
+  // ObjectStore
+  Result<std::unique_ptr<WriteBatch>> NewBatch() override;
+  Result<std::string> Read(const ObjectId& id, ObjectKind kind) override { return ReadObject(id, kind); }
+  Result<Tree> ReadTree(const ObjectId& id) override;
+  bool Contains(const ObjectId& id) override { return index_.Contains(id); }
+  ObjectId Hash(std::string_view bytes) override { return mac_.Hash(bytes); }
+  Env* env() override { return options_.env; }
+  std::string local_state_dir() override;
+  const crypto::Key256& audit_key() override { return audit_key_; }
+  Status AppendRecord(std::string_view json) override;
+  Result<std::vector<std::string>> Records() override;
 
   // Loads every index file into index_.
   Status LoadIndex();
   // Reads, authenticates and decompresses one object; fails if it is not of `kind`.
   Result<std::string> ReadObject(const ObjectId& id, ObjectKind kind);
-  Result<Tree> ReadTree(const ObjectId& id);
   // Follows `path` (slash-separated, may be empty) from the tree `root`.
   Result<TreeEntry> Lookup(const ObjectId& root, std::string_view path);
   Status WriteRoot(const RootInfo& root);
@@ -59,6 +72,7 @@ class RepositoryImpl : public Repository {
   Chunker chunker_;
   ChunkIndex index_;
   std::mutex keys_mu_;
+  crypto::Key256 audit_key_;
 };
 
 }  // namespace strata::store

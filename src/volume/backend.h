@@ -21,7 +21,7 @@
 
 namespace strata::volume {
 
-enum class ObjectType : uint8_t { kConfig, kKeySlot, kPack, kIndex, kRoot, kLock };
+enum class ObjectType : uint8_t { kConfig, kKeySlot, kPack, kIndex, kRoot, kLock, kRecord };
 std::string_view ObjectTypeName(ObjectType type);
 
 // Streams one new object. Nothing is visible until Commit() returns OK. Destroying an

@@ -1,6 +1,7 @@
 // A repository in a local directory:
 //   config            keys/<id>          packs/<2 hex>/<name>
-//   index/<name>      roots/<name>       locks/<name>        tmp/  (writes in progress)
+//   index/<name>      roots/<name>       locks/<name>        records/<name>
+//   tmp/  (writes in progress)
 #include <unistd.h>
 
 #include <atomic>
@@ -22,6 +23,7 @@ std::string_view ObjectTypeName(ObjectType type) {
     case ObjectType::kIndex: return "index";
     case ObjectType::kRoot: return "root";
     case ObjectType::kLock: return "lock";
+    case ObjectType::kRecord: return "record";
   }
   return "object";
 }
@@ -38,7 +40,7 @@ Status Backend::Put(ObjectType type, const std::string& name, std::string_view d
 
 namespace {
 
-constexpr const char* kDirs[] = {"keys", "packs", "index", "roots", "locks", "tmp"};
+constexpr const char* kDirs[] = {"keys", "packs", "index", "roots", "locks", "records", "tmp"};
 
 // Object names come from our own code, but a hostile name must never escape the directory.
 bool ValidName(const std::string& name) {
@@ -92,6 +94,7 @@ class LocalBackend : public Backend {
       case ObjectType::kIndex: return JoinPath(dir_, "index/" + name);
       case ObjectType::kRoot: return JoinPath(dir_, "roots/" + name);
       case ObjectType::kLock: return JoinPath(dir_, "locks/" + name);
+      case ObjectType::kRecord: return JoinPath(dir_, "records/" + name);
       case ObjectType::kConfig: break;
     }
     return Status::Internal("unknown object type");
@@ -182,6 +185,7 @@ class LocalBackend : public Backend {
                       : type == ObjectType::kPack  ? "packs"
                       : type == ObjectType::kIndex ? "index"
                       : type == ObjectType::kRoot  ? "roots"
+                      : type == ObjectType::kRecord ? "records"
                                                    : "locks";
     std::string base = JoinPath(dir_, sub);
     STRATA_ASSIGN_OR_RETURN(auto entries, env_->ListDir(base));

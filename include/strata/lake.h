@@ -1,0 +1,221 @@
+// Lake: versioned datasets over a Repository — commits, branches, tags, diffs, rollback and a
+// tamper-evident audit log.
+//
+//   auto lake = strata::Lake::Open(repo.get());
+//   (*lake)->CreateDataset("fmnist");                              // fmnist@main, empty
+//   (*lake)->CommitDirectory("fmnist@main", "/data/fmnist", {.message = "import"});
+//   (*lake)->CreateRef("fmnist@v1", "fmnist@main", strata::RefType::kTag);
+//   (*lake)->Checkout("fmnist@v1:train", "/tmp/train");
+//
+// Every reference is written `NAME@REF[:PATH]`: REF is a branch, a tag, or a unique prefix (at
+// least 4 hex digits) of a commit id. Trees and commits are objects in the repository; refs,
+// the commit index and the audit log live in a catalog (SQLite) that can be rebuilt from the
+// repository alone (RebuildCatalog). Branch updates are compare-and-swap: of two concurrent
+// writers one wins, the other gets kAborted ("branch fmnist@main moved from X to Y").
+//
+// A Lake borrows its Repository (which must outlive it). Thread-compatible: one Lake per thread;
+// several processes may use one repository at once.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "strata/object_id.h"
+#include "strata/repository.h"
+#include "strata/status.h"
+
+namespace strata {
+
+// `NAME@REF[:PATH]`, split. `path` has no leading or trailing '/'; empty means the root.
+struct RefSpec {
+  std::string dataset;
+  std::string ref;
+  std::string path;
+  std::string ToString() const;
+};
+// kInvalidArgument with a message that shows the expected syntax.
+Result<RefSpec> ParseRefSpec(std::string_view text);
+
+enum class RefType : uint8_t { kBranch, kTag };
+
+struct RefInfo {
+  std::string dataset;
+  std::string name;
+  RefType type = RefType::kBranch;
+  ObjectId target;  // a commit
+  bool is_protected = false;
+  int64_t updated_unix_ms = 0;
+};
+
+struct CommitInfo {
+  ObjectId id;
+  ObjectId tree;
+  std::vector<ObjectId> parents;
+  std::string dataset;
+  int64_t time_ns = 0;
+  std::string author;
+  std::string message;
+  std::map<std::string, std::string> meta;
+};
+
+// What a spec resolved to.
+struct Resolved {
+  RefSpec spec;
+  std::optional<RefInfo> ref;  // absent when REF was a commit id prefix
+  CommitInfo commit;
+};
+
+struct CommitOptions {
+  std::string message;
+  std::string author;  // default: the Lake's actor (user@host)
+  std::map<std::string, std::string> meta;
+  // When the branch moved meanwhile, rebase onto its new head if the two changes touch
+  // different paths (and try again, up to `max_attempts` times); otherwise fail with kAborted.
+  bool retry = false;
+  int max_attempts = 8;
+};
+
+// One edit of a change list, for callers that know what changed (no directory scan).
+struct Change {
+  enum class Kind : uint8_t {
+    kAdd,     // store `source` (a file, symlink or directory on disk) at `path`, replacing it
+    kRemove,  // remove `path`
+    kMove,    // move the entry at `from` to `path` (no content is read)
+  };
+  Kind kind = Kind::kAdd;
+  std::string path;
+  std::string source;  // kAdd
+  std::string from;    // kMove
+};
+
+struct CommitResult {
+  ObjectId commit;
+  ObjectId parent;        // the branch head it was made on (after a rebase: the new head)
+  ObjectId tree;
+  bool unchanged = false;  // the tree equals the parent's: no commit was made
+  PutStats put;            // content read and stored (unchanged files are not read)
+  uint64_t trees_written = 0;  // tree objects a change list wrote (O(depth) per path)
+  int attempts = 1;        // > 1 when --retry rebased
+};
+
+struct DiffEntry {
+  enum class Kind : uint8_t { kAdded, kRemoved, kModified, kRenamed };
+  Kind kind = Kind::kAdded;
+  std::string path;      // the new path (the old one for kRemoved)
+  std::string old_path;  // kRenamed
+  uint64_t old_size = 0, new_size = 0;
+  bool is_symlink = false;
+};
+std::string_view DiffKindName(DiffEntry::Kind kind);  // "added", "removed", ...
+
+struct DiffResult {
+  std::vector<DiffEntry> entries;  // sorted by path
+  uint64_t trees_read = 0;         // tree objects read: follows the size of the change
+  uint64_t subtrees_skipped = 0;   // equal subtrees not descended into
+};
+
+struct AuditEvent {
+  uint64_t seq = 0;
+  int64_t time_unix_ms = 0;
+  std::string actor, action, target;
+  std::string details;  // a JSON object
+  ObjectId hash;
+};
+
+struct AuditCheck {
+  bool ok = true;
+  uint64_t entries = 0;
+  uint64_t head_seq = 0;
+  uint64_t recorded_seq = 0;    // the head the repository's records hold
+  std::string problem;          // "edited", "removed", "reordered", "truncated", "replaced"
+  uint64_t first_bad_seq = 0;
+  std::string message;
+};
+
+struct RebuildReport {
+  uint64_t records = 0;   // ref events replayed
+  uint64_t datasets = 0, refs = 0, commits = 0;
+  std::vector<std::string> warnings;  // events that could not be replayed as recorded
+};
+
+struct LakeOptions {
+  std::string actor;  // who makes the changes; default user@host
+  // Open even when the catalog disagrees with the repository's records (for `audit verify`,
+  // which reports the problem instead of refusing).
+  bool allow_inconsistent_catalog = false;
+};
+
+class Lake {
+ public:
+  virtual ~Lake() = default;
+
+  // Opens (creating if needed) the catalog of `repo`. Fails with kCorruption when the catalog is
+  // damaged, missing while the repository has records, or older than (or another than) the
+  // repository's records; the message says to run `strata catalog rebuild`. Ref changes a
+  // crashed process made in the catalog but not yet in the repository are recorded here.
+  static Result<std::unique_ptr<Lake>> Open(Repository* repo, const LakeOptions& options = {});
+  // Recreates the catalog from the repository's records and commit objects alone (the old
+  // database, if any, is replaced only when the new one is complete).
+  static Result<RebuildReport> RebuildCatalog(Repository* repo, const LakeOptions& options = {});
+
+  // --- datasets ---
+  // Creates the dataset with branch `main` at an empty root commit.
+  virtual Status CreateDataset(std::string_view name) = 0;
+  virtual Result<std::vector<std::string>> ListDatasets() = 0;
+  // Deletes the dataset's refs and index entries (objects stay until GC). Refused while a ref is
+  // protected.
+  virtual Status DeleteDataset(std::string_view name) = 0;
+
+  // --- references ---
+  virtual Result<Resolved> Resolve(std::string_view spec) = 0;
+  // `name` is NAME@NEWREF; `from` any spec (its path is ignored). O(1): one catalog row.
+  virtual Status CreateRef(std::string_view name, std::string_view from, RefType type) = 0;
+  virtual Result<std::vector<RefInfo>> ListRefs(std::string_view dataset) = 0;
+  virtual Status DeleteRef(std::string_view name) = 0;
+  virtual Status ProtectRef(std::string_view name, bool on) = 0;
+
+  // --- commits ---
+  // Records directory `src` as the new state of branch `target` (NAME@BRANCH). Files whose
+  // size and mtime match the parent commit's are not read again.
+  virtual Result<CommitResult> CommitDirectory(std::string_view target, const std::string& src,
+                                               const CommitOptions& options) = 0;
+  // Applies `changes` to the branch head's tree, rewriting only the trees on their paths.
+  virtual Result<CommitResult> CommitChanges(std::string_view target, const std::vector<Change>& changes,
+                                             const CommitOptions& options) = 0;
+  // The commit a spec names and its first-parent ancestors, newest first.
+  virtual Result<std::vector<CommitInfo>> Log(std::string_view spec, size_t limit) = 0;
+
+  // --- content ---
+  virtual Result<std::vector<EntryInfo>> List(std::string_view spec, bool recursive) = 0;
+  virtual Result<std::unique_ptr<BlobReader>> OpenFile(std::string_view spec) = 0;
+  // Restores only the spec's path (all of the tree when it has none) into `dest`.
+  virtual Status Checkout(std::string_view spec, const std::string& dest, uint64_t* bytes = nullptr) = 0;
+  // Differences from `a` to `b`, below `path` ("" = everything; the specs' own paths are
+  // ignored). Equal subtrees are skipped by id.
+  virtual Result<DiffResult> Diff(std::string_view a, std::string_view b, std::string_view path = "") = 0;
+
+  // --- rollback ---
+  // Points branch `target` at the commit `to` names; nothing is deleted. Returns the old head.
+  virtual Result<ObjectId> Reset(std::string_view target, std::string_view to) = 0;
+  // A new commit on `target` that undoes what commit `commit` changed (against its first
+  // parent). kFailedPrecondition if a path it touched changed again since.
+  virtual Result<CommitResult> Revert(std::string_view target, std::string_view commit,
+                                      const CommitOptions& options) = 0;
+
+  // --- audit ---
+  virtual Result<std::vector<AuditEvent>> AuditLog(uint64_t from_seq, size_t limit) = 0;
+  // Checks the whole hash chain and that it ends where the repository's records say it does.
+  virtual Result<AuditCheck> VerifyAudit() = 0;
+  // Appends an entry for a change made outside the lake (key changes, deletes); `details` is a
+  // JSON object or "".
+  virtual Status RecordEvent(std::string_view action, std::string_view target, std::string_view details) = 0;
+
+  virtual const std::string& actor() const = 0;
+};
+
+}  // namespace strata

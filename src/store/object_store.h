@@ -1,0 +1,67 @@
+// ObjectStore: the store as the layers above it (versioning, checkpoints, registry) see it —
+// typed objects and trees by id, written in batches that become durable all at once.
+//
+// Every object is content-addressed (its id is the keyed hash of its plaintext), encrypted and
+// deduplicated like file chunks. Reads are authenticated. Thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crypto/keys.h"
+#include "store/pack.h"
+#include "store/tree.h"
+#include "strata/repository.h"
+
+namespace strata::store {
+
+// A batch of writes under a shared repository lock. Objects written through it are durable and
+// readable by everyone once Commit() returns OK; destroying an uncommitted batch leaves only
+// unreferenced packs (leftovers that `strata cleanup` removes). Used by one thread at a time;
+// must be destroyed before the repository that made it.
+class WriteBatch {
+ public:
+  virtual ~WriteBatch() = default;
+
+  // Stores a small object (a tree, a commit) and returns its id.
+  virtual ObjectId Put(ObjectKind kind, std::string_view bytes) = 0;
+  ObjectId PutTree(const Tree& tree) { return Put(ObjectKind::kTree, SerializeTree(tree)); }
+
+  // Stores what is at `path` on disk (a file, a symlink, or a directory with everything below
+  // it) and returns its tree entry, named `name`. With `reuse` (an entry previously stored
+  // from the same path), files whose size and mtime are unchanged are not read again: their
+  // stored chunks are reused, as git's index does.
+  virtual Result<TreeEntry> PutPath(const std::string& path, std::string name, const TreeEntry* reuse) = 0;
+
+  // Makes every object of the batch durable (packs, then their index file).
+  virtual Status Commit() = 0;
+  virtual const PutStats& stats() const = 0;
+};
+
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+  virtual Result<std::unique_ptr<WriteBatch>> NewBatch() = 0;
+  // Fails with kInvalidArgument if `id` is an object of another kind, kNotFound if absent.
+  virtual Result<std::string> Read(const ObjectId& id, ObjectKind kind) = 0;
+  virtual Result<Tree> ReadTree(const ObjectId& id) = 0;
+  virtual bool Contains(const ObjectId& id) = 0;
+  // The repository's keyed hash of `bytes` (the id an object with that plaintext would get).
+  virtual ObjectId Hash(std::string_view bytes) = 0;
+  // The repository's own Env and the directory where per-repository local state may live
+  // (the catalog database).
+  virtual Env* env() = 0;
+  virtual std::string local_state_dir() = 0;
+  // Key for MACs of local state (the audit chain), derived from the repository's MAC key.
+  virtual const crypto::Key256& audit_key() = 0;
+
+  // Durable, sealed records (JSON text) kept in the repository beside the objects: what the
+  // layers above must not lose with their catalog (ref changes, audit heads). A record is
+  // durable when AppendRecord returns OK. Records() returns them all, in no particular order.
+  virtual Status AppendRecord(std::string_view json) = 0;
+  virtual Result<std::vector<std::string>> Records() = 0;
+};
+
+}  // namespace strata::store

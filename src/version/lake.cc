@@ -1,0 +1,729 @@
+// The Lake: versioned datasets built from the store's objects and the catalog.
+//
+// Durability order of every ref change (a commit, a reset, a tag, ...):
+//   1. objects: new trees and the commit object, durable at WriteBatch::Commit();
+//   2. the catalog: the compare-and-swap of the ref and its audit entry, in one SQLite
+//      transaction (synchronous=FULL): this is the moment the change happens;
+//   3. a sealed record in the repository mirroring that audit entry (a "ref event" with the
+//      entry's seq and hash: the audit head).
+// Why the catalog before the record: the record must carry the audit entry's hash, which only
+// exists once the catalog has appended it, and a record written before the CAS would describe a
+// change that may then lose the race. A crash between 2 and 3 leaves a catalog entry without a
+// record; the next Open() finds every unrecorded entry and records it, so the repository catches
+// up. A crash before 2 leaves only unreferenced objects: the branch is at the old commit or the
+// new one, never in between. Rebuild replays the records in audit order, then walks commit
+// parents through the objects.
+#include "strata/lake.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <set>
+#include <unordered_set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "base/endian.h"
+#include "base/logging.h"
+#include "catalog/catalog.h"
+#include "store/object_store.h"
+#include "version/commit.h"
+#include "version/diff.h"
+#include "version/records.h"
+#include "version/tree_edit.h"
+
+namespace strata {
+
+using nlohmann::json;
+using store::EntryType;
+using store::ObjectKind;
+using store::TreeEntry;
+
+std::string_view DiffKindName(DiffEntry::Kind kind) {
+  switch (kind) {
+    case DiffEntry::Kind::kAdded: return "added";
+    case DiffEntry::Kind::kRemoved: return "removed";
+    case DiffEntry::Kind::kModified: return "modified";
+    case DiffEntry::Kind::kRenamed: return "renamed";
+  }
+  return "?";
+}
+
+namespace version {
+namespace {
+
+constexpr const char* kCatalogFile = "catalog.db";
+constexpr const char* kRebuildHint = "run `strata catalog rebuild` to recreate it from the repository";
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string DefaultActor() {
+  const char* user = std::getenv("USER");
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  return fmt::format("{}@{}", user && *user ? user : "unknown", host[0] ? host : "localhost");
+}
+
+std::string CatalogPath(store::ObjectStore* objects) { return objects->local_state_dir() + "/" + kCatalogFile; }
+
+bool IsHex(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+  });
+}
+
+RefInfo ToRefInfo(const catalog::Ref& r) {
+  return RefInfo{r.dataset, r.name, r.kind == catalog::RefKind::kTag ? RefType::kTag : RefType::kBranch,
+                 r.target, r.is_protected, r.updated_unix_ms};
+}
+
+CommitInfo ToCommitInfo(const ObjectId& id, const Commit& c) {
+  return CommitInfo{id, c.tree, c.parents, c.dataset, c.time_ns, c.author, c.message, c.meta};
+}
+
+catalog::CommitRecord ToRecord(const ObjectId& id, const Commit& c) {
+  return catalog::CommitRecord{id, c.dataset, c.parents, c.tree, c.author, c.time_ns / 1'000'000'000, c.message, c.meta};
+}
+
+Result<CommitInfo> ReadCommit(store::ObjectStore* objects, const ObjectId& id) {
+  auto bytes = objects->Read(id, ObjectKind::kCommit);
+  if (!bytes.ok()) return bytes.status().WithContext(fmt::format("commit {}", id.Short()));
+  auto c = ParseCommit(AsBytes(*bytes));
+  if (!c.ok()) return c.status().WithContext(fmt::format("commit {}", id.Short()));
+  return ToCommitInfo(id, *c);
+}
+
+ObjectId EmptyTreeId(store::ObjectStore* objects) { return objects->Hash(store::SerializeTree(store::Tree{})); }
+
+// What the repository's records say about the audit chain.
+struct RecordState {
+  std::vector<RefEvent> events;
+  uint64_t epoch = 0;        // the current chain
+  uint64_t chain_start = 1;  // its first seq that is not a replay of an older chain
+  std::set<uint64_t> recorded;  // seqs of the current chain that have a record
+  std::optional<catalog::AuditHead> head;
+};
+
+Result<RecordState> LoadRecordState(store::ObjectStore* objects) {
+  STRATA_ASSIGN_OR_RETURN(auto records, objects->Records());
+  RecordState st;
+  STRATA_ASSIGN_OR_RETURN(st.events, LoadRefEvents(records));
+  if (st.events.empty()) return st;
+  st.epoch = st.events.back().epoch;
+  st.head = catalog::AuditHead{st.events.back().seq, st.events.back().hash};
+  bool marker = false;
+  for (const auto& e : st.events) {
+    if (e.epoch != st.epoch) continue;
+    st.recorded.insert(e.seq);
+    if (e.op == kOpRebuild && !marker) {
+      st.chain_start = e.seq;
+      marker = true;
+    }
+  }
+  return st;
+}
+
+// "" when the catalog's chain holds the entry the newest record names; otherwise what is wrong.
+Result<std::string> CompareWithRecords(catalog::Catalog* cat, const RecordState& st) {
+  if (!st.head) return std::string();
+  STRATA_ASSIGN_OR_RETURN(auto entries, cat->ListAudit(st.head->seq, 1));
+  if (entries.empty() || entries[0].seq != st.head->seq) {
+    STRATA_ASSIGN_OR_RETURN(auto head, cat->Head());
+    return fmt::format(
+        "the catalog's audit log ends at entry {} but the repository recorded entry {}: the catalog is an "
+        "older copy or was truncated",
+        head.seq, st.head->seq);
+  }
+  if (entries[0].hash != st.head->hash) {
+    return fmt::format(
+        "audit entry {} of the catalog is not the one the repository recorded: the catalog was replaced",
+        st.head->seq);
+  }
+  return std::string();
+}
+
+class LakeImpl final : public Lake {
+ public:
+  LakeImpl(Repository* repo, std::unique_ptr<catalog::Catalog> cat, std::string actor, RecordState st)
+      : repo_(repo), objects_(repo->objects()), cat_(std::move(cat)), actor_(std::move(actor)) {
+    epoch_ = st.epoch;
+    chain_start_ = st.chain_start;
+    recorded_ = std::move(st.recorded);
+  }
+
+  // Records every entry of the current chain from `from` on that has no record yet.
+  Status SyncRecords(uint64_t from) {
+    STRATA_ASSIGN_OR_RETURN(auto entries, cat_->ListAudit(std::max(from, chain_start_), SIZE_MAX));
+    for (const auto& e : entries) {
+      if (!recorded_.count(e.seq)) {
+        STRATA_RETURN_IF_ERROR(objects_->AppendRecord(EncodeRefEvent(EventFromAudit(e, epoch_))));
+        recorded_.insert(e.seq);
+      }
+      synced_ = std::max(synced_, e.seq);
+    }
+    return Status::OK();
+  }
+
+  // After a change: the catalog has it (it happened); a failure to mirror it is repaired by the
+  // next Open, so it is reported but not returned as the change's failure.
+  void Recorded() {
+    Status s = SyncRecords(synced_ + 1);
+    if (!s.ok()) {
+      LogWarning(fmt::format("the change was made but not yet recorded in the repository ({}); the next "
+                             "command records it",
+                             s.ToString()));
+    }
+  }
+
+  catalog::AuditEntry Audit(std::string action, json details) {
+    return catalog::AuditEntry{actor_, std::move(action), "", details.dump()};
+  }
+
+  // --- datasets ---
+
+  Status CreateDataset(std::string_view name) override {
+    STRATA_RETURN_IF_ERROR(catalog::ValidateDatasetName(name));
+    STRATA_ASSIGN_OR_RETURN(auto batch, objects_->NewBatch());
+    ObjectId tree = batch->PutTree(store::Tree{});
+    Commit c{tree, {}, std::string(name), NowNs(), actor_, fmt::format("create dataset {}", name), {}};
+    ObjectId id = batch->Put(ObjectKind::kCommit, SerializeCommit(c));
+    STRATA_RETURN_IF_ERROR(batch->Commit());
+    STRATA_RETURN_IF_ERROR(cat_->CreateDataset(name, Audit("", {{"op", kOpDatasetCreate}, {"dataset", name}})));
+    Status s = cat_->PutCommit(ToRecord(id, c));
+    if (s.ok()) {
+      s = cat_->CreateRef(name, "main", catalog::RefKind::kBranch, id,
+                          Audit("", {{"op", kOpRefCreate}, {"dataset", name}, {"ref", "main"}}));
+    }
+    Recorded();
+    return s;
+  }
+
+  Result<std::vector<std::string>> ListDatasets() override {
+    STRATA_ASSIGN_OR_RETURN(auto list, cat_->ListDatasets());
+    std::vector<std::string> out;
+    for (auto& d : list) out.push_back(std::move(d.name));
+    return out;
+  }
+
+  Status DeleteDataset(std::string_view name) override {
+    STRATA_RETURN_IF_ERROR(RequireDataset(name));
+    STRATA_RETURN_IF_ERROR(cat_->DeleteDataset(name, Audit("", {{"op", kOpDatasetDelete}, {"dataset", name}})));
+    Recorded();
+    return Status::OK();
+  }
+
+  // --- references ---
+
+  Status RequireDataset(std::string_view name) {
+    auto ds = cat_->GetDataset(name);
+    if (ds.ok()) return Status::OK();
+    if (ds.status().IsNotFound()) {
+      return Status::NotFound(fmt::format("no dataset '{}' (see `strata dataset list`)", name));
+    }
+    return ds.status();
+  }
+
+  Result<Resolved> ResolveSpec(const RefSpec& spec) {
+    Resolved r;
+    r.spec = spec;
+    ObjectId id;
+    auto ref = cat_->GetRef(spec.dataset, spec.ref);
+    if (ref.ok()) {
+      r.ref = ToRefInfo(*ref);
+      id = ref->target;
+    } else if (!ref.status().IsNotFound()) {
+      return ref.status();
+    } else {
+      STRATA_RETURN_IF_ERROR(RequireDataset(spec.dataset));
+      if (!IsHex(spec.ref) || spec.ref.size() < 4) {
+        return Status::NotFound(fmt::format("no branch or tag '{}' in dataset '{}' (see `strata branch list {}`)",
+                                            spec.ref, spec.dataset, spec.dataset));
+      }
+      auto found = cat_->ResolveCommitPrefix(spec.dataset, spec.ref);
+      if (!found.ok()) {
+        if (found.status().IsNotFound()) {
+          return Status::NotFound(fmt::format("no branch, tag or commit '{}' in dataset '{}'", spec.ref, spec.dataset));
+        }
+        return found.status();
+      }
+      id = *found;
+    }
+    STRATA_ASSIGN_OR_RETURN(r.commit, ReadCommit(objects_, id));
+    return r;
+  }
+
+  Result<Resolved> Resolve(std::string_view text) override {
+    STRATA_ASSIGN_OR_RETURN(RefSpec spec, ParseRefSpec(text));
+    return ResolveSpec(spec);
+  }
+
+  // NAME@REF without a path.
+  Result<RefSpec> ParseRefName(std::string_view text) {
+    STRATA_ASSIGN_OR_RETURN(RefSpec spec, ParseRefSpec(text));
+    if (!spec.path.empty()) {
+      return Status::InvalidArgument(fmt::format("'{}' names a path; a ref is written NAME@REF", text));
+    }
+    return spec;
+  }
+
+  Result<Resolved> ResolveBranch(std::string_view text) {
+    STRATA_ASSIGN_OR_RETURN(RefSpec spec, ParseRefName(text));
+    STRATA_ASSIGN_OR_RETURN(Resolved r, ResolveSpec(spec));
+    if (!r.ref) {
+      return Status::InvalidArgument(
+          fmt::format("'{}' is a commit, not a branch: only branches move (create one with `strata branch create`)", text));
+    }
+    if (r.ref->type == RefType::kTag) {
+      return Status::FailedPrecondition(fmt::format("{} is a tag, and tags never move: use a branch", text));
+    }
+    return r;
+  }
+
+  Status CreateRef(std::string_view name, std::string_view from, RefType type) override {
+    STRATA_ASSIGN_OR_RETURN(RefSpec spec, ParseRefName(name));
+    STRATA_ASSIGN_OR_RETURN(Resolved src, Resolve(from));
+    if (src.spec.dataset != spec.dataset) {
+      return Status::InvalidArgument(
+          fmt::format("'{}' is in dataset '{}', not '{}'", from, src.spec.dataset, spec.dataset));
+    }
+    auto kind = type == RefType::kTag ? catalog::RefKind::kTag : catalog::RefKind::kBranch;
+    STRATA_RETURN_IF_ERROR(cat_->CreateRef(spec.dataset, spec.ref, kind, src.commit.id,
+                                           Audit("", {{"op", kOpRefCreate}, {"dataset", spec.dataset}, {"ref", spec.ref}})));
+    Recorded();
+    return Status::OK();
+  }
+
+  Result<std::vector<RefInfo>> ListRefs(std::string_view dataset) override {
+    STRATA_RETURN_IF_ERROR(RequireDataset(dataset));
+    STRATA_ASSIGN_OR_RETURN(auto refs, cat_->ListRefs(dataset));
+    std::vector<RefInfo> out;
+    for (const auto& r : refs) out.push_back(ToRefInfo(r));
+    return out;
+  }
+
+  Status DeleteRef(std::string_view name) override {
+    STRATA_ASSIGN_OR_RETURN(RefSpec spec, ParseRefName(name));
+    STRATA_RETURN_IF_ERROR(RequireDataset(spec.dataset));
+    STRATA_RETURN_IF_ERROR(cat_->DeleteRef(spec.dataset, spec.ref,
+                                           Audit("", {{"op", kOpRefDelete}, {"dataset", spec.dataset}, {"ref", spec.ref}})));
+    Recorded();
+    return Status::OK();
+  }
+
+  Status ProtectRef(std::string_view name, bool on) override {
+    STRATA_ASSIGN_OR_RETURN(RefSpec spec, ParseRefName(name));
+    STRATA_RETURN_IF_ERROR(RequireDataset(spec.dataset));
+    STRATA_RETURN_IF_ERROR(cat_->SetRefProtected(
+        spec.dataset, spec.ref, on,
+        Audit("", {{"op", on ? kOpRefProtect : kOpRefUnprotect}, {"dataset", spec.dataset}, {"ref", spec.ref}})));
+    Recorded();
+    return Status::OK();
+  }
+
+  // --- commits ---
+
+  // Builds the new tree from the branch head's commit, through the given batch.
+  using TreeMaker = std::function<Result<ObjectId>(store::WriteBatch*, const CommitInfo& base, CommitResult*)>;
+
+  Result<CommitResult> CommitWith(std::string_view target, const CommitOptions& options, std::string_view action,
+                                  const TreeMaker& make) {
+    STRATA_ASSIGN_OR_RETURN(Resolved branch, ResolveBranch(target));
+    CommitInfo base = branch.commit;
+    CommitResult res;
+    STRATA_ASSIGN_OR_RETURN(auto batch, objects_->NewBatch());
+    STRATA_ASSIGN_OR_RETURN(ObjectId tree, make(batch.get(), base, &res));
+    const std::string& dataset = branch.spec.dataset;
+    const std::string& name = branch.spec.ref;
+    for (res.attempts = 1;; ++res.attempts) {
+      res.parent = base.id;
+      res.tree = tree;
+      if (tree == base.tree) {
+        // Nothing to record: no commit, the branch stays where it is.
+        STRATA_RETURN_IF_ERROR(batch->Commit());
+        if (res.attempts == 1) res.put = batch->stats();
+        res.unchanged = true;
+        res.commit = base.id;
+        return res;
+      }
+      Commit c{tree, {base.id}, dataset, NowNs(), options.author.empty() ? actor_ : options.author,
+               options.message, options.meta};
+      ObjectId id = batch->Put(ObjectKind::kCommit, SerializeCommit(c));
+      STRATA_RETURN_IF_ERROR(batch->Commit());
+      if (res.attempts == 1) res.put = batch->stats();
+      // Indexed before the ref moves (idempotent; harmless if the swap then loses).
+      STRATA_RETURN_IF_ERROR(cat_->PutCommit(ToRecord(id, c)));
+      Status s = cat_->UpdateBranch(
+          dataset, name, base.id, id,
+          Audit(std::string(action), {{"op", kOpBranchUpdate}, {"dataset", dataset}, {"ref", name},
+                                      {"message", options.message.substr(0, 200)}}));
+      if (s.ok()) {
+        res.commit = id;
+        Recorded();
+        return res;
+      }
+      if (s.code() != StatusCode::kAborted || !options.retry || res.attempts >= options.max_attempts) return s;
+
+      // Rebase: our change onto the branch's new head, if the two touched different paths.
+      STRATA_ASSIGN_OR_RETURN(Resolved now, ResolveBranch(target));
+      STRATA_ASSIGN_OR_RETURN(auto ours, ChangedPaths(objects_, base.tree, tree));
+      STRATA_ASSIGN_OR_RETURN(auto theirs, ChangedPaths(objects_, base.tree, now.commit.tree));
+      std::string where;
+      if (PathsOverlap(ours, theirs, &where)) {
+        return Status::Aborted(
+            fmt::format("{}; --retry cannot rebase: both changes touch '{}'", s.message(), where));
+      }
+      std::vector<TreeEdit> edits;
+      for (const auto& p : ours) {
+        STRATA_ASSIGN_OR_RETURN(auto entry, LookupEntry(objects_, tree, p));
+        edits.push_back(TreeEdit{p, std::move(entry)});
+      }
+      STRATA_ASSIGN_OR_RETURN(batch, objects_->NewBatch());
+      STRATA_ASSIGN_OR_RETURN(tree, ApplyEdits(objects_, batch.get(), now.commit.tree, edits, &res.trees_written));
+      base = now.commit;
+    }
+  }
+
+  Result<CommitResult> CommitDirectory(std::string_view target, const std::string& src,
+                                       const CommitOptions& options) override {
+    return CommitWith(target, options, "commit",
+                      [&](store::WriteBatch* batch, const CommitInfo& base, CommitResult*) -> Result<ObjectId> {
+                        // The parent's root as the reuse entry: unchanged files are not read.
+                        TreeEntry reuse;
+                        reuse.type = EntryType::kDirectory;
+                        reuse.subtree = base.tree;
+                        STRATA_ASSIGN_OR_RETURN(TreeEntry root, batch->PutPath(src, "root", &reuse));
+                        if (root.type != EntryType::kDirectory) {
+                          return Status::InvalidArgument(fmt::format(
+                              "'{}' is not a directory: a commit records a directory (use a change list, "
+                              "--add, for single files)",
+                              src));
+                        }
+                        return root.subtree;
+                      });
+  }
+
+  Result<CommitResult> CommitChanges(std::string_view target, const std::vector<Change>& changes,
+                                     const CommitOptions& options) override {
+    return CommitWith(target, options, "commit",
+                      [&](store::WriteBatch* batch, const CommitInfo& base, CommitResult* res) -> Result<ObjectId> {
+                        std::vector<TreeEdit> edits;
+                        for (const auto& ch : changes) {
+                          STRATA_ASSIGN_OR_RETURN(auto parts, SplitPath(ch.path));
+                          if (parts.empty()) return Status::InvalidArgument("a change needs a path inside the dataset");
+                          switch (ch.kind) {
+                            case Change::Kind::kAdd: {
+                              STRATA_ASSIGN_OR_RETURN(auto old, LookupEntry(objects_, base.tree, ch.path));
+                              STRATA_ASSIGN_OR_RETURN(TreeEntry e,
+                                                      batch->PutPath(ch.source, parts.back(), old ? &*old : nullptr));
+                              edits.push_back(TreeEdit{ch.path, std::move(e)});
+                              break;
+                            }
+                            case Change::Kind::kRemove:
+                              edits.push_back(TreeEdit{ch.path, std::nullopt});
+                              break;
+                            case Change::Kind::kMove: {
+                              STRATA_ASSIGN_OR_RETURN(auto e, LookupEntry(objects_, base.tree, ch.from));
+                              if (!e) return Status::NotFound(fmt::format("cannot move '{}': no such path", ch.from));
+                              edits.push_back(TreeEdit{ch.from, std::nullopt});
+                              edits.push_back(TreeEdit{ch.path, std::move(e)});
+                              break;
+                            }
+                          }
+                        }
+                        return ApplyEdits(objects_, batch, base.tree, edits, &res->trees_written);
+                      });
+  }
+
+  Result<std::vector<CommitInfo>> Log(std::string_view spec, size_t limit) override {
+    STRATA_ASSIGN_OR_RETURN(Resolved r, Resolve(spec));
+    STRATA_ASSIGN_OR_RETURN(auto records, cat_->Log(r.commit.id, limit));
+    std::vector<CommitInfo> out;
+    for (auto& c : records) {
+      out.push_back(CommitInfo{c.id, c.tree, c.parents, c.dataset, c.time_unix * 1'000'000'000, c.author,
+                               c.message, c.meta});
+    }
+    return out;
+  }
+
+  // --- content ---
+
+  Result<std::vector<EntryInfo>> List(std::string_view spec, bool recursive) override {
+    STRATA_ASSIGN_OR_RETURN(Resolved r, Resolve(spec));
+    return repo_->List(r.commit.tree, r.spec.path, recursive);
+  }
+
+  Result<std::unique_ptr<BlobReader>> OpenFile(std::string_view spec) override {
+    STRATA_ASSIGN_OR_RETURN(Resolved r, Resolve(spec));
+    if (r.spec.path.empty()) {
+      return Status::InvalidArgument(fmt::format("'{}' names no file: write NAME@REF:PATH", spec));
+    }
+    return repo_->OpenFile(r.commit.tree, r.spec.path);
+  }
+
+  Status Checkout(std::string_view spec, const std::string& dest, uint64_t* bytes) override {
+    STRATA_ASSIGN_OR_RETURN(Resolved r, Resolve(spec));
+    return repo_->Restore(r.commit.tree, r.spec.path, dest, bytes);
+  }
+
+  Result<DiffResult> Diff(std::string_view a, std::string_view b, std::string_view path) override {
+    STRATA_ASSIGN_OR_RETURN(Resolved ra, Resolve(a));
+    STRATA_ASSIGN_OR_RETURN(Resolved rb, Resolve(b));
+    std::string p(path);
+    if (p.empty()) p = !ra.spec.path.empty() ? ra.spec.path : rb.spec.path;
+    STRATA_ASSIGN_OR_RETURN(auto parts, SplitPath(p));
+    if (parts.empty()) return DiffTrees(objects_, ra.commit.tree, rb.commit.tree);
+    std::string norm;
+    for (const auto& part : parts) norm += (norm.empty() ? "" : "/") + part;
+    STRATA_ASSIGN_OR_RETURN(auto ea, LookupEntry(objects_, ra.commit.tree, norm));
+    STRATA_ASSIGN_OR_RETURN(auto eb, LookupEntry(objects_, rb.commit.tree, norm));
+    return DiffEntries(objects_, ea, eb, norm);
+  }
+
+  // --- rollback ---
+
+  Result<ObjectId> Reset(std::string_view target, std::string_view to) override {
+    STRATA_ASSIGN_OR_RETURN(Resolved branch, ResolveBranch(target));
+    STRATA_ASSIGN_OR_RETURN(Resolved dest, Resolve(to));
+    if (dest.spec.dataset != branch.spec.dataset) {
+      return Status::InvalidArgument(
+          fmt::format("'{}' is in dataset '{}', not '{}'", to, dest.spec.dataset, branch.spec.dataset));
+    }
+    STRATA_RETURN_IF_ERROR(cat_->UpdateBranch(
+        branch.spec.dataset, branch.spec.ref, branch.commit.id, dest.commit.id,
+        Audit("reset", {{"op", kOpBranchUpdate}, {"dataset", branch.spec.dataset}, {"ref", branch.spec.ref},
+                        {"to", std::string(to)}})));
+    Recorded();
+    return branch.commit.id;
+  }
+
+  Result<CommitResult> Revert(std::string_view target, std::string_view commit, const CommitOptions& options) override {
+    STRATA_ASSIGN_OR_RETURN(Resolved undo, Resolve(commit));
+    ObjectId before = EmptyTreeId(objects_);
+    if (!undo.commit.parents.empty()) {
+      STRATA_ASSIGN_OR_RETURN(CommitInfo parent, ReadCommit(objects_, undo.commit.parents[0]));
+      before = parent.tree;
+    }
+    CommitOptions opts = options;
+    if (opts.message.empty()) {
+      std::string first = undo.commit.message.substr(0, undo.commit.message.find('\n'));
+      opts.message = fmt::format("Revert \"{}\"\n\nThis reverts commit {}.", first, undo.commit.id.ToHex());
+    }
+    opts.meta.emplace("revert", undo.commit.id.ToHex());
+    return CommitWith(target, opts, "revert",
+                      [&](store::WriteBatch* batch, const CommitInfo& base, CommitResult* res) -> Result<ObjectId> {
+                        STRATA_ASSIGN_OR_RETURN(auto paths, ChangedPaths(objects_, before, undo.commit.tree));
+                        std::vector<TreeEdit> edits;
+                        for (const auto& p : paths) {
+                          STRATA_ASSIGN_OR_RETURN(auto now, LookupEntry(objects_, base.tree, p));
+                          STRATA_ASSIGN_OR_RETURN(auto made, LookupEntry(objects_, undo.commit.tree, p));
+                          bool same = now.has_value() == made.has_value() && (!now || SameContent(*now, *made));
+                          if (!same) {
+                            return Status::FailedPrecondition(fmt::format(
+                                "cannot revert {}: '{}' changed again after it; revert by hand",
+                                undo.commit.id.Short(), p));
+                          }
+                          STRATA_ASSIGN_OR_RETURN(auto old, LookupEntry(objects_, before, p));
+                          edits.push_back(TreeEdit{p, std::move(old)});
+                        }
+                        if (edits.empty()) return base.tree;
+                        return ApplyEdits(objects_, batch, base.tree, edits, &res->trees_written);
+                      });
+  }
+
+  // --- audit ---
+
+  Result<std::vector<AuditEvent>> AuditLog(uint64_t from_seq, size_t limit) override {
+    STRATA_ASSIGN_OR_RETURN(auto entries, cat_->ListAudit(from_seq, limit));
+    std::vector<AuditEvent> out;
+    for (auto& e : entries) {
+      out.push_back(AuditEvent{e.seq, e.time_unix_ms, std::move(e.actor), std::move(e.action), std::move(e.target),
+                               std::move(e.details), e.hash});
+    }
+    return out;
+  }
+
+  Result<AuditCheck> VerifyAudit() override {
+    STRATA_ASSIGN_OR_RETURN(RecordState st, LoadRecordState(objects_));
+    STRATA_ASSIGN_OR_RETURN(auto rep, cat_->VerifyAudit(st.head));
+    AuditCheck out;
+    out.ok = rep.ok();
+    out.entries = rep.entries;
+    out.head_seq = rep.head.seq;
+    out.recorded_seq = st.head ? st.head->seq : 0;
+    out.problem = rep.ok() ? "" : std::string(catalog::AuditProblemName(rep.problem));
+    out.first_bad_seq = rep.first_bad_seq;
+    out.message = rep.message;
+    return out;
+  }
+
+  Status RecordEvent(std::string_view action, std::string_view target, std::string_view details) override {
+    json d = json::object();
+    if (!details.empty()) {
+      d = json::parse(details, nullptr, false);
+      if (d.is_discarded() || !d.is_object()) return Status::InvalidArgument("event details must be a JSON object");
+    }
+    d["op"] = kOpEvent;
+    STRATA_RETURN_IF_ERROR(cat_->AppendAudit(catalog::AuditEntry{actor_, std::string(action), std::string(target), d.dump()}));
+    Recorded();
+    return Status::OK();
+  }
+
+  const std::string& actor() const override { return actor_; }
+
+ private:
+  Repository* repo_;
+  store::ObjectStore* objects_;
+  std::unique_ptr<catalog::Catalog> cat_;
+  std::string actor_;
+  uint64_t epoch_ = 0;
+  uint64_t chain_start_ = 1;
+  std::set<uint64_t> recorded_;
+  uint64_t synced_ = 0;
+};
+
+// --- rebuild ---
+
+// Applies one recorded event to a fresh catalog, as the operation it recorded.
+Status Replay(catalog::Catalog* cat, const RefEvent& e) {
+  json d = json::parse(e.details, nullptr, false);
+  if (d.is_discarded() || !d.is_object()) d = json::object();
+  d["replayed"] = {{"epoch", e.epoch}, {"seq", e.seq}, {"time_ms", e.time_unix_ms}};
+  catalog::AuditEntry audit{e.actor, e.action, e.target, d.dump()};
+  if (e.op == kOpDatasetCreate) return cat->CreateDataset(e.dataset, audit);
+  if (e.op == kOpDatasetDelete) return cat->DeleteDataset(e.dataset, audit);
+  if (e.op == kOpRefCreate) {
+    return cat->CreateRef(e.dataset, e.ref, e.kind == "tag" ? catalog::RefKind::kTag : catalog::RefKind::kBranch,
+                          e.new_target, audit);
+  }
+  if (e.op == kOpBranchUpdate) {
+    // The recorded new target is what counts: an update whose own record was lost in a crash
+    // leaves a different "old" here.
+    STRATA_ASSIGN_OR_RETURN(auto ref, cat->GetRef(e.dataset, e.ref));
+    return cat->UpdateBranch(e.dataset, e.ref, ref.target, e.new_target, audit);
+  }
+  if (e.op == kOpRefDelete) return cat->DeleteRef(e.dataset, e.ref, audit);
+  if (e.op == kOpRefProtect || e.op == kOpRefUnprotect) {
+    return cat->SetRefProtected(e.dataset, e.ref, e.op == kOpRefProtect, audit);
+  }
+  return cat->AppendAudit(audit);
+}
+
+Status RemoveIfExists(Env* env, const std::string& path) {
+  return env->FileExists(path) ? env->DeleteFile(path) : Status::OK();
+}
+
+}  // namespace
+}  // namespace version
+
+Result<std::unique_ptr<Lake>> Lake::Open(Repository* repo, const LakeOptions& options) {
+  using namespace version;
+  store::ObjectStore* objects = repo->objects();
+  STRATA_ASSIGN_OR_RETURN(RecordState st, LoadRecordState(objects));
+  std::string path = CatalogPath(objects);
+  if (st.head && !objects->env()->FileExists(path)) {
+    return Status::Corruption(fmt::format("the catalog database {} is missing but the repository records {} ref "
+                                          "events: {}",
+                                          path, st.events.size(), kRebuildHint));
+  }
+  catalog::SqliteCatalogOptions co;
+  co.path = path;
+  co.audit_key = objects->audit_key();
+  STRATA_ASSIGN_OR_RETURN(auto cat, catalog::OpenSqliteCatalog(co));
+  STRATA_ASSIGN_OR_RETURN(std::string problem, CompareWithRecords(cat.get(), st));
+  bool consistent = problem.empty();
+  if (!consistent && !options.allow_inconsistent_catalog) {
+    return Status::Corruption(fmt::format("{}: {}", problem, kRebuildHint));
+  }
+  auto lake = std::make_unique<LakeImpl>(repo, std::move(cat), options.actor.empty() ? DefaultActor() : options.actor,
+                                         std::move(st));
+  // Catch up with changes a crashed process made in the catalog but did not record.
+  if (consistent) STRATA_RETURN_IF_ERROR(lake->SyncRecords(0));
+  return std::unique_ptr<Lake>(std::move(lake));
+}
+
+Result<RebuildReport> Lake::RebuildCatalog(Repository* repo, const LakeOptions& options) {
+  using namespace version;
+  store::ObjectStore* objects = repo->objects();
+  Env* env = objects->env();
+  STRATA_ASSIGN_OR_RETURN(RecordState st, LoadRecordState(objects));
+  std::string path = CatalogPath(objects);
+  std::string tmp = path + ".rebuild";
+  for (const char* suffix : {"", "-wal", "-shm"}) STRATA_RETURN_IF_ERROR(RemoveIfExists(env, tmp + suffix));
+
+  RebuildReport report;
+  uint64_t epoch = st.events.empty() ? 0 : st.epoch + 1;
+  {
+    catalog::SqliteCatalogOptions co;
+    co.path = tmp;
+    co.audit_key = objects->audit_key();
+    STRATA_ASSIGN_OR_RETURN(auto cat, catalog::OpenSqliteCatalog(co));
+    for (const auto& e : st.events) {
+      Status s = Replay(cat.get(), e);
+      if (!s.ok()) {
+        report.warnings.push_back(fmt::format("event {}.{} ({} {}): {}", e.epoch, e.seq, e.action, e.target, s.message()));
+      }
+      ++report.records;
+    }
+    // The commit index: every commit an event named, and their ancestors, from the objects.
+    STRATA_ASSIGN_OR_RETURN(auto datasets, cat->ListDatasets());
+    std::set<std::string> live;
+    for (const auto& d : datasets) live.insert(d.name);
+    report.datasets = live.size();
+    std::deque<ObjectId> todo;
+    std::unordered_set<ObjectId, ObjectIdHash> seen;
+    for (const auto& e : st.events) {
+      if (!live.count(e.dataset)) continue;
+      for (const ObjectId* id : {&e.old_target, &e.new_target}) {
+        if (!id->IsZero() && seen.insert(*id).second) todo.push_back(*id);
+      }
+    }
+    std::vector<catalog::CommitRecord> commits;
+    while (!todo.empty()) {
+      ObjectId id = todo.front();
+      todo.pop_front();
+      auto bytes = objects->Read(id, ObjectKind::kCommit);
+      if (!bytes.ok()) {
+        report.warnings.push_back(fmt::format("commit {}: {}", id.Short(), bytes.status().message()));
+        continue;
+      }
+      auto c = ParseCommit(AsBytes(*bytes));
+      if (!c.ok()) {
+        report.warnings.push_back(fmt::format("commit {}: {}", id.Short(), c.status().message()));
+        continue;
+      }
+      if (!live.count(c->dataset)) continue;
+      for (const auto& p : c->parents) {
+        if (seen.insert(p).second) todo.push_back(p);
+      }
+      commits.push_back(ToRecord(id, *c));
+    }
+    STRATA_RETURN_IF_ERROR(cat->PutCommits(commits));
+    report.commits = commits.size();
+    for (const auto& d : live) {
+      STRATA_ASSIGN_OR_RETURN(auto refs, cat->ListRefs(d));
+      report.refs += refs.size();
+    }
+    // The new chain starts here; its marker's record makes it the one the repository expects.
+    std::string actor = options.actor.empty() ? DefaultActor() : options.actor;
+    json details = {{"op", kOpRebuild}, {"epoch", epoch}, {"events", report.records}, {"commits", report.commits}};
+    STRATA_RETURN_IF_ERROR(cat->AppendAudit(catalog::AuditEntry{actor, std::string(kOpRebuild), "catalog", details.dump()}));
+    STRATA_ASSIGN_OR_RETURN(auto head, cat->Head());
+    STRATA_ASSIGN_OR_RETURN(auto marker, cat->ListAudit(head.seq, 1));
+    if (marker.empty()) return Status::Internal("rebuilt catalog lost its last audit entry");
+    STRATA_RETURN_IF_ERROR(objects->AppendRecord(EncodeRefEvent(EventFromAudit(marker[0], epoch))));
+  }  // closed: SQLite checkpoints its WAL into the file
+  // The old database's WAL must not be replayed into the new file.
+  for (const char* suffix : {"-wal", "-shm"}) STRATA_RETURN_IF_ERROR(RemoveIfExists(env, path + suffix));
+  STRATA_RETURN_IF_ERROR(env->RenameFile(tmp, path));
+  STRATA_RETURN_IF_ERROR(env->SyncDir(objects->local_state_dir()));
+  return report;
+}
+
+}  // namespace strata

@@ -1,0 +1,171 @@
+#include "version/tree_edit.h"
+
+#include <chrono>
+#include <map>
+
+#include <fmt/format.h>
+
+namespace strata::version {
+
+using store::EntryType;
+using store::Tree;
+using store::TreeEntry;
+
+Result<std::vector<std::string>> SplitPath(std::string_view path) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    size_t end = path.find('/', pos);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(pos, end - pos);
+    if (!part.empty()) {
+      if (!store::ValidEntryName(part)) {
+        return Status::InvalidArgument(fmt::format("'{}' is not a valid path component in '{}'", part, path));
+      }
+      out.emplace_back(part);
+    }
+    pos = end + 1;
+  }
+  return out;
+}
+
+Result<std::optional<TreeEntry>> LookupEntry(store::ObjectStore* store, const ObjectId& root, std::string_view path) {
+  STRATA_ASSIGN_OR_RETURN(auto parts, SplitPath(path));
+  TreeEntry cur;
+  cur.type = EntryType::kDirectory;
+  cur.mode = 0755;
+  cur.subtree = root;
+  std::string walked;
+  for (const auto& part : parts) {
+    if (cur.type != EntryType::kDirectory) {
+      return Status::InvalidArgument(fmt::format("'{}' is not a directory", walked));
+    }
+    STRATA_ASSIGN_OR_RETURN(Tree tree, store->ReadTree(cur.subtree));
+    const TreeEntry* e = tree.Find(part);
+    if (!e) return std::optional<TreeEntry>();
+    cur = *e;
+    walked += (walked.empty() ? "" : "/") + part;
+  }
+  return std::optional<TreeEntry>(std::move(cur));
+}
+
+bool SameContent(const TreeEntry& a, const TreeEntry& b) {
+  if (a.type != b.type || a.mode != b.mode) return false;
+  switch (a.type) {
+    case EntryType::kDirectory: return a.subtree == b.subtree;
+    case EntryType::kSymlink: return a.target == b.target;
+    case EntryType::kFile:
+      if (a.size != b.size || a.chunks.size() != b.chunks.size()) return false;
+      for (size_t i = 0; i < a.chunks.size(); ++i) {
+        if (a.chunks[i].id != b.chunks[i].id || a.chunks[i].size != b.chunks[i].size) return false;
+      }
+      return true;
+  }
+  return false;
+}
+
+namespace {
+
+struct PendingEdit {
+  std::vector<std::string> parts;
+  const std::optional<TreeEntry>* entry;
+  std::string path;
+};
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Rewrites one directory level: edits that end here replace or remove entries; the others are
+// grouped by their next component and applied to that child first. Returns (tree id, bytes).
+Result<std::pair<ObjectId, uint64_t>> EditTree(store::ObjectStore* store, store::WriteBatch* batch,
+                                               const ObjectId* id, const std::vector<PendingEdit*>& edits,
+                                               size_t depth, uint64_t* written) {
+  Tree tree;
+  if (id) STRATA_ASSIGN_OR_RETURN(tree, store->ReadTree(*id));
+  // Edits keep their order within a child, so "add dir, then add a file inside it" works.
+  std::map<std::string, std::vector<PendingEdit*>> deeper;
+  std::vector<std::string> order;
+  auto find = [&](const std::string& name) -> TreeEntry* {
+    for (auto& e : tree.entries) {
+      if (e.name == name) return &e;
+    }
+    return nullptr;
+  };
+  auto apply_children = [&]() -> Status {
+    for (auto& [name, list] : deeper) {
+      TreeEntry* child = find(name);
+      if (child && child->type != EntryType::kDirectory) {
+        return Status::InvalidArgument(
+            fmt::format("cannot edit '{}': '{}' is not a directory", list.front()->path, name));
+      }
+      bool only_removals = true;
+      for (auto* e : list) only_removals = only_removals && !e->entry->has_value();
+      if (!child && only_removals) {
+        return Status::NotFound(fmt::format("cannot remove '{}': no such path", list.front()->path));
+      }
+      STRATA_ASSIGN_OR_RETURN(auto sub, EditTree(store, batch, child ? &child->subtree : nullptr, list, depth + 1, written));
+      if (!child) {
+        TreeEntry dir;
+        dir.name = name;
+        dir.type = EntryType::kDirectory;
+        dir.mode = 0755;
+        dir.mtime_ns = NowNs();
+        tree.entries.push_back(std::move(dir));
+        child = &tree.entries.back();
+      }
+      child->subtree = sub.first;
+      child->size = sub.second;
+    }
+    deeper.clear();
+    return Status::OK();
+  };
+  for (PendingEdit* e : edits) {
+    const std::string& name = e->parts[depth];
+    if (e->parts.size() > depth + 1) {
+      deeper[name].push_back(e);
+      continue;
+    }
+    // An edit of this entry itself: pending edits below it happen first (they came first).
+    if (deeper.count(name)) STRATA_RETURN_IF_ERROR(apply_children());
+    TreeEntry* existing = find(name);
+    if (e->entry->has_value()) {
+      TreeEntry entry = **e->entry;
+      entry.name = name;
+      if (existing) *existing = std::move(entry);
+      else tree.entries.push_back(std::move(entry));
+    } else {
+      if (!existing) return Status::NotFound(fmt::format("cannot remove '{}': no such path", e->path));
+      tree.entries.erase(tree.entries.begin() + (existing - tree.entries.data()));
+    }
+  }
+  STRATA_RETURN_IF_ERROR(apply_children());
+  std::sort(tree.entries.begin(), tree.entries.end(),
+            [](const TreeEntry& a, const TreeEntry& b) { return a.name < b.name; });
+  uint64_t total = 0;
+  for (const auto& e : tree.entries) total += e.size;
+  ++*written;
+  return std::make_pair(batch->PutTree(tree), total);
+}
+
+}  // namespace
+
+Result<ObjectId> ApplyEdits(store::ObjectStore* store, store::WriteBatch* batch, const ObjectId& root,
+                            const std::vector<TreeEdit>& edits, uint64_t* trees_written) {
+  std::vector<PendingEdit> pending;
+  pending.reserve(edits.size());
+  for (const auto& e : edits) {
+    STRATA_ASSIGN_OR_RETURN(auto parts, SplitPath(e.path));
+    if (parts.empty()) return Status::InvalidArgument("a change needs a path inside the dataset, not its root");
+    pending.push_back(PendingEdit{std::move(parts), &e.entry, e.path});
+  }
+  std::vector<PendingEdit*> ptrs;
+  for (auto& p : pending) ptrs.push_back(&p);
+  uint64_t written = 0;
+  STRATA_ASSIGN_OR_RETURN(auto result, EditTree(store, batch, &root, ptrs, 0, &written));
+  if (trees_written) *trees_written += written;
+  return result.first;
+}
+
+}  // namespace strata::version

@@ -1,0 +1,155 @@
+// Tests of the ObjectStore interface the upper layers build on: batches, typed objects,
+// unchanged-file reuse, and records.
+#include "store/object_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+
+#include "testutil/testutil.h"
+
+namespace strata {
+namespace {
+
+namespace fs = std::filesystem;
+using strata::testing::RandomBytes;
+using strata::testing::TempDir;
+using strata::testing::WriteFile;
+
+class ObjectStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    InitOptions o;
+    o.chunk_min = 16 << 10;
+    o.chunk_avg = 64 << 10;
+    o.chunk_max = 256 << 10;
+    o.pack_size = 1 << 20;
+    o.kdf_ops = 1;
+    o.kdf_mem = 8192;
+    auto repo = Repository::Create(dir_ / "repo", "pw", o);
+    ASSERT_TRUE(repo.ok()) << repo.status().ToString();
+    repo_ = std::move(*repo);
+    store_ = repo_->objects();
+    src_ = dir_ / "src";
+    for (int i = 0; i < 5; ++i) WriteFile(src_ + "/f" + std::to_string(i), RandomBytes(i, 100000 + i));
+    WriteFile(src_ + "/sub/g", RandomBytes(99, 300000));
+    AgeTree();
+  }
+
+  // Puts every mtime well in the past, outside the window where size and mtime prove nothing.
+  void AgeTree() {
+    for (const auto& e : fs::recursive_directory_iterator(src_)) {
+      struct timespec times[2] = {{1600000000, 0}, {1600000000, 0}};
+      utimensat(AT_FDCWD, e.path().c_str(), times, AT_SYMLINK_NOFOLLOW);
+    }
+  }
+
+  store::TreeEntry PutDir(const store::TreeEntry* reuse, PutStats* stats) {
+    auto batch = store_->NewBatch();
+    EXPECT_TRUE(batch.ok());
+    auto entry = (*batch)->PutPath(src_, "", reuse);
+    EXPECT_TRUE(entry.ok()) << entry.status().ToString();
+    EXPECT_TRUE((*batch)->Commit().ok());
+    *stats = (*batch)->stats();
+    return *entry;
+  }
+
+  TempDir dir_;
+  std::string src_;
+  std::unique_ptr<Repository> repo_;
+  store::ObjectStore* store_ = nullptr;
+};
+
+TEST_F(ObjectStoreTest, PutPathStoresATreeReadableByEveryone) {
+  PutStats st;
+  store::TreeEntry e = PutDir(nullptr, &st);
+  ASSERT_EQ(e.type, store::EntryType::kDirectory);
+  EXPECT_EQ(st.files, 6u);
+  auto tree = store_->ReadTree(e.subtree);
+  ASSERT_TRUE(tree.ok());
+  ASSERT_EQ(tree->entries.size(), 6u);  // f0..f4 and sub
+  EXPECT_NE(tree->Find("sub"), nullptr);
+  // The same tree through the public API.
+  auto reader = repo_->OpenFile(e.subtree, "sub/g");
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ((*reader)->size(), 300000u);
+}
+
+TEST_F(ObjectStoreTest, UnchangedFilesAreNotReadAgain) {
+  PutStats first, second, third;
+  store::TreeEntry a = PutDir(nullptr, &first);
+  store::TreeEntry b = PutDir(&a, &second);
+  EXPECT_EQ(second.bytes, 0u) << "nothing changed, nothing should be read";
+  EXPECT_EQ(second.unchanged_files, 6u);
+  EXPECT_EQ(a.subtree, b.subtree);
+
+  WriteFile(src_ + "/sub/g", RandomBytes(100, 300001));  // new size
+  AgeTree();
+  store::TreeEntry c = PutDir(&b, &third);
+  EXPECT_EQ(third.bytes, 300001u);
+  EXPECT_EQ(third.unchanged_files, 5u);
+  EXPECT_NE(c.subtree, b.subtree);
+  auto reader = repo_->OpenFile(c.subtree, "sub/g");
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ((*reader)->size(), 300001u);
+}
+
+TEST_F(ObjectStoreTest, RecentlyModifiedFilesAreReadAgain) {
+  PutStats first, second;
+  store::TreeEntry a = PutDir(nullptr, &first);
+  // Same size, same mtime as stored, but the mtime is "now": it may hide a second change.
+  for (const auto& e : fs::recursive_directory_iterator(src_)) {
+    struct timespec times[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
+    utimensat(AT_FDCWD, e.path().c_str(), times, 0);
+  }
+  store::TreeEntry fresh = PutDir(nullptr, &first);
+  store::TreeEntry b = PutDir(&fresh, &second);
+  EXPECT_EQ(second.unchanged_files, 0u);
+  EXPECT_EQ(second.files, 6u);
+  EXPECT_EQ(b.subtree, fresh.subtree);
+}
+
+TEST_F(ObjectStoreTest, TypedObjectsRoundTripAndKeepTheirKind) {
+  auto batch = store_->NewBatch();
+  ASSERT_TRUE(batch.ok());
+  ObjectId id = (*batch)->Put(store::ObjectKind::kCommit, "a commit's bytes");
+  EXPECT_FALSE(store_->Contains(id)) << "visible before the batch committed";
+  ASSERT_TRUE((*batch)->Commit().ok());
+  EXPECT_TRUE(store_->Contains(id));
+  EXPECT_EQ(id, store_->Hash("a commit's bytes"));
+  auto bytes = store_->Read(id, store::ObjectKind::kCommit);
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_EQ(*bytes, "a commit's bytes");
+  EXPECT_EQ(store_->Read(id, store::ObjectKind::kTree).status().code(), StatusCode::kInvalidArgument);
+  // Still there after reopening.
+  batch->reset();
+  repo_.reset();
+  auto repo = Repository::Open(dir_ / "repo", "pw");
+  ASSERT_TRUE(repo.ok());
+  EXPECT_TRUE((*repo)->objects()->Read(id, store::ObjectKind::kCommit).ok());
+}
+
+TEST_F(ObjectStoreTest, RecordsAreDurableAndSealed) {
+  ASSERT_TRUE(store_->AppendRecord(R"({"a":1})").ok());
+  ASSERT_TRUE(store_->AppendRecord(R"({"b":2})").ok());
+  auto records = store_->Records();
+  ASSERT_TRUE(records.ok());
+  EXPECT_EQ(std::set<std::string>(records->begin(), records->end()),
+            (std::set<std::string>{R"({"a":1})", R"({"b":2})"}));
+  // On disk they are ciphertext, and a damaged one is reported.
+  std::string any;
+  for (const auto& e : fs::directory_iterator(dir_ / "repo/records")) any = e.path();
+  ASSERT_FALSE(any.empty());
+  EXPECT_EQ(strata::testing::ReadFile(any).find("\"a\""), std::string::npos);
+  std::string bytes = strata::testing::ReadFile(any);
+  bytes[bytes.size() / 2] ^= 1;
+  WriteFile(any, bytes);
+  EXPECT_EQ(store_->Records().status().code(), StatusCode::kCorruption);
+}
+
+}  // namespace
+}  // namespace strata
