@@ -7,6 +7,7 @@
 #include <span>
 
 #include "store/tree.h"
+#include "store/tree_pages.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace strata;
@@ -29,6 +30,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string again = SerializeTree(*tree);
     if (again.size() != size || std::memcmp(again.data(), data, size) != 0) std::abort();
   } else if (tree.status().code() != StatusCode::kCorruption && tree.status().code() != StatusCode::kUnsupported) {
+    std::abort();
+  }
+
+  auto index = ParseTreeIndex(bytes);
+  if (index.ok()) {
+    for (size_t i = 0; i < index->children.size(); ++i) {
+      if (!ValidEntryName(index->children[i].first_name) || index->children[i].entries == 0) std::abort();
+      if (i > 0 && !(index->children[i - 1].first_name < index->children[i].first_name)) std::abort();
+    }
+    std::string again = SerializeTreeIndex(*index);
+    if (again.size() != size || std::memcmp(again.data(), data, size) != 0) std::abort();
+  } else if (index.status().code() != StatusCode::kCorruption && index.status().code() != StatusCode::kUnsupported) {
     std::abort();
   }
 

@@ -25,9 +25,11 @@ class WriteBatch {
  public:
   virtual ~WriteBatch() = default;
 
-  // Stores a small object (a tree, a commit) and returns its id.
+  // Stores a small object (a commit) and returns its id.
   virtual ObjectId Put(ObjectKind kind, std::string_view bytes) = 0;
-  ObjectId PutTree(const Tree& tree) { return Put(ObjectKind::kTree, SerializeTree(tree)); }
+  // Stores a directory listing and returns its id. Large directories are split into pages
+  // (tree_pages.h); ReadTree reassembles them.
+  virtual ObjectId PutTree(const Tree& tree) = 0;
 
   // Stores what is at `path` on disk (a file, a symlink, or a directory with everything below
   // it) and returns its tree entry, named `name`. With `reuse` (an entry previously stored

@@ -24,6 +24,7 @@
 #include "base/thread_pool.h"
 #include "store/lock.h"
 #include "store/repository_impl.h"
+#include "store/tree_pages.h"
 
 namespace strata::store {
 
@@ -62,6 +63,11 @@ class PutSession {
     std::string b = std::move(buffers_.back());
     buffers_.pop_back();
     return b;
+  }
+
+  // Stores a directory (paged when large, tree_pages.h) and returns its id.
+  ObjectId AddTree(const Tree& tree) {
+    return WriteTreePaged(tree, repo_->tree_seed_, [this](std::string_view bytes) { return AddObject(ObjectKind::kTree, bytes); });
   }
 
   // Stores a small object (tree, chunk list) synchronously and returns its id.
@@ -381,7 +387,7 @@ ObjectId StoreTree(Node* node, PutSession* session) {
   }
   ++session->stats().dirs;
   node->entry.size = total;
-  return session->AddObject(ObjectKind::kTree, SerializeTree(tree));
+  return session->AddTree(tree);
 }
 
 // A WriteBatch: one PutSession under a shared repository lock.
@@ -393,6 +399,7 @@ class Batch : public WriteBatch {
   }
 
   ObjectId Put(ObjectKind kind, std::string_view bytes) override { return session_.AddObject(kind, bytes); }
+  ObjectId PutTree(const Tree& tree) override { return session_.AddTree(tree); }
 
   Result<TreeEntry> PutPath(const std::string& path, std::string name, const TreeEntry* reuse) override {
     Node node;

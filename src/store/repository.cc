@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 #include <unordered_set>
 
@@ -11,6 +12,7 @@
 #include "base/endian.h"
 #include "store/lock.h"
 #include "store/repository_impl.h"
+#include "store/tree_pages.h"
 
 namespace strata::store {
 
@@ -139,6 +141,8 @@ RepositoryImpl::RepositoryImpl(const OpenOptions& options, std::unique_ptr<volum
   // A key of its own for the audit chain, so the MAC key itself never leaves the store.
   ObjectId derived = mac_.Hash(std::string_view("strata-audit-key-v1"));
   std::copy(derived.bytes.begin(), derived.bytes.end(), audit_key_.begin());
+  ObjectId seed = mac_.Hash(std::string_view("strata-tree-pages-v1"));
+  std::memcpy(&tree_seed_, seed.bytes.data(), sizeof(tree_seed_));
 }
 
 std::string RepositoryImpl::local_state_dir() {
@@ -198,10 +202,7 @@ Result<std::string> RepositoryImpl::ReadObject(const ObjectId& id, ObjectKind ki
 }
 
 Result<Tree> RepositoryImpl::ReadTree(const ObjectId& id) {
-  STRATA_ASSIGN_OR_RETURN(std::string bytes, ReadObject(id, ObjectKind::kTree));
-  auto tree = ParseTree(AsBytes(bytes));
-  if (!tree.ok()) return tree.status().WithContext("tree " + id.Short());
-  return tree;
+  return ReadTreePaged(id, [this](const ObjectId& page) { return ReadObject(page, ObjectKind::kTree); });
 }
 
 Result<TreeEntry> RepositoryImpl::Lookup(const ObjectId& root, std::string_view path) {
@@ -215,11 +216,12 @@ Result<TreeEntry> RepositoryImpl::Lookup(const ObjectId& root, std::string_view 
     if (entry.type != EntryType::kDirectory) {
       return Status::NotFound(fmt::format("'{}' is not a directory", walked));
     }
-    STRATA_ASSIGN_OR_RETURN(Tree tree, ReadTree(entry.subtree));
-    const TreeEntry* next = tree.Find(part);
+    STRATA_ASSIGN_OR_RETURN(auto next, FindEntryPaged(entry.subtree, part, [this](const ObjectId& page) {
+                              return ReadObject(page, ObjectKind::kTree);
+                            }));
     walked += (walked.empty() ? "" : "/") + part;
     if (!next) return Status::NotFound(fmt::format("no '{}' in {}", walked, root.Short()));
-    entry = *next;
+    entry = std::move(*next);
   }
   return entry;
 }

@@ -73,6 +73,7 @@ class RepositoryImpl : public Repository, public ObjectStore {
   ChunkIndex index_;
   std::mutex keys_mu_;
   crypto::Key256 audit_key_;
+  uint64_t tree_seed_ = 0;  // keys the page boundaries of large directories (tree_pages.h)
 };
 
 }  // namespace strata::store
