@@ -423,7 +423,9 @@ class Batch : public WriteBatch {
       Progress progress("put", total_bytes, repo_->options_.progress);
       std::vector<Node*> files;
       CollectFiles(root, &files);
-      read_status = ReadContents(repo_->options_.env, repo_->chunker_, files, session_.threads(), &session_, &progress);
+      // Twice as many readers as workers: on a cold cache, trees of small files wait on the
+      // disk one file at a time, and more reads in flight was measured 20% faster (ARCHITECTURE.md).
+      read_status = ReadContents(repo_->options_.env, repo_->chunker_, files, 2 * session_.threads(), &session_, &progress);
     }
     if (!read_status.ok()) {
       session_.Fail(read_status);
