@@ -78,6 +78,9 @@ struct CommitOptions {
   // different paths (and try again, up to `max_attempts` times); otherwise fail with kAborted.
   bool retry = false;
   int max_attempts = 8;
+  // The head the caller's change is based on, for optimistic concurrency: the swap fails with
+  // kAborted if the branch is no longer there. Zero: the branch's head when the commit starts.
+  ObjectId expected_head;
 };
 
 // One edit of a change list, for callers that know what changed (no directory scan).

@@ -1,5 +1,4 @@
 // The `strata` command.
-#include <termios.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -16,142 +15,12 @@
 
 #include "base/logging.h"
 #include "base/progress.h"
+#include "cli/commands.h"
+#include "cli/common.h"
 #include "strata/repository.h"
 
 namespace strata::cli {
 namespace {
-
-// Exit codes (documented in `strata --help` and README.md).
-enum Exit : int {
-  kExitOk = 0,
-  kExitError = 1,         // I/O and other failures
-  kExitUsage = 2,         // bad arguments
-  kExitNotFound = 3,      // no such repository, object or path
-  kExitAuth = 4,          // wrong passphrase
-  kExitIntegrity = 5,     // corruption detected (or verify found problems)
-  kExitLocked = 6,        // locked, or a precondition failed
-  kExitNoSpace = 7,
-  kExitPermission = 8,
-  kExitUnsupported = 9,   // newer format
-};
-
-// Subcommands inherit the footer when they are created, so their --help shows the global options
-// (which CLI11 lists only under the top-level command) as well as the exit codes.
-constexpr const char* kGlobalOptionsHelp =
-    "Global options (before or after the command):\n"
-    "  -r,--repo URL        Repository URL (a directory); default $STRATA_REPO\n"
-    "  --password-file FILE Read the passphrase from FILE; default $STRATA_PASSWORD or a prompt\n"
-    "  --json, -q, --threads N   machine-readable output, quiet, worker threads\n\n";
-
-constexpr const char* kExitCodesHelp =
-    "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 wrong passphrase, 5 corruption detected,\n"
-    "6 locked or refused, 7 disk full, 8 permission denied, 9 unsupported (newer format).";
-
-int ExitCodeFor(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kOk: return kExitOk;
-    case StatusCode::kInvalidArgument: return kExitUsage;
-    case StatusCode::kNotFound: return kExitNotFound;
-    case StatusCode::kUnauthenticated: return kExitAuth;
-    case StatusCode::kCorruption: return kExitIntegrity;
-    case StatusCode::kFailedPrecondition:
-    case StatusCode::kAborted:
-    case StatusCode::kAlreadyExists: return kExitLocked;
-    case StatusCode::kNoSpace: return kExitNoSpace;
-    case StatusCode::kPermissionDenied: return kExitPermission;
-    case StatusCode::kUnsupported: return kExitUnsupported;
-    default: return kExitError;
-  }
-}
-
-struct Globals {
-  std::string repo;
-  std::string password_file;
-  bool json = false;
-  bool quiet = false;
-  size_t threads = 0;
-};
-
-// Thrown inside command handlers to stop with a status; caught in main.
-struct Failure {
-  Status status;
-};
-
-void Check(const Status& s) {
-  if (!s.ok()) throw Failure{s};
-}
-template <class T>
-T Check(Result<T> r) {
-  if (!r.ok()) throw Failure{r.status()};
-  return std::move(r).value();
-}
-
-std::string ReadPasswordFile(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw Failure{Status::NotFound(fmt::format("cannot read password file '{}'", path))};
-  std::string line;
-  std::getline(f, line);
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  return line;
-}
-
-std::string Prompt(const std::string& question) {
-  FILE* tty = fopen("/dev/tty", "r+");
-  if (!tty) {
-    throw Failure{Status::InvalidArgument(
-        "no passphrase: set STRATA_PASSWORD, pass --password-file FILE, or run on a terminal")};
-  }
-  fputs(question.c_str(), tty);
-  fflush(tty);
-  termios old{};
-  bool restore = tcgetattr(fileno(tty), &old) == 0;
-  if (restore) {
-    termios quiet = old;
-    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-    tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
-  }
-  char buf[1024];
-  std::string answer = fgets(buf, sizeof(buf), tty) ? buf : "";
-  if (restore) tcsetattr(fileno(tty), TCSAFLUSH, &old);
-  fputs("\n", tty);
-  fclose(tty);
-  while (!answer.empty() && (answer.back() == '\n' || answer.back() == '\r')) answer.pop_back();
-  return answer;
-}
-
-std::string Passphrase(const Globals& g, bool confirm) {
-  // An explicit option beats the environment.
-  if (!g.password_file.empty()) return ReadPasswordFile(g.password_file);
-  if (const char* env = std::getenv("STRATA_PASSWORD"); env && *env) return env;
-  std::string p = Prompt("Passphrase: ");
-  if (confirm && Prompt("Repeat passphrase: ") != p) {
-    throw Failure{Status::InvalidArgument("the passphrases do not match")};
-  }
-  if (p.empty()) throw Failure{Status::InvalidArgument("the passphrase is empty")};
-  return p;
-}
-
-std::string NewPassphrase(const std::string& file) {
-  if (!file.empty()) return ReadPasswordFile(file);
-  if (const char* env = std::getenv("STRATA_NEW_PASSWORD"); env && *env) return env;
-  std::string p = Prompt("New passphrase: ");
-  if (Prompt("Repeat new passphrase: ") != p) throw Failure{Status::InvalidArgument("the passphrases do not match")};
-  return p;
-}
-
-std::string RepoUrl(const Globals& g) {
-  if (!g.repo.empty()) return g.repo;
-  if (const char* env = std::getenv("STRATA_REPO"); env && *env) return env;
-  throw Failure{Status::InvalidArgument("no repository given: use -r/--repo URL or set STRATA_REPO")};
-}
-
-std::unique_ptr<Repository> OpenRepo(const Globals& g) {
-  OpenOptions o;
-  o.threads = g.threads;
-  o.progress = !g.quiet && !g.json;
-  std::string url = RepoUrl(g);
-  return Check(Repository::Open(url, Passphrase(g, false), o));
-}
 
 // "ID" or "ID:PATH" -> (id, path).
 std::pair<ObjectId, std::string> ParseRef(Repository& repo, const std::string& ref) {
@@ -161,24 +30,6 @@ std::pair<ObjectId, std::string> ParseRef(Repository& repo, const std::string& r
   return {Check(repo.ResolveId(id)), path};
 }
 
-void PrintJson(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
-
-std::string Bytes(uint64_t b) { return Progress::FormatBytes(static_cast<double>(b)); }
-
-std::string TimeString(int64_t seconds) {
-  std::time_t t = seconds;
-  char buf[64];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", std::localtime(&t));
-  return buf;
-}
-
-std::string ModeString(const EntryInfo& e) {
-  std::string s = e.type == EntryInfo::Type::kDirectory ? "d" : e.type == EntryInfo::Type::kSymlink ? "l" : "-";
-  const char* rwx = "rwxrwxrwx";
-  for (int i = 0; i < 9; ++i) s += (e.mode >> (8 - i)) & 1 ? rwx[i] : '-';
-  return s;
-}
-
 int Run(int argc, char** argv) {
   CLI::App app{
       "strata: an encrypted, deduplicated, verified store for the data of a model's whole life.\n\n"
@@ -186,6 +37,8 @@ int Run(int argc, char** argv) {
       "  strata -r /srv/lake put ~/data        store files and directories; prints an id\n"
       "  strata -r /srv/lake ls ID             list what an id holds\n"
       "  strata -r /srv/lake get ID:dir out/   restore part of it\n"
+      "  strata -r /srv/lake dataset create fm  a versioned dataset (branch fm@main)\n"
+      "  strata -r /srv/lake commit fm@main ~/data -m import   record a version of it\n"
       "  strata -r /srv/lake verify --read-data  check every byte\n\n"
       "The repository comes from -r/--repo or $STRATA_REPO; the passphrase from $STRATA_PASSWORD,\n"
       "--password-file, or a prompt.",
@@ -306,31 +159,25 @@ int Run(int argc, char** argv) {
   });
 
   // cat
-  auto* cat = app.add_subcommand("cat", "Write the content of ID:PATH (or a stream ID) to stdout");
+  auto* cat = app.add_subcommand("cat", "Write the content of NAME@REF:PATH, ID:PATH or a stream ID to stdout");
   std::string cat_ref;
-  cat->add_option("ref", cat_ref, "ID:PATH of a file, or the ID of a stream")->required();
+  cat->add_option("ref", cat_ref, "NAME@REF:PATH or ID:PATH of a file, or the ID of a stream")->required();
   cat->callback([&] {
+    if (IsDatasetRef(cat_ref)) return LakeCat(g, cat_ref);
     auto repo = OpenRepo(g);
     auto [id, path] = ParseRef(*repo, cat_ref);
-    auto rd = Check(repo->OpenFile(id, path));
-    std::string buf(1 << 20, '\0');
-    for (uint64_t off = 0; off < rd->size();) {
-      size_t got = 0;
-      Check(rd->ReadAt(off, buf.size(), reinterpret_cast<uint8_t*>(buf.data()), &got));
-      if (fwrite(buf.data(), 1, got, stdout) != got) throw Failure{Status::IOError("writing to stdout")};
-      off += got;
-    }
-    fflush(stdout);
+    WriteToStdout(Check(repo->OpenFile(id, path)).get());
   });
 
   // ls
-  auto* ls = app.add_subcommand("ls", "List ID[:PATH]; without an ID, list the recorded puts");
+  auto* ls = app.add_subcommand("ls", "List NAME@REF[:PATH] or ID[:PATH]; without either, list the recorded puts");
   std::string ls_ref;
   bool ls_recursive = false, ls_long = false;
-  ls->add_option("ref", ls_ref, "ID or ID:PATH");
+  ls->add_option("ref", ls_ref, "NAME@REF[:PATH] (a dataset version) or ID[:PATH] (a put)");
   ls->add_flag("-R,--recursive", ls_recursive, "List subdirectories too");
   ls->add_flag("-l,--long", ls_long, "Show mode, size and time");
   ls->callback([&] {
+    if (IsDatasetRef(ls_ref)) return LakeLs(g, ls_ref, ls_recursive, ls_long);
     auto repo = OpenRepo(g);
     if (ls_ref.empty()) {
       auto roots = Check(repo->Roots());
@@ -352,28 +199,7 @@ int Run(int argc, char** argv) {
       return;
     }
     auto [id, path] = ParseRef(*repo, ls_ref);
-    auto entries = Check(repo->List(id, path, ls_recursive));
-    if (g.json) {
-      nlohmann::json arr = nlohmann::json::array();
-      for (const auto& e : entries) {
-        const char* type = e.type == EntryInfo::Type::kDirectory ? "dir" : e.type == EntryInfo::Type::kSymlink ? "symlink" : "file";
-        nlohmann::json j = {{"path", e.path}, {"type", type}, {"size", e.size}, {"mode", e.mode},
-                            {"mtime_ns", e.mtime_ns}, {"chunks", e.chunks}};
-        if (e.type == EntryInfo::Type::kSymlink) j["target"] = e.target;
-        arr.push_back(j);
-      }
-      PrintJson(arr);
-      return;
-    }
-    for (const auto& e : entries) {
-      std::string name = e.path + (e.type == EntryInfo::Type::kDirectory ? "/" : "");
-      if (e.type == EntryInfo::Type::kSymlink) name += " -> " + e.target;
-      if (ls_long) {
-        std::cout << fmt::format("{} {:>12} {} {}\n", ModeString(e), e.size, TimeString(e.mtime_ns / 1'000'000'000), name);
-      } else {
-        std::cout << name << "\n";
-      }
-    }
+    PrintEntries(g, Check(repo->List(id, path, ls_recursive)), ls_long);
   });
 
   // verify
@@ -445,6 +271,7 @@ int Run(int argc, char** argv) {
   key_add->callback([&] {
     auto repo = OpenRepo(g);
     std::string id = Check(repo->AddKey(NewPassphrase(new_pass_file), key_label));
+    RecordAuditEvent(*repo, "key.add", "key " + id, {{"label", key_label}});
     if (g.json) PrintJson({{"id", id}});
     else std::cout << "added key slot " << id << "\n";
   });
@@ -454,6 +281,7 @@ int Run(int argc, char** argv) {
   key_rm->callback([&] {
     auto repo = OpenRepo(g);
     Check(repo->RemoveKey(key_id));
+    RecordAuditEvent(*repo, "key.remove", "key " + key_id, nlohmann::json::object());
     if (g.json) PrintJson({{"removed", key_id}});
     else std::cout << "removed key slot " << key_id << "\n";
   });
@@ -462,6 +290,7 @@ int Run(int argc, char** argv) {
   key_passwd->callback([&] {
     auto repo = OpenRepo(g);
     Check(repo->ChangePassphrase(NewPassphrase(new_pass_file)));
+    RecordAuditEvent(*repo, "key.passwd", "current key", nlohmann::json::object());
     if (g.json) PrintJson({{"changed", true}});
     else std::cout << "passphrase changed\n";
   });
@@ -491,6 +320,8 @@ int Run(int argc, char** argv) {
     if (g.json) PrintJson({{"removed", n}});
     else std::cout << fmt::format("removed {} leftover files\n", n);
   });
+
+  AddVersionCommands(app, g, exit_code);
 
   app.footer(kExitCodesHelp);  // the top level lists the global options itself
 

@@ -8,11 +8,15 @@ namespace strata::store {
 
 void ChunkIndex::AddPack(const std::string& pack, const std::vector<PackEntry>& entries) {
   std::unique_lock l(mu_);
+  AddPackLocked(pack, entries);
+}
+
+void ChunkIndex::AddPackLocked(const std::string& pack, const std::vector<PackEntry>& entries) {
   auto [it, inserted] = pack_ids_.emplace(pack, static_cast<uint32_t>(pack_names_.size()));
   if (!inserted) return;  // already known (listed in two index files)
   pack_names_.push_back(pack);
   pack_entries_.push_back(entries);
-  for (const auto& e : entries) map_.emplace(e.id, Slot{it->second, e});
+  for (const auto& e : entries) map_.emplace(e.id, Slot{it->second, static_cast<uint32_t>(map_.size()), e});
 }
 
 std::optional<Location> ChunkIndex::Find(const ObjectId& id) const {
@@ -57,8 +61,25 @@ bool ChunkIndex::HasPack(const std::string& pack) const {
   return pack_ids_.count(pack) != 0;
 }
 
+std::optional<ChunkIndex::Dense> ChunkIndex::FindDense(const ObjectId& id) const {
+  std::shared_lock l(mu_);
+  auto it = map_.find(id);
+  if (it == map_.end()) return std::nullopt;
+  return Dense{it->second.ordinal, it->second.pack, it->second.entry.kind};
+}
+
+void ChunkIndex::Reset(const std::vector<PackListing>& packs) {
+  std::unique_lock l(mu_);
+  ClearLocked();
+  for (const auto& p : packs) AddPackLocked(p.pack, p.entries);
+}
+
 void ChunkIndex::Clear() {
   std::unique_lock l(mu_);
+  ClearLocked();
+}
+
+void ChunkIndex::ClearLocked() {
   pack_names_.clear();
   pack_ids_.clear();
   pack_entries_.clear();

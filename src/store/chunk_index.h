@@ -41,12 +41,29 @@ class ChunkIndex {
   std::vector<PackListing> Packs() const;
   bool HasPack(const std::string& pack) const;
   void Clear();
+  // Replaces the whole content at once (as Clear + AddPack each, but readers never see it
+  // half-built): how garbage collection installs the index it wrote.
+  void Reset(const std::vector<PackListing>& packs);
+
+  // Garbage collection's view of an id: a dense ordinal (0..size()-1, in order of first
+  // insertion; stable until Clear/Reset), so a mark set needs one bit per object rather than a
+  // set of ids; the position in Packs() of the pack whose copy Find returns; and its kind.
+  struct Dense {
+    uint32_t ordinal;
+    uint32_t pack;
+    ObjectKind kind;
+  };
+  std::optional<Dense> FindDense(const ObjectId& id) const;
 
  private:
+  // The ordinal sits in what would otherwise be padding: a slot stays 64 bytes.
   struct Slot {
     uint32_t pack;
+    uint32_t ordinal;
     PackEntry entry;
   };
+  void AddPackLocked(const std::string& pack, const std::vector<PackEntry>& entries);
+  void ClearLocked();
   mutable std::shared_mutex mu_;
   std::vector<std::string> pack_names_;
   std::unordered_map<std::string, uint32_t> pack_ids_;

@@ -1,5 +1,5 @@
 // Repository locks. Writers that add data (put) hold shared locks and run side by side;
-// operations that rewrite or delete (repair index, cleanup) hold an exclusive lock. Readers
+// operations that rewrite or delete (repair index, cleanup, gc) hold an exclusive lock. Readers
 // take no lock and never wait.
 //
 // A lock is a small object in locks/ naming its owner (host, pid) and a lease expiry that the

@@ -42,6 +42,33 @@ class WriteBatch {
   virtual const PutStats& stats() const = 0;
 };
 
+// What garbage collection keeps, and how hard it works to give space back.
+struct GcOptions {
+  // Live objects named by the layers above: each live commit's id and its root tree's id (a
+  // kCommit object is a leaf to the store). Every put root (roots/, what `strata ls` lists) is
+  // always live as well. Everything reachable from these through trees (every page of a paged
+  // directory), chunk lists and file chunks is kept.
+  std::vector<ObjectId> roots;
+  // Computes the report and changes nothing.
+  bool dry_run = false;
+  // A pack is rewritten (its live objects copied into a new pack) when more than this fraction
+  // of its objects' stored bytes is dead. A pack with no live object is simply deleted.
+  double repack_threshold = 0.3;
+  // Packs (and temporaries) younger than this are never deleted or rewritten, whatever they
+  // hold: objects a writer has committed but not yet named in a ref stay safe meanwhile.
+  int64_t grace_seconds = 3600;
+};
+
+struct GcReport {
+  uint64_t objects_total = 0;    // distinct indexed objects before
+  uint64_t objects_live = 0;     // reachable from the roots
+  uint64_t packs_deleted = 0;    // packs removed whole (no live object, or not indexed at all)
+  uint64_t packs_repacked = 0;   // packs whose live objects were copied before removal
+  uint64_t bytes_freed = 0;      // pack bytes removed, less bytes_rewritten
+  uint64_t bytes_rewritten = 0;  // size of the new packs holding copied live objects
+  bool dry_run = false;
+};
+
 class ObjectStore {
  public:
   virtual ~ObjectStore() = default;
@@ -64,6 +91,17 @@ class ObjectStore {
   // durable when AppendRecord returns OK. Records() returns them all, in no particular order.
   virtual Status AppendRecord(std::string_view json) = 0;
   virtual Result<std::vector<std::string>> Records() = 0;
+
+  // Deletes what no root reaches (see GcOptions) and rewrites mostly dead packs. Takes the
+  // exclusive repository lock for its whole run: fails at once with kFailedPrecondition
+  // ("locked") while any put or WriteBatch is open, and puts started meanwhile are refused
+  // likewise; gc never waits. Refuses (kCorruption, changing nothing) when an object reachable
+  // from a root is missing or unreadable. Crash-safe at every step (gc.cc). A writer's objects
+  // are protected only once a root names them, or by grace_seconds: keep a WriteBatch open
+  // until the ref naming its objects is durable, or finish within the grace period.
+  // Other processes that opened the repository before gc may fail to read objects that moved
+  // (kNotFound on the old pack) and must reopen it.
+  virtual Result<GcReport> CollectGarbage(const GcOptions& options) = 0;
 };
 
 }  // namespace strata::store

@@ -1,5 +1,6 @@
 // Internal: the local/embedded implementation of strata::Repository, split over
-// repository.cc (open, keys, reads), put.cc (writes) and verify.cc (verify, repair).
+// repository.cc (open, keys, reads), put.cc (writes), verify.cc (verify, repair) and gc.cc
+// (garbage collection).
 #pragma once
 
 #include <memory>
@@ -53,6 +54,7 @@ class RepositoryImpl : public Repository, public ObjectStore {
   const crypto::Key256& audit_key() override { return audit_key_; }
   Status AppendRecord(std::string_view json) override;
   Result<std::vector<std::string>> Records() override;
+  Result<GcReport> CollectGarbage(const GcOptions& options) override;
 
   // Loads every index file into index_.
   Status LoadIndex();

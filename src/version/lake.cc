@@ -336,6 +336,12 @@ class LakeImpl final : public Lake {
                                   const TreeMaker& make) {
     STRATA_ASSIGN_OR_RETURN(Resolved branch, ResolveBranch(target));
     CommitInfo base = branch.commit;
+    if (!options.expected_head.IsZero() && options.expected_head != base.id) {
+      STRATA_ASSIGN_OR_RETURN(base, ReadCommit(objects_, options.expected_head));
+      if (base.dataset != branch.spec.dataset) {
+        return Status::InvalidArgument(fmt::format("commit {} is not in dataset '{}'", base.id.Short(), branch.spec.dataset));
+      }
+    }
     CommitResult res;
     STRATA_ASSIGN_OR_RETURN(auto batch, objects_->NewBatch());
     STRATA_ASSIGN_OR_RETURN(ObjectId tree, make(batch.get(), base, &res));

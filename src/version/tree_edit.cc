@@ -83,7 +83,9 @@ Result<std::pair<ObjectId, uint64_t>> EditTree(store::ObjectStore* store, store:
                                                const ObjectId* id, const std::vector<PendingEdit*>& edits,
                                                size_t depth, uint64_t* written) {
   Tree tree;
-  if (id) STRATA_ASSIGN_OR_RETURN(tree, store->ReadTree(*id));
+  if (id) {
+    STRATA_ASSIGN_OR_RETURN(tree, store->ReadTree(*id));
+  }
   // Edits keep their order within a child, so "add dir, then add a file inside it" works.
   std::map<std::string, std::vector<PendingEdit*>> deeper;
   std::vector<std::string> order;

@@ -1,0 +1,27 @@
+// The `strata` subcommands that live outside main.cc.
+#pragma once
+
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli/common.h"
+
+namespace strata::cli {
+
+// dataset, commit, log, show, checkout, branch, tag, diff, reset, revert, audit, catalog.
+// `exit_code` is set by commands whose result is a verdict (audit verify).
+void AddVersionCommands(CLI::App& app, Globals& g, int& exit_code);
+
+// `ls` and `cat` take either a put's id or a dataset version: NAME@REF[:PATH] has an '@'.
+bool IsDatasetRef(const std::string& text);
+void LakeLs(const Globals& g, const std::string& spec, bool recursive, bool long_format);
+void LakeCat(const Globals& g, const std::string& spec);
+
+// Appends an audit entry for a change made below the lake (key changes). A failure is a
+// warning: the change itself has been made.
+void RecordAuditEvent(Repository& repo, const std::string& action, const std::string& target,
+                      const nlohmann::json& details);
+
+}  // namespace strata::cli

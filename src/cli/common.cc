@@ -1,0 +1,160 @@
+#include "cli/common.h"
+
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "base/progress.h"
+
+namespace strata::cli {
+
+int ExitCodeFor(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kOk: return kExitOk;
+    case StatusCode::kInvalidArgument: return kExitUsage;
+    case StatusCode::kNotFound: return kExitNotFound;
+    case StatusCode::kUnauthenticated: return kExitAuth;
+    case StatusCode::kCorruption: return kExitIntegrity;
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kAborted:
+    case StatusCode::kAlreadyExists: return kExitLocked;
+    case StatusCode::kNoSpace: return kExitNoSpace;
+    case StatusCode::kPermissionDenied: return kExitPermission;
+    case StatusCode::kUnsupported: return kExitUnsupported;
+    default: return kExitError;
+  }
+}
+
+std::string ReadPasswordFile(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw Failure{Status::NotFound(fmt::format("cannot read password file '{}'", path))};
+  std::string line;
+  std::getline(f, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+namespace {
+std::string Prompt(const std::string& question) {
+  FILE* tty = fopen("/dev/tty", "r+");
+  if (!tty) {
+    throw Failure{Status::InvalidArgument(
+        "no passphrase: set STRATA_PASSWORD, pass --password-file FILE, or run on a terminal")};
+  }
+  fputs(question.c_str(), tty);
+  fflush(tty);
+  termios old{};
+  bool restore = tcgetattr(fileno(tty), &old) == 0;
+  if (restore) {
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+  }
+  char buf[1024];
+  std::string answer = fgets(buf, sizeof(buf), tty) ? buf : "";
+  if (restore) tcsetattr(fileno(tty), TCSAFLUSH, &old);
+  fputs("\n", tty);
+  fclose(tty);
+  while (!answer.empty() && (answer.back() == '\n' || answer.back() == '\r')) answer.pop_back();
+  return answer;
+}
+
+}  // namespace
+
+std::string Passphrase(const Globals& g, bool confirm) {
+  // An explicit option beats the environment.
+  if (!g.password_file.empty()) return ReadPasswordFile(g.password_file);
+  if (const char* env = std::getenv("STRATA_PASSWORD"); env && *env) return env;
+  std::string p = Prompt("Passphrase: ");
+  if (confirm && Prompt("Repeat passphrase: ") != p) {
+    throw Failure{Status::InvalidArgument("the passphrases do not match")};
+  }
+  if (p.empty()) throw Failure{Status::InvalidArgument("the passphrase is empty")};
+  return p;
+}
+
+std::string NewPassphrase(const std::string& file) {
+  if (!file.empty()) return ReadPasswordFile(file);
+  if (const char* env = std::getenv("STRATA_NEW_PASSWORD"); env && *env) return env;
+  std::string p = Prompt("New passphrase: ");
+  if (Prompt("Repeat new passphrase: ") != p) throw Failure{Status::InvalidArgument("the passphrases do not match")};
+  return p;
+}
+
+std::string RepoUrl(const Globals& g) {
+  if (!g.repo.empty()) return g.repo;
+  if (const char* env = std::getenv("STRATA_REPO"); env && *env) return env;
+  throw Failure{Status::InvalidArgument("no repository given: use -r/--repo URL or set STRATA_REPO")};
+}
+
+std::unique_ptr<Repository> OpenRepo(const Globals& g) {
+  OpenOptions o;
+  o.threads = g.threads;
+  o.progress = !g.quiet && !g.json;
+  std::string url = RepoUrl(g);
+  return Check(Repository::Open(url, Passphrase(g, false), o));
+}
+
+void PrintJson(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
+
+std::string Bytes(uint64_t b) { return Progress::FormatBytes(static_cast<double>(b)); }
+
+std::string TimeString(int64_t seconds) {
+  std::time_t t = seconds;
+  char buf[64];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", std::localtime(&t));
+  return buf;
+}
+
+std::string ModeString(const EntryInfo& e) {
+  std::string s = e.type == EntryInfo::Type::kDirectory ? "d" : e.type == EntryInfo::Type::kSymlink ? "l" : "-";
+  const char* rwx = "rwxrwxrwx";
+  for (int i = 0; i < 9; ++i) s += (e.mode >> (8 - i)) & 1 ? rwx[i] : '-';
+  return s;
+}
+
+
+void PrintEntries(const Globals& g, const std::vector<EntryInfo>& entries, bool long_format) {
+  if (g.json) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& e : entries) {
+      const char* type = e.type == EntryInfo::Type::kDirectory ? "dir" : e.type == EntryInfo::Type::kSymlink ? "symlink" : "file";
+      nlohmann::json j = {{"path", e.path}, {"type", type}, {"size", e.size}, {"mode", e.mode},
+                          {"mtime_ns", e.mtime_ns}, {"chunks", e.chunks}};
+      if (e.type == EntryInfo::Type::kSymlink) j["target"] = e.target;
+      arr.push_back(j);
+    }
+    PrintJson(arr);
+    return;
+  }
+  for (const auto& e : entries) {
+    std::string name = e.path + (e.type == EntryInfo::Type::kDirectory ? "/" : "");
+    if (e.type == EntryInfo::Type::kSymlink) name += " -> " + e.target;
+    if (long_format) {
+      std::cout << fmt::format("{} {:>12} {} {}\n", ModeString(e), e.size, TimeString(e.mtime_ns / 1'000'000'000), name);
+    } else {
+      std::cout << name << "\n";
+    }
+  }
+}
+
+void WriteToStdout(BlobReader* rd) {
+  std::string buf(1 << 20, '\0');
+  for (uint64_t off = 0; off < rd->size();) {
+    size_t got = 0;
+    Check(rd->ReadAt(off, buf.size(), reinterpret_cast<uint8_t*>(buf.data()), &got));
+    if (fwrite(buf.data(), 1, got, stdout) != got) throw Failure{Status::IOError("writing to stdout")};
+    if (got == 0) break;
+    off += got;
+  }
+  fflush(stdout);
+}
+
+}  // namespace strata::cli
