@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # strata's main job, end to end on the embedded default (a local repository):
 # create an encrypted repository, store Debian's Fashion-MNIST files and a directory tree,
-# store them again (deduplicated), verify every byte, restore, compare, and print the numbers.
+# store them again (deduplicated), verify every byte, restore, compare; then version a dataset
+# (commit, tag, branch, diff, rollback, audit) and print the numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -56,7 +57,22 @@ echo "restored trees are identical to the originals"
 step "7. a wrong passphrase is refused"
 if STRATA_PASSWORD=wrong strata ls 2>&1; then echo "unexpected success"; exit 1; fi
 
-step "8. repository statistics"
+step "8. versioned datasets: commit, branch, tag, diff, rollback"
+strata dataset create fmnist
+cp -a "$fmnist" "$work/fmnist-v1"
+strata commit fmnist@main "$work/fmnist-v1" -m "raw Fashion-MNIST from Debian" --meta source=dataset-fashion-mnist
+strata tag create fmnist@v1 fmnist@main
+strata branch create fmnist@relabel fmnist@main
+# A curation step on a branch: a labels file is added; the images are not read again.
+printf 'index,label\n0,9\n1,0\n' > "$work/fmnist-v1/corrections.csv"
+strata commit fmnist@relabel "$work/fmnist-v1" -m "add label corrections"
+strata diff fmnist@v1 fmnist@relabel
+strata log fmnist@relabel
+strata ls fmnist@relabel
+strata reset fmnist@relabel fmnist@v1
+strata audit verify
+
+step "9. repository statistics"
 strata stats
 
 step "done"

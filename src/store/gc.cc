@@ -184,7 +184,12 @@ Result<GcReport> RepositoryImpl::CollectGarbage(const GcOptions& options) {
   // 2. Mark.
   MarkSet marks(index_.size());
   Marker marker(this, &marks);
-  for (const auto& id : options.roots) {
+  std::vector<ObjectId> roots = options.roots;
+  if (options.live_roots) {
+    STRATA_ASSIGN_OR_RETURN(auto more, options.live_roots());
+    roots.insert(roots.end(), more.begin(), more.end());
+  }
+  for (const auto& id : roots) {
     STRATA_RETURN_IF_ERROR(marker.MarkFrom(id, "live root " + id.Short()));
   }
   STRATA_ASSIGN_OR_RETURN(auto put_roots, Roots());

@@ -10,16 +10,12 @@
 #include <nlohmann/json.hpp>
 
 #include "base/logging.h"
+#include "base/sysinfo.h"
 #include "store/pack.h"
 
 namespace strata::store {
 
 namespace {
-std::string HostName() {
-  char buf[256] = {0};
-  gethostname(buf, sizeof(buf) - 1);
-  return buf;
-}
 int64_t NowUnix() { return static_cast<int64_t>(std::time(nullptr)); }
 
 std::string Serialize(const LockInfo& l) {

@@ -5,6 +5,7 @@
 // deduplicated like file chunks. Reads are authenticated. Thread-safe.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -49,6 +50,10 @@ struct GcOptions {
   // always live as well. Everything reachable from these through trees (every page of a paged
   // directory), chunk lists and file chunks is kept.
   std::vector<ObjectId> roots;
+  // More roots, computed by the caller once gc holds the exclusive lock and has reloaded the
+  // index: roots read from elsewhere (refs in a catalog) then cannot miss a writer that finished
+  // between their computation and the lock. May read objects. An error stops gc, changing nothing.
+  std::function<Result<std::vector<ObjectId>>()> live_roots;
   // Computes the report and changes nothing.
   bool dry_run = false;
   // A pack is rewritten (its live objects copied into a new pack) when more than this fraction

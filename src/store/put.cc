@@ -20,6 +20,7 @@
 
 #include "base/endian.h"
 #include "base/logging.h"
+#include "base/sysinfo.h"
 #include "base/progress.h"
 #include "base/thread_pool.h"
 #include "store/lock.h"
@@ -450,12 +451,6 @@ class Batch : public WriteBatch {
   PutSession session_;
   size_t warned_ = 0;  // skipped paths already reported
 };
-
-std::string HostName() {
-  char buf[256] = {0};
-  gethostname(buf, sizeof(buf) - 1);
-  return buf;
-}
 
 }  // namespace
 

@@ -1,4 +1,3 @@
-#include <pwd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/endian.h"
+#include "base/sysinfo.h"
 #include "store/lock.h"
 #include "store/repository_impl.h"
 #include "store/tree_pages.h"
@@ -18,16 +18,6 @@ namespace strata::store {
 
 namespace {
 
-std::string DefaultLabel() {
-  char host[256] = {0};
-  gethostname(host, sizeof(host) - 1);
-  const char* user = getenv("USER");
-  if (!user) {
-    struct passwd* pw = getpwuid(getuid());
-    user = pw ? pw->pw_name : "unknown";
-  }
-  return fmt::format("{}@{}", user, host);
-}
 
 std::string RootAd(const std::string& name) { return "strata-root-v1:" + name; }
 
@@ -471,7 +461,7 @@ Result<std::string> RepositoryImpl::AddKey(std::string_view passphrase, std::str
     kdf = slot_.kdf;
   }
   STRATA_ASSIGN_OR_RETURN(crypto::KeySlot slot,
-                          crypto::WrapMasterKeys(keys_, passphrase, kdf, label.empty() ? DefaultLabel() : label));
+                          crypto::WrapMasterKeys(keys_, passphrase, kdf, label.empty() ? UserAtHost() : label));
   STRATA_RETURN_IF_ERROR(backend_->Put(volume::ObjectType::kKeySlot, slot.id, crypto::SerializeKeySlot(slot)));
   return slot.id;
 }
@@ -533,7 +523,7 @@ Result<std::unique_ptr<Repository>> Repository::Create(const std::string& url, s
   crypto::KdfParams kdf{init.kdf_ops, init.kdf_mem};
   crypto::MasterKeys keys = crypto::MasterKeys::Generate();
   STRATA_ASSIGN_OR_RETURN(crypto::KeySlot slot,
-                          crypto::WrapMasterKeys(keys, passphrase, kdf, init.key_label.empty() ? DefaultLabel() : init.key_label));
+                          crypto::WrapMasterKeys(keys, passphrase, kdf, init.key_label.empty() ? UserAtHost() : init.key_label));
 
   STRATA_ASSIGN_OR_RETURN(auto backend, volume::CreateLocalBackend(options.env, url));
   STRATA_RETURN_IF_ERROR(backend->Put(volume::ObjectType::kKeySlot, slot.id, crypto::SerializeKeySlot(slot)));
