@@ -69,6 +69,13 @@ class Env {
   virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
   // Creates `path` for writing; fails with kAlreadyExists if it exists (O_EXCL).
   virtual Result<std::unique_ptr<WritableFile>> NewExclusiveFile(const std::string& path) = 0;
+  // Like NewExclusiveFile, for large files written once from start to end (packs): bypasses
+  // the page cache where the file system allows (O_DIRECT), which on many disks is several
+  // times faster than buffered writes followed by fsync. Same durability contract. The default
+  // is the buffered file, so wrappers that do not care need not override it.
+  virtual Result<std::unique_ptr<WritableFile>> NewStreamingFile(const std::string& path) {
+    return NewExclusiveFile(path);
+  }
   virtual Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) = 0;
   virtual Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) = 0;
 

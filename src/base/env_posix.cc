@@ -7,7 +7,10 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -161,6 +164,86 @@ class PosixSequentialFile final : public SequentialFile {
   std::string path_;
 };
 
+// A file written with O_DIRECT from an aligned staging buffer. Full buffers are written as
+// they fill; Sync() writes the partial tail padded to the alignment, then truncates the file
+// to its real length and syncs. The tail stays in the buffer, so appends after a Sync() simply
+// rewrite that block.
+class DirectWritableFile final : public WritableFile {
+ public:
+  static constexpr size_t kAlign = 4096;
+  static constexpr size_t kBufferSize = 8u << 20;
+
+  DirectWritableFile(int fd, std::string path, uint8_t* buffer)
+      : fd_(fd), path_(std::move(path)), buf_(buffer, &std::free) {}
+  ~DirectWritableFile() override {
+    if (fd_ >= 0) (void)Close();
+  }
+
+  Status Append(std::span<const uint8_t> data) override {
+    if (fd_ < 0) return Status::FailedPrecondition(fmt::format("write to closed file {}", path_));
+    while (!data.empty()) {
+      size_t take = std::min(data.size(), kBufferSize - used_);
+      std::memcpy(buf_.get() + used_, data.data(), take);
+      used_ += take;
+      data = data.subspan(take);
+      if (used_ == kBufferSize) {
+        STRATA_RETURN_IF_ERROR(WriteAt(offset_, kBufferSize));
+        offset_ += kBufferSize;
+        used_ = 0;
+      }
+    }
+    return Status::OK();
+  }
+
+  Status Sync() override {
+    if (fd_ < 0) return Status::FailedPrecondition(fmt::format("sync of closed file {}", path_));
+    STRATA_RETURN_IF_ERROR(WriteTail());
+    if (RetryOnEintr([&] { return ::fdatasync(fd_); }) != 0) return ErrnoStatus("sync", path_);
+    return Status::OK();
+  }
+
+  Status Close() override {
+    if (fd_ < 0) return Status::FailedPrecondition(fmt::format("file {} closed twice", path_));
+    Status s = WriteTail();
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0 && errno != EINTR && s.ok()) s = ErrnoStatus("close", path_);
+    return s;
+  }
+
+ private:
+  Status WriteAt(uint64_t offset, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+      ssize_t w = ::pwrite(fd_, buf_.get() + done, n - done, static_cast<off_t>(offset + done));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("write", path_);
+      }
+      done += static_cast<size_t>(w);
+    }
+    return Status::OK();
+  }
+
+  // Writes the buffered tail (zero-padded to the alignment) and cuts the file to its length.
+  Status WriteTail() {
+    if (used_ == 0) return Status::OK();
+    size_t padded = (used_ + kAlign - 1) / kAlign * kAlign;
+    std::memset(buf_.get() + used_, 0, padded - used_);
+    STRATA_RETURN_IF_ERROR(WriteAt(offset_, padded));
+    if (RetryOnEintr([&] { return ::ftruncate(fd_, static_cast<off_t>(offset_ + used_)); }) != 0) {
+      return ErrnoStatus("truncate", path_);
+    }
+    return Status::OK();
+  }
+
+  int fd_;
+  std::string path_;
+  std::unique_ptr<uint8_t, decltype(&std::free)> buf_;
+  size_t used_ = 0;      // bytes in the buffer, not yet written in full blocks
+  uint64_t offset_ = 0;  // file offset of the buffer's first byte
+};
+
 FileType TypeOf(mode_t mode) {
   if (S_ISREG(mode)) return FileType::kRegular;
   if (S_ISDIR(mode)) return FileType::kDirectory;
@@ -176,6 +259,20 @@ class PosixEnv final : public Env {
 
   Result<std::unique_ptr<WritableFile>> NewExclusiveFile(const std::string& path) override {
     return OpenForWrite(path, O_EXCL);
+  }
+
+  Result<std::unique_ptr<WritableFile>> NewStreamingFile(const std::string& path) override {
+    int fd = RetryOnEintr(
+        [&] { return ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_DIRECT | O_CLOEXEC, 0644); });
+    if (fd < 0 && errno == EINVAL) return NewExclusiveFile(path);  // no O_DIRECT here (tmpfs)
+    if (fd < 0) return ErrnoStatus("create", path);
+    void* buffer = nullptr;
+    if (posix_memalign(&buffer, DirectWritableFile::kAlign, DirectWritableFile::kBufferSize) != 0) {
+      ::close(fd);
+      ::unlink(path.c_str());
+      return Status::NoSpace(fmt::format("cannot allocate a write buffer for {}", path));
+    }
+    return std::unique_ptr<WritableFile>(new DirectWritableFile(fd, path, static_cast<uint8_t*>(buffer)));
   }
 
   Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {

@@ -125,7 +125,8 @@ class LocalBackend : public Backend {
     STRATA_ASSIGN_OR_RETURN(std::string path, PathOf(type, name));
     STRATA_RETURN_IF_ERROR(EnsureParent(path));
     std::string tmp = TempPath(type == ObjectType::kConfig ? "config" : name);
-    STRATA_ASSIGN_OR_RETURN(auto file, env_->NewExclusiveFile(tmp));
+    // Packs are large and written once, start to end: they bypass the page cache.
+    STRATA_ASSIGN_OR_RETURN(auto file, type == ObjectType::kPack ? env_->NewStreamingFile(tmp) : env_->NewExclusiveFile(tmp));
     return std::unique_ptr<ObjectWriter>(new LocalWriter(this, tmp, path, std::move(file)));
   }
 

@@ -47,6 +47,29 @@ TEST_F(EnvPosixTest, WriteThenReadBack) {
   EXPECT_EQ(*r, data);
 }
 
+TEST_F(EnvPosixTest, StreamingFileWritesExactBytesAcrossBuffersAndSyncs) {
+  // Sizes around the 4 KiB alignment and the 8 MiB staging buffer, with a Sync in the middle
+  // (the tail is written padded, then rewritten by the next appends).
+  const std::string path = dir_ / "pack";
+  const std::string data = testing::RandomBytes(7, (8u << 20) * 2 + 12345);
+  auto f = env_->NewStreamingFile(path);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  size_t pos = 0;
+  for (size_t n : {size_t{1}, size_t{4095}, size_t{4097}, size_t{(8u << 20) - 3}, size_t{70000}}) {
+    ASSERT_TRUE((*f)->Append(Bytes(data.substr(pos, n))).ok());
+    pos += n;
+    if (n == 4097) {
+      ASSERT_TRUE((*f)->Sync().ok());
+      EXPECT_EQ(ReadFile(path), data.substr(0, pos)) << "synced prefix, exact length";
+    }
+  }
+  ASSERT_TRUE((*f)->Append(Bytes(data.substr(pos))).ok());
+  ASSERT_TRUE((*f)->Sync().ok());
+  ASSERT_TRUE((*f)->Close().ok());
+  EXPECT_EQ(ReadFile(path), data);
+  EXPECT_FALSE(env_->NewStreamingFile(path).ok()) << "exclusive, like NewExclusiveFile";
+}
+
 TEST_F(EnvPosixTest, NewWritableFileTruncates) {
   WriteFile(dir_ / "f", "old content");
   auto f = env_->NewWritableFile(dir_ / "f");
