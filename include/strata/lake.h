@@ -6,6 +6,9 @@
 //   (*lake)->CommitDirectory("fmnist@main", "/data/fmnist", {.message = "import"});
 //   (*lake)->CreateRef("fmnist@v1", "fmnist@main", strata::RefType::kTag);
 //   (*lake)->Checkout("fmnist@v1:train", "/tmp/train");
+//   (*lake)->Merge("fmnist@dev", "fmnist@main", {});                 // three-way, or fast-forward
+//   (*lake)->SetRetentionPolicy("fmnist", {.keep_last = 10, .keep_daily = 7});
+//   (*lake)->Forget("fmnist", /*dry_run=*/false);                    // then CollectGarbage
 //
 // Every reference is written `NAME@REF[:PATH]`: REF is a branch, a tag, or a unique prefix (at
 // least 4 hex digits) of a commit id. Trees and commits are objects in the repository; refs,
@@ -81,6 +84,9 @@ struct CommitOptions {
   // The head the caller's change is based on, for optimistic concurrency: the swap fails with
   // kAborted if the branch is no longer there. Zero: the branch's head when the commit starts.
   ObjectId expected_head;
+  // The commit's time (nanoseconds since the Unix epoch); 0 means now. For imports of history
+  // and for tests of retention.
+  int64_t time_ns = 0;
 };
 
 // One edit of a change list, for callers that know what changed (no directory scan).
@@ -120,6 +126,90 @@ struct DiffResult {
   std::vector<DiffEntry> entries;  // sorted by path
   uint64_t trees_read = 0;         // tree objects read: follows the size of the change
   uint64_t subtrees_skipped = 0;   // equal subtrees not descended into
+};
+
+// How Merge settles a path both sides changed differently. "Ours" is the destination branch,
+// "theirs" the source being merged into it (as in git).
+enum class MergeStrategy : uint8_t {
+  kFail,    // change nothing and report every conflicting path (kFailedPrecondition)
+  kOurs,    // keep the destination's version of each conflicting path
+  kTheirs,  // take the source's version of each conflicting path
+};
+std::string_view MergeStrategyName(MergeStrategy strategy);  // "fail", "ours", "theirs"
+Result<MergeStrategy> ParseMergeStrategy(std::string_view name);
+
+struct MergeOptions {
+  MergeStrategy strategy = MergeStrategy::kFail;
+  std::string message;  // default: "Merge SRC into DST"
+  std::string author;   // default: the Lake's actor
+  int64_t time_ns = 0;  // 0: now
+};
+
+struct MergeConflict {
+  std::string path;
+  // "modify/modify", "add/add", "modify/delete" (the destination changed it, the source
+  // deleted it), "delete/modify", "file/directory".
+  std::string kind;
+};
+
+struct MergeResult {
+  ObjectId commit;  // the destination's head afterwards
+  ObjectId parent;  // its head before
+  ObjectId base;    // the merge base (zero when the histories share no commit)
+  ObjectId tree;
+  bool up_to_date = false;    // the source was already merged: nothing changed
+  bool fast_forward = false;  // the destination was an ancestor: it now points at the source
+  std::vector<MergeConflict> conflicts;  // settled by the strategy (by path)
+  uint64_t trees_written = 0;
+};
+
+// Which commits `Forget` keeps, per dataset (restic's rules, applied to each branch's
+// first-parent history, newest first). The head of every branch and tag is always kept.
+struct RetentionPolicy {
+  uint32_t keep_last = 0;     // the newest N commits
+  uint32_t keep_daily = 0;    // the newest commit of each of the last N days that have commits
+  uint32_t keep_weekly = 0;   // ... of each of the last N weeks (Monday to Sunday, UTC)
+  uint32_t keep_monthly = 0;  // ... of each of the last N calendar months (UTC)
+  // Keep every tagged commit. When false, forget deletes the (unprotected) tags whose commits
+  // no other rule keeps, as restic forgets snapshots: a tag never names forgotten data.
+  bool keep_tagged = true;
+  bool operator==(const RetentionPolicy&) const = default;
+};
+
+struct RetentionDecision {
+  ObjectId commit;
+  int64_t time_ns = 0;
+  std::string message;
+  bool keep = false;
+  std::vector<std::string> reasons;  // why it is kept: "head of main", "last", "daily 2024-03-05", ...
+};
+
+struct ForgetReport {
+  std::string dataset;
+  bool dry_run = false;
+  // Every commit judged (those not forgotten before), newest first.
+  std::vector<RetentionDecision> decisions;
+  uint64_t kept = 0, forgotten = 0;
+  std::vector<std::string> tags_deleted;  // with keep_tagged off
+};
+
+struct LakeGcOptions {
+  bool dry_run = false;
+  // Packs younger than this are never touched (store::GcOptions::grace_seconds).
+  int64_t grace_seconds = 3600;
+  double repack_threshold = 0.3;
+};
+
+struct LakeGcReport {
+  uint64_t commits_live = 0;      // commits kept as roots (forgotten ones keep only the commit)
+  uint64_t trees_live = 0;        // root trees kept (those of commits that are not forgotten)
+  uint64_t objects_total = 0;
+  uint64_t objects_live = 0;
+  uint64_t packs_deleted = 0;
+  uint64_t packs_repacked = 0;
+  uint64_t bytes_freed = 0;
+  uint64_t bytes_rewritten = 0;
+  bool dry_run = false;
 };
 
 struct AuditEvent {
@@ -192,6 +282,31 @@ class Lake {
                                              const CommitOptions& options) = 0;
   // The commit a spec names and its first-parent ancestors, newest first.
   virtual Result<std::vector<CommitInfo>> Log(std::string_view spec, size_t limit) = 0;
+
+  // --- merge ---
+  // Merges `src` (any NAME@REF) into branch `dst` (NAME@BRANCH) of the same dataset: nothing to
+  // do when src is already in dst's history; a fast-forward when dst is in src's; otherwise a
+  // three-way merge of the trees against the merge base, recorded as a commit with parents
+  // (dst's head, src). Equal subtrees are skipped by id. With kFail, a conflict fails with
+  // kFailedPrecondition naming every conflicting path, and nothing changes. The branch moves by
+  // compare-and-swap (kAborted if it moved meanwhile).
+  virtual Result<MergeResult> Merge(std::string_view src, std::string_view dst, const MergeOptions& options) = 0;
+  // The conflicts a merge of `src` into `dst` would meet (none for a fast-forward); changes nothing.
+  virtual Result<std::vector<MergeConflict>> MergeConflicts(std::string_view src, std::string_view dst) = 0;
+
+  // --- retention and garbage collection ---
+  virtual Status SetRetentionPolicy(std::string_view dataset, const RetentionPolicy& policy) = 0;
+  virtual Result<std::optional<RetentionPolicy>> GetRetentionPolicy(std::string_view dataset) = 0;
+  // Applies the dataset's policy (kFailedPrecondition when it has none): the commits it does not
+  // keep are forgotten. A forgotten commit stays in history (its small commit object is kept, so
+  // lineage survives), but its tree is no longer a GC root, it no longer resolves by id, and Log
+  // stops before it. See docs/ARCHITECTURE.md ("Retention").
+  virtual Result<ForgetReport> Forget(std::string_view dataset, bool dry_run) = 0;
+  // Mark-and-sweep over the whole repository. Roots: every commit reachable from a branch or
+  // tag head of any dataset, and the tree of each one that is not forgotten (heads always), plus
+  // the store's put roots. Computed under the store's exclusive lock, so it fails at once with
+  // kFailedPrecondition while a put or commit runs, and none can start meanwhile.
+  virtual Result<LakeGcReport> CollectGarbage(const LakeGcOptions& options) = 0;
 
   // --- content ---
   virtual Result<std::vector<EntryInfo>> List(std::string_view spec, bool recursive) = 0;

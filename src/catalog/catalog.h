@@ -176,6 +176,18 @@ class Catalog {
   // stops at a root commit or at a parent that is not recorded. kNotFound if `start` isn't.
   virtual Result<std::vector<CommitRecord>> Log(const ObjectId& start, size_t limit) = 0;
 
+  // --- retention (version/retention.h decides; the catalog stores) ---
+  // Replaces the dataset's retention policy (a JSON object the layer above defines).
+  virtual Status SetRetentionPolicy(std::string_view dataset, std::string_view policy_json,
+                                    const AuditEntry& audit) = 0;
+  // nullopt when the dataset has none.
+  virtual Result<std::optional<std::string>> GetRetentionPolicy(std::string_view dataset) = 0;
+  // Adds `commits` to the dataset's forgotten set (idempotent), with the audit entry, in one
+  // transaction. Forgotten commits stay in the commit index (history walks pass through them).
+  virtual Status Forget(std::string_view dataset, const std::vector<ObjectId>& commits,
+                        const AuditEntry& audit) = 0;
+  virtual Result<std::set<ObjectId>> ListForgotten(std::string_view dataset) = 0;
+
   // --- per-file metadata ---
   // Replaces the metadata of (meta.commit, meta.path). The commit must be recorded.
   virtual Status PutFileMeta(const FileMeta& meta) = 0;

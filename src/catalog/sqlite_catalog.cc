@@ -247,6 +247,18 @@ CREATE TABLE audit(
   hash TEXT NOT NULL);
 )sql";
 
+// Added after schema version 1 was released, without a version bump: the tables are only
+// added, and a strata that does not know them ignores them. Created when missing (at open).
+constexpr const char* kRetentionTables = R"sql(
+CREATE TABLE IF NOT EXISTS retention_policies(
+  dataset TEXT PRIMARY KEY REFERENCES datasets(name) ON DELETE CASCADE,
+  policy TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS forgotten(
+  dataset TEXT NOT NULL REFERENCES datasets(name) ON DELETE CASCADE,
+  commit_id TEXT NOT NULL,
+  PRIMARY KEY (dataset, commit_id)) WITHOUT ROWID;
+)sql";
+
 // "STRC" — marks the file as a strata catalog for `file(1)` and for us.
 constexpr int kApplicationId = 0x53545243;
 
@@ -314,6 +326,13 @@ class SqliteCatalog final : public Catalog {
   Result<ObjectId> ResolveCommitPrefix(std::string_view dataset, std::string_view prefix) override;
   Result<std::vector<CommitRecord>> Log(const ObjectId& start, size_t limit) override;
 
+  Status SetRetentionPolicy(std::string_view dataset, std::string_view policy_json,
+                            const AuditEntry& audit) override;
+  Result<std::optional<std::string>> GetRetentionPolicy(std::string_view dataset) override;
+  Status Forget(std::string_view dataset, const std::vector<ObjectId>& commits,
+                const AuditEntry& audit) override;
+  Result<std::set<ObjectId>> ListForgotten(std::string_view dataset) override;
+
   Status PutFileMeta(const FileMeta& meta) override;
   Result<FileMeta> GetFileMeta(const ObjectId& commit, std::string_view path) override;
 
@@ -374,11 +393,22 @@ Status SqliteCatalog::Init(int busy_ms) {
   Status s = CheckSchema(&fresh);
   (void)db_->Exec(s.ok() ? "COMMIT" : "ROLLBACK", "check schema");
   STRATA_RETURN_IF_ERROR(s);
-  if (!fresh) return Status();
+  if (!fresh) {
+    bool has_retention = false;
+    {
+      STRATA_SQL(st, *db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'forgotten'",
+                 "look for the retention tables");
+      STRATA_ASSIGN_OR_RETURN(has_retention, st.Step());
+    }
+    if (has_retention) return Status();
+    return WriteTxn("add the retention tables",
+                    [&]() -> Status { return db_->Exec(kRetentionTables, "add the retention tables"); });
+  }
   return WriteTxn("create the catalog schema", [&]() -> Status {
     STRATA_RETURN_IF_ERROR(CheckSchema(&fresh));
     if (!fresh) return Status();
     STRATA_RETURN_IF_ERROR(db_->Exec(kSchemaV1, "create the catalog schema"));
+    STRATA_RETURN_IF_ERROR(db_->Exec(kRetentionTables, "create the retention tables"));
     STRATA_RETURN_IF_ERROR(db_->Exec(
         fmt::format("PRAGMA application_id={}", kApplicationId).c_str(), "set application id"));
     STRATA_SQL(st, *db_, "INSERT INTO catalog_meta(key, value) VALUES('schema_version', ?1)",
@@ -610,6 +640,61 @@ Result<AuditVerifyReport> SqliteCatalog::VerifyAudit(std::optional<AuditHead> ex
     }
   }
   return report;
+}
+
+// ---------------------------------------------------------------------------- retention
+
+Status SqliteCatalog::SetRetentionPolicy(std::string_view dataset, std::string_view policy_json,
+                                         const AuditEntry& audit) {
+  std::lock_guard lock(mu_);
+  return WriteTxn("set a retention policy", [&]() -> Status {
+    STRATA_RETURN_IF_ERROR(RequireDataset(dataset));
+    STRATA_SQL(st, *db_,
+               "INSERT INTO retention_policies(dataset, policy) VALUES(?1, ?2) "
+               "ON CONFLICT(dataset) DO UPDATE SET policy = excluded.policy",
+               "set a retention policy");
+    STRATA_RETURN_IF_ERROR(st.Bind(1, dataset).Bind(2, policy_json).Run());
+    return AppendAuditLocked(audit, "policy.set", dataset, json::object());
+  });
+}
+
+Result<std::optional<std::string>> SqliteCatalog::GetRetentionPolicy(std::string_view dataset) {
+  std::lock_guard lock(mu_);
+  STRATA_SQL(st, *db_, "SELECT policy FROM retention_policies WHERE dataset = ?1",
+             "read a retention policy");
+  STRATA_ASSIGN_OR_RETURN(bool row, st.Bind(1, dataset).Step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(st.Text(0));
+}
+
+Status SqliteCatalog::Forget(std::string_view dataset, const std::vector<ObjectId>& commits,
+                             const AuditEntry& audit) {
+  std::lock_guard lock(mu_);
+  return WriteTxn("forget commits", [&]() -> Status {
+    STRATA_RETURN_IF_ERROR(RequireDataset(dataset));
+    for (const auto& id : commits) {
+      STRATA_SQL(st, *db_,
+                 "INSERT INTO forgotten(dataset, commit_id) VALUES(?1, ?2) ON CONFLICT DO NOTHING",
+                 "forget a commit");
+      STRATA_RETURN_IF_ERROR(st.Bind(1, dataset).Bind(2, id).Run());
+    }
+    return AppendAuditLocked(audit, "forget", dataset, json::object());
+  });
+}
+
+Result<std::set<ObjectId>> SqliteCatalog::ListForgotten(std::string_view dataset) {
+  std::lock_guard lock(mu_);
+  STRATA_SQL(st, *db_, "SELECT commit_id FROM forgotten WHERE dataset = ?1",
+             "list forgotten commits");
+  st.Bind(1, dataset);
+  std::set<ObjectId> out;
+  for (;;) {
+    STRATA_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    STRATA_ASSIGN_OR_RETURN(ObjectId id, st.Id(0));
+    out.insert(id);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------- datasets

@@ -10,7 +10,8 @@
 
 namespace strata::cli {
 
-// dataset, commit, log, show, checkout, branch, tag, diff, reset, revert, audit, catalog.
+// dataset, commit, log, show, checkout, branch, tag, diff, reset, revert, merge, policy, forget,
+// gc, audit, catalog.
 // `exit_code` is set by commands whose result is a verdict (audit verify).
 void AddVersionCommands(CLI::App& app, Globals& g, int& exit_code);
 

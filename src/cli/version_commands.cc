@@ -1,5 +1,5 @@
 // Versioned datasets on the command line: `strata dataset|commit|log|show|checkout|branch|tag|
-// diff|reset|revert|audit|catalog`, and dataset refs for `ls` and `cat`.
+// diff|reset|revert|merge|policy|forget|gc|audit|catalog`, and dataset refs for `ls` and `cat`.
 #include <iostream>
 
 #include <fmt/format.h>
@@ -261,6 +261,11 @@ void AddVersionCommands(CLI::App& app, Globals& g, int& exit_code) {
       std::cout << fmt::format("{}  {}  {:<20} {}\n", c.id.Short(), TimeString(c.time_ns / 1'000'000'000), c.author,
                                FirstLine(c.message));
     }
+    // Log stops early only at a parent that is forgotten (or not indexed).
+    if (!commits.empty() && commits.size() < l_limit && !commits.back().parents.empty() && !g.quiet) {
+      std::cerr << fmt::format("(history stops here: parent {} was forgotten by the retention policy)\n",
+                               commits.back().parents[0].Short());
+    }
   });
 
   // show
@@ -382,6 +387,200 @@ void AddVersionCommands(CLI::App& app, Globals& g, int& exit_code) {
     CommitOptions o;
     o.message = rv_msg;
     ReportCommit(g, rv_target, Check(s->Revert(rv_target, what, o)));
+  });
+
+  // merge
+  auto* merge = app.add_subcommand(
+      "merge",
+      "Merge SRC into branch DST: a fast-forward when DST is behind SRC, otherwise a three-way merge\n"
+      "against their merge base, recorded as a commit with two parents (DST's head first). A path\n"
+      "changed on one side only takes that change; a path changed differently on both sides is a\n"
+      "conflict: with --strategy fail (the default) nothing changes and every conflicting path is\n"
+      "listed (exit 6); ours keeps DST's version, theirs takes SRC's");
+  static std::string m_src, m_dst, m_msg, m_strategy = "fail";
+  merge->add_option("src", m_src, "NAME@REF to merge")->required();
+  merge->add_option("dst", m_dst, "NAME@BRANCH to merge into")->required();
+  merge->add_option("--strategy", m_strategy, "fail, ours or theirs")->capture_default_str();
+  merge->add_option("-m,--message", m_msg, "Message (default: Merge SRC into DST)");
+  merge->callback([&] {
+    auto s = OpenLake(g);
+    std::string src = IsDatasetRef(m_src) ? m_src : Check(ParseRefSpec(m_dst)).dataset + "@" + m_src;
+    MergeOptions o;
+    o.strategy = Check(ParseMergeStrategy(m_strategy));
+    o.message = m_msg;
+    auto r = s->Merge(src, m_dst, o);
+    auto conflicts_json = [](const std::vector<MergeConflict>& list) {
+      json arr = json::array();
+      for (const auto& c : list) arr.push_back({{"path", c.path}, {"kind", c.kind}});
+      return arr;
+    };
+    if (!r.ok()) {
+      // A refused merge still reports its conflicts as data.
+      if (g.json && r.status().code() == StatusCode::kFailedPrecondition && o.strategy == MergeStrategy::kFail) {
+        auto conflicts = s->MergeConflicts(src, m_dst);
+        if (conflicts.ok() && !conflicts->empty()) {
+          PrintJson({{"merged", false}, {"conflicts", conflicts_json(*conflicts)}, {"error", r.status().message()}});
+          std::cerr << "strata: error: " << r.status().message() << "\n";
+          exit_code = ExitCodeFor(r.status());
+          return;
+        }
+      }
+      Check(r.status());
+    }
+    if (g.json) {
+      PrintJson({{"merged", true}, {"commit", r->commit.ToHex()}, {"parent", r->parent.ToHex()},
+                 {"base", r->base.IsZero() ? "" : r->base.ToHex()}, {"tree", r->tree.ToHex()},
+                 {"up_to_date", r->up_to_date}, {"fast_forward", r->fast_forward},
+                 {"strategy", MergeStrategyName(o.strategy)}, {"conflicts", conflicts_json(r->conflicts)},
+                 {"trees_written", r->trees_written}});
+      return;
+    }
+    if (!g.quiet) {
+      if (r->up_to_date) {
+        std::cerr << fmt::format("{} already contains {}: nothing to merge\n", m_dst, src);
+      } else if (r->fast_forward) {
+        std::cerr << fmt::format("{}: fast-forward {} -> {}\n", m_dst, r->parent.Short(), r->commit.Short());
+      } else {
+        std::cerr << fmt::format("{}: merged {} ({} -> {}, base {}), {} conflicts settled by '{}'\n", m_dst, src,
+                                 r->parent.Short(), r->commit.Short(), r->base.IsZero() ? "none" : r->base.Short(),
+                                 r->conflicts.size(), MergeStrategyName(o.strategy));
+        for (const auto& c : r->conflicts) std::cerr << fmt::format("  {} ({})\n", c.path, c.kind);
+      }
+    }
+    std::cout << r->commit.ToHex() << "\n";
+  });
+
+  // policy
+  auto* policy = app.add_subcommand("policy", "Retention policies: which commits `strata forget` keeps");
+  policy->require_subcommand(1);
+  auto* policy_set = policy->add_subcommand(
+      "set",
+      "Set dataset NAME's retention policy (replacing the old one). Applied to each branch's\n"
+      "first-parent history, newest first; the head of every branch and tag is always kept");
+  static std::string p_name;
+  static RetentionPolicy p_policy;
+  static bool p_no_keep_tagged = false;
+  policy_set->add_option("name", p_name, "Dataset")->required();
+  policy_set->add_option("--keep-last", p_policy.keep_last, "Keep the newest N commits");
+  policy_set->add_option("--keep-daily", p_policy.keep_daily, "Keep the newest commit of each of the last N days");
+  policy_set->add_option("--keep-weekly", p_policy.keep_weekly, "Keep the newest commit of each of the last N weeks");
+  policy_set->add_option("--keep-monthly", p_policy.keep_monthly, "Keep the newest commit of each of the last N months");
+  static bool p_keep_tagged = false;
+  auto* keep_tagged = policy_set->add_flag("--keep-tagged", p_keep_tagged, "Keep every tagged commit (the default)");
+  policy_set->add_flag("--no-keep-tagged", p_no_keep_tagged,
+                       "Forget also deletes the unprotected tags whose commits no rule keeps")
+      ->excludes(keep_tagged);
+  auto policy_json = [](const std::string& name, const RetentionPolicy& p) {
+    return json{{"dataset", name},         {"keep_last", p.keep_last},       {"keep_daily", p.keep_daily},
+                {"keep_weekly", p.keep_weekly}, {"keep_monthly", p.keep_monthly}, {"keep_tagged", p.keep_tagged}};
+  };
+  auto print_policy = [&g, policy_json](const std::string& name, const RetentionPolicy& p) {
+    if (g.json) return PrintJson(policy_json(name, p));
+    std::cout << fmt::format("{}: keep last {}, daily {}, weekly {}, monthly {}; tagged commits {}\n", name,
+                             p.keep_last, p.keep_daily, p.keep_weekly, p.keep_monthly,
+                             p.keep_tagged ? "kept" : "not kept (their tags are deleted)");
+  };
+  policy_set->callback([&g, print_policy] {
+    p_policy.keep_tagged = !p_no_keep_tagged;
+    if (p_policy.keep_last == 0 && p_policy.keep_daily == 0 && p_policy.keep_weekly == 0 &&
+        p_policy.keep_monthly == 0) {
+      // As restic does: a policy without rules is more likely a slip than a wish.
+      throw Failure{Status::InvalidArgument(
+          "give at least one rule (--keep-last, --keep-daily, --keep-weekly, --keep-monthly); --keep-last 1 "
+          "keeps only the heads")};
+    }
+    auto s = OpenLake(g);
+    Check(s->SetRetentionPolicy(p_name, p_policy));
+    if (!g.quiet || g.json) print_policy(p_name, p_policy);
+  });
+  auto* policy_show = policy->add_subcommand("show", "Show dataset NAME's retention policy");
+  policy_show->add_option("name", p_name, "Dataset")->required();
+  policy_show->callback([&g, print_policy] {
+    auto s = OpenLake(g);
+    auto p = Check(s->GetRetentionPolicy(p_name));
+    if (!p) {
+      if (g.json) return PrintJson({{"dataset", p_name}, {"policy", nullptr}});
+      std::cout << fmt::format("{}: no retention policy (forget refuses; everything is kept)\n", p_name);
+      return;
+    }
+    print_policy(p_name, *p);
+  });
+
+  // forget
+  auto* forget = app.add_subcommand(
+      "forget",
+      "Apply dataset NAME's retention policy: commits it does not keep are forgotten (their data is\n"
+      "freed by the next `strata gc`; the commit records stay, so lineage survives, but `log` stops\n"
+      "before them and they no longer resolve). Records an audit entry");
+  static std::string f_name;
+  static bool f_dry = false;
+  forget->add_option("name", f_name, "Dataset")->required();
+  forget->add_flag("-n,--dry-run", f_dry, "Show what would be kept and forgotten; change nothing");
+  forget->callback([&] {
+    auto s = OpenLake(g);
+    auto r = Check(s->Forget(f_name, f_dry));
+    if (g.json) {
+      json kept = json::array(), gone = json::array();
+      for (const auto& d : r.decisions) {
+        json j = {{"id", d.commit.ToHex()}, {"time_ns", d.time_ns}, {"message", d.message}};
+        if (d.keep) {
+          j["reasons"] = d.reasons;
+          kept.push_back(j);
+        } else {
+          gone.push_back(j);
+        }
+      }
+      return PrintJson({{"dataset", r.dataset}, {"dry_run", r.dry_run}, {"kept", kept}, {"forgotten", gone},
+                        {"tags_deleted", r.tags_deleted}});
+    }
+    for (const auto& d : r.decisions) {
+      std::string why;
+      for (const auto& reason : d.reasons) why += (why.empty() ? "" : ", ") + reason;
+      std::cout << fmt::format("{:<6} {}  {}  {:<30} {}\n", d.keep ? "keep" : "forget", d.commit.Short(),
+                               TimeString(d.time_ns / 1'000'000'000), d.message.substr(0, 30), why);
+    }
+    for (const auto& t : r.tags_deleted) std::cout << fmt::format("delete tag {}@{}\n", r.dataset, t);
+    if (!g.quiet) {
+      std::cerr << fmt::format("{}{} kept, {} forgotten{}\n", r.dry_run ? "dry run: " : "", r.kept, r.forgotten,
+                               r.dry_run || r.forgotten == 0 ? "" : "; run `strata gc` to free their space");
+    }
+  });
+
+  // gc
+  auto* gc = app.add_subcommand(
+      "gc",
+      "Delete what no branch, tag or put reaches, and rewrite packs that are mostly dead.\n"
+      "Roots: every commit reachable from a branch or tag head of any dataset, with the tree of each\n"
+      "one not forgotten by `strata forget`, and every put (`strata ls`). Packs younger than --grace\n"
+      "are never touched. gc needs the repository to itself: it refuses (exit 6) while a put or commit\n"
+      "runs, and they are refused while it runs. Safe to interrupt at any moment. Records an audit entry");
+  static bool gc_dry = false;
+  static int64_t gc_grace = 3600;
+  static double gc_threshold = 0.3;
+  gc->add_flag("-n,--dry-run", gc_dry, "Report what would be freed; change nothing");
+  gc->add_option("--grace", gc_grace, "Seconds: packs younger than this are kept whatever they hold")
+      ->capture_default_str();
+  gc->add_option("--repack-threshold", gc_threshold, "Rewrite a pack when more than this fraction of it is dead")
+      ->capture_default_str();
+  gc->callback([&] {
+    auto s = OpenLake(g);
+    LakeGcOptions o;
+    o.dry_run = gc_dry;
+    o.grace_seconds = gc_grace;
+    o.repack_threshold = gc_threshold;
+    auto r = Check(s->CollectGarbage(o));
+    if (g.json) {
+      return PrintJson({{"dry_run", r.dry_run}, {"commits_live", r.commits_live}, {"trees_live", r.trees_live},
+                        {"objects_total", r.objects_total}, {"objects_live", r.objects_live},
+                        {"packs_deleted", r.packs_deleted}, {"packs_repacked", r.packs_repacked},
+                        {"bytes_freed", r.bytes_freed}, {"bytes_rewritten", r.bytes_rewritten}});
+    }
+    if (!g.quiet) {
+      std::cout << fmt::format(
+          "{}{} of {} objects live ({} commits); {} packs deleted, {} repacked; {} freed ({} rewritten)\n",
+          r.dry_run ? "dry run: " : "", r.objects_live, r.objects_total, r.commits_live, r.packs_deleted,
+          r.packs_repacked, Bytes(r.bytes_freed), Bytes(r.bytes_rewritten));
+    }
   });
 
   // audit

@@ -29,11 +29,14 @@
 
 #include "base/endian.h"
 #include "base/logging.h"
+#include "base/sysinfo.h"
 #include "catalog/catalog.h"
 #include "store/object_store.h"
 #include "version/commit.h"
 #include "version/diff.h"
+#include "version/merge.h"
 #include "version/records.h"
+#include "version/retention.h"
 #include "version/tree_edit.h"
 
 namespace strata {
@@ -53,6 +56,22 @@ std::string_view DiffKindName(DiffEntry::Kind kind) {
   return "?";
 }
 
+std::string_view MergeStrategyName(MergeStrategy strategy) {
+  switch (strategy) {
+    case MergeStrategy::kFail: return "fail";
+    case MergeStrategy::kOurs: return "ours";
+    case MergeStrategy::kTheirs: return "theirs";
+  }
+  return "?";
+}
+
+Result<MergeStrategy> ParseMergeStrategy(std::string_view name) {
+  for (auto s : {MergeStrategy::kFail, MergeStrategy::kOurs, MergeStrategy::kTheirs}) {
+    if (MergeStrategyName(s) == name) return s;
+  }
+  return Status::InvalidArgument(fmt::format("unknown merge strategy '{}': use fail, ours or theirs", name));
+}
+
 namespace version {
 namespace {
 
@@ -64,12 +83,7 @@ int64_t NowNs() {
       .count();
 }
 
-std::string DefaultActor() {
-  const char* user = std::getenv("USER");
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
-  return fmt::format("{}@{}", user && *user ? user : "unknown", host[0] ? host : "localhost");
-}
+std::string DefaultActor() { return UserAtHost(); }
 
 std::string CatalogPath(store::ObjectStore* objects) { return objects->local_state_dir() + "/" + kCatalogFile; }
 
@@ -254,6 +268,13 @@ class LakeImpl final : public Lake {
         return found.status();
       }
       id = *found;
+      STRATA_ASSIGN_OR_RETURN(auto forgotten, cat_->ListForgotten(spec.dataset));
+      if (forgotten.count(id)) {
+        return Status::NotFound(fmt::format(
+            "commit {} of dataset '{}' was forgotten by its retention policy (`strata forget`): its content "
+            "is gone, or will be at the next `strata gc`",
+            id.Short(), spec.dataset));
+      }
     }
     STRATA_ASSIGN_OR_RETURN(r.commit, ReadCommit(objects_, id));
     return r;
@@ -358,8 +379,8 @@ class LakeImpl final : public Lake {
         res.commit = base.id;
         return res;
       }
-      Commit c{tree, {base.id}, dataset, NowNs(), options.author.empty() ? actor_ : options.author,
-               options.message, options.meta};
+      Commit c{tree, {base.id}, dataset, options.time_ns ? options.time_ns : NowNs(),
+               options.author.empty() ? actor_ : options.author, options.message, options.meta};
       ObjectId id = batch->Put(ObjectKind::kCommit, SerializeCommit(c));
       STRATA_RETURN_IF_ERROR(batch->Commit());
       if (res.attempts == 1) res.put = batch->stats();
@@ -450,8 +471,12 @@ class LakeImpl final : public Lake {
   Result<std::vector<CommitInfo>> Log(std::string_view spec, size_t limit) override {
     STRATA_ASSIGN_OR_RETURN(Resolved r, Resolve(spec));
     STRATA_ASSIGN_OR_RETURN(auto records, cat_->Log(r.commit.id, limit));
+    STRATA_ASSIGN_OR_RETURN(auto forgotten, cat_->ListForgotten(r.spec.dataset));
     std::vector<CommitInfo> out;
     for (auto& c : records) {
+      // History ends before the first forgotten commit (the one named may itself be forgotten
+      // when a ref still points at it).
+      if (!out.empty() && forgotten.count(c.id)) break;
       out.push_back(CommitInfo{c.id, c.tree, c.parents, c.dataset, c.time_unix * 1'000'000'000, c.author,
                                c.message, c.meta});
     }
@@ -543,6 +568,344 @@ class LakeImpl final : public Lake {
                       });
   }
 
+  // --- merge ---
+
+  // The commit closest to `a` (breadth first over all parents) that is also an ancestor of `b`
+  // (or `b` itself); zero when the histories share no commit.
+  Result<ObjectId> MergeBase(const ObjectId& a, const ObjectId& b) {
+    std::unordered_set<ObjectId, ObjectIdHash> of_b;
+    std::deque<ObjectId> todo{b};
+    of_b.insert(b);
+    while (!todo.empty()) {
+      STRATA_ASSIGN_OR_RETURN(CommitInfo c, ReadCommit(objects_, todo.front()));
+      todo.pop_front();
+      for (const auto& p : c.parents) {
+        if (of_b.insert(p).second) todo.push_back(p);
+      }
+    }
+    std::unordered_set<ObjectId, ObjectIdHash> seen{a};
+    todo.assign({a});
+    while (!todo.empty()) {
+      ObjectId id = todo.front();
+      todo.pop_front();
+      if (of_b.count(id)) return id;
+      STRATA_ASSIGN_OR_RETURN(CommitInfo c, ReadCommit(objects_, id));
+      for (const auto& p : c.parents) {
+        if (seen.insert(p).second) todo.push_back(p);
+      }
+    }
+    return ObjectId();
+  }
+
+  struct MergePlan {
+    Resolved src, dst;
+    ObjectId base;
+    bool up_to_date = false, fast_forward = false;
+  };
+
+  Result<MergePlan> PlanMerge(std::string_view src, std::string_view dst) {
+    MergePlan plan;
+    STRATA_ASSIGN_OR_RETURN(plan.dst, ResolveBranch(dst));
+    STRATA_ASSIGN_OR_RETURN(RefSpec src_spec, ParseRefName(src));
+    STRATA_ASSIGN_OR_RETURN(plan.src, ResolveSpec(src_spec));
+    if (plan.src.spec.dataset != plan.dst.spec.dataset) {
+      return Status::InvalidArgument(fmt::format("cannot merge '{}' into '{}': they are different datasets", src, dst));
+    }
+    const ObjectId& s = plan.src.commit.id;
+    const ObjectId& d = plan.dst.commit.id;
+    if (s == d) {
+      plan.base = s;
+      plan.up_to_date = true;
+      return plan;
+    }
+    STRATA_ASSIGN_OR_RETURN(plan.base, MergeBase(s, d));
+    plan.up_to_date = plan.base == s;
+    plan.fast_forward = plan.base == d;
+    return plan;
+  }
+
+  Result<std::optional<ObjectId>> BaseTree(const ObjectId& base) {
+    if (base.IsZero()) return std::optional<ObjectId>();
+    STRATA_ASSIGN_OR_RETURN(CommitInfo c, ReadCommit(objects_, base));
+    return std::optional<ObjectId>(c.tree);
+  }
+
+  static std::string ConflictList(const std::vector<MergeConflict>& conflicts) {
+    std::string out;
+    for (const auto& c : conflicts) out += fmt::format("\n  {} ({})", c.path, c.kind);
+    return out;
+  }
+
+  Result<std::vector<MergeConflict>> MergeConflicts(std::string_view src, std::string_view dst) override {
+    STRATA_ASSIGN_OR_RETURN(MergePlan plan, PlanMerge(src, dst));
+    if (plan.up_to_date || plan.fast_forward) return std::vector<MergeConflict>();
+    STRATA_ASSIGN_OR_RETURN(auto base_tree, BaseTree(plan.base));
+    STRATA_ASSIGN_OR_RETURN(TreeMerge m, MergeTrees(objects_, nullptr, base_tree, plan.dst.commit.tree,
+                                                    plan.src.commit.tree, MergeStrategy::kFail));
+    return m.conflicts;
+  }
+
+  Result<MergeResult> Merge(std::string_view src, std::string_view dst, const MergeOptions& options) override {
+    STRATA_ASSIGN_OR_RETURN(MergePlan plan, PlanMerge(src, dst));
+    const std::string& dataset = plan.dst.spec.dataset;
+    const std::string& name = plan.dst.spec.ref;
+    MergeResult res;
+    res.parent = plan.dst.commit.id;
+    res.base = plan.base;
+    if (plan.up_to_date) {
+      res.up_to_date = true;
+      res.commit = plan.dst.commit.id;
+      res.tree = plan.dst.commit.tree;
+      return res;
+    }
+    json details = {{"op", kOpBranchUpdate}, {"dataset", dataset}, {"ref", name}, {"from", std::string(src)},
+                    {"base", plan.base.IsZero() ? "" : plan.base.ToHex()}};
+    if (plan.fast_forward) {
+      details["fast_forward"] = true;
+      STRATA_RETURN_IF_ERROR(cat_->UpdateBranch(dataset, name, plan.dst.commit.id, plan.src.commit.id,
+                                                Audit("merge", details)));
+      Recorded();
+      res.fast_forward = true;
+      res.commit = plan.src.commit.id;
+      res.tree = plan.src.commit.tree;
+      return res;
+    }
+    STRATA_ASSIGN_OR_RETURN(auto base_tree, BaseTree(plan.base));
+    if (options.strategy == MergeStrategy::kFail) {
+      // A dry pass first, so that a refused merge writes nothing at all.
+      STRATA_ASSIGN_OR_RETURN(TreeMerge dry, MergeTrees(objects_, nullptr, base_tree, plan.dst.commit.tree,
+                                                        plan.src.commit.tree, MergeStrategy::kFail));
+      if (!dry.conflicts.empty()) {
+        return Status::FailedPrecondition(fmt::format(
+            "merge of {} into {}: {} conflicting path{} (nothing changed; merge with --strategy ours or theirs, "
+            "or change them first):{}",
+            src, dst, dry.conflicts.size(), dry.conflicts.size() == 1 ? "" : "s", ConflictList(dry.conflicts)));
+      }
+    }
+    // The batch (and its shared repository lock) lives until the branch names its objects, so a
+    // gc cannot run in between.
+    STRATA_ASSIGN_OR_RETURN(auto batch, objects_->NewBatch());
+    STRATA_ASSIGN_OR_RETURN(TreeMerge m, MergeTrees(objects_, batch.get(), base_tree, plan.dst.commit.tree,
+                                                    plan.src.commit.tree, options.strategy));
+    std::map<std::string, std::string> meta{{"merge_strategy", std::string(MergeStrategyName(options.strategy))}};
+    if (!plan.base.IsZero()) meta["merge_base"] = plan.base.ToHex();
+    Commit c{m.tree,
+             {plan.dst.commit.id, plan.src.commit.id},
+             dataset,
+             options.time_ns ? options.time_ns : NowNs(),
+             options.author.empty() ? actor_ : options.author,
+             options.message.empty() ? fmt::format("Merge {} into {}", src, dst) : options.message,
+             meta};
+    ObjectId id = batch->Put(ObjectKind::kCommit, SerializeCommit(c));
+    STRATA_RETURN_IF_ERROR(batch->Commit());
+    STRATA_RETURN_IF_ERROR(cat_->PutCommit(ToRecord(id, c)));
+    details["strategy"] = MergeStrategyName(options.strategy);
+    details["conflicts"] = m.conflicts.size();
+    details["message"] = c.message.substr(0, 200);
+    STRATA_RETURN_IF_ERROR(cat_->UpdateBranch(dataset, name, plan.dst.commit.id, id, Audit("merge", details)));
+    Recorded();
+    res.commit = id;
+    res.tree = m.tree;
+    res.conflicts = std::move(m.conflicts);
+    res.trees_written = m.trees_written;
+    return res;
+  }
+
+  // --- retention and garbage collection ---
+
+  Status SetRetentionPolicy(std::string_view dataset, const RetentionPolicy& policy) override {
+    STRATA_RETURN_IF_ERROR(RequireDataset(dataset));
+    std::string text = EncodePolicy(policy);
+    STRATA_RETURN_IF_ERROR(cat_->SetRetentionPolicy(
+        dataset, text,
+        Audit("policy.set", {{"op", kOpPolicySet}, {"dataset", dataset}, {"policy", json::parse(text)}})));
+    Recorded();
+    return Status::OK();
+  }
+
+  Result<std::optional<RetentionPolicy>> GetRetentionPolicy(std::string_view dataset) override {
+    STRATA_RETURN_IF_ERROR(RequireDataset(dataset));
+    STRATA_ASSIGN_OR_RETURN(auto text, cat_->GetRetentionPolicy(dataset));
+    if (!text) return std::optional<RetentionPolicy>();
+    STRATA_ASSIGN_OR_RETURN(RetentionPolicy p, DecodePolicy(*text));
+    return std::optional<RetentionPolicy>(p);
+  }
+
+  Result<ForgetReport> Forget(std::string_view dataset, bool dry_run) override {
+    STRATA_ASSIGN_OR_RETURN(auto policy, GetRetentionPolicy(dataset));
+    if (!policy) {
+      return Status::FailedPrecondition(fmt::format(
+          "dataset '{}' has no retention policy: set one with `strata policy set {} --keep-last N ...`", dataset,
+          dataset));
+    }
+    STRATA_ASSIGN_OR_RETURN(auto refs, cat_->ListRefs(dataset));
+    STRATA_ASSIGN_OR_RETURN(auto forgotten, cat_->ListForgotten(dataset));
+    ForgetReport report;
+    report.dataset = std::string(dataset);
+    report.dry_run = dry_run;
+
+    // Branches: their heads, and the rules over each first-parent history.
+    std::map<ObjectId, std::vector<std::string>> keep;
+    for (const auto& r : refs) {
+      if (r.kind != catalog::RefKind::kBranch) continue;
+      keep[r.target].push_back("head of " + r.name);
+      STRATA_ASSIGN_OR_RETURN(auto history, cat_->Log(r.target, SIZE_MAX));
+      std::vector<TimelineCommit> timeline;
+      for (const auto& c : history) {
+        if (!forgotten.count(c.id)) timeline.push_back(TimelineCommit{c.id, c.time_unix});
+      }
+      ApplyRetention(*policy, timeline, &keep);
+    }
+    // Tags: kept, or (keep_tagged off) deleted unless something else keeps their commit.
+    std::vector<ObjectId> heads;
+    for (const auto& r : refs) {
+      if (r.kind == catalog::RefKind::kBranch) {
+        heads.push_back(r.target);
+        continue;
+      }
+      if (policy->keep_tagged || r.is_protected || keep.count(r.target)) {
+        keep[r.target].push_back((r.is_protected && !policy->keep_tagged ? "protected tag " : "tag ") + r.name);
+        heads.push_back(r.target);
+      } else {
+        report.tags_deleted.push_back(r.name);
+      }
+    }
+    // Every commit the remaining refs reach, not forgotten before, is judged.
+    std::set<ObjectId> seen(heads.begin(), heads.end());
+    std::deque<ObjectId> todo(seen.begin(), seen.end());
+    std::vector<catalog::CommitRecord> judged;
+    while (!todo.empty()) {
+      ObjectId id = todo.front();
+      todo.pop_front();
+      auto c = cat_->GetCommit(id);
+      if (!c.ok()) {
+        if (c.status().IsNotFound()) continue;  // not indexed: nothing to judge it by
+        return c.status();
+      }
+      for (const auto& p : c->parents) {
+        if (seen.insert(p).second) todo.push_back(p);
+      }
+      // A commit forgotten before stays forgotten (its content may be gone already).
+      if (!forgotten.count(id)) judged.push_back(std::move(*c));
+    }
+    std::sort(judged.begin(), judged.end(), [](const auto& a, const auto& b) {
+      return a.time_unix != b.time_unix ? a.time_unix > b.time_unix : a.id < b.id;
+    });
+    std::vector<ObjectId> to_forget;
+    json ids = json::array();
+    for (const auto& c : judged) {
+      RetentionDecision d{c.id, c.time_unix * 1'000'000'000, c.message.substr(0, c.message.find('\n')), false, {}};
+      auto it = keep.find(c.id);
+      if (it != keep.end()) {
+        d.keep = true;
+        d.reasons = it->second;
+        ++report.kept;
+      } else {
+        to_forget.push_back(c.id);
+        ids.push_back(c.id.ToHex());
+        ++report.forgotten;
+      }
+      report.decisions.push_back(std::move(d));
+    }
+    if (dry_run) return report;
+    for (const auto& tag : report.tags_deleted) {
+      STRATA_RETURN_IF_ERROR(cat_->DeleteRef(
+          dataset, tag,
+          Audit("", {{"op", kOpRefDelete}, {"dataset", dataset}, {"ref", tag}, {"reason", "retention policy"}})));
+      Recorded();
+    }
+    STRATA_RETURN_IF_ERROR(cat_->Forget(dataset, to_forget,
+                                        Audit("forget", {{"op", kOpForget},
+                                                         {"dataset", dataset},
+                                                         {"forgotten", ids},
+                                                         {"kept", report.kept},
+                                                         {"policy", json::parse(EncodePolicy(*policy))}})));
+    Recorded();
+    return report;
+  }
+
+  // GC roots: see CollectGarbage in lake.h and docs/ARCHITECTURE.md. Reads commit objects, not
+  // the index, so a damaged catalog index cannot make gc delete history.
+  Result<std::vector<ObjectId>> LiveRoots(LakeGcReport* report) {
+    std::vector<ObjectId> roots;
+    STRATA_ASSIGN_OR_RETURN(auto datasets, cat_->ListDatasets());
+    for (const auto& d : datasets) {
+      STRATA_ASSIGN_OR_RETURN(auto refs, cat_->ListRefs(d.name));
+      STRATA_ASSIGN_OR_RETURN(auto forgotten, cat_->ListForgotten(d.name));
+      std::unordered_set<ObjectId, ObjectIdHash> heads, seen;
+      std::deque<ObjectId> todo;
+      for (const auto& r : refs) {
+        heads.insert(r.target);
+        if (seen.insert(r.target).second) todo.push_back(r.target);
+      }
+      while (!todo.empty()) {
+        ObjectId id = todo.front();
+        todo.pop_front();
+        auto c = ReadCommit(objects_, id);
+        if (!c.ok()) {
+          return c.status().WithContext(fmt::format("gc: history of dataset '{}' is damaged; run `strata verify`",
+                                                    d.name));
+        }
+        roots.push_back(id);
+        ++report->commits_live;
+        if (heads.count(id) || !forgotten.count(id)) {
+          roots.push_back(c->tree);
+          ++report->trees_live;
+        }
+        for (const auto& p : c->parents) {
+          if (seen.insert(p).second) todo.push_back(p);
+        }
+      }
+    }
+    return roots;
+  }
+
+  Result<LakeGcReport> CollectGarbage(const LakeGcOptions& options) override {
+    if (options.grace_seconds < 0) return Status::InvalidArgument("gc grace period must not be negative");
+    LakeGcReport report;
+    store::GcOptions go;
+    go.dry_run = options.dry_run;
+    go.grace_seconds = options.grace_seconds;
+    go.repack_threshold = options.repack_threshold;
+    go.live_roots = [&]() -> Result<std::vector<ObjectId>> {
+      report.commits_live = report.trees_live = 0;
+      return LiveRoots(&report);
+    };
+    auto r = objects_->CollectGarbage(go);
+    if (!r.ok()) {
+      if (r.status().code() == StatusCode::kFailedPrecondition) {
+        return Status::FailedPrecondition(fmt::format(
+            "gc needs the repository to itself and refuses while a put or commit runs ({}); run it again "
+            "when they are done",
+            r.status().message()));
+      }
+      return r.status();
+    }
+    report.objects_total = r->objects_total;
+    report.objects_live = r->objects_live;
+    report.packs_deleted = r->packs_deleted;
+    report.packs_repacked = r->packs_repacked;
+    report.bytes_freed = r->bytes_freed;
+    report.bytes_rewritten = r->bytes_rewritten;
+    report.dry_run = options.dry_run;
+    if (!options.dry_run) {
+      json d = {{"op", kOpEvent},
+                {"commits_live", report.commits_live},
+                {"objects_total", report.objects_total},
+                {"objects_live", report.objects_live},
+                {"packs_deleted", report.packs_deleted},
+                {"packs_repacked", report.packs_repacked},
+                {"bytes_freed", report.bytes_freed},
+                {"bytes_rewritten", report.bytes_rewritten},
+                {"grace_seconds", options.grace_seconds}};
+      // gc happened; an entry that fails to append is a warning, as for any recorded change.
+      Status s = cat_->AppendAudit(catalog::AuditEntry{actor_, "gc", "repository", d.dump()});
+      if (!s.ok()) LogWarning(fmt::format("gc finished but the audit log did not record it: {}", s.ToString()));
+      else Recorded();
+    }
+    return report;
+  }
+
   // --- audit ---
 
   Result<std::vector<AuditEvent>> AuditLog(uint64_t from_seq, size_t limit) override {
@@ -617,6 +980,21 @@ Status Replay(catalog::Catalog* cat, const RefEvent& e) {
   if (e.op == kOpRefDelete) return cat->DeleteRef(e.dataset, e.ref, audit);
   if (e.op == kOpRefProtect || e.op == kOpRefUnprotect) {
     return cat->SetRefProtected(e.dataset, e.ref, e.op == kOpRefProtect, audit);
+  }
+  if (e.op == kOpPolicySet) {
+    if (!d.contains("policy") || !d["policy"].is_object()) return Status::Corruption("policy event without a policy");
+    return cat->SetRetentionPolicy(e.dataset, d["policy"].dump(), audit);
+  }
+  if (e.op == kOpForget) {
+    std::vector<ObjectId> ids;
+    if (d.contains("forgotten") && d["forgotten"].is_array()) {
+      for (const auto& h : d["forgotten"]) {
+        if (!h.is_string()) continue;
+        STRATA_ASSIGN_OR_RETURN(ObjectId id, ObjectId::FromHex(h.get<std::string>()));
+        ids.push_back(id);
+      }
+    }
+    return cat->Forget(e.dataset, ids, audit);
   }
   return cat->AppendAudit(audit);
 }

@@ -24,6 +24,8 @@ inline constexpr std::string_view kOpRefDelete = "ref.delete";
 inline constexpr std::string_view kOpRefProtect = "ref.protect";
 inline constexpr std::string_view kOpRefUnprotect = "ref.unprotect";
 inline constexpr std::string_view kOpRebuild = "catalog.rebuild";
+inline constexpr std::string_view kOpPolicySet = "policy.set";  // details: "policy"
+inline constexpr std::string_view kOpForget = "forget";         // details: "forgotten" (hex ids)
 inline constexpr std::string_view kOpEvent = "event";  // anything else: replayed as an entry
 
 struct RefEvent {
