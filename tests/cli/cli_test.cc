@@ -35,17 +35,7 @@ ProcessResult Strata(const std::vector<std::string>& args, const EnvChanges& env
   return RunProcess(argv, e, input);
 }
 
-std::string Describe(const ProcessResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\n--- stdout:\n" + r.out + "\n--- stderr:\n" + r.err;
-}
-
 // Parses stdout as JSON, failing the test (and returning null) if it is not.
-json ParseJson(const ProcessResult& r) {
-  json j = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
-  EXPECT_FALSE(j.is_discarded()) << "not JSON: " << Describe(r);
-  return j.is_discarded() ? json() : j;
-}
-
 void SetMtime(const std::string& path, int64_t sec, int64_t nsec) {
   timespec times[2] = {{0, UTIME_OMIT}, {sec, nsec}};
   ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW), 0) << path;

@@ -32,16 +32,6 @@ EnvChanges BaseEnv() {
   return {std::string("STRATA_PASSWORD=") + kPass, "STRATA_REPO", "STRATA_NEW_PASSWORD", "STRATA_LOG", "USER=tester"};
 }
 
-std::string Describe(const ProcessResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\n--- stdout:\n" + r.out.substr(0, 4000) + "\n--- stderr:\n" + r.err;
-}
-
-json ParseJson(const ProcessResult& r) {
-  json j = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
-  EXPECT_FALSE(j.is_discarded()) << "not JSON: " << Describe(r);
-  return j.is_discarded() ? json() : j;
-}
-
 // Every recently written entry below `root` aged to a new time well in the past.
 void Age(const std::string& root) {
   static int64_t sec = 1600000000;

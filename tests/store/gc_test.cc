@@ -27,17 +27,7 @@ using strata::testing::WriteFile;
 
 constexpr char kPass[] = "pw";
 
-InitOptions SmallInit() {
-  InitOptions o;
-  o.chunk_min = 16 << 10;
-  o.chunk_avg = 64 << 10;
-  o.chunk_max = 256 << 10;
-  o.pack_size = 1 << 20;
-  o.kdf_ops = 1;
-  o.kdf_mem = 8192;
-  o.key_label = "test";
-  return o;
-}
+InitOptions SmallInit() { return strata::testing::FastInitOptions(); }
 
 OpenOptions Options(Env* env = Env::Default()) {
   OpenOptions o;

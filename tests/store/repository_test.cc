@@ -40,17 +40,7 @@ using strata::testing::WriteFile;
 constexpr uint32_t kMin = 16 << 10, kAvg = 64 << 10, kMax = 256 << 10;
 constexpr char kPass[] = "correct horse battery staple";
 
-InitOptions SmallInit() {
-  InitOptions o;
-  o.chunk_min = kMin;
-  o.chunk_avg = kAvg;
-  o.chunk_max = kMax;
-  o.pack_size = 1 << 20;
-  o.kdf_ops = 1;
-  o.kdf_mem = 8192;  // libsodium's minimum: keeps each open fast
-  o.key_label = "test";
-  return o;
-}
+InitOptions SmallInit() { return strata::testing::FastInitOptions(); }
 
 OpenOptions Threads(size_t n, Env* env = Env::Default()) {
   OpenOptions o;

@@ -1,5 +1,7 @@
 #include "testutil/testutil.h"
 
+#include <gtest/gtest.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -271,6 +273,28 @@ std::map<std::string, uint64_t> ListTree(const std::string& root) {
         it->is_regular_file() && !it->is_symlink() ? static_cast<uint64_t>(it->file_size()) : 0;
   }
   return out;
+}
+
+InitOptions FastInitOptions() {
+  InitOptions o;
+  o.chunk_min = 16 << 10;
+  o.chunk_avg = 64 << 10;
+  o.chunk_max = 256 << 10;
+  o.pack_size = 1 << 20;
+  o.kdf_ops = 1;
+  o.kdf_mem = 8192;
+  o.key_label = "test";
+  return o;
+}
+
+std::string Describe(const ProcessResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\n--- stdout:\n" + r.out.substr(0, 4000) + "\n--- stderr:\n" + r.err;
+}
+
+nlohmann::json ParseJson(const ProcessResult& r) {
+  nlohmann::json j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  EXPECT_FALSE(j.is_discarded()) << "not JSON: " << Describe(r);
+  return j.is_discarded() ? nlohmann::json() : j;
 }
 
 }  // namespace strata::testing

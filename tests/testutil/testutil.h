@@ -8,6 +8,10 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "strata/repository.h"
+
 namespace strata::testing {
 
 // A fresh directory under $TMPDIR, removed (recursively) by the destructor.
@@ -74,5 +78,14 @@ TreeSnapshot SnapshotTree(const std::string& root, bool dir_mtimes = true);
 std::string DiffTrees(const TreeSnapshot& want, const TreeSnapshot& got);
 // Every path below `root` with its size (0 for non-files): to check that nothing changed.
 std::map<std::string, uint64_t> ListTree(const std::string& root);
+
+// Repository options that keep tests fast: small chunks (16/64/256 KiB), 1 MiB packs, and the
+// cheapest Argon2id parameters libsodium accepts.
+InitOptions FastInitOptions();
+
+// A process result for failure messages: exit code, stdout (first 4000 bytes), stderr.
+std::string Describe(const ProcessResult& r);
+// Its stdout as JSON; a test failure (and null) if it is not JSON.
+nlohmann::json ParseJson(const ProcessResult& r);
 
 }  // namespace strata::testing

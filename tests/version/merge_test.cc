@@ -23,13 +23,7 @@ using strata::testing::WriteFile;
 class MergeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    InitOptions o;
-    o.chunk_min = 16 << 10;
-    o.chunk_avg = 64 << 10;
-    o.chunk_max = 256 << 10;
-    o.pack_size = 1 << 20;
-    o.kdf_ops = 1;
-    o.kdf_mem = 8192;
+    InitOptions o = strata::testing::FastInitOptions();
     auto repo = Repository::Create(dir_ / "repo", "pw", o);
     ASSERT_TRUE(repo.ok()) << repo.status().ToString();
     repo_ = std::move(*repo);
