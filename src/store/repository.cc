@@ -165,14 +165,16 @@ Result<std::vector<std::string>> RepositoryImpl::Records() {
 
 Status RepositoryImpl::LoadIndex() {
   STRATA_ASSIGN_OR_RETURN(auto names, backend_->List(volume::ObjectType::kIndex));
+  std::vector<PackListing> all;
   for (const auto& name : names) {
     STRATA_ASSIGN_OR_RETURN(std::string bytes, backend_->Get(volume::ObjectType::kIndex, name));
     auto packs = ParseIndexFile(aead_, name, bytes);
     if (!packs.ok()) {
       return packs.status().WithContext("loading the chunk index (run `strata repair index` to rebuild it from the packs)");
     }
-    for (const auto& p : *packs) index_.AddPack(p.pack, p.entries);
+    for (auto& p : *packs) all.push_back(std::move(p));
   }
+  index_.Reset(all);
   return Status::OK();
 }
 

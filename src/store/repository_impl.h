@@ -56,7 +56,7 @@ class RepositoryImpl : public Repository, public ObjectStore {
   Result<std::vector<std::string>> Records() override;
   Result<GcReport> CollectGarbage(const GcOptions& options) override;
 
-  // Loads every index file into index_.
+  // Loads every index file into index_, replacing what it held.
   Status LoadIndex();
   // Reads, authenticates and decompresses one object; fails if it is not of `kind`.
   Result<std::string> ReadObject(const ObjectId& id, ObjectKind kind);

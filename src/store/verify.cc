@@ -169,7 +169,6 @@ Result<VerifyReport> RepositoryImpl::RepairIndex() {
 Result<size_t> RepositoryImpl::CleanLeftovers() {
   // Exclusive: no put is running, so every unindexed pack belongs to one that died.
   STRATA_ASSIGN_OR_RETURN(auto lock, RepositoryLock::Acquire(backend_.get(), /*exclusive=*/true));
-  index_.Clear();
   STRATA_RETURN_IF_ERROR(LoadIndex());
   STRATA_ASSIGN_OR_RETURN(size_t removed, backend_->CleanTemporaries(0));
   STRATA_ASSIGN_OR_RETURN(auto pack_names, backend_->List(volume::ObjectType::kPack));
