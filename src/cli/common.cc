@@ -145,16 +145,16 @@ void PrintEntries(const Globals& g, const std::vector<EntryInfo>& entries, bool 
   }
 }
 
-void WriteToStdout(BlobReader* rd) {
+void CopyBlob(BlobReader* rd, FILE* out, const std::string& name) {
   std::string buf(1 << 20, '\0');
   for (uint64_t off = 0; off < rd->size();) {
     size_t got = 0;
     Check(rd->ReadAt(off, buf.size(), reinterpret_cast<uint8_t*>(buf.data()), &got));
-    if (fwrite(buf.data(), 1, got, stdout) != got) throw Failure{Status::IOError("writing to stdout")};
+    if (fwrite(buf.data(), 1, got, out) != got) throw Failure{Status::IOError("writing to " + name)};
     if (got == 0) break;
     off += got;
   }
-  fflush(stdout);
+  if (fflush(out) != 0) throw Failure{Status::IOError("writing to " + name)};
 }
 
 }  // namespace strata::cli

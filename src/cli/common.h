@@ -3,6 +3,8 @@
 // output formatting.
 #pragma once
 
+#include <cstdio>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -79,7 +81,7 @@ std::string TimeString(int64_t seconds);  // local time, "YYYY-MM-DD HH:MM:SS"
 std::string ModeString(const EntryInfo& e);  // "drwxr-xr-x"
 // A listing as `ls` prints it (JSON with --json; mode, size and time with `long_format`).
 void PrintEntries(const Globals& g, const std::vector<EntryInfo>& entries, bool long_format);
-// Copies a file's content to stdout, every chunk authenticated first.
-void WriteToStdout(BlobReader* reader);
+// Copies a file's content to `out` (`name` is for messages), every chunk authenticated first.
+void CopyBlob(BlobReader* reader, FILE* out, const std::string& name);
 
 }  // namespace strata::cli

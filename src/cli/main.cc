@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <fstream>
 #include <iostream>
 #include <filesystem>
 #include <optional>
@@ -130,27 +129,16 @@ int Run(int argc, char** argv) {
     auto repo = OpenRepo(g);
     auto [id, path] = ParseRef(*repo, get_ref);
     uint64_t bytes = 0;
-    auto loc = repo->Roots();
-    // A stream id restores as one file named after its id.
-    auto reader = repo->OpenFile(id, path);
-    bool is_stream = false;
-    if (loc.ok()) {
-      for (const auto& r : *loc) is_stream |= (r.id == id && r.is_stream);
-    }
-    if (is_stream) {
-      auto rd = Check(std::move(reader));
+    // Only a stream opens as a file without a path (a tree needs one): it restores as one file
+    // named after its id.
+    auto stream = path.empty() ? repo->OpenFile(id, "") : Result<std::unique_ptr<BlobReader>>(Status::NotFound(""));
+    if (stream.ok()) {
       std::filesystem::create_directories(get_dest);
       std::string out_path = get_dest + "/" + id.ToHex().substr(0, 12);
-      std::ofstream out(out_path, std::ios::binary);
-      std::string buf(1 << 20, '\0');
-      for (uint64_t off = 0; off < rd->size();) {
-        size_t got = 0;
-        Check(rd->ReadAt(off, buf.size(), reinterpret_cast<uint8_t*>(buf.data()), &got));
-        out.write(buf.data(), static_cast<std::streamsize>(got));
-        off += got;
-      }
-      if (!out) throw Failure{Status::IOError("writing " + out_path)};
-      bytes = rd->size();
+      std::unique_ptr<FILE, int (*)(FILE*)> out(fopen(out_path.c_str(), "wb"), &fclose);
+      if (!out) throw Failure{Status::FromErrno(errno, "cannot create " + out_path)};
+      CopyBlob(stream->get(), out.get(), out_path);
+      bytes = (*stream)->size();
     } else {
       Check(repo->Restore(id, path, get_dest, &bytes));
     }
@@ -166,7 +154,7 @@ int Run(int argc, char** argv) {
     if (IsDatasetRef(cat_ref)) return LakeCat(g, cat_ref);
     auto repo = OpenRepo(g);
     auto [id, path] = ParseRef(*repo, cat_ref);
-    WriteToStdout(Check(repo->OpenFile(id, path)).get());
+    CopyBlob(Check(repo->OpenFile(id, path)).get(), stdout, "stdout");
   });
 
   // ls

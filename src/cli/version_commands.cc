@@ -147,7 +147,7 @@ void LakeLs(const Globals& g, const std::string& spec, bool recursive, bool long
 
 void LakeCat(const Globals& g, const std::string& spec) {
   auto s = OpenLake(g);
-  WriteToStdout(Check(s->OpenFile(spec)).get());
+  CopyBlob(Check(s->OpenFile(spec)).get(), stdout, "stdout");
 }
 
 void RecordAuditEvent(Repository& repo, const std::string& action, const std::string& target, const json& details) {
