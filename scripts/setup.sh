@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libssl-dev libsodium-dev libzstd-dev liblz4-dev libxxhash-dev libisal-dev liburing-dev
-  libsqlite3-dev libcli11-dev libfmt-dev nlohmann-json3-dev
+  libsqlite3-dev libarchive-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   dataset-fashion-mnist
