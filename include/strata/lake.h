@@ -26,8 +26,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
+#include "strata/env.h"
 #include "strata/object_id.h"
 #include "strata/repository.h"
 #include "strata/status.h"
@@ -110,6 +112,62 @@ struct CommitResult {
   PutStats put;            // content read and stored (unchanged files are not read)
   uint64_t trees_written = 0;  // tree objects a change list wrote (O(depth) per path)
   int attempts = 1;        // > 1 when --retry rebased
+};
+
+// --- records: per-file and per-row metadata ---
+//
+// A commit's records are one row per file of its tree (columns `path`, `size`, `content`: the
+// file's content id, equal for equal content) joined by path with the metadata rows stored in
+// the commit at `.strata/records.jsonl` (labels, sources, image sizes, ...), plus the metadata
+// rows that name no file (rows of tabular data). Metadata is versioned like any file: changing a
+// label is a commit that rewrites a few chunks of that file.
+using MetaValue = std::variant<std::monostate, int64_t, double, bool, std::string>;
+using RecordMeta = std::map<std::string, MetaValue>;
+inline constexpr std::string_view kRecordsPath = ".strata/records.jsonl";
+
+struct QueryResult {
+  std::vector<std::string> columns;
+  std::vector<std::vector<MetaValue>> rows;
+};
+
+// Attributes of a file added to a staged commit.
+struct FileAttrs {
+  uint32_t mode = 0644;
+  int64_t mtime_ns = 0;  // 0: now
+};
+
+struct StageOptions {
+  // Start from an empty tree (and no records) instead of the branch head's: the commit then
+  // holds exactly what was added.
+  bool replace = false;
+};
+
+// A commit built piece by piece from streams (ingest, transforms, checkpoints): content is
+// chunked, deduplicated and stored as it is added, so memory stays bounded by the number of
+// paths, not their bytes. Nothing is visible until Commit moves the branch (compare-and-swap
+// against the head the stage started from). Destroying an uncommitted stage leaves only
+// unreferenced objects. Not thread-safe.
+class StagedCommit {
+ public:
+  virtual ~StagedCommit() = default;
+  // Stores what `content` yields (to its end) at `path`, replacing what is there.
+  virtual Status AddFile(std::string_view path, SequentialFile* content, const FileAttrs& attrs = {}) = 0;
+  virtual Status AddBytes(std::string_view path, std::string_view content, const FileAttrs& attrs = {}) = 0;
+  // Removes the file or directory at `path` and the records below it.
+  virtual Status Remove(std::string_view path) = 0;
+  // Sets columns of the metadata row keyed `key` (a file's path, or any key for a row of
+  // tabular data); columns not named keep their values. A null value removes the column.
+  // `path`, `size` and `content` are reserved (they come from the tree).
+  virtual Status SetRecord(std::string_view key, const RecordMeta& columns) = 0;
+  virtual Status RemoveRecord(std::string_view key) = 0;
+  // Makes every object stored so far durable and indexed, so that a re-run after a crash
+  // deduplicates against it instead of storing it again (resumable imports).
+  virtual Status Checkpoint() = 0;
+  // Writes the trees (and the records file when metadata changed) and moves the branch. With
+  // nothing changed, no commit is made (`unchanged`).
+  virtual Result<CommitResult> Commit(const CommitOptions& options) = 0;
+  virtual uint64_t files_added() const = 0;
+  virtual uint64_t bytes_added() const = 0;
 };
 
 struct DiffEntry {
@@ -280,6 +338,9 @@ class Lake {
   // Applies `changes` to the branch head's tree, rewriting only the trees on their paths.
   virtual Result<CommitResult> CommitChanges(std::string_view target, const std::vector<Change>& changes,
                                              const CommitOptions& options) = 0;
+  // Starts a commit on branch `target` (NAME@BRANCH) built from streams (see StagedCommit).
+  // The stage must be destroyed before the Lake.
+  virtual Result<std::unique_ptr<StagedCommit>> Stage(std::string_view target, const StageOptions& options = {}) = 0;
   // The commit a spec names and its first-parent ancestors, newest first.
   virtual Result<std::vector<CommitInfo>> Log(std::string_view spec, size_t limit) = 0;
 
@@ -316,6 +377,13 @@ class Lake {
   // Differences from `a` to `b`, below `path` ("" = everything; the specs' own paths are
   // ignored). Equal subtrees are skipped by id.
   virtual Result<DiffResult> Diff(std::string_view a, std::string_view b, std::string_view path = "") = 0;
+
+  // The records of the commit `spec` names (see RecordMeta), sorted by path; with a PATH in the
+  // spec, only those at or below it.
+  virtual Result<std::vector<RecordMeta>> Records(std::string_view spec) = 0;
+  // Runs SQL (SQLite's dialect) over the records, exposed as table `records` with one column
+  // per metadata key. Read-only: only SELECT statements are allowed, nothing can be attached.
+  virtual Result<QueryResult> Query(std::string_view spec, std::string_view sql) = 0;
 
   // --- rollback ---
   // Points branch `target` at the commit `to` names; nothing is deleted. Returns the old head.

@@ -5,6 +5,7 @@
 // deduplicated like file chunks. Reads are authenticated. Thread-safe.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -38,7 +39,16 @@ class WriteBatch {
   // stored chunks are reused, as git's index does.
   virtual Result<TreeEntry> PutPath(const std::string& path, std::string name, const TreeEntry* reuse) = 0;
 
-  // Makes every object of the batch durable (packs, then their index file).
+  // Reads `in` to its end and stores it as file content, returning its size. Chunks are cut here
+  // and stored by background workers, which fill in their ids: `*chunks` grows by one element
+  // per chunk and must stay alive and unmoved until Flush() or Commit() returns, even when this
+  // fails (a read error of `in` fails this call, not the batch).
+  virtual Result<uint64_t> PutStream(SequentialFile* in, std::deque<ChunkRef>* chunks) = 0;
+  // Waits until every chunk handed to PutStream is stored and its id set.
+  virtual Status Flush() = 0;
+
+  // Makes every object of the batch durable (packs, then their index file). The batch stays
+  // usable: a later Commit makes what was written since durable.
   virtual Status Commit() = 0;
   virtual const PutStats& stats() const = 0;
 };

@@ -410,6 +410,24 @@ class Batch : public WriteBatch {
     return std::move(node.entry);
   }
 
+  Result<uint64_t> PutStream(SequentialFile* in, std::deque<ChunkRef>* chunks) override {
+    if (!stream_) stream_ = std::make_unique<StreamChunker>(repo_->chunker_);
+    stream_->Reset(in);
+    uint64_t bytes = 0;
+    while (true) {
+      std::string chunk = session_.TakeBuffer();
+      STRATA_ASSIGN_OR_RETURN(bool more, stream_->Next(&chunk));
+      if (!more) break;
+      bytes += chunk.size();
+      chunks->emplace_back();
+      session_.AddChunkAsync(std::move(chunk), &chunks->back());
+    }
+    session_.AddFile(bytes);
+    STRATA_RETURN_IF_ERROR(session_.status());
+    return bytes;
+  }
+  Status Flush() override { return session_.Wait(); }
+
   Status Commit() override { return session_.Commit(); }
   const PutStats& stats() const override { return session_.stats(); }
   PutStats& mutable_stats() { return session_.stats(); }
@@ -449,6 +467,7 @@ class Batch : public WriteBatch {
   RepositoryImpl* repo_;
   std::unique_ptr<RepositoryLock> lock_;
   PutSession session_;
+  std::unique_ptr<StreamChunker> stream_;  // PutStream's window, allocated on first use
   size_t warned_ = 0;  // skipped paths already reported
 };
 

@@ -35,8 +35,10 @@
 #include "version/commit.h"
 #include "version/diff.h"
 #include "version/merge.h"
+#include "version/record_table.h"
 #include "version/records.h"
 #include "version/retention.h"
+#include "version/stager.h"
 #include "version/tree_edit.h"
 
 namespace strata {
@@ -353,8 +355,9 @@ class LakeImpl final : public Lake {
   // Builds the new tree from the branch head's commit, through the given batch.
   using TreeMaker = std::function<Result<ObjectId>(store::WriteBatch*, const CommitInfo& base, CommitResult*)>;
 
+  // `batch`: one the caller already wrote through (a staged commit); otherwise a new one.
   Result<CommitResult> CommitWith(std::string_view target, const CommitOptions& options, std::string_view action,
-                                  const TreeMaker& make) {
+                                  const TreeMaker& make, std::unique_ptr<store::WriteBatch> batch = nullptr) {
     STRATA_ASSIGN_OR_RETURN(Resolved branch, ResolveBranch(target));
     CommitInfo base = branch.commit;
     if (!options.expected_head.IsZero() && options.expected_head != base.id) {
@@ -364,7 +367,9 @@ class LakeImpl final : public Lake {
       }
     }
     CommitResult res;
-    STRATA_ASSIGN_OR_RETURN(auto batch, objects_->NewBatch());
+    if (!batch) {
+      STRATA_ASSIGN_OR_RETURN(batch, objects_->NewBatch());
+    }
     STRATA_ASSIGN_OR_RETURN(ObjectId tree, make(batch.get(), base, &res));
     const std::string& dataset = branch.spec.dataset;
     const std::string& name = branch.spec.ref;
@@ -468,6 +473,24 @@ class LakeImpl final : public Lake {
                       });
   }
 
+  Result<std::unique_ptr<StagedCommit>> Stage(std::string_view target, const StageOptions& options) override {
+    STRATA_ASSIGN_OR_RETURN(Resolved branch, ResolveBranch(target));
+    STRATA_ASSIGN_OR_RETURN(auto batch, objects_->NewBatch());
+    ObjectId head = branch.commit.id;
+    std::string where(target);
+    return NewStagedCommit(
+        objects_, std::move(batch), options.replace ? ObjectId() : branch.commit.tree,
+        [this, head, where](std::unique_ptr<store::WriteBatch> b, const ObjectId& tree,
+                            const CommitOptions& opts) -> Result<CommitResult> {
+          CommitOptions o = opts;
+          if (o.expected_head.IsZero()) o.expected_head = head;
+          return CommitWith(
+              where, o, "commit",
+              [tree](store::WriteBatch*, const CommitInfo&, CommitResult*) -> Result<ObjectId> { return tree; },
+              std::move(b));
+        });
+  }
+
   Result<std::vector<CommitInfo>> Log(std::string_view spec, size_t limit) override {
     STRATA_ASSIGN_OR_RETURN(Resolved r, Resolve(spec));
     STRATA_ASSIGN_OR_RETURN(auto records, cat_->Log(r.commit.id, limit));
@@ -515,6 +538,56 @@ class LakeImpl final : public Lake {
     STRATA_ASSIGN_OR_RETURN(auto ea, LookupEntry(objects_, ra.commit.tree, norm));
     STRATA_ASSIGN_OR_RETURN(auto eb, LookupEntry(objects_, rb.commit.tree, norm));
     return DiffEntries(objects_, ea, eb, norm);
+  }
+
+  Result<std::vector<RecordMeta>> Records(std::string_view spec) override {
+    STRATA_ASSIGN_OR_RETURN(Resolved r, Resolve(spec));
+    RecordRows meta;
+    STRATA_ASSIGN_OR_RETURN(auto file, LookupEntry(objects_, r.commit.tree, kRecordsPath));
+    if (file && file->type == EntryType::kFile) {
+      STRATA_ASSIGN_OR_RETURN(auto reader, repo_->OpenFile(r.commit.tree, kRecordsPath));
+      std::string text(file->size, '\0');
+      size_t got = 0;
+      STRATA_RETURN_IF_ERROR(reader->ReadAt(0, text.size(), reinterpret_cast<uint8_t*>(text.data()), &got));
+      text.resize(got);
+      STRATA_ASSIGN_OR_RETURN(meta, ParseRecordsFile(text));
+    }
+    const std::string& under = r.spec.path;
+    auto wanted = [&](std::string_view path) {
+      return under.empty() || path == under ||
+             (path.size() > under.size() && path.substr(0, under.size()) == under && path[under.size()] == '/');
+    };
+    std::vector<RecordMeta> out;
+    auto next_meta = meta.begin();
+    auto add_meta_only = [&](auto end) {
+      // Rows that name no file, up to `end` (rows and files are both in path order).
+      for (; next_meta != end; ++next_meta) {
+        if (!wanted(next_meta->first)) continue;
+        RecordMeta row = next_meta->second;
+        row["path"] = next_meta->first;
+        out.push_back(std::move(row));
+      }
+    };
+    STRATA_RETURN_IF_ERROR(WalkFiles(objects_, r.commit.tree, "", [&](const std::string& path, const TreeEntry& e) -> Status {
+      if (path.starts_with(".strata/") || !wanted(path)) return Status::OK();
+      add_meta_only(meta.lower_bound(path));
+      RecordMeta row;
+      if (next_meta != meta.end() && next_meta->first == path) row = (next_meta++)->second;
+      row["path"] = path;
+      row["size"] = static_cast<int64_t>(e.size);
+      if (e.type == EntryType::kFile) {
+        row["content"] = objects_->Hash(store::SerializeChunkList(e.chunks)).ToHex();
+      }
+      out.push_back(std::move(row));
+      return Status::OK();
+    }));
+    add_meta_only(meta.end());
+    return out;
+  }
+
+  Result<QueryResult> Query(std::string_view spec, std::string_view sql) override {
+    STRATA_ASSIGN_OR_RETURN(auto rows, Records(spec));
+    return RunQuery(rows, sql);
   }
 
   // --- rollback ---

@@ -1,7 +1,9 @@
 #include "version/tree_edit.h"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -89,11 +91,19 @@ Result<std::pair<ObjectId, uint64_t>> EditTree(store::ObjectStore* store, store:
   // Edits keep their order within a child, so "add dir, then add a file inside it" works.
   std::map<std::string, std::vector<PendingEdit*>> deeper;
   std::vector<std::string> order;
+  // Entries by name (a directory may have millions); removed ones are dropped at the end.
+  std::unordered_map<std::string, size_t> pos;
+  std::vector<bool> removed(tree.entries.size(), false);
+  for (size_t i = 0; i < tree.entries.size(); ++i) pos.emplace(tree.entries[i].name, i);
   auto find = [&](const std::string& name) -> TreeEntry* {
-    for (auto& e : tree.entries) {
-      if (e.name == name) return &e;
-    }
-    return nullptr;
+    auto it = pos.find(name);
+    return it == pos.end() ? nullptr : &tree.entries[it->second];
+  };
+  auto append = [&](TreeEntry entry) -> TreeEntry* {
+    pos[entry.name] = tree.entries.size();
+    tree.entries.push_back(std::move(entry));
+    removed.push_back(false);
+    return &tree.entries.back();
   };
   auto apply_children = [&]() -> Status {
     for (auto& [name, list] : deeper) {
@@ -114,8 +124,7 @@ Result<std::pair<ObjectId, uint64_t>> EditTree(store::ObjectStore* store, store:
         dir.type = EntryType::kDirectory;
         dir.mode = 0755;
         dir.mtime_ns = NowNs();
-        tree.entries.push_back(std::move(dir));
-        child = &tree.entries.back();
+        child = append(std::move(dir));
       }
       child->subtree = sub.first;
       child->size = sub.second;
@@ -136,13 +145,23 @@ Result<std::pair<ObjectId, uint64_t>> EditTree(store::ObjectStore* store, store:
       TreeEntry entry = **e->entry;
       entry.name = name;
       if (existing) *existing = std::move(entry);
-      else tree.entries.push_back(std::move(entry));
+      else append(std::move(entry));
     } else {
       if (!existing) return Status::NotFound(fmt::format("cannot remove '{}': no such path", e->path));
-      tree.entries.erase(tree.entries.begin() + (existing - tree.entries.data()));
+      auto it = pos.find(name);
+      removed[it->second] = true;
+      pos.erase(it);
     }
   }
   STRATA_RETURN_IF_ERROR(apply_children());
+  if (std::find(removed.begin(), removed.end(), true) != removed.end()) {
+    std::vector<TreeEntry> kept;
+    kept.reserve(pos.size());
+    for (size_t i = 0; i < tree.entries.size(); ++i) {
+      if (!removed[i]) kept.push_back(std::move(tree.entries[i]));
+    }
+    tree.entries = std::move(kept);
+  }
   std::sort(tree.entries.begin(), tree.entries.end(),
             [](const TreeEntry& a, const TreeEntry& b) { return a.name < b.name; });
   uint64_t total = 0;
@@ -165,9 +184,23 @@ Result<ObjectId> ApplyEdits(store::ObjectStore* store, store::WriteBatch* batch,
   std::vector<PendingEdit*> ptrs;
   for (auto& p : pending) ptrs.push_back(&p);
   uint64_t written = 0;
-  STRATA_ASSIGN_OR_RETURN(auto result, EditTree(store, batch, &root, ptrs, 0, &written));
+  STRATA_ASSIGN_OR_RETURN(auto result, EditTree(store, batch, root.IsZero() ? nullptr : &root, ptrs, 0, &written));
   if (trees_written) *trees_written += written;
   return result.first;
+}
+
+Status WalkFiles(store::ObjectStore* store, const ObjectId& root, const std::string& prefix,
+                 const std::function<Status(const std::string& path, const TreeEntry& entry)>& visit) {
+  STRATA_ASSIGN_OR_RETURN(Tree tree, store->ReadTree(root));
+  for (const auto& e : tree.entries) {
+    std::string path = prefix.empty() ? e.name : prefix + "/" + e.name;
+    if (e.type == EntryType::kDirectory) {
+      STRATA_RETURN_IF_ERROR(WalkFiles(store, e.subtree, path, visit));
+    } else {
+      STRATA_RETURN_IF_ERROR(visit(path, e));
+    }
+  }
+  return Status::OK();
 }
 
 }  // namespace strata::version

@@ -2,6 +2,7 @@
 // touches (O(depth) new tree objects per path), reusing every other subtree by id.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,11 +28,16 @@ struct TreeEdit {
   std::optional<store::TreeEntry> entry;
 };
 
-// Applies `edits` in order to tree `root` and returns the new root's id. Only the trees on the
+// Applies `edits` in order to tree `root` (zero: an empty tree) and returns the new root's id. Only the trees on the
 // edited paths are rewritten, bottom-up, through `batch`; `*trees_written` counts them.
 // kNotFound when removing a path that is not there.
 Result<ObjectId> ApplyEdits(store::ObjectStore* store, store::WriteBatch* batch, const ObjectId& root,
                             const std::vector<TreeEdit>& edits, uint64_t* trees_written);
+
+// Calls `visit` for every file and symlink below tree `root`, depth first in name order, with
+// its path ('/'-joined, under `prefix`).
+Status WalkFiles(store::ObjectStore* store, const ObjectId& root, const std::string& prefix,
+                 const std::function<Status(const std::string& path, const store::TreeEntry& entry)>& visit);
 
 // Equal content: type, mode, chunk list, subtree, symlink target (mtime is not content).
 bool SameContent(const store::TreeEntry& a, const store::TreeEntry& b);

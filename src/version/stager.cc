@@ -1,0 +1,223 @@
+#include "version/stager.h"
+
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "base/endian.h"
+#include "version/record_table.h"
+#include "version/tree_edit.h"
+
+namespace strata::version {
+
+using store::ChunkRef;
+using store::EntryType;
+using store::TreeEntry;
+
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+class StringFile : public SequentialFile {
+ public:
+  explicit StringFile(std::string_view data) : data_(data) {}
+  Status Read(size_t n, uint8_t* dst, size_t* got) override {
+    *got = std::min(n, data_.size());
+    std::memcpy(dst, data_.data(), *got);
+    data_.remove_prefix(*got);
+    return Status::OK();
+  }
+
+ private:
+  std::string_view data_;
+};
+
+bool Below(std::string_view path, std::string_view dir) {
+  return path == dir || (path.size() > dir.size() && path.substr(0, dir.size()) == dir && path[dir.size()] == '/');
+}
+
+class Stager final : public StagedCommit {
+ public:
+  Stager(store::ObjectStore* objects, std::unique_ptr<store::WriteBatch> batch, const ObjectId& base_tree,
+         StageCommitFn commit)
+      : objects_(objects), batch_(std::move(batch)), base_tree_(base_tree), commit_(std::move(commit)) {}
+
+  Status AddFile(std::string_view path, SequentialFile* content, const FileAttrs& attrs) override {
+    STRATA_ASSIGN_OR_RETURN(std::string norm, CheckPath(path));
+    Edit edit;
+    edit.path = std::move(norm);
+    edit.entry.emplace();
+    edit.entry->type = EntryType::kFile;
+    edit.entry->mode = attrs.mode & 07777;
+    edit.entry->mtime_ns = attrs.mtime_ns ? attrs.mtime_ns : NowNs();
+    edit.first_chunk = chunks_.size();
+    auto size = batch_->PutStream(content, &chunks_);
+    edit.chunk_count = chunks_.size() - edit.first_chunk;
+    if (!size.ok()) {
+      // Its chunks are stored anyway (the workers own them now); the edit is dropped.
+      return size.status().WithContext(fmt::format("adding '{}'", edit.path));
+    }
+    edit.entry->size = *size;
+    ++files_;
+    bytes_ += *size;
+    edits_.push_back(std::move(edit));
+    return Status::OK();
+  }
+
+  Status AddBytes(std::string_view path, std::string_view content, const FileAttrs& attrs) override {
+    StringFile in(content);
+    return AddFile(path, &in, attrs);
+  }
+
+  Status Remove(std::string_view path) override {
+    STRATA_ASSIGN_OR_RETURN(std::string norm, CheckPath(path));
+    edits_.push_back(Edit{norm, std::nullopt});
+    STRATA_RETURN_IF_ERROR(LoadRecords());
+    for (auto it = rows_.lower_bound(norm); it != rows_.end() && Below(it->first, norm);) {
+      it = rows_.erase(it);
+      records_dirty_ = true;
+    }
+    return Status::OK();
+  }
+
+  Status SetRecord(std::string_view key, const RecordMeta& columns) override {
+    STRATA_RETURN_IF_ERROR(Usable());
+    STRATA_RETURN_IF_ERROR(ValidateRecord(key, columns));
+    STRATA_RETURN_IF_ERROR(LoadRecords());
+    auto it = rows_.find(key);
+    if (it == rows_.end()) it = rows_.emplace(std::string(key), RecordMeta{}).first;
+    for (const auto& [name, value] : columns) {
+      if (std::holds_alternative<std::monostate>(value)) it->second.erase(name);
+      else it->second[name] = value;
+    }
+    records_dirty_ = true;
+    return Status::OK();
+  }
+
+  Status RemoveRecord(std::string_view key) override {
+    STRATA_RETURN_IF_ERROR(Usable());
+    STRATA_RETURN_IF_ERROR(LoadRecords());
+    auto it = rows_.find(key);
+    if (it != rows_.end()) {
+      rows_.erase(it);
+      records_dirty_ = true;
+    }
+    return Status::OK();
+  }
+
+  Status Checkpoint() override {
+    STRATA_RETURN_IF_ERROR(Usable());
+    return batch_->Commit();
+  }
+
+  Result<CommitResult> Commit(const CommitOptions& options) override {
+    STRATA_RETURN_IF_ERROR(Usable());
+    done_ = true;
+    STRATA_RETURN_IF_ERROR(batch_->Flush());
+    std::vector<TreeEdit> edits;
+    edits.reserve(edits_.size() + 1);
+    for (auto& e : edits_) {
+      if (e.entry) {
+        auto first = chunks_.begin() + static_cast<ptrdiff_t>(e.first_chunk);
+        e.entry->chunks.assign(first, first + static_cast<ptrdiff_t>(e.chunk_count));
+      }
+      edits.push_back(TreeEdit{std::move(e.path), std::move(e.entry)});
+    }
+    edits_.clear();
+    chunks_.clear();
+    if (records_dirty_) {
+      if (rows_.empty()) {
+        if (had_records_file_) edits.push_back(TreeEdit{std::string(kRecordsPath), std::nullopt});
+      } else if (std::string text = SerializeRecordsFile(rows_); objects_->Hash(text) != base_records_hash_) {
+        StringFile in(text);
+        TreeEntry e;
+        e.type = EntryType::kFile;
+        e.mode = 0644;
+        e.mtime_ns = NowNs();
+        std::deque<ChunkRef> chunks;
+        STRATA_ASSIGN_OR_RETURN(e.size, batch_->PutStream(&in, &chunks));
+        STRATA_RETURN_IF_ERROR(batch_->Flush());
+        e.chunks.assign(chunks.begin(), chunks.end());
+        edits.push_back(TreeEdit{std::string(kRecordsPath), std::move(e)});
+      }
+    }
+    uint64_t trees = 0;
+    STRATA_ASSIGN_OR_RETURN(ObjectId tree, ApplyEdits(objects_, batch_.get(), base_tree_, edits, &trees));
+    if (tree.IsZero()) tree = batch_->PutTree(store::Tree{});
+    STRATA_ASSIGN_OR_RETURN(CommitResult res, commit_(std::move(batch_), tree, options));
+    res.trees_written += trees;
+    return res;
+  }
+
+  uint64_t files_added() const override { return files_; }
+  uint64_t bytes_added() const override { return bytes_; }
+
+ private:
+  struct Edit {
+    std::string path;
+    std::optional<TreeEntry> entry;  // nullopt: a removal
+    size_t first_chunk = 0, chunk_count = 0;
+  };
+
+  Status Usable() const {
+    return done_ ? Status::FailedPrecondition("this staged commit was already committed") : Status::OK();
+  }
+
+  Result<std::string> CheckPath(std::string_view path) {
+    STRATA_RETURN_IF_ERROR(Usable());
+    STRATA_ASSIGN_OR_RETURN(auto parts, SplitPath(path));
+    if (parts.empty()) return Status::InvalidArgument("a path inside the dataset is needed, not its root");
+    if (parts.front() == ".strata") {
+      return Status::InvalidArgument(fmt::format("'{}': .strata/ is reserved for the dataset's records", path));
+    }
+    std::string out;
+    for (const auto& p : parts) out += (out.empty() ? "" : "/") + p;
+    return out;
+  }
+
+  // The base tree's rows, read once, on the first metadata change.
+  Status LoadRecords() {
+    if (records_loaded_) return Status::OK();
+    records_loaded_ = true;
+    if (base_tree_.IsZero()) return Status::OK();
+    STRATA_ASSIGN_OR_RETURN(auto entry, LookupEntry(objects_, base_tree_, kRecordsPath));
+    if (!entry || entry->type != EntryType::kFile) return Status::OK();
+    had_records_file_ = true;
+    std::string text;
+    text.reserve(entry->size);
+    for (const auto& c : entry->chunks) {
+      STRATA_ASSIGN_OR_RETURN(std::string part, objects_->Read(c.id, store::ObjectKind::kData));
+      text += part;
+    }
+    STRATA_ASSIGN_OR_RETURN(rows_, ParseRecordsFile(text));
+    base_records_hash_ = objects_->Hash(text);
+    return Status::OK();
+  }
+
+  store::ObjectStore* objects_;
+  std::unique_ptr<store::WriteBatch> batch_;
+  ObjectId base_tree_;
+  StageCommitFn commit_;
+  // One deque for the chunks of every file: an element per chunk, stable while workers fill in ids.
+  std::deque<ChunkRef> chunks_;
+  std::vector<Edit> edits_;
+  RecordRows rows_;
+  ObjectId base_records_hash_;  // of the base's records file: an equal one is not rewritten
+  bool records_loaded_ = false, records_dirty_ = false, had_records_file_ = false, done_ = false;
+  uint64_t files_ = 0, bytes_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<StagedCommit> NewStagedCommit(store::ObjectStore* objects, std::unique_ptr<store::WriteBatch> batch,
+                                              const ObjectId& base_tree, StageCommitFn commit) {
+  return std::make_unique<Stager>(objects, std::move(batch), base_tree, std::move(commit));
+}
+
+}  // namespace strata::version
