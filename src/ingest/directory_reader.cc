@@ -18,7 +18,8 @@ std::vector<std::string> SplitPath(std::string_view p) {
   while (pos <= p.size()) {
     size_t end = p.find('/', pos);
     if (end == std::string_view::npos) end = p.size();
-    if (end > pos) parts.emplace_back(p.substr(pos, end - pos));
+    std::string_view part = p.substr(pos, end - pos);
+    if (!part.empty() && part != ".") parts.emplace_back(part);
     pos = end + 1;
   }
   return parts;

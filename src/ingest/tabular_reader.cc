@@ -462,7 +462,7 @@ size_t JsonDepth(std::string_view s, size_t limit) {
 
 Status ProcessJsonLine(std::string_view line, uint64_t number, const JsonlOptions& options,
                        TableBuilder* table, ItemSink* sink) {
-  using nlohmann::json;
+  using json = nlohmann::ordered_json;  // keys in the line's order: columns in order of first appearance
   std::string where = table->Where(number);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (line.find_first_not_of(" \t") == std::string_view::npos) return Status::OK();
