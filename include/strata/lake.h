@@ -150,7 +150,8 @@ struct StageOptions {
 class StagedCommit {
  public:
   virtual ~StagedCommit() = default;
-  // Stores what `content` yields (to its end) at `path`, replacing what is there.
+  // Stores what `content` yields (to its end) at `path`, replacing what is there. Every path but
+  // `.strata/records.jsonl` is open (`.strata/` holds files about the dataset, e.g. rejects).
   virtual Status AddFile(std::string_view path, SequentialFile* content, const FileAttrs& attrs = {}) = 0;
   virtual Status AddBytes(std::string_view path, std::string_view content, const FileAttrs& attrs = {}) = 0;
   // Removes the file or directory at `path` and the records below it.

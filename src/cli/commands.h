@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
+#include "strata/lake.h"
 
 namespace strata::cli {
 
@@ -14,6 +15,20 @@ namespace strata::cli {
 // gc, audit, catalog.
 // `exit_code` is set by commands whose result is a verdict (audit verify).
 void AddVersionCommands(CLI::App& app, Globals& g, int& exit_code);
+
+// ingest, query, meta: bringing data into datasets and reading their records.
+void AddDataCommands(CLI::App& app, Globals& g);
+
+// A lake borrows its repository: both live as long as the command.
+struct LakeSession {
+  std::unique_ptr<Repository> repo;
+  std::unique_ptr<Lake> lake;
+  Lake* operator->() { return lake.get(); }
+};
+LakeSession OpenLake(const Globals& g, bool allow_inconsistent = false);
+nlohmann::json CommitResultJson(const CommitResult& r);
+// "A=B" -> (A, B); `what` names the option in the error.
+std::pair<std::string, std::string> SplitPair(const std::string& text, const char* what);
 
 // `ls` and `cat` take either a put's id or a dataset version: NAME@REF[:PATH] has an '@'.
 bool IsDatasetRef(const std::string& text);

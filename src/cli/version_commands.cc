@@ -9,18 +9,10 @@
 #include "strata/lake.h"
 
 namespace strata::cli {
-namespace {
 
 using nlohmann::json;
 
-// A lake borrows its repository: both live as long as the command.
-struct LakeSession {
-  std::unique_ptr<Repository> repo;
-  std::unique_ptr<Lake> lake;
-  Lake* operator->() { return lake.get(); }
-};
-
-LakeSession OpenLake(const Globals& g, bool allow_inconsistent = false) {
+LakeSession OpenLake(const Globals& g, bool allow_inconsistent) {
   LakeSession s;
   s.repo = OpenRepo(g);
   LakeOptions o;
@@ -28,6 +20,27 @@ LakeSession OpenLake(const Globals& g, bool allow_inconsistent = false) {
   s.lake = Check(Lake::Open(s.repo.get(), o));
   return s;
 }
+
+
+json CommitResultJson(const CommitResult& r) {
+  return {{"commit", r.commit.ToHex()},          {"parent", r.parent.ToHex()},
+          {"tree", r.tree.ToHex()},              {"unchanged", r.unchanged},
+          {"files", r.put.files},                {"bytes_read", r.put.bytes},
+          {"unchanged_files", r.put.unchanged_files}, {"new_chunks", r.put.new_chunks},
+          {"new_bytes", r.put.new_bytes},        {"stored_bytes", r.put.stored_bytes},
+          {"trees_written", r.trees_written},    {"attempts", r.attempts}};
+}
+
+std::pair<std::string, std::string> SplitPair(const std::string& text, const char* what) {
+  size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw Failure{Status::InvalidArgument(fmt::format("{} '{}' must be written {}", what, text,
+                                                      std::string(what) == "--meta" ? "KEY=VALUE" : "A=B"))};
+  }
+  return {text.substr(0, eq), text.substr(eq + 1)};
+}
+
+namespace {
 
 std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
 
@@ -41,15 +54,6 @@ json CommitJson(const CommitInfo& c) {
 json RefJson(const RefInfo& r) {
   return {{"dataset", r.dataset}, {"name", r.name}, {"type", r.type == RefType::kTag ? "tag" : "branch"},
           {"target", r.target.ToHex()}, {"protected", r.is_protected}, {"updated_ms", r.updated_unix_ms}};
-}
-
-json CommitResultJson(const CommitResult& r) {
-  return {{"commit", r.commit.ToHex()},          {"parent", r.parent.ToHex()},
-          {"tree", r.tree.ToHex()},              {"unchanged", r.unchanged},
-          {"files", r.put.files},                {"bytes_read", r.put.bytes},
-          {"unchanged_files", r.put.unchanged_files}, {"new_chunks", r.put.new_chunks},
-          {"new_bytes", r.put.new_bytes},        {"stored_bytes", r.put.stored_bytes},
-          {"trees_written", r.trees_written},    {"attempts", r.attempts}};
 }
 
 void ReportCommit(const Globals& g, const std::string& target, const CommitResult& r) {
@@ -66,15 +70,6 @@ void ReportCommit(const Globals& g, const std::string& target, const CommitResul
     }
   }
   std::cout << r.commit.ToHex() << "\n";
-}
-
-std::pair<std::string, std::string> SplitPair(const std::string& text, const char* what) {
-  size_t eq = text.find('=');
-  if (eq == std::string::npos || eq == 0) {
-    throw Failure{Status::InvalidArgument(fmt::format("{} '{}' must be written {}", what, text,
-                                                      std::string(what) == "--meta" ? "KEY=VALUE" : "A=B"))};
-  }
-  return {text.substr(0, eq), text.substr(eq + 1)};
 }
 
 void AddRefCommands(CLI::App& app, Globals& g, RefType type) {

@@ -284,7 +284,9 @@ Result<IngestReport> Ingest(Lake* lake, std::string_view source_arg, std::string
   if (!walk.ok()) return walk.WithContext(fmt::format("ingest of '{}' failed; the branch did not move", source));
 
   if (!report.rejects.empty()) {
-    STRATA_RETURN_IF_ERROR(stage->AddBytes(".strata/rejects.jsonl", RejectsJsonl(report.rejects)));
+    // Dated like the source, so that ingesting it again changes nothing.
+    STRATA_RETURN_IF_ERROR(stage->AddBytes(".strata/rejects.jsonl", RejectsJsonl(report.rejects),
+                                           FileAttrs{.mtime_ns = info->mtime_ns}));
   }
   if (sha.valid()) {
     auto digest = sha.get();

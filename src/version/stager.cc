@@ -173,11 +173,12 @@ class Stager final : public StagedCommit {
     STRATA_RETURN_IF_ERROR(Usable());
     STRATA_ASSIGN_OR_RETURN(auto parts, SplitPath(path));
     if (parts.empty()) return Status::InvalidArgument("a path inside the dataset is needed, not its root");
-    if (parts.front() == ".strata") {
-      return Status::InvalidArgument(fmt::format("'{}': .strata/ is reserved for the dataset's records", path));
-    }
     std::string out;
     for (const auto& p : parts) out += (out.empty() ? "" : "/") + p;
+    if (out == kRecordsPath || out == ".strata") {
+      return Status::InvalidArgument(
+          fmt::format("'{}' is reserved for the dataset's records: set them with SetRecord", path));
+    }
     return out;
   }
 
