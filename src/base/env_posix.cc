@@ -181,13 +181,21 @@ class DirectWritableFile final : public WritableFile {
 
   Status Append(std::span<const uint8_t> data) override {
     if (fd_ < 0) return Status::FailedPrecondition(fmt::format("write to closed file {}", path_));
+    // Whole aligned blocks from an aligned caller's buffer, with nothing buffered before them,
+    // are written from where they are (a caller with its own aligned staging saves a copy).
+    if (used_ == 0 && data.size() >= kAlign && reinterpret_cast<uintptr_t>(data.data()) % kAlign == 0) {
+      size_t whole = data.size() / kAlign * kAlign;
+      STRATA_RETURN_IF_ERROR(WriteAt(data.data(), offset_, whole));
+      offset_ += whole;
+      data = data.subspan(whole);
+    }
     while (!data.empty()) {
       size_t take = std::min(data.size(), kBufferSize - used_);
       std::memcpy(buf_.get() + used_, data.data(), take);
       used_ += take;
       data = data.subspan(take);
       if (used_ == kBufferSize) {
-        STRATA_RETURN_IF_ERROR(WriteAt(offset_, kBufferSize));
+        STRATA_RETURN_IF_ERROR(WriteAt(buf_.get(), offset_, kBufferSize));
         offset_ += kBufferSize;
         used_ = 0;
       }
@@ -212,10 +220,10 @@ class DirectWritableFile final : public WritableFile {
   }
 
  private:
-  Status WriteAt(uint64_t offset, size_t n) {
+  Status WriteAt(const uint8_t* src, uint64_t offset, size_t n) {
     size_t done = 0;
     while (done < n) {
-      ssize_t w = ::pwrite(fd_, buf_.get() + done, n - done, static_cast<off_t>(offset + done));
+      ssize_t w = ::pwrite(fd_, src + done, n - done, static_cast<off_t>(offset + done));
       if (w < 0) {
         if (errno == EINTR) continue;
         return ErrnoStatus("write", path_);
@@ -230,7 +238,7 @@ class DirectWritableFile final : public WritableFile {
     if (used_ == 0) return Status::OK();
     size_t padded = (used_ + kAlign - 1) / kAlign * kAlign;
     std::memset(buf_.get() + used_, 0, padded - used_);
-    STRATA_RETURN_IF_ERROR(WriteAt(offset_, padded));
+    STRATA_RETURN_IF_ERROR(WriteAt(buf_.get(), offset_, padded));
     if (RetryOnEintr([&] { return ::ftruncate(fd_, static_cast<off_t>(offset_ + used_)); }) != 0) {
       return ErrnoStatus("truncate", path_);
     }

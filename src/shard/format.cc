@@ -44,9 +44,11 @@ size_t DTypeSize(DType dtype) {
   return 0;
 }
 
-uint32_t Crc32c(std::span<const uint8_t> data) {
+uint32_t Crc32c(std::span<const uint8_t> data) { return Crc32cExtend(0, data); }
+
+uint32_t Crc32cExtend(uint32_t start, std::span<const uint8_t> data) {
   // crc32_iscsi takes an int length: feed large buffers in pieces.
-  uint32_t crc = 0xFFFFFFFFu;
+  uint32_t crc = start ^ 0xFFFFFFFFu;
   const uint8_t* p = data.data();
   size_t left = data.size();
   while (left > 0) {
@@ -153,11 +155,24 @@ Result<Schema> ParseSchema(std::span<const uint8_t> bytes) {
 
 // ---- records ----
 
-Status EncodeRecord(const Schema& schema, const Record& record, std::string* out) {
-  out->clear();
+namespace {
+void Store32(uint8_t*& p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) *p++ = static_cast<uint8_t>(v >> (8 * i));
+}
+void Store64(uint8_t*& p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) *p++ = static_cast<uint8_t>(v >> (8 * i));
+}
+void StoreBytes(uint8_t*& p, std::string_view s) {
+  if (!s.empty()) std::memcpy(p, s.data(), s.size());
+  p += s.size();
+}
+}  // namespace
+
+Result<size_t> EncodedSize(const Schema& schema, const Record& record) {
   if (record.size() != schema.fields.size()) {
     return Status::InvalidArgument(fmt::format("record has {} values, schema has {} fields", record.size(), schema.fields.size()));
   }
+  uint64_t size = 0;
   for (size_t i = 0; i < record.size(); ++i) {
     const Field& f = schema.fields[i];
     const Value& v = record[i];
@@ -183,39 +198,77 @@ Status EncodeRecord(const Schema& schema, const Record& record, std::string* out
           return Status::InvalidArgument(fmt::format("field '{}': {} data bytes for {} elements of {} bytes", f.name,
                                                      t.data.size(), static_cast<uint64_t>(elements), DTypeSize(t.dtype)));
         }
-        for (uint64_t d : t.shape) PutFixed64(out, d);
-        out->append(t.data);
+        size += 8 * t.shape.size() + t.data.size();
         break;
       }
       case FieldType::kBytes:
       case FieldType::kString: {
         const std::string& s = f.type == FieldType::kBytes ? std::get<Bytes>(v).data : std::get<std::string>(v);
         if (s.size() > kMaxRecordSize) return Status::InvalidArgument(fmt::format("field '{}': value too large", f.name));
-        PutFixed32(out, static_cast<uint32_t>(s.size()));
-        out->append(s);
+        size += 4 + s.size();
         break;
       }
       case FieldType::kInt:
-        PutFixed64(out, static_cast<uint64_t>(std::get<int64_t>(v)));
+      case FieldType::kFloat:
+        size += 8;
         break;
-      case FieldType::kFloat: {
-        uint64_t bits;
-        double d = std::get<double>(v);
-        std::memcpy(&bits, &d, 8);
-        PutFixed64(out, bits);
-        break;
-      }
       case FieldType::kLabel: {
         uint32_t label = std::get<Label>(v).value;
         if (f.num_classes != 0 && label >= f.num_classes) {
           return Status::InvalidArgument(fmt::format("field '{}': label {} not below {} classes", f.name, label, f.num_classes));
         }
-        PutFixed32(out, label);
+        size += 4;
         break;
       }
     }
+    // Every field adds at most 2 GiB plus its prefix, so checking after each keeps `size` far
+    // from overflow.
+    if (size > kMaxRecordSize - kTagSize) return Status::InvalidArgument("record larger than 2 GiB");
   }
-  if (out->size() > kMaxRecordSize - kTagSize) return Status::InvalidArgument("record larger than 2 GiB");
+  return static_cast<size_t>(size);
+}
+
+void EncodeRecordTo(const Schema& schema, const Record& record, uint8_t* dst) {
+  uint8_t* p = dst;
+  for (size_t i = 0; i < record.size(); ++i) {
+    const Value& v = record[i];
+    switch (schema.fields[i].type) {
+      case FieldType::kTensor: {
+        const Tensor& t = std::get<Tensor>(v);
+        for (uint64_t d : t.shape) Store64(p, d);
+        StoreBytes(p, t.data);
+        break;
+      }
+      case FieldType::kBytes:
+        Store32(p, static_cast<uint32_t>(std::get<Bytes>(v).data.size()));
+        StoreBytes(p, std::get<Bytes>(v).data);
+        break;
+      case FieldType::kString:
+        Store32(p, static_cast<uint32_t>(std::get<std::string>(v).size()));
+        StoreBytes(p, std::get<std::string>(v));
+        break;
+      case FieldType::kInt:
+        Store64(p, static_cast<uint64_t>(std::get<int64_t>(v)));
+        break;
+      case FieldType::kFloat: {
+        uint64_t bits;
+        double d = std::get<double>(v);
+        std::memcpy(&bits, &d, 8);
+        Store64(p, bits);
+        break;
+      }
+      case FieldType::kLabel:
+        Store32(p, std::get<Label>(v).value);
+        break;
+    }
+  }
+}
+
+Status EncodeRecord(const Schema& schema, const Record& record, std::string* out) {
+  out->clear();
+  STRATA_ASSIGN_OR_RETURN(size_t size, EncodedSize(schema, record));
+  out->resize(size);
+  EncodeRecordTo(schema, record, reinterpret_cast<uint8_t*>(out->data()));
   return Status::OK();
 }
 

@@ -33,6 +33,9 @@ inline constexpr uint16_t kFlagEncrypted = 1;
 // CRC register without the customary pre- and post-inversion, so it is called with an initial
 // value of 0xFFFFFFFF and its result is inverted; crc32c("123456789") == 0xE3069283.
 uint32_t Crc32c(std::span<const uint8_t> data);
+// The CRC32C of bytes whose CRC32C is `crc` followed by `data`, for data that comes in pieces:
+// Crc32cExtend(Crc32c(a), b) == Crc32c(a + b), and Crc32cExtend(0, a) == Crc32c(a).
+uint32_t Crc32cExtend(uint32_t crc, std::span<const uint8_t> data);
 
 inline uint64_t AlignDown(uint64_t v) { return v & ~(kBlock - 1); }
 inline uint64_t AlignUp(uint64_t v) { return (v + kBlock - 1) & ~(kBlock - 1); }
@@ -51,6 +54,12 @@ inline void ExtentOf(uint64_t offset, uint64_t length, uint64_t* extent_offset, 
   *extent_offset = AlignDown(offset);
   *extent_length = AlignUp(offset + length) - *extent_offset;
 }
+
+// EncodeRecord in two steps, so a writer can encode straight into its output: EncodedSize
+// checks the record against the schema (kInvalidArgument, as EncodeRecord) and returns the
+// payload's size; EncodeRecordTo then writes exactly that many bytes of a record it accepted.
+Result<size_t> EncodedSize(const Schema& schema, const Record& record);
+void EncodeRecordTo(const Schema& schema, const Record& record, uint8_t* dst);
 
 std::string SerializeSchema(const Schema& schema);
 // Validates everything (names, types, ranks) and refuses trailing bytes; kCorruption.

@@ -8,18 +8,22 @@
 #include "crypto/aead.h"
 #include "crypto/random.h"
 #include "shard/format.h"
+#include "shard/staging.h"
+#include "shard/writer.h"
 #include "strata/shard.h"
 
 namespace strata::shard {
 namespace {
 
-const uint8_t kZeros[kBlock] = {};
-
+// Records go straight from the caller's values into the staging buffers of a StagedOutput
+// (one copy; with a key the seal is that copy), their CRC32C computed there while the bytes
+// are in cache; a background thread writes full buffers while the next ones fill.
 class ShardWriterImpl final : public ShardWriter {
  public:
-  ShardWriterImpl(std::string path, const Schema& schema, const WriterOptions& options)
-      : path_(std::move(path)), tmp_path_(path_ + ".tmp"), env_(options.env) {
+  ShardWriterImpl(std::string path, const Schema& schema, const WriterOptions& options, StagingOptions staging)
+      : path_(std::move(path)), tmp_path_(path_ + ".tmp"), env_(options.env), staging_(staging) {
     header_.schema = schema;
+    options_id_ = options.id;
     if (options.key) {
       aead_.emplace(*options.key);
       header_.flags |= kFlagEncrypted;
@@ -27,47 +31,48 @@ class ShardWriterImpl final : public ShardWriter {
   }
 
   ~ShardWriterImpl() override {
-    if (file_ && !finished_) {
-      (void)file_->Close();
+    if (out_ && !finished_) {
+      out_.reset();  // stops the writer thread first; the file is closed unsynced
       (void)env_->DeleteFile(tmp_path_);
     }
   }
 
   Status Start(uint32_t number, uint64_t first_record) {
     STRATA_RETURN_IF_ERROR(ValidateSchema(header_.schema));
-    crypto::RandomBytes(header_.id);
+    if (options_id_) header_.id = *options_id_;
+    else crypto::RandomBytes(header_.id);
     header_.number = number;
     header_.first_record = first_record;
     // A leftover of an interrupted writer is never a finished shard: replace it.
-    if (env_->FileExists(tmp_path_)) STRATA_RETURN_IF_ERROR(env_->DeleteFile(tmp_path_));
-    STRATA_ASSIGN_OR_RETURN(file_, env_->NewStreamingFile(tmp_path_));
+    if (env_->FileExists(tmp_path_)) STRATA_RETURN_IF_ERROR(Context(env_->DeleteFile(tmp_path_)));
+    auto file = env_->NewStreamingFile(tmp_path_);
+    if (!file.ok()) return Context(file.status());
+    out_ = std::make_unique<StagedOutput>(std::move(*file), path_, staging_);
     std::string header = BuildHeader(&header_, aead_ ? &*aead_ : nullptr);
-    STRATA_RETURN_IF_ERROR(Append(AsBytes(header)));
+    STRATA_RETURN_IF_ERROR(out_->Append(AsBytes(header)));
     pos_ = header.size();
     return Status::OK();
   }
 
   Status Add(const Record& record) override {
-    STRATA_RETURN_IF_ERROR(EncodeRecord(header_.schema, record, &payload_));
-    return AddEncoded(AsBytes(payload_));
+    STRATA_RETURN_IF_ERROR(Writable());
+    STRATA_ASSIGN_OR_RETURN(size_t size, EncodedSize(header_.schema, record));
+    if (aead_) {
+      // The seal needs the whole plaintext; it is encoded once, then sealed into the buffer.
+      payload_.resize(size);
+      EncodeRecordTo(header_.schema, record, reinterpret_cast<uint8_t*>(payload_.data()));
+      return Put(size + kTagSize, [&](uint8_t* dst) { Seal(AsBytes(payload_), dst); });
+    }
+    return Put(size, [&](uint8_t* dst) { EncodeRecordTo(header_.schema, record, dst); });
   }
 
   Status AddEncoded(std::span<const uint8_t> payload) override {
-    if (finished_ || !file_) return Status::FailedPrecondition(fmt::format("shard {} is already finished", path_));
+    STRATA_RETURN_IF_ERROR(Writable());
     if (payload.size() > kMaxRecordSize - kTagSize) return Status::InvalidArgument("record larger than 2 GiB");
-    std::span<const uint8_t> stored = payload;
-    if (aead_) {
-      sealed_.resize(payload.size() + kTagSize);
-      std::string ad = RecordAd(header_.id, index_.size());
-      aead_->Seal(payload, AsBytes(ad), sealed_.data());
-      stored = sealed_;
-    }
-    const uint64_t offset = PlaceRecord(pos_, stored.size());
-    STRATA_RETURN_IF_ERROR(Append({kZeros, offset - pos_}));
-    STRATA_RETURN_IF_ERROR(Append(stored));
-    index_.push_back({offset, static_cast<uint32_t>(stored.size()), Crc32c(stored)});
-    pos_ = offset + stored.size();
-    return Status::OK();
+    if (aead_) return Put(payload.size() + kTagSize, [&](uint8_t* dst) { Seal(payload, dst); });
+    return Put(payload.size(), [&](uint8_t* dst) {
+      if (!payload.empty()) std::memcpy(dst, payload.data(), payload.size());
+    });
   }
 
   uint64_t Size() const override { return pos_ + FooterSize(index_.size()); }
@@ -78,15 +83,24 @@ class ShardWriterImpl final : public ShardWriter {
   }
 
   Result<ShardInfo> Finish() override {
-    if (finished_ || !file_) return Status::FailedPrecondition(fmt::format("shard {} is already finished", path_));
+    STRATA_RETURN_IF_ERROR(Writable());
     std::string footer = BuildFooter(header_.id, index_, pos_, aead_ ? &*aead_ : nullptr);
-    STRATA_RETURN_IF_ERROR(Append(AsBytes(footer)));
-    STRATA_RETURN_IF_ERROR(file_->Sync());
-    STRATA_RETURN_IF_ERROR(file_->Close());
-    STRATA_RETURN_IF_ERROR(env_->RenameFile(tmp_path_, path_));
-    finished_ = true;
+    finished_ = true;  // from here on the writer is spent, whatever happens
+    Status s = out_->Append(AsBytes(footer));
+    if (s.ok()) s = out_->Finish();
+    if (s.ok()) s = Context(out_->file()->Sync());
+    if (s.ok()) s = Context(out_->file()->Close());
+    if (s.ok()) s = Context(env_->RenameFile(tmp_path_, path_));
+    if (!s.ok()) {
+      // Nothing under the final name; the temporary file goes (best effort: a crash may leave
+      // it, and the next writer of this path replaces it).
+      out_.reset();
+      (void)env_->DeleteFile(tmp_path_);
+      return s;
+    }
+    out_.reset();
     std::string dir(Dirname(path_));
-    STRATA_RETURN_IF_ERROR(env_->SyncDir(dir.empty() ? "." : dir));
+    STRATA_RETURN_IF_ERROR(Context(env_->SyncDir(dir.empty() ? "." : dir)));
     ShardInfo info;
     info.path = path_;
     info.id = header_.id;
@@ -101,33 +115,62 @@ class ShardWriterImpl final : public ShardWriter {
   uint64_t FooterSize(uint64_t records) const {
     return records * kIndexEntrySize + (aead_ ? kTagSize : 0) + kTrailerSize;
   }
-  Status Append(std::span<const uint8_t> data) {
-    if (data.empty()) return Status::OK();
-    Status s = file_->Append(data);
+  Status Writable() const {
+    if (finished_ || !out_) return Status::FailedPrecondition(fmt::format("shard {} is already finished", path_));
+    return Status::OK();
+  }
+  Status Context(Status s) const {
     if (!s.ok()) return s.WithContext(fmt::format("shard {}", path_));
     return s;
+  }
+  void Seal(std::span<const uint8_t> payload, uint8_t* dst) {
+    std::string ad = RecordAd(header_.id, index_.size());
+    aead_->Seal(payload, AsBytes(ad), dst);
+  }
+  // Places a record of `stored` bytes by the placement rule: reserves the zero padding before
+  // it and the record in one piece of the staging buffer, lets `fill` write the record there,
+  // and indexes it.
+  template <class Fill>
+  Status Put(size_t stored, Fill&& fill) {
+    const uint64_t offset = PlaceRecord(pos_, stored);
+    const size_t pad = static_cast<size_t>(offset - pos_);
+    STRATA_ASSIGN_OR_RETURN(uint8_t* p, out_->Reserve(pad + stored));
+    if (pad > 0) std::memset(p, 0, pad);
+    fill(p + pad);
+    const uint32_t crc = Crc32c({p + pad, stored});
+    out_->Commit(pad + stored);
+    index_.push_back({offset, static_cast<uint32_t>(stored), crc});
+    pos_ = offset + stored;
+    return Status::OK();
   }
 
   std::string path_, tmp_path_;
   Env* env_;
+  std::optional<ShardId> options_id_;
+  StagingOptions staging_;
   Header header_;
   std::optional<crypto::Aead> aead_;
-  std::unique_ptr<WritableFile> file_;
+  std::unique_ptr<StagedOutput> out_;
   std::vector<IndexEntry> index_;
-  std::string payload_;
-  std::vector<uint8_t> sealed_;
+  std::string payload_;  // encrypted records only: the plaintext before sealing
   uint64_t pos_ = 0;
   bool finished_ = false;
 };
 
 }  // namespace
 
+Result<std::unique_ptr<ShardWriter>> NewShardWriter(const std::string& path, const Schema& schema,
+                                                    const WriterOptions& options, uint32_t number,
+                                                    uint64_t first_record, StagingOptions staging) {
+  auto w = std::make_unique<ShardWriterImpl>(path, schema, options, staging);
+  STRATA_RETURN_IF_ERROR(w->Start(number, first_record));
+  return std::unique_ptr<ShardWriter>(std::move(w));
+}
+
 Result<std::unique_ptr<ShardWriter>> ShardWriter::Create(const std::string& path, const Schema& schema,
                                                          const WriterOptions& options, uint32_t number,
                                                          uint64_t first_record) {
-  auto w = std::make_unique<ShardWriterImpl>(path, schema, options);
-  STRATA_RETURN_IF_ERROR(w->Start(number, first_record));
-  return std::unique_ptr<ShardWriter>(std::move(w));
+  return NewShardWriter(path, schema, options, number, first_record, StagingOptions{});
 }
 
 ShardSetWriter::ShardSetWriter(ShardSetOptions options) : options_(std::move(options)) {}
@@ -149,17 +192,23 @@ Status ShardSetWriter::Roll() {
     current_.reset();
   }
   std::string path = JoinPath(options_.dir, fmt::format("{}-{:05d}.shard", options_.prefix, done_.size()));
-  STRATA_ASSIGN_OR_RETURN(current_, ShardWriter::Create(path, options_.schema, options_.writer,
+  WriterOptions writer = options_.writer;
+  if (writer.id) {
+    const uint32_t n = static_cast<uint32_t>(done_.size());
+    for (int i = 0; i < 4; ++i) (*writer.id)[12 + i] ^= static_cast<uint8_t>(n >> (24 - 8 * i));
+  }
+  STRATA_ASSIGN_OR_RETURN(current_, ShardWriter::Create(path, options_.schema, writer,
                                                         static_cast<uint32_t>(done_.size()), next_record_));
   return Status::OK();
 }
 
 Status ShardSetWriter::Add(const Record& record) {
-  STRATA_RETURN_IF_ERROR(EncodeRecord(options_.schema, record, &payload_));
-  if (!current_ || (current_->record_count() > 0 && current_->SizeWith(payload_.size()) > options_.target_size)) {
+  // Only the size is needed to choose the shard; the writer encodes straight into its buffer.
+  STRATA_ASSIGN_OR_RETURN(size_t size, EncodedSize(options_.schema, record));
+  if (!current_ || (current_->record_count() > 0 && current_->SizeWith(size) > options_.target_size)) {
     STRATA_RETURN_IF_ERROR(Roll());
   }
-  return current_->AddEncoded(AsBytes(payload_));
+  return current_->Add(record);
 }
 
 Result<std::vector<ShardInfo>> ShardSetWriter::Finish() {
