@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # strata's main job, end to end on the embedded default (a local repository):
 # create an encrypted repository, store Debian's Fashion-MNIST files and a directory tree,
-# store them again (deduplicated), verify every byte, restore, compare; then version a dataset
-# (commit, tag, branch, diff, rollback, audit) and print the numbers.
+# store them again (deduplicated), verify every byte, restore, compare; then ingest
+# Fashion-MNIST into a versioned dataset with its labels as queryable records, relabel on a
+# branch, diff, roll back, check the audit log, and print the numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -57,22 +58,26 @@ echo "restored trees are identical to the originals"
 step "7. a wrong passphrase is refused"
 if STRATA_PASSWORD=wrong strata ls 2>&1; then echo "unexpected success"; exit 1; fi
 
-step "8. versioned datasets: commit, branch, tag, diff, rollback"
+step "8. ingest Fashion-MNIST into a versioned dataset: one commit per source, labels as records"
 strata dataset create fmnist
-cp -a "$fmnist" "$work/fmnist-v1"
-strata commit fmnist@main "$work/fmnist-v1" -m "raw Fashion-MNIST from Debian" --meta source=dataset-fashion-mnist
+strata ingest "$fmnist/train-images-idx3-ubyte.gz" fmnist@main --prefix train
+strata ingest "$fmnist/t10k-images-idx3-ubyte.gz" fmnist@main --prefix test
+# The same source again: recognised, nothing stored, no commit.
+strata ingest "$fmnist/t10k-images-idx3-ubyte.gz" fmnist@main --prefix test
+strata query fmnist@main "SELECT substr(path, 1, instr(path, '/') - 1) AS split, label, count(*) AS images
+                          FROM records GROUP BY split, label ORDER BY split, label LIMIT 12"
+strata log fmnist@main
+
+step "9. branch, relabel (a metadata-only commit), diff, rollback, audit"
 strata tag create fmnist@v1 fmnist@main
 strata branch create fmnist@relabel fmnist@main
-# A curation step on a branch: a labels file is added; the images are not read again.
-printf 'index,label\n0,9\n1,0\n' > "$work/fmnist-v1/corrections.csv"
-strata commit fmnist@relabel "$work/fmnist-v1" -m "add label corrections"
+strata meta set fmnist@relabel:train/00000.pgm label=Sandal reviewed=true -m "label fix after review"
 strata diff fmnist@v1 fmnist@relabel
-strata log fmnist@relabel
-strata ls fmnist@relabel
+strata query fmnist@relabel "SELECT path, label, reviewed FROM records WHERE reviewed"
 strata reset fmnist@relabel fmnist@v1
 strata audit verify
 
-step "9. repository statistics"
+step "10. repository statistics"
 strata stats
 
 step "done"
