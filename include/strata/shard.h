@@ -89,6 +89,10 @@ struct WriterOptions {
   Env* env = Env::Default();
   // With a key, every record is sealed with AES-256-GCM (docs/SECURITY.md says what leaks).
   std::optional<Key> key;
+  // The shard's id; default: random. A caller that needs byte-identical output for identical
+  // input (deterministic transforms) gives one derived from that input. In a ShardSetWriter,
+  // shard N gets this id with its last four bytes XORed with N (big-endian).
+  std::optional<ShardId> id;
 };
 
 // What a finished shard holds.
