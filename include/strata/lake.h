@@ -140,6 +140,10 @@ struct StageOptions {
   // Start from an empty tree (and no records) instead of the branch head's: the commit then
   // holds exactly what was added.
   bool replace = false;
+  // Start from the tree (and records) of this version (any NAME@REF of the same dataset)
+  // instead of the branch head's; the commit's parent is still the head. Curation uses it to
+  // derive a branch from another one's latest state.
+  std::string from;
 };
 
 // A commit built piece by piece from streams (ingest, transforms, checkpoints): content is
@@ -156,6 +160,8 @@ class StagedCommit {
   virtual Status AddBytes(std::string_view path, std::string_view content, const FileAttrs& attrs = {}) = 0;
   // Removes the file or directory at `path` and the records below it.
   virtual Status Remove(std::string_view path) = 0;
+  // Moves the entry at `from` in the starting tree (and its records) to `to`; reads no content.
+  virtual Status Move(std::string_view from, std::string_view to) = 0;
   // Sets columns of the metadata row keyed `key` (a file's path, or any key for a row of
   // tabular data); columns not named keep their values. A null value removes the column.
   // `path`, `size` and `content` are reserved (they come from the tree).

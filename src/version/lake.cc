@@ -475,11 +475,20 @@ class LakeImpl final : public Lake {
 
   Result<std::unique_ptr<StagedCommit>> Stage(std::string_view target, const StageOptions& options) override {
     STRATA_ASSIGN_OR_RETURN(Resolved branch, ResolveBranch(target));
+    ObjectId base_tree = branch.commit.tree;
+    if (!options.from.empty()) {
+      STRATA_ASSIGN_OR_RETURN(Resolved from, Resolve(options.from));
+      if (from.spec.dataset != branch.spec.dataset) {
+        return Status::InvalidArgument(
+            fmt::format("'{}' is in dataset '{}', not '{}'", options.from, from.spec.dataset, branch.spec.dataset));
+      }
+      base_tree = from.commit.tree;
+    }
     STRATA_ASSIGN_OR_RETURN(auto batch, objects_->NewBatch());
     ObjectId head = branch.commit.id;
     std::string where(target);
     return NewStagedCommit(
-        objects_, std::move(batch), options.replace ? ObjectId() : branch.commit.tree,
+        objects_, std::move(batch), options.replace ? ObjectId() : base_tree,
         [this, head, where](std::unique_ptr<store::WriteBatch> b, const ObjectId& tree,
                             const CommitOptions& opts) -> Result<CommitResult> {
           CommitOptions o = opts;

@@ -56,6 +56,7 @@ class Stager final : public StagedCommit {
     edit.entry->type = EntryType::kFile;
     edit.entry->mode = attrs.mode & 07777;
     edit.entry->mtime_ns = attrs.mtime_ns ? attrs.mtime_ns : NowNs();
+    edit.streamed = true;
     edit.first_chunk = chunks_.size();
     auto size = batch_->PutStream(content, &chunks_);
     edit.chunk_count = chunks_.size() - edit.first_chunk;
@@ -83,6 +84,27 @@ class Stager final : public StagedCommit {
       it = rows_.erase(it);
       records_dirty_ = true;
     }
+    return Status::OK();
+  }
+
+  Status Move(std::string_view from, std::string_view to) override {
+    STRATA_ASSIGN_OR_RETURN(std::string src, CheckPath(from));
+    STRATA_ASSIGN_OR_RETURN(std::string dst, CheckPath(to));
+    std::optional<TreeEntry> entry;
+    if (!base_tree_.IsZero()) {
+      STRATA_ASSIGN_OR_RETURN(entry, LookupEntry(objects_, base_tree_, src));
+    }
+    if (!entry) return Status::NotFound(fmt::format("cannot move '{}': not in the starting tree", src));
+    edits_.push_back(Edit{src, std::nullopt});
+    edits_.push_back(Edit{dst, std::move(entry)});
+    STRATA_RETURN_IF_ERROR(LoadRecords());
+    std::vector<std::pair<std::string, RecordMeta>> moved;
+    for (auto it = rows_.lower_bound(src); it != rows_.end() && Below(it->first, src);) {
+      moved.emplace_back(dst + it->first.substr(src.size()), std::move(it->second));
+      it = rows_.erase(it);
+    }
+    for (auto& [key, row] : moved) rows_[key] = std::move(row);
+    records_dirty_ = records_dirty_ || !moved.empty();
     return Status::OK();
   }
 
@@ -123,7 +145,7 @@ class Stager final : public StagedCommit {
     std::vector<TreeEdit> edits;
     edits.reserve(edits_.size() + 1);
     for (auto& e : edits_) {
-      if (e.entry) {
+      if (e.streamed) {
         auto first = chunks_.begin() + static_cast<ptrdiff_t>(e.first_chunk);
         e.entry->chunks.assign(first, first + static_cast<ptrdiff_t>(e.chunk_count));
       }
@@ -163,6 +185,7 @@ class Stager final : public StagedCommit {
     std::string path;
     std::optional<TreeEntry> entry;  // nullopt: a removal
     size_t first_chunk = 0, chunk_count = 0;
+    bool streamed = false;  // its chunks are [first_chunk, +chunk_count) of chunks_
   };
 
   Status Usable() const {

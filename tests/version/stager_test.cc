@@ -130,6 +130,34 @@ TEST_F(StagerTest, ReplaceStartsFromEmptyAndRemoveDropsRecords) {
   ASSERT_EQ(ls->size(), 1u);  // no records file left behind
 }
 
+TEST_F(StagerTest, MoveAndStartFromAnotherVersion) {
+  auto s = Stage();
+  std::string big = RandomBytes(3, 2 << 20);
+  ASSERT_TRUE(s->AddBytes("in/a", big).ok());
+  ASSERT_TRUE(s->AddBytes("in/b", "bee").ok());
+  ASSERT_TRUE(s->SetRecord("in/a", {{"label", std::string("x")}}).ok());
+  Commit(s.get());
+  ASSERT_TRUE(lake_->CreateRef("ds@curated", "ds@main", RefType::kBranch).ok());
+  // main moves on; curated is rebuilt from main's latest tree, with one file set aside.
+  auto more = Stage();
+  ASSERT_TRUE(more->AddBytes("in/c", "sea").ok());
+  Commit(more.get());
+  auto c = lake_->Stage("ds@curated", StageOptions{.from = "ds@main"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_TRUE((*c)->Move("in/a", ".quarantine/in/a").ok());
+  EXPECT_EQ((*c)->Move("in/nope", "x").code(), StatusCode::kNotFound);
+  auto r = (*c)->Commit(CommitOptions{.message = "curate"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(Read("ds@curated:.quarantine/in/a"), big);
+  EXPECT_EQ(Read("ds@curated:in/c"), "sea");
+  EXPECT_FALSE(lake_->OpenFile("ds@curated:in/a").ok());
+  auto rows = lake_->Records("ds@curated:.quarantine");
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ(std::get<std::string>((*rows)[0].at("label")), "x");
+  EXPECT_EQ(r->put.new_bytes < 4096, true);  // a move reads and stores no content
+}
+
 TEST_F(StagerTest, RejectsReservedAndBadPaths) {
   auto s = Stage();
   EXPECT_EQ(s->AddBytes(".strata/records.jsonl", "x").code(), StatusCode::kInvalidArgument);
