@@ -19,6 +19,9 @@ void AddVersionCommands(CLI::App& app, Globals& g, int& exit_code);
 // ingest, query, meta: bringing data into datasets and reading their records.
 void AddDataCommands(CLI::App& app, Globals& g);
 
+// transform: pipelines from a dataset version to training-tier shards.
+void AddTransformCommands(CLI::App& app, Globals& g);
+
 // A lake borrows its repository: both live as long as the command.
 struct LakeSession {
   std::unique_ptr<Repository> repo;

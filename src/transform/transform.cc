@@ -1,0 +1,678 @@
+// The transform driver: selects the input records, fits statistics (first pass), runs the ops
+// on a thread pool and writes the results in path order into a shard set (second pass), then
+// stores the shards, the manifest and the error report as one commit of the output branch.
+#include "strata/transform.h"
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/core/utility.hpp>
+
+#include "base/progress.h"
+#include "base/thread_pool.h"
+#include "strata/shard.h"
+#include "transform/image_ops.h"
+#include "transform/pipeline.h"
+
+#ifndef STRATA_VERSION
+#define STRATA_VERSION "unknown"
+#endif
+#ifndef STRATA_YAMLCPP_VERSION
+#define STRATA_YAMLCPP_VERSION "unknown"
+#endif
+
+namespace strata {
+
+using nlohmann::json;
+using transform::ChannelSums;
+using transform::Op;
+using transform::OpKind;
+using transform::Pipeline;
+
+namespace {
+
+constexpr uint64_t kMaxImageBytes = uint64_t{256} << 20;
+constexpr std::string_view kErrorsPath = ".strata/transform-errors.jsonl";
+
+// One selected input record.
+struct Item {
+  std::string path;
+  uint64_t size = 0;
+  int64_t label = -1;        // class index; -1: none
+  std::string label_error;   // why the record has no usable label
+};
+
+// What a worker made of one record.
+struct ItemResult {
+  Status fatal;              // the input could not be read: the whole transform fails
+  std::string error_op, error;
+  std::string raw;           // the encoded bytes (first pass), kept for the second when they fit
+  ChannelSums sums;
+  std::vector<shard::Tensor> tensors;  // one per variant
+  uint64_t bytes = 0;        // memory the result holds
+};
+
+// Runs produce(i) for i in [0, n) on `pool` and consume(i, result) on the calling thread in
+// index order. Results wait in memory until consumed; how many run ahead is set from the
+// average result size so that they stay below `budget`.
+template <class R, class Produce, class Consume>
+Status RunOrdered(ThreadPool& pool, size_t n, uint64_t budget, Produce produce, Consume consume) {
+  std::mutex mu;
+  std::condition_variable ready;
+  std::map<size_t, R> done;
+  size_t next = 0;
+  const size_t min_window = 2 * pool.size() + 2;
+  size_t window = min_window;
+  uint64_t seen_bytes = 0;
+  Status status;
+  for (size_t i = 0; i < n; ++i) {
+    while (next < n && next < i + window) {
+      size_t j = next++;
+      pool.Submit([&, j] {
+        R r = produce(j);
+        std::lock_guard<std::mutex> lock(mu);
+        done.emplace(j, std::move(r));
+        ready.notify_all();
+      });
+    }
+    R r;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      ready.wait(lock, [&] { return done.count(i) > 0; });
+      auto it = done.find(i);
+      r = std::move(it->second);
+      done.erase(it);
+    }
+    seen_bytes += r.bytes + 256;
+    uint64_t avg = seen_bytes / (i + 1);
+    window = static_cast<size_t>(std::clamp<uint64_t>(budget / avg, min_window, 65536));
+    status = consume(i, r);
+    if (!status.ok()) break;
+  }
+  pool.Wait();  // tasks still running refer to this frame
+  return status;
+}
+
+Result<std::string> ReadInput(Repository* repo, const ObjectId& tree, const std::string& path) {
+  STRATA_ASSIGN_OR_RETURN(auto reader, repo->OpenFile(tree, path));
+  if (reader->size() > kMaxImageBytes) {
+    return Status::InvalidArgument(fmt::format("{}: {} bytes is over the {} byte limit for one image", path,
+                                               reader->size(), kMaxImageBytes));
+  }
+  std::string data(reader->size(), '\0');
+  size_t got = 0;
+  STRATA_RETURN_IF_ERROR(reader->ReadAt(0, data.size(), reinterpret_cast<uint8_t*>(data.data()), &got));
+  data.resize(got);
+  return data;
+}
+
+std::string ExtensionOf(std::string_view path) {
+  std::string_view base = Basename(path);
+  size_t dot = base.rfind('.');
+  if (dot == std::string_view::npos) return "";
+  std::string ext(base.substr(dot));
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext;
+}
+
+// Keeps OpenCV from starting threads of its own inside our workers (one pool, sized by us).
+class OpenCvThreadsGuard {
+ public:
+  OpenCvThreadsGuard() : old_(cv::getNumThreads()) { cv::setNumThreads(0); }
+  ~OpenCvThreadsGuard() { cv::setNumThreads(old_); }
+
+ private:
+  int old_;
+};
+
+// A directory for the shards while they are built, removed with everything in it.
+class WorkDir {
+ public:
+  ~WorkDir() {
+    if (!path_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(path_, ec);
+    }
+  }
+  Status Create(const std::string& parent) {
+    std::string base = parent;
+    if (base.empty()) {
+      const char* tmp = getenv("TMPDIR");
+      base = tmp && *tmp ? tmp : "/tmp";
+    }
+    std::string tmpl = JoinPath(base, "strata-transform-XXXXXX");
+    if (!mkdtemp(tmpl.data())) return Status::FromErrno(errno, tmpl);
+    path_ = tmpl;
+    return Status::OK();
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+class Driver {
+ public:
+  Driver(Repository* repo, Lake* lake, const TransformOptions& o) : repo_(repo), lake_(lake), o_(o) {}
+
+  Result<TransformReport> Run(std::string_view input, std::string_view output) {
+    auto start = std::chrono::steady_clock::now();
+    STRATA_ASSIGN_OR_RETURN(pipeline_, transform::ParsePipeline(o_.pipeline, o_.pipeline_name));
+    report_.pipeline_hash = pipeline_.hash;
+    STRATA_ASSIGN_OR_RETURN(in_, lake_->Resolve(input));
+    STRATA_ASSIGN_OR_RETURN(out_, ParseRefSpec(output));
+    if (!out_.path.empty()) return Status::InvalidArgument(fmt::format("--out is NAME@BRANCH, without a path (got '{}')", output));
+    report_.input_commit = in_.commit.id.ToHex();
+    report_.input_tree = in_.commit.tree.ToHex();
+    key_ = fmt::format("{}:{}:{}", report_.input_tree, in_.spec.path, pipeline_.hash);
+
+    if (!o_.force) {
+      auto head = lake_->Resolve(out_.ToString());
+      if (head.ok()) {
+        auto k = head->commit.meta.find("transform.key");
+        if (k != head->commit.meta.end() && k->second == key_) {
+          report_.up_to_date = true;
+          report_.commit.commit = report_.commit.parent = head->commit.id;
+          report_.commit.tree = head->commit.tree;
+          report_.commit.unchanged = true;
+          auto rec = head->commit.meta.find("transform.records");
+          if (rec != head->commit.meta.end()) report_.records_out = std::stoull(rec->second);
+          report_.seconds = Seconds(start);
+          return report_;
+        }
+      } else if (!head.status().IsNotFound()) {
+        return head.status();
+      }
+    }
+
+    STRATA_RETURN_IF_ERROR(Select());
+    OpenCvThreadsGuard cv_threads;
+    size_t threads = o_.threads ? o_.threads : std::max(1u, std::thread::hardware_concurrency());
+    ThreadPool pool(threads, 4 * threads);
+    if (pipeline_.normalize_index >= 0 && pipeline_.ops[pipeline_.normalize_index].fit) {
+      STRATA_RETURN_IF_ERROR(Fit(pool));
+    }
+    WorkDir work;
+    STRATA_RETURN_IF_ERROR(work.Create(o_.work_dir));
+    std::vector<shard::ShardInfo> shards;
+    STRATA_ASSIGN_OR_RETURN(shards, Write(pool, work.path()));
+    STRATA_RETURN_IF_ERROR(Store(shards));
+    report_.seconds = Seconds(start);
+    return report_;
+  }
+
+ private:
+  static double Seconds(std::chrono::steady_clock::time_point since) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+  }
+
+  // The input records the pipeline takes, in path order, with their labels.
+  Status Select() {
+    STRATA_ASSIGN_OR_RETURN(auto rows, lake_->Records(in_.spec.ToString()));
+    std::string prefix = in_.spec.path.empty() ? pipeline_.prefix
+                         : pipeline_.prefix.empty() ? in_.spec.path + "/"
+                                                    : JoinPath(in_.spec.path, pipeline_.prefix);
+    std::vector<const RecordMeta*> chosen;
+    for (const auto& row : rows) {
+      auto path = row.find("path");
+      auto content = row.find("content");
+      if (path == row.end() || content == row.end() || std::holds_alternative<std::monostate>(content->second)) continue;
+      const auto* p = std::get_if<std::string>(&path->second);
+      if (!p || p->starts_with(".strata/") || !p->starts_with(prefix)) continue;
+      if (!std::binary_search(pipeline_.extensions.begin(), pipeline_.extensions.end(), ExtensionOf(*p))) continue;
+      chosen.push_back(&row);
+    }
+    std::sort(chosen.begin(), chosen.end(), [](const RecordMeta* a, const RecordMeta* b) {
+      return std::get<std::string>(a->at("path")) < std::get<std::string>(b->at("path"));
+    });
+
+    // Classes: as listed, else integer labels as they are, else the sorted distinct names.
+    classes_ = pipeline_.classes;
+    bool all_int = true;
+    std::set<std::string> names;
+    if (pipeline_.has_label && classes_.empty()) {
+      for (const auto* row : chosen) {
+        auto l = row->find(pipeline_.label_column);
+        if (l == row->end()) continue;
+        if (const auto* s = std::get_if<std::string>(&l->second)) {
+          all_int = false;
+          names.insert(*s);
+        }
+      }
+      if (!all_int) classes_.assign(names.begin(), names.end());
+    }
+    std::map<std::string, int64_t> index;
+    for (size_t i = 0; i < classes_.size(); ++i) index[classes_[i]] = static_cast<int64_t>(i);
+
+    for (const auto* row : chosen) {
+      Item item;
+      item.path = std::get<std::string>(row->at("path"));
+      if (auto s = row->find("size"); s != row->end()) {
+        if (const auto* v = std::get_if<int64_t>(&s->second)) item.size = static_cast<uint64_t>(*v);
+      }
+      if (pipeline_.has_label) {
+        auto l = row->find(pipeline_.label_column);
+        if (l == row->end() || std::holds_alternative<std::monostate>(l->second)) {
+          item.label_error = fmt::format("no '{}' column", pipeline_.label_column);
+        } else if (const auto* s = std::get_if<std::string>(&l->second)) {
+          auto it = index.find(*s);
+          if (it != index.end()) item.label = it->second;
+          else item.label_error = fmt::format("label '{}' is not one of the {} classes", *s, classes_.size());
+        } else if (const auto* v = std::get_if<int64_t>(&l->second)) {
+          if (*v < 0 || *v > UINT32_MAX || (!classes_.empty() && *v >= static_cast<int64_t>(classes_.size()))) {
+            item.label_error = fmt::format("label {} is out of range", *v);
+          } else {
+            item.label = *v;
+            max_label_ = std::max(max_label_, *v);
+          }
+        } else {
+          item.label_error = "label is neither text nor an integer";
+        }
+      }
+      items_.push_back(std::move(item));
+    }
+    report_.records_in = items_.size();
+    raw_.resize(items_.size());
+    return Status::OK();
+  }
+
+  // Reads (or takes from the first pass) and decodes record i. An empty matrix: `r` says why.
+  cv::Mat Load(size_t i, ItemResult& r) {
+    const Item& item = items_[i];
+    if (!item.label_error.empty()) {
+      r.error_op = "label";
+      r.error = item.label_error;
+      return {};
+    }
+    std::string_view bytes = raw_[i];
+    if (bytes.empty()) {
+      auto data = ReadInput(repo_, in_.commit.tree, item.path);
+      if (!data.ok()) {
+        if (data.status().code() == StatusCode::kInvalidArgument) {
+          r.error_op = "read";
+          r.error = data.status().message();
+        } else {
+          r.fatal = data.status().WithContext(fmt::format("reading {}", item.path));
+        }
+        return {};
+      }
+      r.raw = std::move(*data);
+      bytes = r.raw;
+    }
+    std::string error;
+    cv::Mat img = transform::DecodeImage({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()},
+                                         pipeline_.ops[0], &error);
+    if (img.empty()) {
+      r.error_op = "decode";
+      r.error = error;
+    }
+    return img;
+  }
+
+  // Runs ops [1, end) on `img` with the random stream of (record i, variant).
+  bool RunOps(size_t i, size_t end, uint32_t variant, cv::Mat& img, ItemResult& r) {
+    transform::Rng rng = transform::RecordRng(pipeline_.seed, items_[i].path, variant);
+    std::string error;
+    for (size_t k = 1; k < end; ++k) {
+      const Op& op = pipeline_.ops[k];
+      bool ok = false;
+      try {
+        ok = transform::ApplyImageOp(op, img, rng, &error);
+      } catch (const cv::Exception& e) {
+        error = e.what();
+      }
+      if (!ok) {
+        r.error_op = op.name;
+        r.error = error;
+        return false;
+      }
+    }
+    return true;
+  }
+
+  size_t ImageOpsEnd() const {
+    size_t end = pipeline_.ops.size();
+    while (end > 0 && (pipeline_.ops[end - 1].kind == OpKind::kTensor || pipeline_.ops[end - 1].kind == OpKind::kNormalize)) --end;
+    return end;
+  }
+
+  void RecordError(size_t i, const ItemResult& r) {
+    report_.errors.push_back({items_[i].path, r.error_op, r.error});
+    ++report_.failed;
+  }
+
+  // First pass: exact per-channel sums over the image ops' output (variant 0 of each record).
+  Status Fit(ThreadPool& pool) {
+    Progress progress("transform: fitting", 0, o_.progress);
+    ChannelSums total;
+    uint64_t kept = 0;
+    const size_t end = ImageOpsEnd();
+    Status s = RunOrdered<ItemResult>(
+        pool, items_.size(), o_.memory_budget,
+        [&](size_t i) {
+          ItemResult r;
+          cv::Mat img = Load(i, r);
+          if (!img.empty() && RunOps(i, end, 0, img, r)) r.sums.Add(img);
+          r.bytes = r.raw.size();
+          return r;
+        },
+        [&](size_t i, ItemResult& r) -> Status {
+          if (!r.fatal.ok()) return r.fatal;
+          progress.Add(r.raw.size(), 1);
+          if (!r.error.empty()) return Status::OK();  // reported by the second pass
+          if (!total.Merge(r.sums)) {
+            fit_errors_[i] = fmt::format("{} channels where the others have {}: add a grayscale or rgb op",
+                                         r.sums.channels, total.channels);
+            return Status::OK();
+          }
+          // Encoded bytes are read once when they fit in half the budget.
+          if (kept + r.raw.size() <= o_.memory_budget / 2) {
+            kept += r.raw.size();
+            raw_[i] = std::move(r.raw);
+          }
+          return Status::OK();
+        });
+    STRATA_RETURN_IF_ERROR(s);
+    const Op& norm = pipeline_.ops[pipeline_.normalize_index];
+    total.Finish(norm.scale, &mean_, &std_);
+    report_.stats["mean"] = mean_;
+    report_.stats["std"] = std_;
+    fitted_pixels_ = total.pixels;
+    return Status::OK();
+  }
+
+  shard::Schema MakeSchema() const {
+    shard::Schema schema;
+    auto field = [](std::string name, shard::FieldType type) {
+      shard::Field f;
+      f.name = std::move(name);
+      f.type = type;
+      return f;
+    };
+    shard::Field image = field(pipeline_.image_field, shard::FieldType::kTensor);
+    image.dtype = pipeline_.out_dtype;
+    int64_t c = pipeline_.channels ? pipeline_.channels : -1;
+    int64_t h = pipeline_.out_height ? pipeline_.out_height : -1;
+    int64_t w = pipeline_.out_width ? pipeline_.out_width : -1;
+    image.shape = pipeline_.out_chw ? std::vector<int64_t>{c, h, w} : std::vector<int64_t>{h, w, c};
+    schema.fields.push_back(image);
+    if (pipeline_.has_label) {
+      uint32_t n = classes_.empty() ? static_cast<uint32_t>(max_label_ + 1) : static_cast<uint32_t>(classes_.size());
+      schema.fields.push_back(field("label", shard::FieldType::kLabel));
+      schema.fields.back().num_classes = n;
+    }
+    if (pipeline_.keep_path) schema.fields.push_back(field("path", shard::FieldType::kString));
+    if (pipeline_.variants > 1) schema.fields.push_back(field("variant", shard::FieldType::kInt));
+    return schema;
+  }
+
+  // Second pass: every variant of every record through all ops, written in order.
+  Result<std::vector<shard::ShardInfo>> Write(ThreadPool& pool, const std::string& dir) {
+    schema_ = MakeSchema();
+    shard::ShardSetOptions so;
+    so.dir = dir;
+    so.schema = schema_;
+    so.target_size = pipeline_.shard_size;
+    // Ids from the content's inputs, so equal inputs give equal bytes.
+    std::string seed = transform::Sha256(fmt::format("strata.transform.shard-id:{}", key_));
+    shard::ShardId id;
+    std::copy_n(seed.begin(), id.size(), id.begin());
+    so.writer.id = id;
+    STRATA_ASSIGN_OR_RETURN(auto writer, shard::ShardSetWriter::Create(so));
+
+    std::vector<double> mean = mean_, std = std_;
+    if (pipeline_.normalize_index >= 0 && !pipeline_.ops[pipeline_.normalize_index].fit) {
+      mean = pipeline_.ops[pipeline_.normalize_index].mean;
+      std = pipeline_.ops[pipeline_.normalize_index].std;
+    }
+    const double scale = pipeline_.normalize_index >= 0 ? pipeline_.ops[pipeline_.normalize_index].scale : 1.0;
+    const size_t end = ImageOpsEnd();
+    Progress progress("transform", 0, o_.progress);
+    Status s = RunOrdered<ItemResult>(
+        pool, items_.size(), o_.memory_budget,
+        [&](size_t i) {
+          ItemResult r;
+          if (auto f = fit_errors_.find(i); f != fit_errors_.end()) {
+            r.error_op = "normalize";
+            r.error = f->second;
+            return r;
+          }
+          cv::Mat decoded = Load(i, r);
+          r.raw.clear();  // not needed after this pass
+          if (decoded.empty()) return r;
+          for (uint32_t v = 0; v < pipeline_.variants; ++v) {
+            cv::Mat img = v + 1 < pipeline_.variants ? decoded.clone() : decoded;
+            if (!RunOps(i, end, v, img, r)) {
+              r.tensors.clear();
+              return r;
+            }
+            if (!mean.empty() && mean.size() != 1 && static_cast<int>(mean.size()) != img.channels()) {
+              r.error_op = "normalize";
+              r.error = fmt::format("{} mean/std values for an image of {} channels", mean.size(), img.channels());
+              r.tensors.clear();
+              return r;
+            }
+            r.tensors.push_back(transform::ToTensor(img, pipeline_.out_dtype, pipeline_.out_chw, scale, mean, std));
+            r.bytes += r.tensors.back().data.size();
+          }
+          return r;
+        },
+        [&](size_t i, ItemResult& r) -> Status {
+          if (!r.fatal.ok()) return r.fatal;
+          progress.Add(items_[i].size, 1);
+          raw_[i].clear();
+          raw_[i].shrink_to_fit();
+          if (!r.error.empty()) {
+            RecordError(i, r);
+            return Status::OK();
+          }
+          for (uint32_t v = 0; v < r.tensors.size(); ++v) {
+            shard::Record rec;
+            rec.reserve(4);
+            rec.emplace_back(std::in_place_type<shard::Tensor>, std::move(r.tensors[v]));
+            if (pipeline_.has_label) rec.push_back(shard::Label{static_cast<uint32_t>(items_[i].label)});
+            if (pipeline_.keep_path) rec.push_back(items_[i].path);
+            if (pipeline_.variants > 1) rec.push_back(static_cast<int64_t>(v));
+            Status added = writer->Add(rec);
+            if (!added.ok()) return added.WithContext(fmt::format("record {}", items_[i].path));
+            ++report_.records_out;
+          }
+          return Status::OK();
+        });
+    STRATA_RETURN_IF_ERROR(s);
+    return writer->Finish();
+  }
+
+  json SchemaJson() const {
+    json fields = json::array();
+    for (const auto& f : schema_.fields) {
+      json j{{"name", f.name}};
+      switch (f.type) {
+        case shard::FieldType::kTensor:
+          j["type"] = "tensor";
+          j["dtype"] = f.dtype == shard::DType::kFloat32 ? "float32" : "uint8";
+          j["shape"] = f.shape;
+          j["layout"] = pipeline_.out_chw ? "chw" : "hwc";
+          break;
+        case shard::FieldType::kLabel:
+          j["type"] = "label";
+          j["num_classes"] = f.num_classes;
+          break;
+        case shard::FieldType::kString: j["type"] = "string"; break;
+        case shard::FieldType::kInt: j["type"] = "int"; break;
+        default: j["type"] = "other"; break;
+      }
+      fields.push_back(std::move(j));
+    }
+    return fields;
+  }
+
+  std::string ToolVersions() const {
+    return fmt::format("strata {}; opencv {}; yaml-cpp {}", STRATA_VERSION, CV_VERSION, STRATA_YAMLCPP_VERSION);
+  }
+
+  // Creates the output branch when it is missing; returns whether it did.
+  Result<bool> EnsureOutputBranch() {
+    auto head = lake_->Resolve(out_.dataset + "@" + out_.ref);
+    if (head.ok()) {
+      if (!head->ref || head->ref->type != RefType::kBranch) {
+        return Status::InvalidArgument(fmt::format("--out {} is not a branch", out_.ToString()));
+      }
+      return false;
+    }
+    if (!head.status().IsNotFound()) return head.status();
+    STRATA_ASSIGN_OR_RETURN(auto datasets, lake_->ListDatasets());
+    std::string from;
+    if (out_.dataset == in_.spec.dataset) {
+      from = fmt::format("{}@{}", in_.spec.dataset, in_.commit.id.ToHex());
+    } else {
+      if (std::find(datasets.begin(), datasets.end(), out_.dataset) == datasets.end()) {
+        STRATA_RETURN_IF_ERROR(lake_->CreateDataset(out_.dataset));
+        if (out_.ref == "main") return true;
+      }
+      from = out_.dataset + "@main";
+    }
+    STRATA_RETURN_IF_ERROR(lake_->CreateRef(out_.dataset + "@" + out_.ref, from, RefType::kBranch));
+    return true;
+  }
+
+  Status Store(const std::vector<shard::ShardInfo>& shards) {
+    json shard_list = json::array();
+    for (const auto& s : shards) {
+      TransformShard t;
+      t.path = "shards/" + std::string(Basename(s.path));
+      t.id = ToHex(s.id.data(), s.id.size());
+      t.first_record = s.first_record;
+      t.records = s.record_count;
+      t.bytes = s.bytes;
+      shard_list.push_back({{"path", t.path}, {"id", t.id}, {"first_record", t.first_record},
+                            {"records", t.records}, {"bytes", t.bytes}});
+      report_.shards.push_back(std::move(t));
+    }
+    json ops = json::array();
+    std::vector<std::string> op_versions;
+    for (const Op& op : pipeline_.ops) {
+      ops.push_back({{"op", op.name}, {"version", op.version}});
+      op_versions.push_back(fmt::format("{}@{}", op.name, op.version));
+    }
+    json stats = json::object();
+    if (!mean_.empty()) stats["normalize"] = {{"mean", mean_}, {"std", std_}, {"pixels", fitted_pixels_}};
+    json manifest = {
+        {"format", "strata.transform.manifest"},
+        {"version", 1},
+        {"input", {{"dataset", in_.spec.dataset}, {"path", in_.spec.path}, {"commit", report_.input_commit},
+                   {"tree", report_.input_tree}}},
+        {"pipeline", {{"name", pipeline_.name}, {"hash", pipeline_.hash}, {"spec", pipeline_.canonical}}},
+        {"ops", ops},
+        {"tools", ToolVersions()},
+        {"schema", SchemaJson()},
+        {"classes", classes_},
+        {"stats", stats},
+        {"records", report_.records_out},
+        {"records_in", report_.records_in},
+        {"failed", report_.failed},
+        {"shards", shard_list},
+    };
+    report_.manifest = manifest.dump(2) + "\n";
+
+    STRATA_ASSIGN_OR_RETURN(bool created, EnsureOutputBranch());
+    Status s = StoreCommit(shards, op_versions, stats);
+    if (!s.ok() && created) (void)lake_->DeleteRef(out_.dataset + "@" + out_.ref);
+    return s;
+  }
+
+  Status StoreCommit(const std::vector<shard::ShardInfo>& shards, const std::vector<std::string>& op_versions,
+                     const json& stats) {
+    StageOptions so;
+    so.replace = true;
+    STRATA_ASSIGN_OR_RETURN(auto stage, lake_->Stage(out_.ToString(), so));
+    // Dated like the input commit, so that the same output is the same tree.
+    const FileAttrs attrs{.mode = 0644, .mtime_ns = in_.commit.time_ns > 0 ? in_.commit.time_ns : 1};
+    Env* env = Env::Default();
+    for (size_t i = 0; i < shards.size(); ++i) {
+      STRATA_ASSIGN_OR_RETURN(auto file, env->NewSequentialFile(shards[i].path));
+      STRATA_RETURN_IF_ERROR(stage->AddFile(report_.shards[i].path, file.get(), attrs));
+      STRATA_RETURN_IF_ERROR(stage->SetRecord(report_.shards[i].path,
+                                              {{"first_record", static_cast<int64_t>(shards[i].first_record)},
+                                               {"records", static_cast<int64_t>(shards[i].record_count)},
+                                               {"shard_id", report_.shards[i].id}}));
+    }
+    STRATA_RETURN_IF_ERROR(stage->AddBytes("manifest.json", report_.manifest, attrs));
+    if (!report_.errors.empty()) {
+      std::string lines;
+      for (const auto& e : report_.errors) {
+        lines += json{{"path", e.path}, {"op", e.op}, {"error", e.message}}.dump(
+                     -1, ' ', false, json::error_handler_t::replace) + "\n";
+      }
+      STRATA_RETURN_IF_ERROR(stage->AddBytes(kErrorsPath, lines, attrs));
+    }
+    CommitOptions co = o_.commit;
+    if (co.message.empty()) {
+      co.message = fmt::format("transform {} with {}", in_.spec.ToString(),
+                               pipeline_.name.empty() ? pipeline_.hash.substr(0, 12) : pipeline_.name);
+    }
+    co.meta["transform.key"] = key_;
+    co.meta["transform.input"] = in_.spec.ToString();
+    co.meta["transform.input_commit"] = report_.input_commit;
+    co.meta["transform.input_tree"] = report_.input_tree;
+    co.meta["transform.pipeline_hash"] = pipeline_.hash;
+    co.meta["transform.pipeline_name"] = pipeline_.name;
+    co.meta["transform.ops"] = fmt::format("{}", fmt::join(op_versions, " "));
+    co.meta["transform.tools"] = ToolVersions();
+    co.meta["transform.stats"] = stats.dump();
+    co.meta["transform.records"] = std::to_string(report_.records_out);
+    co.meta["transform.records_in"] = std::to_string(report_.records_in);
+    co.meta["transform.failed"] = std::to_string(report_.failed);
+    co.meta["transform.shards"] = std::to_string(shards.size());
+    STRATA_ASSIGN_OR_RETURN(report_.commit, stage->Commit(co));
+    return Status::OK();
+  }
+
+  Repository* repo_;
+  Lake* lake_;
+  const TransformOptions& o_;
+  Pipeline pipeline_;
+  Resolved in_;
+  RefSpec out_;
+  std::string key_;
+  std::vector<Item> items_;
+  std::vector<std::string> raw_;           // encoded bytes kept from the first pass
+  std::map<size_t, std::string> fit_errors_;
+  std::vector<std::string> classes_;
+  int64_t max_label_ = -1;
+  std::vector<double> mean_, std_;
+  uint64_t fitted_pixels_ = 0;
+  shard::Schema schema_;
+  TransformReport report_;
+};
+
+}  // namespace
+
+Result<TransformReport> Transform(Repository* repo, Lake* lake, std::string_view input, std::string_view output,
+                                  const TransformOptions& options) {
+  Driver driver(repo, lake, options);
+  auto r = driver.Run(input, output);
+  if (!r.ok()) {
+    return r.status().WithContext(fmt::format("transform of {} failed; {} did not move", input, output));
+  }
+  return r;
+}
+
+Result<std::string> CheckPipeline(std::string_view yaml, std::string_view name) {
+  STRATA_ASSIGN_OR_RETURN(auto p, transform::ParsePipeline(yaml, name));
+  return p.hash;
+}
+
+}  // namespace strata

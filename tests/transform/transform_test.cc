@@ -1,0 +1,377 @@
+// Transforms end to end through a real repository and lake: shards read back with ShardReader,
+// determinism, the cache, per-record errors and pipelines that fail as a whole.
+#include <cmath>
+#include <cstring>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "strata/lake.h"
+#include "strata/shard.h"
+#include "strata/transform.h"
+#include "testutil/testutil.h"
+
+namespace strata {
+namespace {
+
+using strata::testing::TempDir;
+
+std::string Pgm(int rows, int cols, const std::string& pixels) {
+  return "P5\n" + std::to_string(cols) + " " + std::to_string(rows) + "\n255\n" + pixels;
+}
+
+// Pixels of test image i (rows x cols): a deterministic pattern that differs per image.
+std::string Pixels(int i, int rows, int cols) {
+  std::string p(static_cast<size_t>(rows) * cols, '\0');
+  for (size_t k = 0; k < p.size(); ++k) p[k] = static_cast<char>((i * 37 + k * 11) % 256);
+  return p;
+}
+
+CommitOptions Message(const char* text) {
+  CommitOptions o;
+  o.message = text;
+  return o;
+}
+
+constexpr const char* kRawPipeline = R"(
+name: raw
+ops:
+  - decode: {mode: grayscale}
+  - tensor: {dtype: uint8}
+)";
+
+constexpr const char* kNormPipeline = R"(
+name: norm
+seed: 9
+select: {prefix: img/}
+ops:
+  - decode: {mode: grayscale}
+  - normalize: {mean: fit, std: fit}
+)";
+
+struct ShardContents {
+  std::vector<shard::Record> records;
+  shard::Schema schema;
+  std::vector<std::string> bytes;  // each shard file
+};
+
+class TransformTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto repo = Repository::Create(dir_ / "repo", "pw", strata::testing::FastInitOptions());
+    ASSERT_TRUE(repo.ok()) << repo.status().ToString();
+    repo_ = std::move(*repo);
+    auto lake = Lake::Open(repo_.get(), LakeOptions{.actor = "tester@host"});
+    ASSERT_TRUE(lake.ok()) << lake.status().ToString();
+    lake_ = std::move(*lake);
+    ASSERT_TRUE(lake_->CreateDataset("ds").ok());
+  }
+
+  // Commits n 6x5 images img/0000.pgm... labelled cat/dog alternately (plus `extra` files).
+  void AddImages(int n, int first = 0, std::map<std::string, std::string> extra = {}) {
+    auto stage = lake_->Stage("ds@main");
+    ASSERT_TRUE(stage.ok()) << stage.status().ToString();
+    for (int i = first; i < first + n; ++i) {
+      std::string path = fmt_path(i);
+      ASSERT_TRUE((*stage)->AddBytes(path, Pgm(6, 5, Pixels(i, 6, 5))).ok());
+      ASSERT_TRUE((*stage)->SetRecord(path, {{"label", std::string(i % 2 ? "dog" : "cat")}}).ok());
+    }
+    for (const auto& [path, content] : extra) {
+      ASSERT_TRUE((*stage)->AddBytes(path, content).ok());
+      ASSERT_TRUE((*stage)->SetRecord(path, {{"label", std::string("cat")}}).ok());
+    }
+    auto c = (*stage)->Commit(Message("images"));
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+  }
+
+  static std::string fmt_path(int i) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "img/%04d.pgm", i);
+    return buf;
+  }
+
+  Result<TransformReport> Run(const std::string& yaml, const std::string& out, size_t threads = 2,
+                              bool force = false) {
+    TransformOptions o;
+    o.pipeline = yaml;
+    o.pipeline_name = "test.yaml";
+    o.threads = threads;
+    o.force = force;
+    o.work_dir = dir_.path();
+    return Transform(repo_.get(), lake_.get(), "ds@main", out, o);
+  }
+
+  std::string ReadAll(const std::string& spec) {
+    auto rd = lake_->OpenFile(spec);
+    EXPECT_TRUE(rd.ok()) << spec << ": " << rd.status().ToString();
+    if (!rd.ok()) return "";
+    std::string out((*rd)->size(), '\0');
+    size_t got = 0;
+    EXPECT_TRUE((*rd)->ReadAt(0, out.size(), reinterpret_cast<uint8_t*>(out.data()), &got).ok());
+    out.resize(got);
+    return out;
+  }
+
+  // Every record of the output's shards, via the manifest, read with ShardReader.
+  ShardContents ReadShards(const std::string& out) {
+    ShardContents c;
+    auto manifest = nlohmann::json::parse(ReadAll(out + ":manifest.json"));
+    int n = 0;
+    for (const auto& s : manifest["shards"]) {
+      std::string bytes = ReadAll(out + ":" + s["path"].get<std::string>());
+      std::string local = dir_ / ("read-" + std::to_string(n++) + ".shard");
+      strata::testing::WriteFile(local, bytes);
+      c.bytes.push_back(bytes);
+      shard::ReaderOptions ro;
+      ro.direct_io = false;
+      auto reader = shard::ShardReader::Open(local, ro);
+      EXPECT_TRUE(reader.ok()) << reader.status().ToString();
+      if (!reader.ok()) continue;
+      EXPECT_TRUE((*reader)->Verify().ok());
+      EXPECT_EQ((*reader)->first_record(), s["first_record"].get<uint64_t>());
+      c.schema = (*reader)->schema();
+      for (uint64_t i = 0; i < (*reader)->record_count(); ++i) {
+        auto r = (*reader)->Read(i);
+        EXPECT_TRUE(r.ok()) << r.status().ToString();
+        if (r.ok()) c.records.push_back(*r);
+      }
+    }
+    return c;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Repository> repo_;
+  std::unique_ptr<Lake> lake_;
+};
+
+TEST_F(TransformTest, ShardsHoldTheImagesAndLabels) {
+  AddImages(10);
+  auto r = Run(kRawPipeline, "ds@raw");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->up_to_date);
+  EXPECT_EQ(r->records_in, 10u);
+  EXPECT_EQ(r->records_out, 10u);
+  EXPECT_EQ(r->failed, 0u);
+  ShardContents c = ReadShards("ds@raw");
+  ASSERT_EQ(c.records.size(), 10u);
+  ASSERT_EQ(c.schema.fields.size(), 3u);
+  EXPECT_EQ(c.schema.fields[0].name, "image");
+  EXPECT_EQ(c.schema.fields[0].shape, (std::vector<int64_t>{1, -1, -1}));  // no sizing op
+  EXPECT_EQ(c.schema.fields[1].num_classes, 2u);
+  for (int i = 0; i < 10; ++i) {
+    const auto& t = std::get<shard::Tensor>(c.records[i][0]);
+    EXPECT_EQ(t.shape, (std::vector<uint64_t>{1, 6, 5}));
+    EXPECT_EQ(t.data, Pixels(i, 6, 5)) << i;
+    EXPECT_EQ(std::get<shard::Label>(c.records[i][1]).value, static_cast<uint32_t>(i % 2));  // cat=0, dog=1
+    EXPECT_EQ(std::get<std::string>(c.records[i][2]), fmt_path(i));
+  }
+  // Lineage in the commit and the manifest.
+  auto head = lake_->Resolve("ds@raw");
+  ASSERT_TRUE(head.ok());
+  auto main = lake_->Resolve("ds@main");
+  const auto& meta = head->commit.meta;
+  EXPECT_EQ(meta.at("transform.input_commit"), main->commit.id.ToHex());
+  EXPECT_EQ(meta.at("transform.input_tree"), main->commit.tree.ToHex());
+  EXPECT_EQ(meta.at("transform.pipeline_hash"), r->pipeline_hash);
+  EXPECT_EQ(meta.at("transform.ops"), "decode@1 tensor@1");
+  EXPECT_NE(meta.at("transform.tools").find("opencv"), std::string::npos);
+  EXPECT_EQ(meta.at("transform.records"), "10");
+  EXPECT_EQ(meta.at("transform.failed"), "0");
+  auto manifest = nlohmann::json::parse(ReadAll("ds@raw:manifest.json"));
+  EXPECT_EQ(manifest["format"], "strata.transform.manifest");
+  EXPECT_EQ(manifest["input"]["commit"], main->commit.id.ToHex());
+  EXPECT_EQ(manifest["pipeline"]["hash"], r->pipeline_hash);
+  EXPECT_EQ(manifest["classes"], nlohmann::json::array({"cat", "dog"}));
+  EXPECT_EQ(manifest["records"], 10);
+  // The new branch started at the input commit and holds only the output.
+  EXPECT_EQ(r->commit.parent, main->commit.id);
+  auto files = lake_->List("ds@raw", true);
+  ASSERT_TRUE(files.ok());
+  for (const auto& e : *files) EXPECT_FALSE(e.path.starts_with("img")) << e.path;
+  // A shard row per shard in the output's records.
+  auto q = lake_->Query("ds@raw", "SELECT path, records FROM records WHERE path LIKE 'shards/%'");
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  ASSERT_EQ(q->rows.size(), 1u);
+  EXPECT_EQ(std::get<int64_t>(q->rows[0][1]), 10);
+}
+
+TEST_F(TransformTest, NormalizeUsesStatisticsFittedOnTheData) {
+  AddImages(7);
+  auto r = Run(kNormPipeline, "ds@norm");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  double sum = 0, sum_sq = 0, n = 0;
+  for (int i = 0; i < 7; ++i) {
+    for (unsigned char v : Pixels(i, 6, 5)) {
+      sum += v;
+      sum_sq += double(v) * v;
+      ++n;
+    }
+  }
+  double mean = sum / n, sd = std::sqrt(sum_sq / n - mean * mean);
+  ASSERT_EQ(r->stats["mean"].size(), 1u);
+  EXPECT_NEAR(r->stats["mean"][0], mean / 255, 1e-12);
+  EXPECT_NEAR(r->stats["std"][0], sd / 255, 1e-12);
+  ShardContents c = ReadShards("ds@norm");
+  ASSERT_EQ(c.records.size(), 7u);
+  EXPECT_EQ(c.schema.fields[0].dtype, shard::DType::kFloat32);
+  const auto& t = std::get<shard::Tensor>(c.records[3][0]);
+  ASSERT_EQ(t.data.size(), 30 * sizeof(float));
+  std::string px = Pixels(3, 6, 5);
+  for (int k = 0; k < 30; ++k) {
+    float got;
+    std::memcpy(&got, t.data.data() + 4 * k, 4);
+    double want = (static_cast<unsigned char>(px[k]) / 255.0 - mean / 255) / (sd / 255);
+    EXPECT_NEAR(got, want, 1e-5) << k;
+  }
+  auto manifest = nlohmann::json::parse(ReadAll("ds@norm:manifest.json"));
+  EXPECT_DOUBLE_EQ(manifest["stats"]["normalize"]["mean"][0].get<double>(), r->stats["mean"][0]);
+  EXPECT_NE(lake_->Resolve("ds@norm")->commit.meta.at("transform.stats").find("mean"), std::string::npos);
+}
+
+TEST_F(TransformTest, SameInputAndPipelineGiveIdenticalBytesWhateverTheThreads) {
+  AddImages(40);
+  std::string aug = R"(
+seed: 3
+augment: {variants: 3}
+ops:
+  - decode: {mode: grayscale}
+  - resize: {size: 40}
+  - random_crop: {size: 32, padding: 2}
+  - flip: {probability: 0.5}
+  - brightness: {factor: [0.8, 1.2]}
+  - normalize: {mean: fit, std: fit}
+output: {shard_size: 64KiB}
+)";
+  auto a = Run(aug, "ds@one", 1);
+  auto b = Run(aug, "ds@two", 2);
+  auto c = Run(aug, "ds@three", 3);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok()) << a.status().ToString() << b.status().ToString();
+  EXPECT_EQ(a->records_out, 120u);
+  EXPECT_GT(a->shards.size(), 1u);  // several shards, each with its own derived id
+  EXPECT_NE(a->shards[0].id, a->shards[1].id);
+  ShardContents sa = ReadShards("ds@one"), sb = ReadShards("ds@two"), sc = ReadShards("ds@three");
+  EXPECT_EQ(sa.bytes, sb.bytes);  // every byte of every shard
+  EXPECT_EQ(sa.bytes, sc.bytes);
+  EXPECT_EQ(ReadAll("ds@one:manifest.json"), ReadAll("ds@two:manifest.json"));
+  EXPECT_EQ(ReadAll("ds@one:manifest.json"), ReadAll("ds@three:manifest.json"));
+  ASSERT_EQ(sa.records.size(), 120u);
+  // Variants of one record differ (seeded per path and variant), in order 0, 1, 2.
+  EXPECT_EQ(std::get<int64_t>(sa.records[0][3]), 0);
+  EXPECT_EQ(std::get<int64_t>(sa.records[2][3]), 2);
+  EXPECT_NE(std::get<shard::Tensor>(sa.records[0][0]).data, std::get<shard::Tensor>(sa.records[1][0]).data);
+  // Shard record ranges are contiguous.
+  uint64_t next = 0;
+  for (const auto& s : a->shards) {
+    EXPECT_EQ(s.first_record, next);
+    next += s.records;
+  }
+  EXPECT_EQ(next, 120u);
+}
+
+TEST_F(TransformTest, ASecondRunIsUpToDateAndAChangedInputRecomputes) {
+  AddImages(5);
+  auto first = Run(kNormPipeline, "ds@out");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto again = Run(kNormPipeline, "ds@out");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->up_to_date);
+  EXPECT_EQ(again->commit.commit, first->commit.commit);
+  EXPECT_EQ(again->records_out, 5u);
+  EXPECT_EQ(lake_->Resolve("ds@out")->commit.id, first->commit.commit);  // no new commit
+
+  // Another pipeline is another key.
+  auto other = Run(std::string(kNormPipeline) + "output: {keep_path: false}\n", "ds@out");
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->up_to_date);
+  EXPECT_EQ(other->commit.parent, first->commit.commit);
+
+  AddImages(1, 5);  // the input changes
+  auto changed = Run(kNormPipeline, "ds@out");
+  ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+  EXPECT_FALSE(changed->up_to_date);
+  EXPECT_EQ(changed->records_out, 6u);
+  std::string shard_before = ReadAll("ds@out:" + changed->shards[0].path);
+  auto forced = Run(kNormPipeline, "ds@out", 2, /*force=*/true);
+  ASSERT_TRUE(forced.ok());
+  EXPECT_FALSE(forced->up_to_date);
+  EXPECT_EQ(ReadAll("ds@out:" + forced->shards[0].path), shard_before);  // recomputed to the same bytes
+}
+
+TEST_F(TransformTest, ACorruptImageGoesToTheErrorReportAndTheRestIsWritten) {
+  AddImages(6, 0, {{"img/0003x.pgm", "P5\n4 4\n255\nshort"}, {"img/0004x.pgm", "not an image at all"}});
+  auto r = Run(kNormPipeline, "ds@out");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->records_in, 8u);
+  EXPECT_EQ(r->records_out, 6u);
+  EXPECT_EQ(r->failed, 2u);
+  ASSERT_EQ(r->errors.size(), 2u);
+  EXPECT_EQ(r->errors[0].path, "img/0003x.pgm");
+  EXPECT_EQ(r->errors[0].op, "decode");
+  EXPECT_EQ(r->errors[1].path, "img/0004x.pgm");
+  std::string report = ReadAll("ds@out:.strata/transform-errors.jsonl");
+  EXPECT_NE(report.find("\"path\":\"img/0003x.pgm\""), std::string::npos) << report;
+  EXPECT_NE(report.find("\"op\":\"decode\""), std::string::npos);
+  EXPECT_EQ(lake_->Resolve("ds@out")->commit.meta.at("transform.failed"), "2");
+  EXPECT_EQ(ReadShards("ds@out").records.size(), 6u);
+}
+
+TEST_F(TransformTest, RecordsWithoutAUsableLabelAreReported) {
+  AddImages(3);
+  auto stage = lake_->Stage("ds@main");
+  ASSERT_TRUE(stage.ok());
+  ASSERT_TRUE((*stage)->AddBytes("img/nolabel.pgm", Pgm(6, 5, Pixels(1, 6, 5))).ok());
+  ASSERT_TRUE((*stage)->Commit(Message("unlabelled")).ok());
+  auto r = Run("label: {classes: [cat]}\nops: [decode]\n", "ds@out");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->records_out, 2u);  // 0 and 2 are cats
+  ASSERT_EQ(r->errors.size(), 2u);
+  EXPECT_EQ(r->errors[0].path, "img/0001.pgm");
+  EXPECT_EQ(r->errors[0].op, "label");
+  EXPECT_NE(r->errors[0].message.find("'dog' is not one of the 1 classes"), std::string::npos);
+  EXPECT_EQ(r->errors[1].path, "img/nolabel.pgm");
+}
+
+TEST_F(TransformTest, ABadPipelineFailsAndTheBranchDoesNotMove) {
+  AddImages(3);
+  auto bad = Run("ops:\n  - decode\n  - resize: {size: -1}\n", "ds@new");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("test.yaml line 3: op 'resize'"), std::string::npos) << bad.status().ToString();
+  EXPECT_NE(bad.status().message().find("did not move"), std::string::npos);
+  EXPECT_TRUE(lake_->Resolve("ds@new").status().IsNotFound());  // not even created
+
+  auto good = Run(kRawPipeline, "ds@out");
+  ASSERT_TRUE(good.ok());
+  auto bad2 = Run("ops: [decode, {frobnicate: {}}]\n", "ds@out");
+  ASSERT_FALSE(bad2.ok());
+  EXPECT_NE(bad2.status().message().find("unknown op 'frobnicate'"), std::string::npos);
+  EXPECT_EQ(lake_->Resolve("ds@out")->commit.id, good->commit.commit);
+
+  // A crop larger than every image fails each record, not the transform.
+  auto crop = Run("ops: [decode, {center_crop: {size: 100}}]\n", "ds@out");
+  ASSERT_TRUE(crop.ok());
+  EXPECT_EQ(crop->records_out, 0u);
+  EXPECT_EQ(crop->failed, 3u);
+  EXPECT_EQ(crop->errors[0].op, "center_crop");
+}
+
+TEST_F(TransformTest, OutputToAnotherDatasetAndInputPaths) {
+  AddImages(4);
+  auto stage = lake_->Stage("ds@main");
+  ASSERT_TRUE(stage.ok());
+  ASSERT_TRUE((*stage)->AddBytes("other/x.pgm", Pgm(6, 5, Pixels(1, 6, 5))).ok());
+  ASSERT_TRUE((*stage)->SetRecord("other/x.pgm", {{"label", std::string("cat")}}).ok());
+  ASSERT_TRUE((*stage)->Commit(Message("other")).ok());
+  TransformOptions o;
+  o.pipeline = kRawPipeline;
+  o.work_dir = dir_.path();
+  auto r = Transform(repo_.get(), lake_.get(), "ds@main:img", "ready@main", o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->records_in, 4u);  // only below img/
+  EXPECT_EQ(ReadShards("ready@main").records.size(), 4u);
+  auto bad_out = Transform(repo_.get(), lake_.get(), "ds@main", "ready@main:sub", o);
+  EXPECT_EQ(bad_out.status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace strata
