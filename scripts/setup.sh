@@ -8,6 +8,7 @@ PACKAGES=(
   libssl-dev libsodium-dev libzstd-dev liblz4-dev libxxhash-dev libisal-dev liburing-dev
   libsqlite3-dev libarchive-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libutf8proc-dev
   libyaml-cpp-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   clang libclang-rt-14-dev
   dataset-fashion-mnist

@@ -5,6 +5,9 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include <fstream>
+
+#include "strata/curate.h"
 #include "strata/ingest.h"
 #include "strata/lake.h"
 
@@ -182,6 +185,46 @@ void AddDataCommands(CLI::App& app, Globals& g) {
     } else {
       PrintTable(q);
     }
+  });
+
+  // curate
+  auto* curate = app.add_subcommand(
+      "curate",
+      "Derive branch DST from SRC by the rules in a YAML file (docs/CURATION.md): required\n"
+      "columns, types, ranges, allowed labels (after remap and a joined labels CSV), a SQL\n"
+      "filter, text checks and NFC/whitespace normalisation, image checks, exact and near\n"
+      "duplicates. Nothing is dropped: each failing record moves below .quarantine/ with\n"
+      "columns quarantine_rule and quarantine_reason. Prints a report (text or --json).\n"
+      "  strata curate fm@main fm@curated --rules rules.yaml --report-dir report/");
+  static std::string c_src, c_dst, c_rules, c_report, c_msg;
+  curate->add_option("src", c_src, "NAME@REF to curate")->required();
+  curate->add_option("dst", c_dst, "NAME@BRANCH to write (created at SRC if missing)")->required();
+  curate->add_option("--rules", c_rules, "Rules file (YAML)")->required();
+  curate->add_option("--report-dir", c_report, "Also write report.json, report.txt and report.html (thumbnails) here");
+  curate->add_option("-m,--message", c_msg, "Commit message (default: curate SRC)");
+  curate->callback([&] {
+    CurationRules rules = Check(LoadCurationRules(c_rules));
+    auto s = OpenLake(g);
+    CurateOptions o;
+    o.commit.message = c_msg;
+    o.progress = !g.quiet && !g.json;
+    CurationReport r = Check(Curate(s.lake.get(), c_src, c_dst, rules, o));
+    if (!c_report.empty()) {
+      Check(Env::Default()->CreateDirs(c_report));
+      std::string html = Check(CurationReportHtml(s.lake.get(), r));
+      for (auto [name, text] : {std::pair<std::string, std::string>{"report.json", CurationReportJson(r)},
+                                {"report.txt", CurationReportText(r)}, {"report.html", html}}) {
+        std::ofstream f(c_report + "/" + name, std::ios::binary | std::ios::trunc);
+        f << text;
+        if (!f) throw Failure{Status::IOError(fmt::format("cannot write {}/{}", c_report, name))};
+      }
+    }
+    if (g.json) {
+      std::cout << CurationReportJson(r) << "\n";
+      return;
+    }
+    if (!g.quiet) std::cerr << CurationReportText(r);
+    std::cout << r.commit.commit.ToHex() << "\n";
   });
 
   // meta

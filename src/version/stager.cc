@@ -161,7 +161,9 @@ class Stager final : public StagedCommit {
         TreeEntry e;
         e.type = EntryType::kFile;
         e.mode = 0644;
-        e.mtime_ns = NowNs();
+        // Dated like the base's records file (the epoch for a new one), not now: the same
+        // edits then give the same tree, so re-running an ingest or a curation is a no-op.
+        e.mtime_ns = base_records_mtime_;
         std::deque<ChunkRef> chunks;
         STRATA_ASSIGN_OR_RETURN(e.size, batch_->PutStream(&in, &chunks));
         STRATA_RETURN_IF_ERROR(batch_->Flush());
@@ -213,6 +215,7 @@ class Stager final : public StagedCommit {
     STRATA_ASSIGN_OR_RETURN(auto entry, LookupEntry(objects_, base_tree_, kRecordsPath));
     if (!entry || entry->type != EntryType::kFile) return Status::OK();
     had_records_file_ = true;
+    base_records_mtime_ = entry->mtime_ns;
     std::string text;
     text.reserve(entry->size);
     for (const auto& c : entry->chunks) {
@@ -232,7 +235,8 @@ class Stager final : public StagedCommit {
   std::deque<ChunkRef> chunks_;
   std::vector<Edit> edits_;
   RecordRows rows_;
-  ObjectId base_records_hash_;  // of the base's records file: an equal one is not rewritten
+  ObjectId base_records_hash_;
+  int64_t base_records_mtime_ = 0;  // of the base's records file: an equal one is not rewritten
   bool records_loaded_ = false, records_dirty_ = false, had_records_file_ = false, done_ = false;
   uint64_t files_ = 0, bytes_ = 0;
 };

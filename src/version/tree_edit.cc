@@ -1,7 +1,6 @@
 #include "version/tree_edit.h"
 
 #include <algorithm>
-#include <chrono>
 #include <map>
 #include <unordered_map>
 
@@ -74,14 +73,16 @@ struct PendingEdit {
   std::string path;
 };
 
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+struct Edited {
+  ObjectId id;
+  uint64_t size = 0;       // bytes below
+  int64_t max_mtime = 0;   // the newest entry's mtime: a created directory's own, so that the
+                           // same edits give the same tree whenever they are made
+};
 
 // Rewrites one directory level: edits that end here replace or remove entries; the others are
-// grouped by their next component and applied to that child first. Returns (tree id, bytes).
-Result<std::pair<ObjectId, uint64_t>> EditTree(store::ObjectStore* store, store::WriteBatch* batch,
+// grouped by their next component and applied to that child first.
+Result<Edited> EditTree(store::ObjectStore* store, store::WriteBatch* batch,
                                                const ObjectId* id, const std::vector<PendingEdit*>& edits,
                                                size_t depth, uint64_t* written) {
   Tree tree;
@@ -123,11 +124,11 @@ Result<std::pair<ObjectId, uint64_t>> EditTree(store::ObjectStore* store, store:
         dir.name = name;
         dir.type = EntryType::kDirectory;
         dir.mode = 0755;
-        dir.mtime_ns = NowNs();
+        dir.mtime_ns = sub.max_mtime;
         child = append(std::move(dir));
       }
-      child->subtree = sub.first;
-      child->size = sub.second;
+      child->subtree = sub.id;
+      child->size = sub.size;
     }
     deeper.clear();
     return Status::OK();
@@ -167,7 +168,9 @@ Result<std::pair<ObjectId, uint64_t>> EditTree(store::ObjectStore* store, store:
   uint64_t total = 0;
   for (const auto& e : tree.entries) total += e.size;
   ++*written;
-  return std::make_pair(batch->PutTree(tree), total);
+  int64_t newest = 0;
+  for (const auto& e : tree.entries) newest = std::max(newest, e.mtime_ns);
+  return Edited{batch->PutTree(tree), total, newest};
 }
 
 }  // namespace
@@ -186,7 +189,7 @@ Result<ObjectId> ApplyEdits(store::ObjectStore* store, store::WriteBatch* batch,
   uint64_t written = 0;
   STRATA_ASSIGN_OR_RETURN(auto result, EditTree(store, batch, root.IsZero() ? nullptr : &root, ptrs, 0, &written));
   if (trees_written) *trees_written += written;
-  return result.first;
+  return result.id;
 }
 
 Status WalkFiles(store::ObjectStore* store, const ObjectId& root, const std::string& prefix,

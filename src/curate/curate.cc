@@ -1,0 +1,651 @@
+// Curation: rules over a version's records and content -> a derived branch plus a quarantine.
+#include <fnmatch.h>
+#include <openssl/evp.h>
+#include <utf8proc.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <xxhash.h>
+
+#include "base/progress.h"
+#include "ingest/image_probe.h"
+#include "ingest/labels.h"
+#include "ingest/source.h"
+#include "strata/curate.h"
+#include "version/record_table.h"
+
+namespace strata {
+
+namespace {
+
+constexpr std::string_view kQuarantine = ".quarantine/";
+
+std::string PathOf(const RecordMeta& row) { return std::get<std::string>(row.at("path")); }
+
+const MetaValue* Get(const RecordMeta& row, const std::string& col) {
+  auto it = row.find(col);
+  return it == row.end() || std::holds_alternative<std::monostate>(it->second) ? nullptr : &it->second;
+}
+
+std::optional<double> Number(const MetaValue& v) {
+  if (auto* i = std::get_if<int64_t>(&v)) return double(*i);
+  if (auto* d = std::get_if<double>(&v)) return *d;
+  return std::nullopt;
+}
+
+bool OfType(const MetaValue& v, const std::string& t) {
+  if (t == "int") return std::holds_alternative<int64_t>(v);
+  if (t == "float") return std::holds_alternative<double>(v);
+  if (t == "number") return Number(v).has_value();
+  if (t == "bool") return std::holds_alternative<bool>(v);
+  return std::holds_alternative<std::string>(v);
+}
+
+bool Matches(const std::vector<std::string>& globs, const std::string& path) {
+  std::string_view base(path);
+  base = base.substr(base.rfind('/') == std::string_view::npos ? 0 : base.rfind('/') + 1);
+  for (const auto& g : globs) {
+    if (fnmatch(g.c_str(), path.c_str(), 0) == 0 || fnmatch(g.c_str(), std::string(base).c_str(), 0) == 0) return true;
+  }
+  return false;
+}
+
+Result<std::string> ReadAll(Lake* lake, const std::string& spec, uint64_t limit) {
+  STRATA_ASSIGN_OR_RETURN(auto rd, lake->OpenFile(spec));
+  uint64_t n = std::min<uint64_t>(rd->size(), limit);
+  std::string out(n, '\0');
+  size_t got = 0;
+  STRATA_RETURN_IF_ERROR(rd->ReadAt(0, n, reinterpret_cast<uint8_t*>(out.data()), &got));
+  out.resize(got);
+  return out;
+}
+
+// Unicode NFC (utf8proc); `text` must be valid UTF-8.
+std::string Nfc(const std::string& text) {
+  utf8proc_uint8_t* out = utf8proc_NFC(reinterpret_cast<const utf8proc_uint8_t*>(text.c_str()));
+  if (!out) return text;
+  std::string s(reinterpret_cast<char*>(out));
+  free(out);
+  return s;
+}
+
+std::string CollapseWhitespace(const std::string& text) {
+  std::string out;
+  bool space = false;
+  for (char c : text) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+      space = !out.empty();
+    } else {
+      if (space) out += ' ';
+      space = false;
+      out += c;
+    }
+  }
+  return out;
+}
+
+// MinHash over character shingles: 64 minima of (a*h + b) mod p of each shingle's hash.
+constexpr int kHashes = 64, kBands = 16, kRows = kHashes / kBands;
+using Signature = std::array<uint64_t, kHashes>;
+
+Signature MinHash(const std::string& text, uint32_t k) {
+  Signature sig;
+  sig.fill(UINT64_MAX);
+  constexpr uint64_t kPrime = (uint64_t{1} << 61) - 1;
+  auto mix = [](uint64_t x) {  // splitmix64: fixed coefficients, so signatures are reproducible
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+  };
+  size_t n = text.size() < k ? 1 : text.size() - k + 1;
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t h = XXH64(text.data() + i, std::min<size_t>(k, text.size() - i), 0) % kPrime;
+    for (int j = 0; j < kHashes; ++j) {
+      uint64_t a = mix(2 * j + 1) % kPrime | 1, b = mix(2 * j + 2) % kPrime;
+      uint64_t v = static_cast<uint64_t>((static_cast<unsigned __int128>(a) * h + b) % kPrime);
+      sig[j] = std::min(sig[j], v);
+    }
+  }
+  return sig;
+}
+
+double Similarity(const Signature& a, const Signature& b) {
+  int same = 0;
+  for (int i = 0; i < kHashes; ++i) same += a[i] == b[i];
+  return double(same) / kHashes;
+}
+
+// A PGM/PPM (binary P5/P6) decoded to grey levels; nullopt when malformed.
+struct Grey {
+  uint32_t w = 0, h = 0;
+  std::vector<float> px;
+};
+
+std::optional<Grey> DecodePnm(const std::string& data, std::string* why) {
+  if (data.size() < 2 || data[0] != 'P' || (data[1] != '5' && data[1] != '6')) {
+    *why = "not a binary PGM/PPM";
+    return std::nullopt;
+  }
+  int channels = data[1] == '5' ? 1 : 3;
+  size_t pos = 2;
+  uint64_t vals[3];
+  for (auto& v : vals) {
+    while (pos < data.size()) {
+      if (isspace(static_cast<unsigned char>(data[pos]))) ++pos;
+      else if (data[pos] == '#') while (pos < data.size() && data[pos] != '\n') ++pos;
+      else break;
+    }
+    size_t start = pos;
+    v = 0;
+    while (pos < data.size() && isdigit(static_cast<unsigned char>(data[pos])) && pos - start < 9) v = v * 10 + (data[pos++] - '0');
+    if (pos == start) {
+      *why = "truncated header";
+      return std::nullopt;
+    }
+  }
+  ++pos;  // the single whitespace after maxval
+  uint64_t w = vals[0], h = vals[1], maxval = vals[2];
+  if (w == 0 || h == 0 || maxval == 0 || maxval > 65535) {
+    *why = "bad dimensions or maximum value";
+    return std::nullopt;
+  }
+  uint64_t bps = maxval > 255 ? 2 : 1;
+  uint64_t need = w * h * channels * bps;
+  if (pos > data.size() || data.size() - pos < need) {
+    *why = fmt::format("pixel data truncated: {} of {} bytes", pos > data.size() ? 0 : data.size() - pos, need);
+    return std::nullopt;
+  }
+  Grey g{uint32_t(w), uint32_t(h), std::vector<float>(w * h)};
+  const auto* p = reinterpret_cast<const uint8_t*>(data.data() + pos);
+  for (uint64_t i = 0; i < w * h; ++i) {
+    float sum = 0;
+    for (int c = 0; c < channels; ++c) {
+      const uint8_t* s = p + (i * channels + c) * bps;
+      sum += bps == 2 ? float(s[0] << 8 | s[1]) : float(s[0]);
+    }
+    g.px[i] = sum / channels / float(maxval);
+  }
+  return g;
+}
+
+// Difference hash: the image averaged down to 9x8 cells; one bit per horizontal neighbour pair.
+uint64_t DHash(const Grey& g) {
+  float cell[8][9] = {};
+  for (int y = 0; y < 8; ++y) {
+    for (int x = 0; x < 9; ++x) {
+      uint32_t y0 = y * g.h / 8, y1 = std::max(y0 + 1, (y + 1) * g.h / 8);
+      uint32_t x0 = x * g.w / 9, x1 = std::max(x0 + 1, (x + 1) * g.w / 9);
+      float sum = 0;
+      for (uint32_t yy = y0; yy < y1 && yy < g.h; ++yy)
+        for (uint32_t xx = x0; xx < x1 && xx < g.w; ++xx) sum += g.px[yy * g.w + xx];
+      cell[y][x] = sum / float((y1 - y0) * (x1 - x0));
+    }
+  }
+  uint64_t bits = 0;
+  for (int y = 0; y < 8; ++y)
+    for (int x = 0; x < 8; ++x) bits = bits << 1 | (cell[y][x] < cell[y][x + 1] ? 1 : 0);
+  return bits;
+}
+
+struct Item {
+  RecordMeta row;        // as it will be written (label remapped, ...)
+  std::string path;
+  bool is_file = false;
+  bool changed_meta = false;
+  std::string new_content;  // normalised text, when it changed
+  bool normalised = false;
+  std::string rule, reason;  // first failure
+  std::optional<Signature> minhash;
+  std::optional<uint64_t> dhash;
+};
+
+class Collector final : public ingest::RejectSink {
+ public:
+  void Reject(std::string_view where, std::string_view rule, std::string_view reason) override {
+    problems.push_back(fmt::format("{}: {}", where, reason));
+  }
+  std::vector<std::string> problems;
+};
+
+// Which of a duplicate group survives.
+bool Keeps(const std::string& keep, const Item& a, const Item& b) {  // true: a is kept over b
+  auto size = [](const Item& x) {
+    auto* v = Get(x.row, "size");
+    return v ? std::get<int64_t>(*v) : int64_t(0);
+  };
+  if (keep == "last") return a.path > b.path;
+  if (keep == "largest" && size(a) != size(b)) return size(a) > size(b);
+  if (keep == "smallest" && size(a) != size(b)) return size(a) < size(b);
+  return a.path < b.path;
+}
+
+void Fail(Item& item, std::string rule, std::string reason) {
+  if (!item.rule.empty()) return;
+  item.rule = std::move(rule);
+  item.reason = std::move(reason);
+}
+
+Result<std::set<std::string>> PathsWhere(const std::vector<RecordMeta>& rows, const std::string& cond,
+                                         const char* what) {
+  auto q = version::RunQuery(rows, fmt::format("SELECT path FROM records WHERE {}", cond));
+  if (!q.ok()) return q.status().WithContext(fmt::format("curation rule '{}'", what));
+  std::set<std::string> out;
+  for (const auto& r : q->rows) {
+    if (auto* s = std::get_if<std::string>(&r[0])) out.insert(*s);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<CurationReport> Curate(Lake* lake, std::string_view src, std::string_view dst, const CurationRules& rules,
+                              const CurateOptions& options) {
+  auto start = std::chrono::steady_clock::now();
+  CurationReport report;
+  report.source = std::string(src);
+  report.target = std::string(dst);
+  STRATA_ASSIGN_OR_RETURN(Resolved from, lake->Resolve(src));
+  report.source_commit = from.commit.id;
+  STRATA_ASSIGN_OR_RETURN(RefSpec to, ParseRefSpec(dst));
+  if (to.dataset != from.spec.dataset) {
+    return Status::InvalidArgument(fmt::format("curate within one dataset: '{}' and '{}' differ", src, dst));
+  }
+  if (!to.path.empty()) return Status::InvalidArgument("the target is a branch: NAME@BRANCH, without a path");
+  std::string src_at = from.spec.dataset + "@" + from.commit.id.ToHex();
+  if (auto r = lake->Resolve(dst); !r.ok()) {
+    if (r.status().code() != StatusCode::kNotFound) return r.status();
+    STRATA_RETURN_IF_ERROR(lake->CreateRef(dst, src_at, RefType::kBranch));
+  }
+
+  // The records to curate, with the rules' edits applied in memory.
+  STRATA_ASSIGN_OR_RETURN(auto all, lake->Records(src_at));
+  std::vector<RecordMeta> rows;
+  for (auto& r : all) {
+    if (!PathOf(r).starts_with(kQuarantine)) rows.push_back(std::move(r));
+  }
+  std::set<std::string> selected;
+  if (!rules.select.empty()) {
+    STRATA_ASSIGN_OR_RETURN(selected, PathsWhere(rows, rules.select, "select"));
+  }
+  std::vector<Item> items;
+  for (auto& r : rows) {
+    std::string path = PathOf(r);
+    if (!rules.select.empty() && !selected.count(path)) continue;
+    Item it;
+    it.path = path;
+    it.is_file = r.count("size") > 0;
+    it.row = std::move(r);
+    items.push_back(std::move(it));
+  }
+  report.records_before = items.size();
+  Progress progress("curate", 0, options.progress);
+
+  // Labels: a joined CSV, then remapping.
+  if (!rules.labels_csv.empty()) {
+    Collector problems;
+    STRATA_ASSIGN_OR_RETURN(auto map, ingest::LoadLabels(Env::Default(), rules.labels_csv, {}, &problems));
+    for (auto& it : items) {
+      auto e = map.entries.find(it.path);
+      if (e == map.entries.end()) {
+        std::string base = it.path.substr(it.path.rfind('/') == std::string::npos ? 0 : it.path.rfind('/') + 1);
+        e = map.entries.find(base);
+      }
+      if (e != map.entries.end()) {
+        auto* old = Get(it.row, rules.label_column);
+        if (!old || !std::holds_alternative<std::string>(*old) || std::get<std::string>(*old) != e->second.label) {
+          it.row[rules.label_column] = e->second.label;
+          it.changed_meta = true;
+        }
+      }
+    }
+  }
+  for (auto& it : items) {
+    auto* label = Get(it.row, rules.label_column);
+    if (!label || !std::holds_alternative<std::string>(*label)) continue;
+    auto m = rules.remap.find(std::get<std::string>(*label));
+    if (m != rules.remap.end() && m->second != m->first) {
+      it.row[rules.label_column] = m->second;
+      it.changed_meta = true;
+    }
+  }
+
+  // Metadata checks.
+  std::set<std::string> allowed(rules.allowed_labels.begin(), rules.allowed_labels.end());
+  for (auto& it : items) {
+    for (const auto& col : rules.require) {
+      if (!Get(it.row, col)) Fail(it, "required", fmt::format("column '{}' is missing", col));
+    }
+    for (const auto& [col, type] : rules.types) {
+      if (auto* v = Get(it.row, col); v && !OfType(*v, type)) {
+        Fail(it, "type", fmt::format("column '{}' is not of type {}", col, type));
+      }
+    }
+    for (const auto& [col, range] : rules.ranges) {
+      auto* v = Get(it.row, col);
+      if (!v) continue;
+      auto n = Number(*v);
+      if (!n) Fail(it, "range", fmt::format("column '{}' is not a number", col));
+      else if (range.min && *n < *range.min) Fail(it, "range", fmt::format("{} = {} is below {}", col, *n, *range.min));
+      else if (range.max && *n > *range.max) Fail(it, "range", fmt::format("{} = {} is above {}", col, *n, *range.max));
+    }
+    if (!allowed.empty()) {
+      auto* v = Get(it.row, rules.label_column);
+      std::string label = v ? version::MetaValueText(*v) : "";
+      if (!v) Fail(it, "label", "no label");
+      else if (!allowed.count(label)) Fail(it, "label", fmt::format("label '{}' is not allowed", label));
+    }
+  }
+  if (!rules.filter.empty()) {
+    std::vector<RecordMeta> now;
+    for (const auto& it : items) now.push_back(it.row);
+    STRATA_ASSIGN_OR_RETURN(auto pass, PathsWhere(now, "(" + rules.filter + ")", "filter"));
+    for (auto& it : items) {
+      if (!pass.count(it.path)) Fail(it, "filter", fmt::format("does not satisfy: {}", rules.filter));
+    }
+  }
+
+  // Content checks: text and images.
+  for (auto& it : items) {
+    if (!it.is_file) continue;
+    const std::string spec = src_at + ":" + it.path;
+    if (rules.text && Matches(rules.text->files, it.path)) {
+      const auto& t = *rules.text;
+      STRATA_ASSIGN_OR_RETURN(std::string text, ReadAll(lake, spec, UINT64_MAX));
+      progress.Add(text.size(), 1);
+      if (t.utf8 && !ingest::IsValidUtf8(text)) {
+        Fail(it, "utf8", "not valid UTF-8");
+        continue;
+      }
+      std::string norm = text;
+      if (t.nfc) norm = Nfc(norm);
+      if (t.collapse_whitespace) norm = CollapseWhitespace(norm);
+      if (t.min_bytes && norm.size() < t.min_bytes) Fail(it, "length", fmt::format("{} bytes, fewer than {}", norm.size(), t.min_bytes));
+      if (t.max_bytes && norm.size() > t.max_bytes) Fail(it, "length", fmt::format("{} bytes, more than {}", norm.size(), t.max_bytes));
+      if (norm != text) {
+        it.new_content = norm;
+        it.normalised = true;
+      }
+      if (rules.duplicates.near_text > 0) it.minhash = MinHash(norm, rules.duplicates.shingle);
+    } else if (rules.images && Matches(rules.images->files, it.path)) {
+      const auto& im = *rules.images;
+      bool pnm = it.path.ends_with(".pgm") || it.path.ends_with(".ppm");
+      STRATA_ASSIGN_OR_RETURN(std::string data, ReadAll(lake, spec, pnm ? UINT64_MAX : 64 << 10));
+      progress.Add(data.size(), 1);
+      auto info = ingest::ProbeImage({reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+      if (!info.ok()) {
+        Fail(it, "decode", std::string(info.status().message()));
+        continue;
+      }
+      if (pnm) {
+        std::string why;
+        auto grey = DecodePnm(data, &why);
+        if (!grey) {
+          Fail(it, "decode", why);
+          continue;
+        }
+        if (rules.duplicates.near_image >= 0) it.dhash = DHash(*grey);
+      }
+      if ((im.min_width && info->width < im.min_width) || (im.min_height && info->height < im.min_height) ||
+          (im.max_width && info->width > im.max_width) || (im.max_height && info->height > im.max_height)) {
+        Fail(it, "image-size", fmt::format("{}x{} is outside the limits", info->width, info->height));
+      }
+      if (!im.channels.empty() && std::find(im.channels.begin(), im.channels.end(), info->channels) == im.channels.end()) {
+        Fail(it, "channels", fmt::format("{} channels are not allowed", info->channels));
+      }
+    }
+  }
+
+  // Duplicates among the records that passed so far, in the keep rule's order.
+  std::vector<Item*> order;
+  for (auto& it : items) {
+    if (it.rule.empty() && it.is_file) order.push_back(&it);
+  }
+  std::sort(order.begin(), order.end(), [&](const Item* a, const Item* b) { return Keeps(rules.duplicates.keep, *a, *b); });
+  if (rules.duplicates.exact) {
+    std::unordered_map<std::string, const Item*> first;
+    for (Item* it : order) {
+      auto* c = Get(it->row, "content");
+      if (!c) continue;
+      auto [pos, fresh] = first.emplace(std::get<std::string>(*c), it);
+      if (!fresh) Fail(*it, "duplicate", fmt::format("same content as {}", pos->second->path));
+    }
+  }
+  if (rules.duplicates.near_text > 0) {
+    std::vector<std::unordered_map<uint64_t, std::vector<const Item*>>> bands(kBands);
+    for (Item* it : order) {
+      if (!it->minhash || !it->rule.empty()) continue;
+      const Item* match = nullptr;
+      std::vector<uint64_t> keys(kBands);
+      for (int b = 0; b < kBands && !match; ++b) {
+        keys[b] = XXH64(it->minhash->data() + b * kRows, kRows * sizeof(uint64_t), b);
+        auto f = bands[b].find(keys[b]);
+        if (f == bands[b].end()) continue;
+        for (const Item* other : f->second) {
+          if (Similarity(*it->minhash, *other->minhash) >= rules.duplicates.near_text) {
+            match = other;
+            break;
+          }
+        }
+      }
+      if (match) {
+        Fail(*it, "near-duplicate", fmt::format("text similar to {} (Jaccard ~{:.2f})", match->path,
+                                                 Similarity(*it->minhash, *match->minhash)));
+        continue;
+      }
+      for (int b = 0; b < kBands; ++b) bands[b][keys[b]].push_back(it);
+    }
+  }
+  if (rules.duplicates.near_image >= 0) {
+    // Pigeonhole: within distance d < 8 of each other, two 64-bit hashes share one of 8 bytes
+    // exactly when d < 8, so candidates come from 8 byte-keyed buckets.
+    std::vector<std::unordered_map<uint8_t, std::vector<const Item*>>> buckets(8);
+    std::vector<const Item*> kept;
+    for (Item* it : order) {
+      if (!it->dhash || !it->rule.empty()) continue;
+      const Item* match = nullptr;
+      auto close = [&](const Item* o) { return std::popcount(*it->dhash ^ *o->dhash) <= rules.duplicates.near_image; };
+      if (rules.duplicates.near_image < 8) {
+        for (int b = 0; b < 8 && !match; ++b) {
+          for (const Item* o : buckets[b][uint8_t(*it->dhash >> (8 * b))]) {
+            if (close(o)) {
+              match = o;
+              break;
+            }
+          }
+        }
+      } else {
+        for (const Item* o : kept) {
+          if (close(o)) {
+            match = o;
+            break;
+          }
+        }
+      }
+      if (match) {
+        Fail(*it, "near-duplicate", fmt::format("image similar to {} (difference hash distance {})", match->path,
+                                                 std::popcount(*it->dhash ^ *match->dhash)));
+        continue;
+      }
+      for (int b = 0; b < 8; ++b) buckets[b][uint8_t(*it->dhash >> (8 * b))].push_back(it);
+      kept.push_back(it);
+    }
+  }
+
+  // The derived commit: passing records as edited, failing ones moved below .quarantine/.
+  STRATA_ASSIGN_OR_RETURN(auto stage, lake->Stage(dst, StageOptions{.from = src_at}));
+  for (auto& it : items) {
+    if (!it.rule.empty()) {
+      std::string qpath = std::string(kQuarantine) + it.path;
+      RecordMeta q = it.row;
+      q.erase("path");
+      q.erase("size");
+      q.erase("content");
+      q["quarantine_rule"] = it.rule;
+      q["quarantine_reason"] = it.reason;
+      if (it.is_file) {
+        STRATA_RETURN_IF_ERROR(stage->Move(it.path, qpath));
+      } else {
+        STRATA_RETURN_IF_ERROR(stage->RemoveRecord(it.path));
+      }
+      STRATA_RETURN_IF_ERROR(stage->SetRecord(qpath, q));
+      ++report.per_rule[it.rule];
+      report.quarantined.push_back(CurationFinding{it.path, it.rule, it.reason});
+      continue;
+    }
+    ++report.records_after;
+    if (it.normalised) {
+      // Keep the original's mode and mtime, so that curating again gives the same tree.
+      STRATA_ASSIGN_OR_RETURN(auto entries, lake->List(src_at + ":" + it.path, false));
+      FileAttrs attrs;
+      if (entries.size() == 1) attrs = FileAttrs{.mode = entries[0].mode, .mtime_ns = entries[0].mtime_ns};
+      STRATA_RETURN_IF_ERROR(stage->AddBytes(it.path, it.new_content, attrs));
+      ++report.normalised;
+    }
+    if (it.changed_meta) {
+      RecordMeta m = it.row;
+      m.erase("path");
+      m.erase("size");
+      m.erase("content");
+      STRATA_RETURN_IF_ERROR(stage->SetRecord(it.path, m));
+      ++report.relabelled;
+    }
+  }
+  CommitOptions co = options.commit;
+  if (co.message.empty()) co.message = fmt::format("curate {}", src);
+  co.meta["curate.source"] = from.commit.id.ToHex();
+  co.meta["curate.records"] = std::to_string(report.records_before);
+  co.meta["curate.passed"] = std::to_string(report.records_after);
+  co.meta["curate.quarantined"] = std::to_string(report.quarantined.size());
+  for (const auto& [rule, n] : report.per_rule) co.meta["curate.rule." + rule] = std::to_string(n);
+  STRATA_ASSIGN_OR_RETURN(report.commit, stage->Commit(co));
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+std::string CurationReportJson(const CurationReport& r) {
+  nlohmann::json q = nlohmann::json::array();
+  for (const auto& f : r.quarantined) q.push_back({{"path", f.path}, {"rule", f.rule}, {"reason", f.reason}});
+  nlohmann::json j{{"source", r.source},
+                   {"source_commit", r.source_commit.ToHex()},
+                   {"target", r.target},
+                   {"commit", r.commit.commit.ToHex()},
+                   {"unchanged", r.commit.unchanged},
+                   {"records_before", r.records_before},
+                   {"records_after", r.records_after},
+                   {"relabelled", r.relabelled},
+                   {"normalised", r.normalised},
+                   {"per_rule", r.per_rule},
+                   {"quarantined", q},
+                   {"seconds", r.seconds}};
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string CurationReportText(const CurationReport& r) {
+  std::string out = fmt::format("curation of {} ({}) into {}\n", r.source, r.source_commit.Short(), r.target);
+  out += fmt::format("  records: {} before, {} passed, {} quarantined; {} relabelled, {} normalised\n", r.records_before,
+                     r.records_after, r.quarantined.size(), r.relabelled, r.normalised);
+  for (const auto& [rule, n] : r.per_rule) {
+    out += fmt::format("  {:<16} {:>8}\n", rule, n);
+    int shown = 0;
+    for (const auto& f : r.quarantined) {
+      if (f.rule != rule || shown++ >= 3) continue;
+      out += fmt::format("      e.g. {}: {}\n", ingest::PrintableName(f.path), ingest::PrintableName(f.reason));
+    }
+  }
+  out += r.commit.unchanged ? "  nothing changed: no commit made\n"
+                            : fmt::format("  commit {} (quarantined records are below .quarantine/)\n", r.commit.commit.Short());
+  return out;
+}
+
+namespace {
+
+std::string HtmlEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string Base64(std::string_view in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
+  out.resize(n < 0 ? 0 : n);
+  return out;
+}
+
+// A grey image as an uncompressed 24-bit BMP, which every browser shows.
+std::string Bmp(const Grey& g) {
+  uint32_t row = (g.w * 3 + 3) & ~3u, size = 54 + row * g.h;
+  std::string b(size, '\0');
+  auto put32 = [&](size_t at, uint32_t v) { for (int i = 0; i < 4; ++i) b[at + i] = char(v >> (8 * i)); };
+  b[0] = 'B';
+  b[1] = 'M';
+  put32(2, size);
+  put32(10, 54);
+  put32(14, 40);
+  put32(18, g.w);
+  put32(22, g.h);
+  b[26] = 1;
+  b[28] = 24;
+  for (uint32_t y = 0; y < g.h; ++y) {
+    for (uint32_t x = 0; x < g.w; ++x) {
+      char v = char(std::lround(std::clamp(g.px[(g.h - 1 - y) * g.w + x], 0.f, 1.f) * 255));
+      size_t at = 54 + y * row + x * 3;
+      b[at] = b[at + 1] = b[at + 2] = v;
+    }
+  }
+  return b;
+}
+
+}  // namespace
+
+Result<std::string> CurationReportHtml(Lake* lake, const CurationReport& r) {
+  std::string out = "<!doctype html><meta charset=utf-8><title>strata curation report</title>\n"
+                    "<style>body{font-family:sans-serif}figure{display:inline-block;margin:6px;width:140px;"
+                    "vertical-align:top;font-size:11px}img{width:112px;image-rendering:pixelated}</style>\n";
+  out += "<pre>" + HtmlEscape(CurationReportText(r)) + "</pre>\n";
+  std::string at = r.target.substr(0, r.target.find('@')) + "@" + r.commit.commit.ToHex();
+  size_t shown = 0;
+  for (const auto& f : r.quarantined) {
+    if (shown >= 500) break;
+    bool pnm = f.path.ends_with(".pgm") || f.path.ends_with(".ppm");
+    bool web = f.path.ends_with(".png") || f.path.ends_with(".jpg") || f.path.ends_with(".jpeg");
+    if (!pnm && !web) continue;
+    auto data = ReadAll(lake, at + ":" + std::string(kQuarantine) + f.path, 16 << 20);
+    std::string img;
+    if (data.ok()) {
+      std::string why;
+      if (pnm) {
+        if (auto g = DecodePnm(*data, &why); g && g->w <= 4096 && g->h <= 4096) img = "data:image/bmp;base64," + Base64(Bmp(*g));
+      } else {
+        img = std::string("data:image/") + (f.path.ends_with(".png") ? "png" : "jpeg") + ";base64," + Base64(*data);
+      }
+    }
+    out += "<figure>";
+    if (!img.empty()) out += "<img src=\"" + img + "\">";
+    out += "<figcaption><b>" + HtmlEscape(f.rule) + "</b><br>" + HtmlEscape(f.path) + "<br>" + HtmlEscape(f.reason) +
+           "</figcaption></figure>\n";
+    ++shown;
+  }
+  return out;
+}
+
+}  // namespace strata
