@@ -19,6 +19,10 @@ void AddVersionCommands(CLI::App& app, Globals& g, int& exit_code);
 // ingest, query, meta: bringing data into datasets and reading their records.
 void AddDataCommands(CLI::App& app, Globals& g);
 
+// tier stage, tier evict: shard files of a dataset version on a local disk for training.
+// `exit_code` is set when a staged shard failed verification.
+void AddTierCommands(CLI::App& app, Globals& g, int& exit_code);
+
 // transform: pipelines from a dataset version to training-tier shards.
 void AddTransformCommands(CLI::App& app, Globals& g);
 
