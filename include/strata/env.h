@@ -46,6 +46,15 @@ class SequentialFile {
   virtual Status Read(size_t n, uint8_t* dst, size_t* got) = 0;
 };
 
+// A read-only view of a whole file's bytes, valid for the object's lifetime. The file must not be
+// changed in place while mapped (strata replaces such files by rename, which leaves a mapping
+// on the old content intact).
+class MappedFile {
+ public:
+  virtual ~MappedFile() = default;
+  virtual std::span<const uint8_t> data() const = 0;
+};
+
 enum class FileType : uint8_t { kRegular = 0, kDirectory = 1, kSymlink = 2, kOther = 3 };
 
 struct FileInfo {
@@ -78,6 +87,10 @@ class Env {
   }
   virtual Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) = 0;
   virtual Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) = 0;
+  // Maps `path` read-only. The default reads the whole file through NewRandomAccessFile (so
+  // wrappers that inject read faults affect it); the POSIX Env maps it with mmap(2), so pages
+  // are read only when touched.
+  virtual Result<std::unique_ptr<MappedFile>> MapFile(const std::string& path);
 
   // Does not follow a final symlink (lstat).
   virtual Result<FileInfo> Stat(const std::string& path) = 0;

@@ -32,6 +32,10 @@ struct OpenOptions {
   size_t threads = 0;
   // Draw progress bars on stderr (only when it is a terminal).
   bool progress = false;
+  // The local index cache (docs/FORMAT.md, "Index cache") is rewritten when at least this many
+  // indexed entries (or an eighth of the cache, whichever is more) are outside it; 0 never
+  // writes one (an existing cache is still used).
+  uint64_t index_cache_fold_entries = 50'000;
 };
 
 struct InitOptions {
@@ -122,6 +126,15 @@ class Repository {
   // kNotFound: not a repository; kUnauthenticated: wrong passphrase; kUnsupported: newer format.
   static Result<std::unique_ptr<Repository>> Open(const std::string& url, std::string_view passphrase,
                                                   const OpenOptions& options = {});
+  // Opens with the keys `Unlock` cached for the current user (docs/SECURITY.md, "Unlocked
+  // keys"), without a passphrase. kNotFound when there is no usable entry: none, expired, or its
+  // key slot was removed from the repository; kPermissionDenied when the cache directory or file
+  // is accessible to others or owned by someone else (it is then not used).
+  static Result<std::unique_ptr<Repository>> OpenUnlocked(const std::string& url, const OpenOptions& options = {});
+  // Removes the cached keys of the repository at `url` (OK when there are none).
+  static Status Lock(const std::string& url, const OpenOptions& options = {});
+  // Caches this repository's keys for the current user for `seconds` (`strata unlock`).
+  virtual Status Unlock(int64_t seconds) = 0;
 
   // Stores files and directories (names, sizes, modes, mtimes, symlinks) under one new tree
   // whose entries are the basenames of `paths`; records it as a root and returns its id.

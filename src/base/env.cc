@@ -26,6 +26,29 @@ Result<std::string> ReadFileToString(Env* env, const std::string& path) {
 }
 
 namespace {
+class BufferMappedFile final : public MappedFile {
+ public:
+  explicit BufferMappedFile(std::string bytes) : bytes_(std::move(bytes)) {}
+  std::span<const uint8_t> data() const override {
+    return {reinterpret_cast<const uint8_t*>(bytes_.data()), bytes_.size()};
+  }
+
+ private:
+  std::string bytes_;
+};
+}  // namespace
+
+Result<std::unique_ptr<MappedFile>> Env::MapFile(const std::string& path) {
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<RandomAccessFile> file, NewRandomAccessFile(path));
+  STRATA_ASSIGN_OR_RETURN(uint64_t size, file->Size());
+  std::string bytes(size, '\0');
+  size_t got = 0;
+  STRATA_RETURN_IF_ERROR(file->Read(0, bytes.size(), reinterpret_cast<uint8_t*>(bytes.data()), &got));
+  bytes.resize(got);
+  return std::unique_ptr<MappedFile>(new BufferMappedFile(std::move(bytes)));
+}
+
+namespace {
 
 // Temp names must not collide between processes writing the same file, and must be
 // recognisable (a leading dot and ".tmp-") so a cleanup pass can remove leftovers of a crash.

@@ -214,6 +214,12 @@ struct SqliteCatalogOptions {
   bool create_if_missing = true;
   // How long a writer waits for another process's transaction before failing (retryable).
   int busy_timeout_ms = 10000;
+  // Copy the WAL into the database file when the connection closes. Off by default: a command
+  // then pays no checkpoint (two fsyncs) at exit, and the WAL is checkpointed when it grows
+  // (SQLite's auto-checkpoint) or by the next process; committed transactions are durable in
+  // the WAL either way. On where the file alone must be complete (a rebuilt catalog is renamed
+  // into place without its WAL).
+  bool checkpoint_on_close = false;
 };
 
 // Opens (creating if allowed) a SQLite catalog in WAL mode. kCorruption for a damaged file

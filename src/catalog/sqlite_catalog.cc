@@ -1252,6 +1252,10 @@ Result<std::unique_ptr<Catalog>> OpenSqliteCatalog(const SqliteCatalogOptions& o
     if (raw == nullptr) return Status::Internal("catalog: sqlite3_open_v2 ran out of memory");
     return db->Error(rc, "open");
   }
+  if (!options.checkpoint_on_close) {
+    // Not a durability setting: it only skips the copy from WAL to file at close.
+    sqlite3_db_config(raw, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  }
   auto catalog = std::make_unique<SqliteCatalog>(std::move(db), options.audit_key);
   STRATA_RETURN_IF_ERROR(catalog->Init(options.busy_timeout_ms));
   return std::unique_ptr<Catalog>(std::move(catalog));

@@ -94,11 +94,38 @@ std::string RepoUrl(const Globals& g) {
   throw Failure{Status::InvalidArgument("no repository given: use -r/--repo URL or set STRATA_REPO")};
 }
 
+Result<int64_t> ParseDuration(std::string_view text) {
+  auto bad = [&] { return Status::InvalidArgument(fmt::format("'{}' is not a duration (e.g. 90s, 15m, 2h, 1d)", text)); };
+  if (text.empty()) return bad();
+  int64_t unit = 1;
+  switch (text.back()) {
+    case 's': unit = 1; text.remove_suffix(1); break;
+    case 'm': unit = 60; text.remove_suffix(1); break;
+    case 'h': unit = 3600; text.remove_suffix(1); break;
+    case 'd': unit = 86400; text.remove_suffix(1); break;
+    default: break;
+  }
+  if (text.empty() || text.size() > 9) return bad();
+  int64_t n = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return bad();
+    n = n * 10 + (c - '0');
+  }
+  if (n == 0) return bad();
+  return n * unit;
+}
+
 std::unique_ptr<Repository> OpenRepo(const Globals& g) {
   OpenOptions o;
   o.threads = g.threads;
   o.progress = !g.quiet && !g.json;
   std::string url = RepoUrl(g);
+  // Keys cached by `strata unlock` first: no passphrase, no key derivation.
+  auto unlocked = Repository::OpenUnlocked(url, o);
+  if (unlocked.ok()) return std::move(*unlocked);
+  if (unlocked.status().code() == StatusCode::kPermissionDenied || unlocked.status().code() == StatusCode::kCorruption) {
+    std::cerr << "warning: not using unlocked keys: " << unlocked.status().message() << "\n";
+  }
   return Check(Repository::Open(url, Passphrase(g, false), o));
 }
 

@@ -73,6 +73,8 @@ std::string Passphrase(const Globals& g, bool confirm);
 // A new passphrase: FILE, then $STRATA_NEW_PASSWORD, then a prompt (asked twice).
 std::string NewPassphrase(const std::string& file);
 std::string RepoUrl(const Globals& g);
+// "90", "90s", "15m", "2h", "1d" -> seconds (kInvalidArgument otherwise).
+Result<int64_t> ParseDuration(std::string_view text);
 std::unique_ptr<Repository> OpenRepo(const Globals& g);
 
 void PrintJson(const nlohmann::json& j);

@@ -283,6 +283,27 @@ int Run(int argc, char** argv) {
     else std::cout << "passphrase changed\n";
   });
 
+  // unlock / lock
+  auto* unlock = app.add_subcommand(
+      "unlock", "Keep this repository's keys for the current user for a while, so commands need no passphrase");
+  std::string unlock_for = "15m";
+  unlock->add_option("--for", unlock_for, "How long: a number with s, m, h or d (default 15m, at most 7d)");
+  unlock->callback([&] {
+    int64_t seconds = Check(ParseDuration(unlock_for));
+    if (seconds > 7 * 86400) throw Failure{Status::InvalidArgument("--for may not exceed 7d")};
+    OpenOptions o;
+    auto repo = Check(Repository::Open(RepoUrl(g), Passphrase(g, false), o));
+    Check(repo->Unlock(seconds));
+    if (g.json) PrintJson({{"unlocked", true}, {"seconds", seconds}});
+    else std::cout << fmt::format("unlocked for {}; `strata lock` forgets the keys sooner\n", unlock_for);
+  });
+  auto* lock_cmd = app.add_subcommand("lock", "Forget the keys `strata unlock` kept for this repository");
+  lock_cmd->callback([&] {
+    Check(Repository::Lock(RepoUrl(g)));
+    if (g.json) PrintJson({{"locked", true}});
+    else std::cout << "locked\n";
+  });
+
   // repair
   auto* repair = app.add_subcommand("repair", "Rebuild derived data from the packs");
   repair->require_subcommand(1);

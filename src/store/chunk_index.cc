@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "base/endian.h"
+#include "store/index_cache.h"
 
 namespace strata::store {
 
@@ -11,48 +12,87 @@ void ChunkIndex::AddPack(const std::string& pack, const std::vector<PackEntry>& 
   AddPackLocked(pack, entries);
 }
 
+std::optional<ChunkIndex::BaseHit> ChunkIndex::FindBaseLocked(const ObjectId& id) const {
+  if (!base_) return std::nullopt;
+  auto pos = base_->Find(id);
+  if (!pos) return std::nullopt;
+  auto at = base_->At(*pos);
+  if (!at) return std::nullopt;  // a malformed cache entry: as if absent (a duplicate is harmless)
+  return BaseHit{*pos, at->first, at->second};
+}
+
 void ChunkIndex::AddPackLocked(const std::string& pack, const std::vector<PackEntry>& entries) {
   auto [it, inserted] = pack_ids_.emplace(pack, static_cast<uint32_t>(pack_names_.size()));
-  if (!inserted) return;  // already known (listed in two index files)
+  if (!inserted) return;  // already known (listed in two index files, or in the cache)
   pack_names_.push_back(pack);
   pack_entries_.push_back(entries);
-  for (const auto& e : entries) map_.emplace(e.id, Slot{it->second, static_cast<uint32_t>(map_.size()), e});
+  for (const auto& e : entries) {
+    if (base_ && FindBaseLocked(e.id)) continue;
+    map_.emplace(e.id, Slot{it->second, static_cast<uint32_t>(base_size_ + map_.size()), e});
+  }
 }
 
 std::optional<Location> ChunkIndex::Find(const ObjectId& id) const {
   std::shared_lock l(mu_);
+  if (auto hit = FindBaseLocked(id)) return Location{pack_names_[hit->pack], hit->entry, true};
   auto it = map_.find(id);
   if (it == map_.end()) return std::nullopt;
-  return Location{pack_names_[it->second.pack], it->second.entry};
+  return Location{pack_names_[it->second.pack], it->second.entry, false};
 }
 
 bool ChunkIndex::Contains(const ObjectId& id) const {
   std::shared_lock l(mu_);
-  return map_.count(id) != 0;
+  return FindBaseLocked(id).has_value() || map_.count(id) != 0;
 }
 
 std::vector<ObjectId> ChunkIndex::FindByPrefix(std::string_view prefix, size_t limit) const {
   std::vector<ObjectId> out;
   std::shared_lock l(mu_);
-  for (const auto& [id, slot] : map_) {
-    if (id.ToHex().compare(0, prefix.size(), prefix) == 0) {
-      out.push_back(id);
-      if (out.size() >= limit) break;
+  auto matches = [&](const ObjectId& id) { return id.ToHex().compare(0, prefix.size(), prefix) == 0; };
+  if (base_ && limit > 0) {
+    uint64_t begin = 0, end = base_size_;
+    if (prefix.size() >= 2) {
+      auto first = ObjectId::FromHex(std::string(prefix.substr(0, 2)) + std::string(2 * ObjectId::kSize - 2, '0'));
+      if (first.ok()) std::tie(begin, end) = base_->Bucket(first->bytes[0]);
     }
+    for (uint64_t i = begin; i < end && out.size() < limit; ++i) {
+      ObjectId id = base_->IdAt(i);
+      if (matches(id) && base_->At(i)) out.push_back(id);
+    }
+  }
+  for (const auto& [id, slot] : map_) {
+    if (out.size() >= limit) break;
+    if (matches(id)) out.push_back(id);
   }
   return out;
 }
 
 size_t ChunkIndex::size() const {
   std::shared_lock l(mu_);
+  return base_size_ + map_.size();
+}
+
+size_t ChunkIndex::delta_size() const {
+  std::shared_lock l(mu_);
   return map_.size();
+}
+
+std::shared_ptr<const IndexCache> ChunkIndex::base() const {
+  std::shared_lock l(mu_);
+  return base_;
 }
 
 std::vector<PackListing> ChunkIndex::Packs() const {
   std::shared_lock l(mu_);
   std::vector<PackListing> out;
   out.reserve(pack_names_.size());
-  for (size_t i = 0; i < pack_names_.size(); ++i) out.push_back({pack_names_[i], pack_entries_[i]});
+  for (size_t i = 0; i < pack_names_.size(); ++i) {
+    out.push_back({pack_names_[i], i < base_packs_ ? std::vector<PackEntry>{} : pack_entries_[i - base_packs_]});
+  }
+  // The cache keeps one copy of each id, so its packs list the copies the index uses.
+  for (uint64_t i = 0; i < base_size_; ++i) {
+    if (auto at = base_->At(i)) out[at->first].entries.push_back(at->second);
+  }
   return out;
 }
 
@@ -61,18 +101,48 @@ bool ChunkIndex::HasPack(const std::string& pack) const {
   return pack_ids_.count(pack) != 0;
 }
 
+std::optional<uint32_t> ChunkIndex::PackOrdinal(const std::string& pack) const {
+  std::shared_lock l(mu_);
+  auto it = pack_ids_.find(pack);
+  if (it == pack_ids_.end()) return std::nullopt;
+  return it->second;
+}
+
 std::optional<ChunkIndex::Dense> ChunkIndex::FindDense(const ObjectId& id) const {
   std::shared_lock l(mu_);
+  if (auto hit = FindBaseLocked(id)) return Dense{static_cast<uint32_t>(hit->pos), hit->pack, hit->entry.kind};
   auto it = map_.find(id);
   if (it == map_.end()) return std::nullopt;
   return Dense{it->second.ordinal, it->second.pack, it->second.entry.kind};
 }
 
-void ChunkIndex::Reset(const std::vector<PackListing>& packs) {
+std::vector<std::string> ChunkIndex::PackNames() const {
+  std::shared_lock l(mu_);
+  return pack_names_;
+}
+
+void ChunkIndex::ForEach(const std::function<void(uint32_t, uint32_t, const PackEntry&)>& fn) const {
+  std::shared_lock l(mu_);
+  for (uint64_t i = 0; i < base_size_; ++i) {
+    if (auto at = base_->At(i)) fn(static_cast<uint32_t>(i), at->first, at->second);
+  }
+  for (const auto& [id, slot] : map_) fn(slot.ordinal, slot.pack, slot.entry);
+}
+
+void ChunkIndex::Reset(const std::vector<PackListing>& packs) { Reset(nullptr, packs); }
+
+void ChunkIndex::Reset(std::shared_ptr<const IndexCache> base, const std::vector<PackListing>& packs) {
   size_t total = 0;
   for (const auto& p : packs) total += p.entries.size();
   std::unique_lock l(mu_);
   ClearLocked();
+  if (base) {
+    base_ = std::move(base);
+    base_size_ = base_->size();
+    pack_names_ = base_->packs();
+    base_packs_ = static_cast<uint32_t>(pack_names_.size());
+    for (uint32_t i = 0; i < pack_names_.size(); ++i) pack_ids_.emplace(pack_names_[i], i);
+  }
   // One allocation up front: growing the table entry by entry rehashed it ~20 times and was
   // most of the time of opening a large repository.
   map_.reserve(total);
@@ -85,6 +155,9 @@ void ChunkIndex::Clear() {
 }
 
 void ChunkIndex::ClearLocked() {
+  base_.reset();
+  base_size_ = 0;
+  base_packs_ = 0;
   pack_names_.clear();
   pack_ids_.clear();
   pack_entries_.clear();

@@ -12,22 +12,25 @@
 // replaces it is durable:
 //   1. new packs (live objects of rewritten packs, sealed bytes copied unchanged) are committed:
 //      fsync, rename, fsync of the directory;
-//   2. ONE new index file listing every pack that remains (kept + new) is committed;
+//   2. new index files listing every pack that remains (kept + new) are committed, in parts of
+//      at most 64 MiB of plaintext;
 //   3. the old index files are deleted (each deletion durable before the next step);
 //   4. the dead and rewritten packs are deleted.
 // A crash before 2 leaves the new packs unindexed: leftovers that verify reports and the next
-// gc or cleanup removes; the old index is intact. A crash between 2 and 3 leaves old and new
-// index files side by side: their union lists old packs that all still exist and new packs that
-// hold duplicates of the same objects, and the index keeps one copy of each id. A crash during 3
-// or 4 leaves packs that no index lists any more (leftovers), never an index naming a missing
-// pack, because every old index file is gone before the first pack is deleted. In every case
-// each live object stays readable.
+// gc or cleanup removes; the old index is intact. A crash during or after 2 and before 3 leaves
+// old and new index files side by side: their union lists old packs that all still exist and new
+// packs that hold duplicates of the same objects, and the index keeps one copy of each id. A
+// crash during 3 or 4 leaves packs that no index lists any more (leftovers), never an index
+// naming a missing pack, because every old index file is gone before the first pack is deleted.
+// In every case each live object stays readable.
 //
-// Memory. The mark set is one bit per indexed object, addressed by the dense ordinal the
-// ChunkIndex keeps in what was padding of its slots (no extra bytes there). Beyond the chunk
-// index every open repository holds, gc keeps the pack listings it loaded (52-56 bytes per
-// entry, the same as the index's own copy) and 32 bytes per tree or chunk list found but not
-// yet read (the walk's stack). It never holds a set of ids.
+// Memory (docs/ARCHITECTURE.md, "Garbage collection"). gc first builds the local index cache
+// afresh from every index file (an existing cache is not trusted for deciding what to delete), so an object's dense ordinal is its position in the memory-mapped cache
+// and no entry is held in memory. It then holds: the mark set, one bit per indexed object; a
+// counter triple per pack; the walk's stack (32 bytes per tree or chunk list found and not yet
+// read); the (pack, entry) pairs of the live objects of packs it rewrites; and, while writing
+// the new index, one old index file and one part of the new index (at most 64 MiB of
+// plaintext each). It never holds a set of ids.
 #include <algorithm>
 #include <unordered_set>
 
@@ -164,22 +167,15 @@ Result<GcReport> RepositoryImpl::CollectGarbage(const GcOptions& options) {
   report.dry_run = options.dry_run;
 
   // 1. The index as it is on disk now (other processes may have added to it since this one
-  // opened), one listing per pack, so that a listing's position is its pack number.
+  // opened), folded into the index cache, so that an object's dense ordinal is its position in
+  // the mapped cache and no entry needs to be held in memory.
   STRATA_ASSIGN_OR_RETURN(auto old_index_files, backend_->List(volume::ObjectType::kIndex));
-  std::vector<PackListing> listings;
-  {
-    std::unordered_set<std::string> seen;
-    for (const auto& name : old_index_files) {
-      STRATA_ASSIGN_OR_RETURN(std::string bytes, backend_->Get(volume::ObjectType::kIndex, name));
-      auto packs = ParseIndexFile(aead_, name, bytes);
-      if (!packs.ok()) return packs.status().WithContext("gc (run `strata repair index` to rebuild the index)");
-      for (auto& p : *packs) {
-        if (seen.insert(p.pack).second) listings.push_back(std::move(p));
-      }
-    }
-  }
-  index_.Reset(listings);
+  // Built from the authenticated index files, never from an existing cache: a damaged cache
+  // entry naming the wrong pack could otherwise make a pack that holds live objects look dead.
+  STRATA_RETURN_IF_ERROR(LoadIndex(/*fold_all=*/true, /*trust_cache=*/false)
+                             .WithContext("gc (run `strata repair index` to rebuild the index)"));
   report.objects_total = index_.size();
+  const std::vector<std::string> packs = index_.PackNames();
 
   // 2. Mark.
   MarkSet marks(index_.size());
@@ -198,47 +194,46 @@ Result<GcReport> RepositoryImpl::CollectGarbage(const GcOptions& options) {
   }
   report.objects_live = marks.count();
 
-  // An entry is live when its id is marked and it is the copy the index uses; other copies of
-  // the same id (written by concurrent puts) are dead.
-  auto live = [&](uint32_t pack, const PackEntry& e) {
-    auto dense = index_.FindDense(e.id);
-    return dense && dense->pack == pack && marks.Test(dense->ordinal);
+  // 3. Per-pack counters from one pass over the index (the copy of each id the index uses;
+  // other copies of an id, written by concurrent puts, are dead and not counted), then each
+  // pack's fate.
+  struct PackCount {
+    uint64_t live_bytes = 0, all_bytes = 0;
+    uint64_t live_count = 0;
   };
-
-  // 3. Decide each pack's fate.
+  std::vector<PackCount> counts(packs.size());
+  index_.ForEach([&](uint32_t ordinal, uint32_t pack, const PackEntry& e) {
+    PackCount& c = counts[pack];
+    c.all_bytes += e.stored_size;
+    if (marks.Test(ordinal)) {
+      c.live_bytes += e.stored_size;
+      ++c.live_count;
+    }
+  });
   const int64_t now_ns = options_.env->NowMicros() * 1000;
   auto young = [&](int64_t mtime_ns) {
     return options.grace_seconds > 0 && now_ns - mtime_ns < options.grace_seconds * 1'000'000'000LL;
   };
-  std::vector<PackPlan> plans(listings.size());
+  std::vector<PackPlan> plans(packs.size());
   uint64_t removed_bytes = 0;
   bool index_changes = false;
-  for (uint32_t i = 0; i < listings.size(); ++i) {
-    const PackListing& l = listings[i];
+  for (uint32_t i = 0; i < packs.size(); ++i) {
     PackPlan& plan = plans[i];
-    uint64_t live_bytes = 0, all_bytes = 0;
-    size_t live_count = 0;
-    for (const auto& e : l.entries) {
-      all_bytes += e.stored_size;
-      if (live(i, e)) {
-        live_bytes += e.stored_size;
-        ++live_count;
-      }
-    }
-    auto info = backend_->Stat(volume::ObjectType::kPack, l.pack);
+    const PackCount& c = counts[i];
+    auto info = backend_->Stat(volume::ObjectType::kPack, packs[i]);
     if (!info.ok() && info.status().code() != StatusCode::kNotFound) return info.status();
     if (!info.ok()) {
-      if (live_count > 0) {
-        return Status::Corruption(fmt::format("{}: pack {} holding {} live objects is missing", kDamaged, l.pack, live_count));
+      if (c.live_count > 0) {
+        return Status::Corruption(fmt::format("{}: pack {} holding {} live objects is missing", kDamaged, packs[i], c.live_count));
       }
       plan.missing = true;
       plan.action = Action::kDelete;  // only drops it from the index
     } else {
       plan.file_size = info->size;
       if (young(info->mtime_ns)) continue;
-      if (live_count == 0) {
+      if (c.live_count == 0) {
         plan.action = Action::kDelete;
-      } else if (all_bytes > 0 && double(all_bytes - live_bytes) / double(all_bytes) > options.repack_threshold) {
+      } else if (c.all_bytes > 0 && double(c.all_bytes - c.live_bytes) / double(c.all_bytes) > options.repack_threshold) {
         plan.action = Action::kRepack;
       }
     }
@@ -263,19 +258,24 @@ Result<GcReport> RepositoryImpl::CollectGarbage(const GcOptions& options) {
     }
   }
 
+  // The live objects to copy: only those of rewritten packs are held (pack, entry), in pack
+  // order, then offset order so each pack is read front to back.
+  std::vector<std::pair<uint32_t, PackEntry>> moving;
+  index_.ForEach([&](uint32_t ordinal, uint32_t pack, const PackEntry& e) {
+    if (plans[pack].action == Action::kRepack && marks.Test(ordinal)) moving.emplace_back(pack, e);
+  });
+  std::sort(moving.begin(), moving.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second.offset < b.second.offset;
+  });
   // The new packs, planned as PackWriter will fill them, so a dry run reports the same sizes.
   {
     uint64_t n = 0, data = 0;
-    for (uint32_t i = 0; i < listings.size(); ++i) {
-      if (plans[i].action != Action::kRepack) continue;
-      for (const auto& e : listings[i].entries) {
-        if (!live(i, e)) continue;
-        ++n;
-        data += e.stored_size;
-        if (kPackHeaderSize + data >= config_.pack_size) {
-          report.bytes_rewritten += PackFileSize(n, data);
-          n = data = 0;
-        }
+    for (const auto& [pack, e] : moving) {
+      ++n;
+      data += e.stored_size;
+      if (kPackHeaderSize + data >= config_.pack_size) {
+        report.bytes_rewritten += PackFileSize(n, data);
+        n = data = 0;
       }
     }
     if (n > 0) report.bytes_rewritten += PackFileSize(n, data);
@@ -286,61 +286,81 @@ Result<GcReport> RepositoryImpl::CollectGarbage(const GcOptions& options) {
   if (index_changes) {
     // Step 1: copy the live objects of rewritten packs into new packs, checking each on the
     // way (a live object that fails authentication stops gc before anything is deleted).
-    std::vector<PackListing> remaining;
+    std::vector<PackListing> fresh;
     std::unique_ptr<PackWriter> writer;
     uint64_t written = 0;
     auto seal_pack = [&]() -> Status {
       STRATA_RETURN_IF_ERROR(writer->Finish().WithContext("gc: committing pack " + writer->name()));
       written += writer->size();
-      remaining.push_back({writer->name(), writer->entries()});
+      fresh.push_back({writer->name(), writer->entries()});
       writer.reset();
       return Status::OK();
     };
     std::string sealed, plain;
-    for (uint32_t i = 0; i < listings.size(); ++i) {
-      if (plans[i].action != Action::kRepack) continue;
-      for (const auto& e : listings[i].entries) {
-        if (!live(i, e)) continue;
-        sealed.resize(e.stored_size);
-        Status s = backend_->ReadAt(volume::ObjectType::kPack, listings[i].pack, e.offset, sealed.size(),
-                                    reinterpret_cast<uint8_t*>(sealed.data()));
-        if (s.ok()) s = OpenObject(aead_, e, listings[i].pack, AsBytes(sealed), &plain);
-        if (!s.ok()) return Status::Corruption(fmt::format("{}: live object {}: {}", kDamaged, e.id.Short(), s.message()));
-        if (!writer) {
-          std::string name = NewRandomName();
-          STRATA_ASSIGN_OR_RETURN(auto out, backend_->Create(volume::ObjectType::kPack, name));
-          writer = std::make_unique<PackWriter>(&aead_, name, std::move(out));
-        }
-        // The sealed bytes are bound to id, kind, codec and size (ObjectAd), not to their pack
-        // or offset: they move unchanged.
-        STRATA_RETURN_IF_ERROR(writer->Add(e, AsBytes(sealed)).WithContext("gc: writing pack " + writer->name()));
-        if (writer->size() >= config_.pack_size) STRATA_RETURN_IF_ERROR(seal_pack());
+    for (const auto& [pack, e] : moving) {
+      sealed.resize(e.stored_size);
+      Status s = backend_->ReadAt(volume::ObjectType::kPack, packs[pack], e.offset, sealed.size(),
+                                  reinterpret_cast<uint8_t*>(sealed.data()));
+      if (s.ok()) s = OpenObject(aead_, e, packs[pack], AsBytes(sealed), &plain);
+      if (!s.ok()) return Status::Corruption(fmt::format("{}: live object {}: {}", kDamaged, e.id.Short(), s.message()));
+      if (!writer) {
+        std::string name = NewRandomName();
+        STRATA_ASSIGN_OR_RETURN(auto out, backend_->Create(volume::ObjectType::kPack, name));
+        writer = std::make_unique<PackWriter>(&aead_, name, std::move(out));
       }
+      // The sealed bytes are bound to id, kind, codec and size (ObjectAd), not to their pack
+      // or offset: they move unchanged.
+      STRATA_RETURN_IF_ERROR(writer->Add(e, AsBytes(sealed)).WithContext("gc: writing pack " + writer->name()));
+      if (writer->size() >= config_.pack_size) STRATA_RETURN_IF_ERROR(seal_pack());
     }
     if (writer) STRATA_RETURN_IF_ERROR(seal_pack());
+    moving.clear();
+    moving.shrink_to_fit();
     report.bytes_rewritten = written;
     report.bytes_freed = removed_bytes > written ? removed_bytes - written : 0;
 
-    // Step 2: one index file naming every pack that remains.
-    for (uint32_t i = 0; i < listings.size(); ++i) {
-      if (plans[i].action == Action::kKeep) remaining.push_back(listings[i]);
+    // Step 2: new index files naming every pack that remains: the new packs, and each kept
+    // pack with its listing copied from the old index file that listed it first. One old file
+    // is held at a time, and the new files are written in parts of bounded size.
+    std::vector<bool> listed(packs.size(), false);
+    std::vector<PackListing> part;
+    uint64_t part_bytes = 0;
+    auto add = [&](PackListing l) -> Status {
+      part_bytes += 6 + l.pack.size() + l.entries.size() * kPackEntryRecordSize;
+      part.push_back(std::move(l));
+      if (part_bytes < kMaxIndexFilePlain) return Status::OK();
+      STRATA_RETURN_IF_ERROR(WriteIndexFiles(part).WithContext("gc: writing the new index"));
+      part.clear();
+      part_bytes = 0;
+      return Status::OK();
+    };
+    for (auto& l : fresh) STRATA_RETURN_IF_ERROR(add(std::move(l)));
+    fresh.clear();
+    for (const auto& name : old_index_files) {
+      STRATA_ASSIGN_OR_RETURN(std::string bytes, backend_->Get(volume::ObjectType::kIndex, name));
+      auto listings = ParseIndexFile(aead_, name, bytes);
+      if (!listings.ok()) return listings.status().WithContext("gc (run `strata repair index` to rebuild the index)");
+      bytes.clear();
+      for (auto& l : *listings) {
+        auto ordinal = index_.PackOrdinal(l.pack);
+        if (!ordinal || listed[*ordinal] || plans[*ordinal].action != Action::kKeep) continue;
+        listed[*ordinal] = true;
+        STRATA_RETURN_IF_ERROR(add(std::move(l)));
+      }
     }
-    if (!remaining.empty()) {
-      std::string name = NewRandomName();
-      STRATA_RETURN_IF_ERROR(backend_->Put(volume::ObjectType::kIndex, name, SerializeIndexFile(aead_, name, remaining))
-                                 .WithContext("gc: writing the new index file"));
-    }
-    // From here the new index is the truth; readers of this process switch to it before any
-    // pack they might be reading from goes away.
-    index_.Reset(remaining);
+    if (!part.empty()) STRATA_RETURN_IF_ERROR(WriteIndexFiles(part).WithContext("gc: writing the new index"));
+    part.clear();
     // Step 3: the old index files, every one of them before any pack.
     for (const auto& name : old_index_files) {
       STRATA_RETURN_IF_ERROR(backend_->Delete(volume::ObjectType::kIndex, name).WithContext("gc: deleting an old index file"));
     }
+    // From here the new index is the truth; readers of this process switch to it before any
+    // pack they might be reading from goes away. The cache covers deleted files: rebuilt here.
+    STRATA_RETURN_IF_ERROR(LoadIndex().WithContext("gc: loading the new index"));
     // Step 4: the packs nothing lists any more.
-    for (uint32_t i = 0; i < listings.size(); ++i) {
+    for (uint32_t i = 0; i < packs.size(); ++i) {
       if (plans[i].action == Action::kKeep || plans[i].missing) continue;
-      STRATA_RETURN_IF_ERROR(backend_->Delete(volume::ObjectType::kPack, listings[i].pack).WithContext("gc: deleting a pack"));
+      STRATA_RETURN_IF_ERROR(backend_->Delete(volume::ObjectType::kPack, packs[i]).WithContext("gc: deleting a pack"));
     }
   }
   for (const auto& name : leftovers) {

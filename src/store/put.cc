@@ -3,7 +3,8 @@
 // One thread reads and chunks; a pool hashes, compresses, encrypts and appends to packs, each
 // worker to a pack of its own so appends never wait on each other. Memory is bounded by the
 // pool's queue (a few chunks per worker). Visibility follows durability: packs are committed
-// (fsync + rename + dir fsync) first, then one index file naming them, then the root record.
+// (fsync + rename + dir fsync) first, then the index files naming them (parts of at most 64 MiB),
+// then the root record.
 // A crash before the root leaves only unreferenced packs, which verify reports as leftovers.
 #include <unistd.h>
 
@@ -84,7 +85,7 @@ class PutSession {
     return status();
   }
 
-  // Waits, commits the open packs, then one index file that lists every pack of the session.
+  // Waits, commits the open packs, then the index files that list every pack of the session.
   // The session's objects are durable and indexed when it returns OK.
   Status Commit() {
     STRATA_RETURN_IF_ERROR(Wait());
@@ -94,9 +95,7 @@ class PutSession {
     idle_writers_.clear();
     STRATA_RETURN_IF_ERROR(status());
     if (sealed_.empty()) return Status::OK();
-    std::string name = NewRandomName();
-    STRATA_RETURN_IF_ERROR(repo_->backend_->Put(volume::ObjectType::kIndex, name,
-                                                SerializeIndexFile(repo_->aead_, name, sealed_)));
+    STRATA_RETURN_IF_ERROR(repo_->WriteIndexFiles(sealed_));
     for (const auto& p : sealed_) repo_->index_.AddPack(p.pack, p.entries);
     sealed_.clear();
     return Status::OK();

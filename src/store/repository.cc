@@ -10,6 +10,8 @@
 
 #include "base/endian.h"
 #include "base/sysinfo.h"
+#include "store/index_cache.h"
+#include "store/key_cache.h"
 #include "store/lock.h"
 #include "store/repository_impl.h"
 #include "store/tree_pages.h"
@@ -145,9 +147,23 @@ namespace {
 std::string RecordAd(const std::string& name) { return "strata-record-v1:" + name; }
 }  // namespace
 
-Status RepositoryImpl::AppendRecord(std::string_view json) {
-  std::string name = NewRandomName();
+Status RepositoryImpl::AppendRecord(std::string_view json, std::string_view key) {
+  if (key.size() > 64 || !std::all_of(key.begin(), key.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z');
+      })) {
+    return Status::InvalidArgument(fmt::format("record key '{}' is not 1-64 of [0-9a-z]", key));
+  }
+  std::string name = key.empty() ? NewRandomName() : fmt::format("{}-{}", key, NewRandomName());
   return backend_->Put(volume::ObjectType::kRecord, name, aead_.Seal(json, RecordAd(name)));
+}
+
+Result<std::vector<std::string>> RepositoryImpl::RecordNames() { return backend_->List(volume::ObjectType::kRecord); }
+
+Result<std::string> RepositoryImpl::ReadRecord(const std::string& name) {
+  STRATA_ASSIGN_OR_RETURN(std::string sealed, backend_->Get(volume::ObjectType::kRecord, name));
+  auto plain = aead_.Open(sealed, RecordAd(name));
+  if (!plain.ok()) return Status::Corruption(fmt::format("record {} failed authentication", name));
+  return std::move(*plain);
 }
 
 Result<std::vector<std::string>> RepositoryImpl::Records() {
@@ -155,31 +171,171 @@ Result<std::vector<std::string>> RepositoryImpl::Records() {
   std::vector<std::string> out;
   out.reserve(names.size());
   for (const auto& name : names) {
-    STRATA_ASSIGN_OR_RETURN(std::string sealed, backend_->Get(volume::ObjectType::kRecord, name));
-    auto plain = aead_.Open(sealed, RecordAd(name));
-    if (!plain.ok()) return Status::Corruption(fmt::format("record {} failed authentication", name));
-    out.push_back(std::move(*plain));
+    STRATA_ASSIGN_OR_RETURN(std::string plain, ReadRecord(name));
+    out.push_back(std::move(plain));
   }
   return out;
 }
 
-Status RepositoryImpl::LoadIndex() {
-  STRATA_ASSIGN_OR_RETURN(auto names, backend_->List(volume::ObjectType::kIndex));
-  std::vector<PackListing> all;
-  for (const auto& name : names) {
-    STRATA_ASSIGN_OR_RETURN(std::string bytes, backend_->Get(volume::ObjectType::kIndex, name));
-    auto packs = ParseIndexFile(aead_, name, bytes);
-    if (!packs.ok()) {
-      return packs.status().WithContext("loading the chunk index (run `strata repair index` to rebuild it from the packs)");
+std::string RepositoryImpl::IndexCachePath() { return JoinPath(local_state_dir(), "index.cache"); }
+
+Status RepositoryImpl::WriteIndexFiles(const std::vector<PackListing>& listings) {
+  // Several files of bounded size rather than one: whoever loads, rewrites or garbage-collects
+  // them holds one file at a time. A pack's listing is never split (loaders keep the first
+  // listing of a pack).
+  size_t i = 0;
+  while (i < listings.size()) {
+    std::vector<PackListing> part;
+    uint64_t bytes = 8;
+    while (i < listings.size()) {
+      uint64_t more = 6 + listings[i].pack.size() + listings[i].entries.size() * kPackEntryRecordSize;
+      if (!part.empty() && bytes + more > kMaxIndexFilePlain) break;
+      bytes += more;
+      part.push_back(listings[i++]);
     }
-    for (auto& p : *packs) all.push_back(std::move(p));
+    std::string name = NewRandomName();
+    STRATA_RETURN_IF_ERROR(backend_->Put(volume::ObjectType::kIndex, name, SerializeIndexFile(aead_, name, part)));
   }
-  index_.Reset(all);
   return Status::OK();
 }
 
-Result<std::string> RepositoryImpl::ReadObject(const ObjectId& id, ObjectKind kind) {
+Status RepositoryImpl::LoadIndex(bool fold_all, bool trust_cache) {
+  const uint64_t fold_entries = options_.index_cache_fold_entries;
+  const std::string path = IndexCachePath();
+  // Untrusted mode builds a cache of its own from the index files under a private name, maps
+  // it, and only then publishes it: nothing another process writes meanwhile is used.
+  const std::string write_path = trust_cache ? path : fmt::format("{}.new-{}", path, NewRandomName().substr(0, 12));
+  bool no_write = false;
+  for (int pass = 0;; ++pass) {
+    STRATA_ASSIGN_OR_RETURN(auto names, backend_->List(volume::ObjectType::kIndex));
+    std::sort(names.begin(), names.end());
+    std::shared_ptr<const IndexCache> base;
+    if (trust_cache && !no_write) {
+      auto cache = IndexCache::Open(options_.env, path);
+      // A cache that names an index file that is gone (gc, repair) is stale: rebuilt below.
+      if (cache.ok() && std::includes(names.begin(), names.end(), (*cache)->index_files().begin(),
+                                      (*cache)->index_files().end())) {
+        base = std::move(*cache);
+      }
+    }
+    std::vector<std::string> covered = base ? base->index_files() : std::vector<std::string>{};
+    std::vector<std::string> uncovered;
+    std::set_difference(names.begin(), names.end(), covered.begin(), covered.end(), std::back_inserter(uncovered));
+    // Written (folded) on the first pass only, and never when disabled or after a failure.
+    bool may_write = pass == 0 && !no_write && (fold_entries > 0 || fold_all || !trust_cache);
+    std::vector<PackListing> delta;
+    std::vector<std::string> delta_files;
+    uint64_t delta_entries = 0;
+    bool wrote = false;
+    // Sorted runs of at most kIndexCacheBuildGroup entries, written while many index files
+    // are read (bounded memory), then merged with the base and the rest in one pass.
+    std::vector<std::unique_ptr<IndexCache>> runs;
+    std::vector<std::string> run_paths, run_files;
+    auto drop_runs = [&] {
+      runs.clear();
+      for (const auto& p : run_paths) (void)options_.env->DeleteFile(p);
+      run_paths.clear();
+    };
+    auto write_run = [&]() -> bool {
+      std::string run_path = fmt::format("{}.run-{}", write_path, NewRandomName().substr(0, 12));
+      Status s = WriteIndexCache(options_.env, run_path, nullptr, delta, {});
+      auto run = s.ok() ? IndexCache::Open(options_.env, run_path) : Result<std::unique_ptr<IndexCache>>(s);
+      if (s.ok()) run_paths.push_back(run_path);
+      if (!run.ok()) return false;
+      runs.push_back(std::move(*run));
+      run_files.insert(run_files.end(), delta_files.begin(), delta_files.end());
+      delta.clear();
+      delta_files.clear();
+      delta_entries = 0;
+      return true;
+    };
+    auto fold = [&]() -> bool {
+      std::vector<const IndexCache*> sources;
+      if (base) sources.push_back(base.get());
+      for (const auto& r : runs) sources.push_back(r.get());
+      std::vector<std::string> all = covered;
+      all.insert(all.end(), run_files.begin(), run_files.end());
+      all.insert(all.end(), delta_files.begin(), delta_files.end());
+      Status s = WriteIndexCache(options_.env, write_path, sources, delta, std::move(all));
+      auto reopened = s.ok() ? IndexCache::Open(options_.env, write_path) : Result<std::unique_ptr<IndexCache>>(s);
+      drop_runs();
+      if (!reopened.ok()) return false;
+      wrote = true;
+      base = std::move(*reopened);
+      covered = base->index_files();
+      run_files.clear();
+      delta.clear();
+      delta_files.clear();
+      delta_entries = 0;
+      return true;
+    };
+    bool failed = false;
+    for (const auto& name : uncovered) {
+      STRATA_ASSIGN_OR_RETURN(std::string bytes, backend_->Get(volume::ObjectType::kIndex, name));
+      auto packs = ParseIndexFile(aead_, name, bytes);
+      if (!packs.ok()) {
+        drop_runs();
+        return packs.status().WithContext("loading the chunk index (run `strata repair index` to rebuild it from the packs)");
+      }
+      for (auto& p : *packs) {
+        delta_entries += p.entries.size();
+        delta.push_back(std::move(p));
+      }
+      delta_files.push_back(name);
+      if (may_write && delta_entries >= kIndexCacheBuildGroup && !write_run()) {
+        failed = true;
+        break;
+      }
+    }
+    uint64_t base_size = base ? base->size() : 0;
+    if (!failed && may_write && (!runs.empty() || !delta_files.empty()) &&
+        (!runs.empty() || fold_all || !trust_cache || delta_entries >= std::max<uint64_t>(fold_entries, base_size / 8) ||
+         delta_files.size() >= kIndexCacheFoldFiles)) {
+      failed = !fold();
+    }
+    if (failed) {
+      // Read-only state directory, disk full: load everything into memory instead.
+      drop_runs();
+      no_write = true;
+      continue;
+    }
+    if (!trust_cache) {
+      // Publish what was built (the mapping stays on this file whatever replaces it later).
+      if (wrote && !options_.env->RenameFile(write_path, path).ok()) (void)options_.env->DeleteFile(write_path);
+    } else if (wrote && !std::equal(covered.begin(), covered.end(), names.begin(), names.end())) {
+      // Another process added index files while this one merged: look again.
+      continue;
+    }
+    index_.Reset(std::move(base), delta);
+    return Status::OK();
+  }
+}
+
+Status RepositoryImpl::DistrustIndexCache() {
+  if (cache_distrusted_.exchange(true)) return Status::Corruption("the index cache was already rebuilt");
+  return LoadIndex(/*fold_all=*/false, /*trust_cache=*/false);
+}
+
+std::optional<Location> RepositoryImpl::Locate(const ObjectId& id, bool* cached) {
   auto loc = index_.Find(id);
+  // An id absent from a damaged cache looks missing: rebuild it from the index files once.
+  if (!loc && index_.base() && DistrustIndexCache().ok()) loc = index_.Find(id);
+  if (loc && cached) *cached = loc->cached;
+  return loc;
+}
+
+Result<std::string> RepositoryImpl::ReadObject(const ObjectId& id, ObjectKind kind) {
+  bool cached = false;
+  auto r = ReadObjectAt(id, kind, &cached);
+  // The location came from the index cache, which is not authenticated: a wrong one fails here.
+  // Rebuild the cache from the index files once and try again.
+  if (!r.ok() && cached && DistrustIndexCache().ok()) return ReadObjectAt(id, kind, &cached);
+  return r;
+}
+
+Result<std::string> RepositoryImpl::ReadObjectAt(const ObjectId& id, ObjectKind kind, bool* cached) {
+  *cached = false;
+  auto loc = Locate(id, cached);
   if (!loc) return Status::NotFound(fmt::format("object {} is not in the repository", id.Short()));
   if (loc->entry.kind != kind) {
     return Status::InvalidArgument(fmt::format("object {} is not a {}", id.Short(),
@@ -219,7 +375,7 @@ Result<TreeEntry> RepositoryImpl::Lookup(const ObjectId& root, std::string_view 
 }
 
 Result<std::unique_ptr<BlobReader>> RepositoryImpl::OpenFile(const ObjectId& id, std::string_view path) {
-  auto loc = index_.Find(id);
+  auto loc = Locate(id, nullptr);
   if (!loc) return Status::NotFound(fmt::format("object {} is not in the repository", id.Short()));
   if (loc->entry.kind == ObjectKind::kChunkList) {
     if (!path.empty()) return Status::InvalidArgument(fmt::format("{} is a stream, not a tree: it has no paths", id.Short()));
@@ -480,7 +636,22 @@ Status RepositoryImpl::RemoveKey(std::string_view slot_id, bool allow_current) {
       return Status::FailedPrecondition("refusing to remove the key slot in use; open the repository with another passphrase to remove it");
     }
   }
-  return backend_->Delete(volume::ObjectType::kKeySlot, std::string(slot_id));
+  STRATA_RETURN_IF_ERROR(backend_->Delete(volume::ObjectType::kKeySlot, std::string(slot_id)));
+  // Entries made with that slot are refused anyway (OpenUnlocked checks the slot); remove ours.
+  return RemoveCachedKeys(config_.id);
+}
+
+Status RepositoryImpl::Unlock(int64_t seconds) {
+  if (seconds <= 0) return Status::InvalidArgument("the unlock duration must be positive");
+  CachedKeys k;
+  k.repo_id = config_.id;
+  {
+    std::lock_guard<std::mutex> l(keys_mu_);
+    k.slot_id = slot_.id;
+  }
+  k.expires_unix = static_cast<int64_t>(std::time(nullptr)) + seconds;
+  k.keys = keys_;
+  return SaveCachedKeys(k);
 }
 
 Status RepositoryImpl::ChangePassphrase(std::string_view new_passphrase) {
@@ -496,7 +667,7 @@ Status RepositoryImpl::ChangePassphrase(std::string_view new_passphrase) {
   STRATA_RETURN_IF_ERROR(backend_->Delete(volume::ObjectType::kKeySlot, old.id));
   std::lock_guard<std::mutex> l(keys_mu_);
   slot_ = std::move(slot);
-  return Status::OK();
+  return RemoveCachedKeys(config_.id);
 }
 
 }  // namespace strata::store
@@ -549,6 +720,40 @@ Result<std::unique_ptr<Repository>> Repository::Open(const std::string& url, std
   auto repo = std::make_unique<RepositoryImpl>(options, std::move(backend), parsed->config, keys, std::move(*slot));
   STRATA_RETURN_IF_ERROR(repo->LoadIndex());
   return std::unique_ptr<Repository>(std::move(repo));
+}
+
+Result<std::unique_ptr<Repository>> Repository::OpenUnlocked(const std::string& url, const OpenOptions& options) {
+  using namespace store;
+  STRATA_ASSIGN_OR_RETURN(auto backend, volume::OpenLocalBackend(options.env, url));
+  STRATA_ASSIGN_OR_RETURN(std::string config_bytes, backend->Get(volume::ObjectType::kConfig, "config"));
+  auto parsed = ParseConfig(config_bytes);
+  if (!parsed.ok()) return parsed.status().WithContext(fmt::format("repository '{}'", url));
+  STRATA_ASSIGN_OR_RETURN(CachedKeys cached, LoadCachedKeys(parsed->config.id, static_cast<int64_t>(std::time(nullptr))));
+  // Honoured only while the slot that was opened still exists: removing a key slot (or changing
+  // its passphrase, which replaces it) revokes the cache entries made with it.
+  auto slot_bytes = backend->Get(volume::ObjectType::kKeySlot, cached.slot_id);
+  if (!slot_bytes.ok()) {
+    (void)RemoveCachedKeys(parsed->config.id);
+    return Status::NotFound("the unlocked keys were made with a key slot that no longer exists");
+  }
+  STRATA_ASSIGN_OR_RETURN(crypto::KeySlot slot, crypto::ParseKeySlot(*slot_bytes));
+  crypto::KeyedHash mac(cached.keys.mac);
+  // Keys that do not authenticate the config are not this repository's (or were altered).
+  if (!CheckConfigMac(*parsed, mac).ok()) {
+    return Status::NotFound("the unlocked keys do not open this repository");
+  }
+  auto repo = std::make_unique<RepositoryImpl>(options, std::move(backend), parsed->config, cached.keys, std::move(slot));
+  STRATA_RETURN_IF_ERROR(repo->LoadIndex());
+  return std::unique_ptr<Repository>(std::move(repo));
+}
+
+Status Repository::Lock(const std::string& url, const OpenOptions& options) {
+  using namespace store;
+  STRATA_ASSIGN_OR_RETURN(auto backend, volume::OpenLocalBackend(options.env, url));
+  STRATA_ASSIGN_OR_RETURN(std::string config_bytes, backend->Get(volume::ObjectType::kConfig, "config"));
+  auto parsed = ParseConfig(config_bytes);
+  if (!parsed.ok()) return parsed.status().WithContext(fmt::format("repository '{}'", url));
+  return RemoveCachedKeys(parsed->config.id);
 }
 
 }  // namespace strata

@@ -3,6 +3,7 @@
 // (garbage collection).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -18,6 +19,14 @@
 #include "volume/backend.h"
 
 namespace strata::store {
+
+// Index files are written in parts of at most this much plaintext (about 1.2M entries).
+inline constexpr uint64_t kMaxIndexFilePlain = 64ull << 20;
+// The index cache is rewritten when this many index files are outside it...
+inline constexpr size_t kIndexCacheFoldFiles = 32;
+// ... and built from index files in sorted runs of at most this many entries, merged in one
+// pass (bounded memory, and each entry written twice whatever the repository's size).
+inline constexpr uint64_t kIndexCacheBuildGroup = 500'000;
 
 class RepositoryImpl : public Repository, public ObjectStore {
  public:
@@ -41,6 +50,7 @@ class RepositoryImpl : public Repository, public ObjectStore {
   Status RemoveKey(std::string_view slot_id, bool allow_current) override;
   Status ChangePassphrase(std::string_view new_passphrase) override;
   std::string url() const override { return backend_->url(); }
+  Status Unlock(int64_t seconds) override;
   ObjectStore* objects() override { return this; }
 
   // ObjectStore
@@ -52,14 +62,32 @@ class RepositoryImpl : public Repository, public ObjectStore {
   Env* env() override { return options_.env; }
   std::string local_state_dir() override;
   const crypto::Key256& audit_key() override { return audit_key_; }
-  Status AppendRecord(std::string_view json) override;
+  Status AppendRecord(std::string_view json, std::string_view key) override;
+  Result<std::vector<std::string>> RecordNames() override;
+  Result<std::string> ReadRecord(const std::string& name) override;
   Result<std::vector<std::string>> Records() override;
   Result<GcReport> CollectGarbage(const GcOptions& options) override;
 
-  // Loads every index file into index_, replacing what it held.
-  Status LoadIndex();
+  // Loads the chunk index into index_, replacing what it held: the local index cache (mapped)
+  // plus every index file it does not cover. Writes a new cache when it is missing, stale, or
+  // more than a threshold of entries is outside it (index_cache.h).
+  // `fold_all`: merge every index file into the cache (gc: dense ordinals are then positions in
+  // the mapped cache, and the in-memory delta is empty). `trust_cache` false: ignore the
+  // existing cache and build one from the index files alone (gc, whose pack decisions must not
+  // rest on unauthenticated data, and recovery from a bad cache).
+  Status LoadIndex(bool fold_all = false, bool trust_cache = true);
+  // After a location from the cache failed (or an id was missing from it): rebuilds the cache
+  // from the index files and reloads. Only once per process; later calls fail.
+  Status DistrustIndexCache();
+  // index_.Find, falling back to DistrustIndexCache once when a cache is in use and the id is
+  // absent. `cached` (may be null) tells whether the location came from the cache.
+  std::optional<Location> Locate(const ObjectId& id, bool* cached);
+  std::string IndexCachePath();
+  // Writes `listings` as index files of at most kMaxIndexFilePlain bytes of plaintext each.
+  Status WriteIndexFiles(const std::vector<PackListing>& listings);
   // Reads, authenticates and decompresses one object; fails if it is not of `kind`.
   Result<std::string> ReadObject(const ObjectId& id, ObjectKind kind);
+  Result<std::string> ReadObjectAt(const ObjectId& id, ObjectKind kind, bool* cached);
   // Follows `path` (slash-separated, may be empty) from the tree `root`.
   Result<TreeEntry> Lookup(const ObjectId& root, std::string_view path);
   Status WriteRoot(const RootInfo& root);
@@ -73,6 +101,7 @@ class RepositoryImpl : public Repository, public ObjectStore {
   crypto::KeyedHash mac_;
   Chunker chunker_;
   ChunkIndex index_;
+  std::atomic<bool> cache_distrusted_{false};
   std::mutex keys_mu_;
   crypto::Key256 audit_key_;
   uint64_t tree_seed_ = 0;  // keys the page boundaries of large directories (tree_pages.h)

@@ -159,10 +159,10 @@ Result<VerifyReport> RepositoryImpl::RepairIndex() {
   STRATA_ASSIGN_OR_RETURN(auto old_index, backend_->List(volume::ObjectType::kIndex));
   // The new index is durable before any old one is deleted: a crash in between leaves both,
   // which load as the same union.
-  std::string name = NewRandomName();
-  STRATA_RETURN_IF_ERROR(backend_->Put(volume::ObjectType::kIndex, name, SerializeIndexFile(aead_, name, listings)));
+  STRATA_RETURN_IF_ERROR(WriteIndexFiles(listings));
   for (const auto& old : old_index) STRATA_RETURN_IF_ERROR(backend_->Delete(volume::ObjectType::kIndex, old));
-  for (const auto& l : listings) index_.AddPack(l.pack, l.entries);
+  // The old files are gone, so a cache covering them is stale: reload (and rebuild it).
+  STRATA_RETURN_IF_ERROR(LoadIndex());
   return report;
 }
 

@@ -120,17 +120,67 @@ ObjectId EmptyTreeId(store::ObjectStore* objects) { return objects->Hash(store::
 
 // What the repository's records say about the audit chain.
 struct RecordState {
-  std::vector<RefEvent> events;
+  std::vector<RefEvent> events;  // every event: only when loaded with all_events
+  size_t count = 0;              // ref-event records
   uint64_t epoch = 0;        // the current chain
   uint64_t chain_start = 1;  // its first seq that is not a replay of an older chain
   std::set<uint64_t> recorded;  // seqs of the current chain that have a record
   std::optional<catalog::AuditHead> head;
 };
 
-Result<RecordState> LoadRecordState(store::ObjectStore* objects) {
-  STRATA_ASSIGN_OR_RETURN(auto records, objects->Records());
+// With `all_events` (rebuild) every record is read. Otherwise only the names are listed and
+// the newest ref event is read (plus any record whose name does not carry its (epoch, seq):
+// those written before names did), so the cost of an open does not grow with history.
+Result<RecordState> LoadRecordState(store::ObjectStore* objects, bool all_events = false) {
   RecordState st;
-  STRATA_ASSIGN_OR_RETURN(st.events, LoadRefEvents(records));
+  if (all_events) {
+    STRATA_ASSIGN_OR_RETURN(auto records, objects->Records());
+    STRATA_ASSIGN_OR_RETURN(st.events, LoadRefEvents(records));
+  } else {
+    STRATA_ASSIGN_OR_RETURN(auto names, objects->RecordNames());
+    std::vector<std::string> legacy;
+    std::optional<std::pair<uint64_t, uint64_t>> newest;
+    std::string newest_name;
+    std::vector<std::pair<uint64_t, uint64_t>> keyed;
+    for (const auto& name : names) {
+      auto k = ParseRefEventName(name);
+      if (!k) {
+        STRATA_ASSIGN_OR_RETURN(std::string r, objects->ReadRecord(name));
+        legacy.push_back(std::move(r));
+        continue;
+      }
+      keyed.push_back(*k);
+      if (!newest || *k > *newest) {
+        newest = *k;
+        newest_name = name;
+      }
+    }
+    STRATA_ASSIGN_OR_RETURN(st.events, LoadRefEvents(legacy));
+    st.count = st.events.size() + keyed.size();
+    if (newest && (st.events.empty() || *newest > std::make_pair(st.events.back().epoch, st.events.back().seq))) {
+      STRATA_ASSIGN_OR_RETURN(std::string r, objects->ReadRecord(newest_name));
+      STRATA_ASSIGN_OR_RETURN(auto e, DecodeRefEvent(r));
+      if (!e || e->epoch != newest->first || e->seq != newest->second) {
+        return Status::Corruption(fmt::format("record {} does not hold the ref event its name says", newest_name));
+      }
+      st.events.push_back(std::move(*e));
+    }
+    if (st.events.empty()) return st;
+    st.epoch = st.events.back().epoch;
+    st.head = catalog::AuditHead{st.events.back().seq, st.events.back().hash};
+    for (const auto& [epoch, seq] : keyed) {
+      if (epoch == st.epoch) st.recorded.insert(seq);
+    }
+    for (const auto& e : st.events) {
+      if (e.epoch == st.epoch) st.recorded.insert(e.seq);
+    }
+    // A rebuilt chain (epoch > 0) starts at its rebuild marker, the first entry it recorded
+    // (the replayed entries before it are not recorded again); the first chain starts at 1.
+    if (st.epoch > 0 && !st.recorded.empty()) st.chain_start = *st.recorded.begin();
+    st.events.clear();
+    return st;
+  }
+  st.count = st.events.size();
   if (st.events.empty()) return st;
   st.epoch = st.events.back().epoch;
   st.head = catalog::AuditHead{st.events.back().seq, st.events.back().hash};
@@ -172,6 +222,15 @@ class LakeImpl final : public Lake {
     epoch_ = st.epoch;
     chain_start_ = st.chain_start;
     recorded_ = std::move(st.recorded);
+    synced_ = recorded_.empty() ? 0 : *recorded_.rbegin();
+  }
+
+  // The first seq of the current chain without a record: entries from there on are checked
+  // against the catalog at open (normally just those after the newest record).
+  uint64_t FirstUnrecorded() const {
+    uint64_t s = chain_start_;
+    for (auto it = recorded_.lower_bound(s); it != recorded_.end() && *it == s; ++it) ++s;
+    return s;
   }
 
   // Records every entry of the current chain from `from` on that has no record yet.
@@ -179,7 +238,8 @@ class LakeImpl final : public Lake {
     STRATA_ASSIGN_OR_RETURN(auto entries, cat_->ListAudit(std::max(from, chain_start_), SIZE_MAX));
     for (const auto& e : entries) {
       if (!recorded_.count(e.seq)) {
-        STRATA_RETURN_IF_ERROR(objects_->AppendRecord(EncodeRefEvent(EventFromAudit(e, epoch_))));
+        STRATA_RETURN_IF_ERROR(
+            objects_->AppendRecord(EncodeRefEvent(EventFromAudit(e, epoch_)), RefEventKey(epoch_, e.seq)));
         recorded_.insert(e.seq);
       }
       synced_ = std::max(synced_, e.seq);
@@ -528,6 +588,10 @@ class LakeImpl final : public Lake {
       return Status::InvalidArgument(fmt::format("'{}' names no file: write NAME@REF:PATH", spec));
     }
     return repo_->OpenFile(r.commit.tree, r.spec.path);
+  }
+
+  Result<std::unique_ptr<BlobReader>> OpenFile(const Resolved& version, std::string_view path) override {
+    return repo_->OpenFile(version.commit.tree, path);
   }
 
   Status Checkout(std::string_view spec, const std::string& dest, uint64_t* bytes) override {
@@ -1096,7 +1160,7 @@ Result<std::unique_ptr<Lake>> Lake::Open(Repository* repo, const LakeOptions& op
   if (st.head && !objects->env()->FileExists(path)) {
     return Status::Corruption(fmt::format("the catalog database {} is missing but the repository records {} ref "
                                           "events: {}",
-                                          path, st.events.size(), kRebuildHint));
+                                          path, st.count, kRebuildHint));
   }
   catalog::SqliteCatalogOptions co;
   co.path = path;
@@ -1110,7 +1174,7 @@ Result<std::unique_ptr<Lake>> Lake::Open(Repository* repo, const LakeOptions& op
   auto lake = std::make_unique<LakeImpl>(repo, std::move(cat), options.actor.empty() ? DefaultActor() : options.actor,
                                          std::move(st));
   // Catch up with changes a crashed process made in the catalog but did not record.
-  if (consistent) STRATA_RETURN_IF_ERROR(lake->SyncRecords(0));
+  if (consistent) STRATA_RETURN_IF_ERROR(lake->SyncRecords(lake->FirstUnrecorded()));
   return std::unique_ptr<Lake>(std::move(lake));
 }
 
@@ -1118,7 +1182,7 @@ Result<RebuildReport> Lake::RebuildCatalog(Repository* repo, const LakeOptions& 
   using namespace version;
   store::ObjectStore* objects = repo->objects();
   Env* env = objects->env();
-  STRATA_ASSIGN_OR_RETURN(RecordState st, LoadRecordState(objects));
+  STRATA_ASSIGN_OR_RETURN(RecordState st, LoadRecordState(objects, /*all_events=*/true));
   std::string path = CatalogPath(objects);
   std::string tmp = path + ".rebuild";
   for (const char* suffix : {"", "-wal", "-shm"}) STRATA_RETURN_IF_ERROR(RemoveIfExists(env, tmp + suffix));
@@ -1129,6 +1193,7 @@ Result<RebuildReport> Lake::RebuildCatalog(Repository* repo, const LakeOptions& 
     catalog::SqliteCatalogOptions co;
     co.path = tmp;
     co.audit_key = objects->audit_key();
+    co.checkpoint_on_close = true;  // renamed into place without its WAL
     STRATA_ASSIGN_OR_RETURN(auto cat, catalog::OpenSqliteCatalog(co));
     for (const auto& e : st.events) {
       Status s = Replay(cat.get(), e);
@@ -1183,7 +1248,8 @@ Result<RebuildReport> Lake::RebuildCatalog(Repository* repo, const LakeOptions& 
     STRATA_ASSIGN_OR_RETURN(auto head, cat->Head());
     STRATA_ASSIGN_OR_RETURN(auto marker, cat->ListAudit(head.seq, 1));
     if (marker.empty()) return Status::Internal("rebuilt catalog lost its last audit entry");
-    STRATA_RETURN_IF_ERROR(objects->AppendRecord(EncodeRefEvent(EventFromAudit(marker[0], epoch))));
+    STRATA_RETURN_IF_ERROR(
+        objects->AppendRecord(EncodeRefEvent(EventFromAudit(marker[0], epoch)), RefEventKey(epoch, marker[0].seq)));
   }  // closed: SQLite checkpoints its WAL into the file
   // The old database's WAL must not be replayed into the new file.
   for (const char* suffix : {"-wal", "-shm"}) STRATA_RETURN_IF_ERROR(RemoveIfExists(env, path + suffix));

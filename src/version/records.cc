@@ -97,6 +97,26 @@ RefEvent EventFromAudit(const catalog::AuditRecord& r, uint64_t epoch) {
   return e;
 }
 
+std::string RefEventKey(uint64_t epoch, uint64_t seq) { return fmt::format("e{:016x}s{:016x}", epoch, seq); }
+
+std::optional<std::pair<uint64_t, uint64_t>> ParseRefEventName(std::string_view name) {
+  // e + 16 hex + s + 16 hex + '-' + randomness
+  if (name.size() < 35 || name[0] != 'e' || name[17] != 's' || name[34] != '-') return std::nullopt;
+  auto hex = [](std::string_view h, uint64_t* out) {
+    uint64_t v = 0;
+    for (char c : h) {
+      int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      if (d < 0) return false;
+      v = v << 4 | static_cast<uint64_t>(d);
+    }
+    *out = v;
+    return true;
+  };
+  uint64_t epoch = 0, seq = 0;
+  if (!hex(name.substr(1, 16), &epoch) || !hex(name.substr(18, 16), &seq) || seq == 0) return std::nullopt;
+  return std::make_pair(epoch, seq);
+}
+
 Result<std::vector<RefEvent>> LoadRefEvents(const std::vector<std::string>& records) {
   std::vector<RefEvent> out;
   for (const auto& r : records) {

@@ -51,6 +51,13 @@ Result<std::optional<RefEvent>> DecodeRefEvent(std::string_view json);
 // The event an audit entry the lake appended describes (its details carry the op and names).
 RefEvent EventFromAudit(const catalog::AuditRecord& r, uint64_t epoch);
 
+// The name key of a ref event's record ("e<epoch>s<seq>", 16 hex digits each), so the newest
+// record and the set of recorded entries are known from one directory listing.
+std::string RefEventKey(uint64_t epoch, uint64_t seq);
+// (epoch, seq) from a record name made with RefEventKey; nullopt for other names (records of
+// other types, or ref events written before names carried their key).
+std::optional<std::pair<uint64_t, uint64_t>> ParseRefEventName(std::string_view name);
+
 // Every ref event among `records`, sorted by (epoch, seq), duplicates dropped.
 Result<std::vector<RefEvent>> LoadRefEvents(const std::vector<std::string>& records);
 

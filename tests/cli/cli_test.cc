@@ -717,6 +717,37 @@ TEST_F(CliTest, KeyManagement) {
   EXPECT_EQ(r.exit_code, 2) << Describe(r);
 }
 
+TEST_F(CliTest, UnlockSkipsThePassphraseUntilLockOrKeyChange) {
+  WriteFile(src_ + "/data/f", "secret content");
+  std::string id = Put({src_ + "/data"});
+  std::string run = dir_ / "run";
+  ASSERT_EQ(mkdir(run.c_str(), 0700), 0);
+  const std::string xdg = "XDG_RUNTIME_DIR=" + run;
+  auto cat_without_passphrase = [&] { return S({"cat", id + ":data/f"}, {xdg, "STRATA_PASSWORD"}); };
+
+  EXPECT_EQ(cat_without_passphrase().exit_code, 2);  // no passphrase and nothing unlocked
+  auto r = S({"unlock", "--for", "1h"}, {xdg});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  r = cat_without_passphrase();
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.out, "secret content");
+  r = S({"lock"}, {xdg});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(cat_without_passphrase().exit_code, 2);
+
+  // Changing the passphrase forgets the unlocked keys.
+  ASSERT_EQ(S({"unlock"}, {xdg}).exit_code, 0);
+  ASSERT_EQ(cat_without_passphrase().exit_code, 0);
+  r = S({"key", "passwd"}, {xdg, "STRATA_NEW_PASSWORD=new pass"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(cat_without_passphrase().exit_code, 2);
+
+  for (const char* bad : {"0", "abc", "10x", "8d"}) {
+    r = S({"unlock", "--for", bad}, {xdg, "STRATA_PASSWORD=new pass"});
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << Describe(r);
+  }
+}
+
 TEST_F(CliTest, InitRefusesNonEmptyDirectory) {
   std::string dir = dir_ / "occupied";
   WriteFile(dir + "/precious.txt", "keep me");
