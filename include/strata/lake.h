@@ -379,6 +379,9 @@ class Lake {
   // --- content ---
   virtual Result<std::vector<EntryInfo>> List(std::string_view spec, bool recursive) = 0;
   virtual Result<std::unique_ptr<BlobReader>> OpenFile(std::string_view spec) = 0;
+  // The file at `path` of a version resolved before: no catalog lookup, for callers that read
+  // many files of one version.
+  virtual Result<std::unique_ptr<BlobReader>> OpenFile(const Resolved& version, std::string_view path) = 0;
   // Restores only the spec's path (all of the tree when it has none) into `dest`.
   virtual Status Checkout(std::string_view spec, const std::string& dest, uint64_t* bytes = nullptr) = 0;
   // Differences from `a` to `b`, below `path` ("" = everything; the specs' own paths are

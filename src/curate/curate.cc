@@ -59,8 +59,8 @@ bool Matches(const std::vector<std::string>& globs, const std::string& path) {
   return false;
 }
 
-Result<std::string> ReadAll(Lake* lake, const std::string& spec, uint64_t limit) {
-  STRATA_ASSIGN_OR_RETURN(auto rd, lake->OpenFile(spec));
+Result<std::string> ReadAll(Lake* lake, const Resolved& version, const std::string& path, uint64_t limit) {
+  STRATA_ASSIGN_OR_RETURN(auto rd, lake->OpenFile(version, path));
   uint64_t n = std::min<uint64_t>(rd->size(), limit);
   std::string out(n, '\0');
   size_t got = 0;
@@ -357,10 +357,9 @@ Result<CurationReport> Curate(Lake* lake, std::string_view src, std::string_view
   // Content checks: text and images.
   for (auto& it : items) {
     if (!it.is_file) continue;
-    const std::string spec = src_at + ":" + it.path;
     if (rules.text && Matches(rules.text->files, it.path)) {
       const auto& t = *rules.text;
-      STRATA_ASSIGN_OR_RETURN(std::string text, ReadAll(lake, spec, UINT64_MAX));
+      STRATA_ASSIGN_OR_RETURN(std::string text, ReadAll(lake, from, it.path, UINT64_MAX));
       progress.Add(text.size(), 1);
       if (t.utf8 && !ingest::IsValidUtf8(text)) {
         Fail(it, "utf8", "not valid UTF-8");
@@ -379,7 +378,7 @@ Result<CurationReport> Curate(Lake* lake, std::string_view src, std::string_view
     } else if (rules.images && Matches(rules.images->files, it.path)) {
       const auto& im = *rules.images;
       bool pnm = it.path.ends_with(".pgm") || it.path.ends_with(".ppm");
-      STRATA_ASSIGN_OR_RETURN(std::string data, ReadAll(lake, spec, pnm ? UINT64_MAX : 64 << 10));
+      STRATA_ASSIGN_OR_RETURN(std::string data, ReadAll(lake, from, it.path, pnm ? UINT64_MAX : 64 << 10));
       progress.Add(data.size(), 1);
       auto info = ingest::ProbeImage({reinterpret_cast<const uint8_t*>(data.data()), data.size()});
       if (!info.ok()) {
@@ -622,14 +621,15 @@ Result<std::string> CurationReportHtml(Lake* lake, const CurationReport& r) {
                     "<style>body{font-family:sans-serif}figure{display:inline-block;margin:6px;width:140px;"
                     "vertical-align:top;font-size:11px}img{width:112px;image-rendering:pixelated}</style>\n";
   out += "<pre>" + HtmlEscape(CurationReportText(r)) + "</pre>\n";
-  std::string at = r.target.substr(0, r.target.find('@')) + "@" + r.commit.commit.ToHex();
+  auto target = lake->Resolve(r.target.substr(0, r.target.find('@')) + "@" + r.commit.commit.ToHex());
+  if (!target.ok()) return target.status();
   size_t shown = 0;
   for (const auto& f : r.quarantined) {
     if (shown >= 500) break;
     bool pnm = f.path.ends_with(".pgm") || f.path.ends_with(".ppm");
     bool web = f.path.ends_with(".png") || f.path.ends_with(".jpg") || f.path.ends_with(".jpeg");
     if (!pnm && !web) continue;
-    auto data = ReadAll(lake, at + ":" + std::string(kQuarantine) + f.path, 16 << 20);
+    auto data = ReadAll(lake, *target, std::string(kQuarantine) + f.path, 16 << 20);
     std::string img;
     if (data.ok()) {
       std::string why;
