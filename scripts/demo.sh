@@ -68,7 +68,12 @@ strata query fmnist@main "SELECT substr(path, 1, instr(path, '/') - 1) AS split,
                           FROM records GROUP BY split, label ORDER BY split, label LIMIT 12"
 strata log fmnist@main
 
-step "9. branch, relabel (a metadata-only commit), diff, rollback, audit"
+step "9. curate into a derived branch: rules, label remapping, duplicates, quarantine, report"
+strata curate fmnist@main fmnist@curated --rules examples/curate-fmnist.yaml --report-dir "$work/curation"
+strata query fmnist@curated "SELECT label, count(*) AS images FROM records WHERE label LIKE 'T%' GROUP BY label"
+echo "report: $(ls "$work/curation")"
+
+step "10. branch, relabel (a metadata-only commit), diff, rollback, audit"
 strata tag create fmnist@v1 fmnist@main
 strata branch create fmnist@relabel fmnist@main
 strata meta set fmnist@relabel:train/00000.pgm label=Sandal reviewed=true -m "label fix after review"
@@ -77,7 +82,7 @@ strata query fmnist@relabel "SELECT path, label, reviewed FROM records WHERE rev
 strata reset fmnist@relabel fmnist@v1
 strata audit verify
 
-step "10. repository statistics"
+step "11. repository statistics"
 strata stats
 
 step "done"
