@@ -9,6 +9,7 @@ namespace strata {
 namespace {
 
 using strata::testing::RandomBytes;
+using strata::testing::ReadLakeFile;
 using strata::testing::TempDir;
 
 std::string Pgm(uint32_t w, uint32_t h, uint32_t seed, int noise = 0) {
@@ -76,15 +77,6 @@ filter: "path NOT LIKE 'img/%' OR label IS NOT NULL"
     return *r;
   }
 
-  std::string Read(const std::string& spec) {
-    auto rd = lake_->OpenFile(spec);
-    if (!rd.ok()) return "<" + rd.status().ToString() + ">";
-    std::string out((*rd)->size(), '\0');
-    size_t got = 0;
-    EXPECT_TRUE((*rd)->ReadAt(0, out.size(), reinterpret_cast<uint8_t*>(out.data()), &got).ok());
-    return out;
-  }
-
   TempDir dir_;
   std::unique_ptr<Repository> repo_;
   std::unique_ptr<Lake> lake_;
@@ -112,13 +104,13 @@ TEST_F(CurateTest, EachRuleQuarantinesWithAReasonAndNothingIsDropped) {
   EXPECT_EQ(r->normalised, 2u);  // 3.txt (NFC, spaces) and 1.txt (a trailing space)
   EXPECT_EQ(r->relabelled, 0u);  // b was remapped, then quarantined: only passing records count
   // Quarantined files are kept, with their reason, below .quarantine/.
-  EXPECT_EQ(Read("ds@curated:.quarantine/img/e.pgm"), Pgm(32, 32, 9).substr(0, 100));
+  EXPECT_EQ(ReadLakeFile(*lake_, "ds@curated:.quarantine/img/e.pgm"), Pgm(32, 32, 9).substr(0, 100));
   auto q = lake_->Query("ds@curated", "SELECT path, quarantine_rule FROM records WHERE quarantine_rule IS NOT NULL ORDER BY path");
   ASSERT_TRUE(q.ok()) << q.status().ToString();
   EXPECT_EQ(q->rows.size(), 8u);
   // Passing text is normalised (NFC, whitespace collapsed); the source is untouched.
-  EXPECT_EQ(Read("ds@curated:txt/3.txt"), "Caf\xC3\xA9 menu");
-  EXPECT_EQ(Read("ds@main:txt/3.txt"), "Cafe\xCC\x81   menu\n");
+  EXPECT_EQ(ReadLakeFile(*lake_, "ds@curated:txt/3.txt"), "Caf\xC3\xA9 menu");
+  EXPECT_EQ(ReadLakeFile(*lake_, "ds@main:txt/3.txt"), "Cafe\xCC\x81   menu\n");
   EXPECT_NE(CurationReportText(*r).find("near-duplicate"), std::string::npos);
   auto html = CurationReportHtml(lake_.get(), *r);
   ASSERT_TRUE(html.ok());
@@ -150,7 +142,7 @@ TEST_F(CurateTest, LabelsAreRemappedAndCheckedAgainstTheAllowedSet) {
   ASSERT_TRUE(q.ok());
   EXPECT_EQ(std::get<std::string>(q->rows.at(0).at(0)), "cat");
   // Records outside `select` pass untouched.
-  EXPECT_EQ(Read("ds@labelled:txt/4.txt"), "bad \xff utf8");
+  EXPECT_EQ(ReadLakeFile(*lake_, "ds@labelled:txt/4.txt"), "bad \xff utf8");
 }
 
 TEST(CurationRules, BadRulesNameTheProblem) {

@@ -12,6 +12,10 @@
 
 #include "strata/repository.h"
 
+namespace strata {
+class Lake;
+}
+
 namespace strata::testing {
 
 // A fresh directory under $TMPDIR, removed (recursively) by the destructor.
@@ -87,5 +91,9 @@ InitOptions FastInitOptions();
 std::string Describe(const ProcessResult& r);
 // Its stdout as JSON; a test failure (and null) if it is not JSON.
 nlohmann::json ParseJson(const ProcessResult& r);
+
+// The content of the file NAME@REF:PATH names; a test failure (and "") if it cannot be read.
+// (lake_testutil.cc: only the suites that call it link the lake.)
+std::string ReadLakeFile(Lake& lake, const std::string& spec);
 
 }  // namespace strata::testing

@@ -9,6 +9,7 @@ namespace strata {
 namespace {
 
 using strata::testing::RandomBytes;
+using strata::testing::ReadLakeFile;
 using strata::testing::TempDir;
 
 class StagerTest : public ::testing::Test {
@@ -33,17 +34,6 @@ class StagerTest : public ::testing::Test {
     auto r = s->Commit(CommitOptions{.message = msg});
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : CommitResult{};
-  }
-
-  std::string Read(const std::string& spec) {
-    auto rd = lake_->OpenFile(spec);
-    EXPECT_TRUE(rd.ok()) << spec << ": " << rd.status().ToString();
-    if (!rd.ok()) return "";
-    std::string out((*rd)->size(), '\0');
-    size_t got = 0;
-    EXPECT_TRUE((*rd)->ReadAt(0, out.size(), reinterpret_cast<uint8_t*>(out.data()), &got).ok());
-    out.resize(got);
-    return out;
   }
 
   std::vector<std::string> Paths(const std::string& spec) {
@@ -71,9 +61,9 @@ TEST_F(StagerTest, StreamsFilesIntoOneCommit) {
   EXPECT_EQ(s->bytes_added(), big.size() + 4);
   CommitResult r = Commit(s.get());
   EXPECT_FALSE(r.unchanged);
-  EXPECT_EQ(Read("ds@main:img/cat/1.bin"), big);
-  EXPECT_EQ(Read("ds@main:img/dog/2.bin"), "woof");
-  EXPECT_EQ(Read("ds@main:empty"), "");
+  EXPECT_EQ(ReadLakeFile(*lake_, "ds@main:img/cat/1.bin"), big);
+  EXPECT_EQ(ReadLakeFile(*lake_, "ds@main:img/dog/2.bin"), "woof");
+  EXPECT_EQ(ReadLakeFile(*lake_, "ds@main:empty"), "");
   auto log = lake_->Log("ds@main", 10);
   ASSERT_TRUE(log.ok());
   ASSERT_EQ(log->size(), 2u);
@@ -148,8 +138,8 @@ TEST_F(StagerTest, MoveAndStartFromAnotherVersion) {
   EXPECT_EQ((*c)->Move("in/nope", "x").code(), StatusCode::kNotFound);
   auto r = (*c)->Commit(CommitOptions{.message = "curate"});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(Read("ds@curated:.quarantine/in/a"), big);
-  EXPECT_EQ(Read("ds@curated:in/c"), "sea");
+  EXPECT_EQ(ReadLakeFile(*lake_, "ds@curated:.quarantine/in/a"), big);
+  EXPECT_EQ(ReadLakeFile(*lake_, "ds@curated:in/c"), "sea");
   EXPECT_FALSE(lake_->OpenFile("ds@curated:in/a").ok());
   auto rows = lake_->Records("ds@curated:.quarantine");
   ASSERT_TRUE(rows.ok());

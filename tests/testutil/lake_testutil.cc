@@ -1,0 +1,20 @@
+// Helpers for suites that use the lake (linked only into the binaries that call them).
+#include <gtest/gtest.h>
+
+#include "strata/lake.h"
+#include "testutil/testutil.h"
+
+namespace strata::testing {
+
+std::string ReadLakeFile(Lake& lake, const std::string& spec) {
+  auto rd = lake.OpenFile(spec);
+  EXPECT_TRUE(rd.ok()) << spec << ": " << rd.status().ToString();
+  if (!rd.ok()) return "";
+  std::string out((*rd)->size(), '\0');
+  size_t got = 0;
+  EXPECT_TRUE((*rd)->ReadAt(0, out.size(), reinterpret_cast<uint8_t*>(out.data()), &got).ok());
+  out.resize(got);
+  return out;
+}
+
+}  // namespace strata::testing
