@@ -72,6 +72,9 @@ struct TransformReport {
   std::string manifest;           // manifest.json as stored
   CommitResult commit;            // of the output branch (zero when up to date)
   double seconds = 0;
+  // Where the time went: the fitting pass, the pass that transforms and writes the shards,
+  // and storing them in the repository (and committing).
+  double fit_seconds = 0, write_seconds = 0, store_seconds = 0;
 };
 
 // Runs the pipeline over `input` (NAME@REF[:PATH]) and commits the shards to `output`

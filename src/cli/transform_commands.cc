@@ -70,6 +70,9 @@ void AddTransformCommands(CLI::App& app, Globals& g) {
                  {"shards", shards},
                  {"stats", r.stats},
                  {"seconds", r.seconds},
+                 {"fit_seconds", r.fit_seconds},
+                 {"write_seconds", r.write_seconds},
+                 {"store_seconds", r.store_seconds},
                  {"commit", CommitResultJson(r.commit)}});
       return;
     }

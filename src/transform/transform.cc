@@ -201,14 +201,20 @@ class Driver {
     OpenCvThreadsGuard cv_threads;
     size_t threads = o_.threads ? o_.threads : std::max(1u, std::thread::hardware_concurrency());
     ThreadPool pool(threads, 4 * threads);
+    auto phase = std::chrono::steady_clock::now();
     if (pipeline_.normalize_index >= 0 && pipeline_.ops[pipeline_.normalize_index].fit) {
       STRATA_RETURN_IF_ERROR(Fit(pool));
     }
+    report_.fit_seconds = Seconds(phase);
+    phase = std::chrono::steady_clock::now();
     WorkDir work;
     STRATA_RETURN_IF_ERROR(work.Create(o_.work_dir));
     std::vector<shard::ShardInfo> shards;
     STRATA_ASSIGN_OR_RETURN(shards, Write(pool, work.path()));
+    report_.write_seconds = Seconds(phase);
+    phase = std::chrono::steady_clock::now();
     STRATA_RETURN_IF_ERROR(Store(shards));
+    report_.store_seconds = Seconds(phase);
     report_.seconds = Seconds(start);
     return report_;
   }
@@ -234,9 +240,11 @@ class Driver {
       if (!std::binary_search(pipeline_.extensions.begin(), pipeline_.extensions.end(), ExtensionOf(*p))) continue;
       chosen.push_back(&row);
     }
-    std::sort(chosen.begin(), chosen.end(), [](const RecordMeta* a, const RecordMeta* b) {
+    // Lake::Records returns rows in path order; sorting is only a guard.
+    auto by_path = [](const RecordMeta* a, const RecordMeta* b) {
       return std::get<std::string>(a->at("path")) < std::get<std::string>(b->at("path"));
-    });
+    };
+    if (!std::is_sorted(chosen.begin(), chosen.end(), by_path)) std::sort(chosen.begin(), chosen.end(), by_path);
 
     // Classes: as listed, else integer labels as they are, else the sorted distinct names.
     classes_ = pipeline_.classes;
