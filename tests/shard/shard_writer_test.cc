@@ -190,7 +190,7 @@ TEST(ShardWriterFaultTest, FailedWritesAtEveryStepLeaveNoShard) {
         break;
       }
       if (s.ok()) {
-        // Only the final directory sync (after the rename) can fail unseen... which Finish reports.
+        // Every mutating call's failure reaches the caller, the last directory sync's included.
         ADD_FAILURE() << "a fault was injected at step " << n << " but the writer reported success";
         continue;
       }
@@ -351,7 +351,8 @@ TEST(StagedOutputTest, AbandonedOutputStopsCleanly) {
   std::vector<size_t> calls;
   StagedOutput out(std::make_unique<RecordingFile>(&written, &calls), "t", {4096, 2});
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(out.Append(AsBytes(RandomBytes(i, 3000))).ok());
-  // No Finish: the destructor must stop the thread without waiting for writes to be asked.
+  // No Finish: the destructor drops what is queued and stops the thread (a hang or a leak
+  // here fails the test, the latter under ASan).
 }
 
 }  // namespace
