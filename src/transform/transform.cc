@@ -209,12 +209,13 @@ class Driver {
     phase = std::chrono::steady_clock::now();
     WorkDir work;
     STRATA_RETURN_IF_ERROR(work.Create(o_.work_dir));
-    std::vector<shard::ShardInfo> shards;
-    STRATA_ASSIGN_OR_RETURN(shards, Write(pool, work.path()));
-    report_.write_seconds = Seconds(phase);
-    phase = std::chrono::steady_clock::now();
-    STRATA_RETURN_IF_ERROR(Store(shards));
-    report_.store_seconds = Seconds(phase);
+    dir_ = work.path();
+    // Nothing is visible until the stage commits; a branch made for the output goes again if
+    // anything fails.
+    STRATA_ASSIGN_OR_RETURN(bool created, EnsureOutputBranch());
+    Status s = WriteAndCommit(pool, phase);
+    if (!s.ok() && created) (void)lake_->DeleteRef(out_.dataset + "@" + out_.ref);
+    STRATA_RETURN_IF_ERROR(s);
     report_.seconds = Seconds(start);
     return report_;
   }
@@ -427,18 +428,77 @@ class Driver {
   }
 
   // Second pass: every variant of every record through all ops, written in order.
-  Result<std::vector<shard::ShardInfo>> Write(ThreadPool& pool, const std::string& dir) {
-    schema_ = MakeSchema();
-    shard::ShardSetOptions so;
-    so.dir = dir;
-    so.schema = schema_;
-    so.target_size = pipeline_.shard_size;
-    // Ids from the content's inputs, so equal inputs give equal bytes.
+  // Shards roll as ShardSetWriter rolls them (a new one before a record would take the current
+  // one past shard_size), but each finished shard goes into the stage at once and its file is
+  // deleted, so the temporary space is one shard.
+  Status AddRecord(const shard::Record& rec) {
+    STRATA_RETURN_IF_ERROR(shard::EncodeRecord(schema_, rec, &payload_));
+    if (!shard_ || (shard_->record_count() > 0 && shard_->SizeWith(payload_.size()) > pipeline_.shard_size)) {
+      STRATA_RETURN_IF_ERROR(RollShard());
+    }
+    return shard_->AddEncoded({reinterpret_cast<const uint8_t*>(payload_.data()), payload_.size()});
+  }
+
+  Status RollShard() {
+    if (shard_) STRATA_RETURN_IF_ERROR(FinishShard());
+    shard::WriterOptions w;
+    // Ids from the content's inputs, so equal inputs give equal bytes (shard N: N XORed into
+    // the last four bytes, as ShardSetWriter derives them).
     std::string seed = transform::Sha256(fmt::format("strata.transform.shard-id:{}", key_));
     shard::ShardId id;
     std::copy_n(seed.begin(), id.size(), id.begin());
-    so.writer.id = id;
-    STRATA_ASSIGN_OR_RETURN(auto writer, shard::ShardSetWriter::Create(so));
+    for (int i = 0; i < 4; ++i) id[12 + i] ^= static_cast<uint8_t>(shard_number_ >> (24 - 8 * i));
+    w.id = id;
+    std::string path = JoinPath(dir_, fmt::format("shard-{:05d}.shard", shard_number_));
+    STRATA_ASSIGN_OR_RETURN(shard_, shard::ShardWriter::Create(path, schema_, w, shard_number_, next_record_));
+    return Status::OK();
+  }
+
+  Status FinishShard() {
+    STRATA_ASSIGN_OR_RETURN(shard::ShardInfo info, shard_->Finish());
+    shard_.reset();
+    ++shard_number_;
+    next_record_ += info.record_count;
+    auto start = std::chrono::steady_clock::now();
+    TransformShard t;
+    t.path = "shards/" + std::string(Basename(info.path));
+    t.id = ToHex(info.id.data(), info.id.size());
+    t.first_record = info.first_record;
+    t.records = info.record_count;
+    t.bytes = info.bytes;
+    Env* env = Env::Default();
+    {
+      STRATA_ASSIGN_OR_RETURN(auto file, env->NewSequentialFile(info.path));
+      STRATA_RETURN_IF_ERROR(stage_->AddFile(t.path, file.get(), attrs_));
+    }
+    STRATA_RETURN_IF_ERROR(stage_->SetRecord(t.path, {{"first_record", static_cast<int64_t>(t.first_record)},
+                                                      {"records", static_cast<int64_t>(t.records)},
+                                                      {"shard_id", t.id}}));
+    STRATA_RETURN_IF_ERROR(env->DeleteFile(info.path));
+    report_.shards.push_back(std::move(t));
+    report_.store_seconds += Seconds(start);
+    return Status::OK();
+  }
+
+  Status WriteAndCommit(ThreadPool& pool, std::chrono::steady_clock::time_point phase) {
+    StageOptions so;
+    so.replace = true;
+    STRATA_ASSIGN_OR_RETURN(stage_, lake_->Stage(out_.ToString(), so));
+    // Dated like the input commit, so that the same output has the same entries.
+    attrs_ = FileAttrs{.mode = 0644, .mtime_ns = in_.commit.time_ns > 0 ? in_.commit.time_ns : 1};
+    STRATA_RETURN_IF_ERROR(Write(pool));
+    if (!shard_) STRATA_RETURN_IF_ERROR(RollShard());  // no records: one empty shard holds the schema
+    STRATA_RETURN_IF_ERROR(FinishShard());
+    report_.write_seconds = Seconds(phase) - report_.store_seconds;
+    auto start = std::chrono::steady_clock::now();
+    Status s = Commit();
+    report_.store_seconds += Seconds(start);
+    stage_.reset();
+    return s;
+  }
+
+  Status Write(ThreadPool& pool) {
+    schema_ = MakeSchema();
 
     std::vector<double> mean = mean_, std = std_;
     if (pipeline_.normalize_index >= 0 && !pipeline_.ops[pipeline_.normalize_index].fit) {
@@ -493,14 +553,13 @@ class Driver {
             if (pipeline_.has_label) rec.push_back(shard::Label{static_cast<uint32_t>(items_[i].label)});
             if (pipeline_.keep_path) rec.push_back(items_[i].path);
             if (pipeline_.variants > 1) rec.push_back(static_cast<int64_t>(v));
-            Status added = writer->Add(rec);
+            Status added = AddRecord(rec);
             if (!added.ok()) return added.WithContext(fmt::format("record {}", items_[i].path));
             ++report_.records_out;
           }
           return Status::OK();
         });
-    STRATA_RETURN_IF_ERROR(s);
-    return writer->Finish();
+    return s;
   }
 
   json SchemaJson() const {
@@ -556,18 +615,11 @@ class Driver {
     return true;
   }
 
-  Status Store(const std::vector<shard::ShardInfo>& shards) {
+  Status Commit() {
     json shard_list = json::array();
-    for (const auto& s : shards) {
-      TransformShard t;
-      t.path = "shards/" + std::string(Basename(s.path));
-      t.id = ToHex(s.id.data(), s.id.size());
-      t.first_record = s.first_record;
-      t.records = s.record_count;
-      t.bytes = s.bytes;
+    for (const auto& t : report_.shards) {
       shard_list.push_back({{"path", t.path}, {"id", t.id}, {"first_record", t.first_record},
                             {"records", t.records}, {"bytes", t.bytes}});
-      report_.shards.push_back(std::move(t));
     }
     json ops = json::array();
     std::vector<std::string> op_versions;
@@ -594,29 +646,8 @@ class Driver {
         {"shards", shard_list},
     };
     report_.manifest = manifest.dump(2) + "\n";
-
-    STRATA_ASSIGN_OR_RETURN(bool created, EnsureOutputBranch());
-    Status s = StoreCommit(shards, op_versions, stats);
-    if (!s.ok() && created) (void)lake_->DeleteRef(out_.dataset + "@" + out_.ref);
-    return s;
-  }
-
-  Status StoreCommit(const std::vector<shard::ShardInfo>& shards, const std::vector<std::string>& op_versions,
-                     const json& stats) {
-    StageOptions so;
-    so.replace = true;
-    STRATA_ASSIGN_OR_RETURN(auto stage, lake_->Stage(out_.ToString(), so));
-    // Dated like the input commit, so that the same output is the same tree.
-    const FileAttrs attrs{.mode = 0644, .mtime_ns = in_.commit.time_ns > 0 ? in_.commit.time_ns : 1};
-    Env* env = Env::Default();
-    for (size_t i = 0; i < shards.size(); ++i) {
-      STRATA_ASSIGN_OR_RETURN(auto file, env->NewSequentialFile(shards[i].path));
-      STRATA_RETURN_IF_ERROR(stage->AddFile(report_.shards[i].path, file.get(), attrs));
-      STRATA_RETURN_IF_ERROR(stage->SetRecord(report_.shards[i].path,
-                                              {{"first_record", static_cast<int64_t>(shards[i].first_record)},
-                                               {"records", static_cast<int64_t>(shards[i].record_count)},
-                                               {"shard_id", report_.shards[i].id}}));
-    }
+    StagedCommit* stage = stage_.get();
+    const FileAttrs& attrs = attrs_;
     STRATA_RETURN_IF_ERROR(stage->AddBytes("manifest.json", report_.manifest, attrs));
     if (!report_.errors.empty()) {
       std::string lines;
@@ -643,7 +674,7 @@ class Driver {
     co.meta["transform.records"] = std::to_string(report_.records_out);
     co.meta["transform.records_in"] = std::to_string(report_.records_in);
     co.meta["transform.failed"] = std::to_string(report_.failed);
-    co.meta["transform.shards"] = std::to_string(shards.size());
+    co.meta["transform.shards"] = std::to_string(report_.shards.size());
     STRATA_ASSIGN_OR_RETURN(report_.commit, stage->Commit(co));
     return Status::OK();
   }
@@ -663,6 +694,13 @@ class Driver {
   std::vector<double> mean_, std_;
   uint64_t fitted_pixels_ = 0;
   shard::Schema schema_;
+  std::string dir_;                        // where shards are built, one at a time
+  std::unique_ptr<StagedCommit> stage_;
+  FileAttrs attrs_;
+  std::unique_ptr<shard::ShardWriter> shard_;
+  uint32_t shard_number_ = 0;
+  uint64_t next_record_ = 0;
+  std::string payload_;
   TransformReport report_;
 };
 
