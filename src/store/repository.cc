@@ -353,6 +353,22 @@ Result<Tree> RepositoryImpl::ReadTree(const ObjectId& id) {
   return ReadTreePaged(id, [this](const ObjectId& page) { return ReadObject(page, ObjectKind::kTree); });
 }
 
+Result<std::string> RepositoryImpl::ReadTreePageCached(const ObjectId& id) {
+  {
+    std::lock_guard<std::mutex> l(page_cache_mu_);
+    auto it = page_cache_.find(id);
+    if (it != page_cache_.end()) return it->second;
+  }
+  STRATA_ASSIGN_OR_RETURN(std::string bytes, ReadObject(id, ObjectKind::kTree));
+  std::lock_guard<std::mutex> l(page_cache_mu_);
+  if (page_cache_order_.size() >= kPageCacheEntries) {
+    page_cache_.erase(page_cache_order_.front());
+    page_cache_order_.pop_front();
+  }
+  if (page_cache_.emplace(id, bytes).second) page_cache_order_.push_back(id);
+  return bytes;
+}
+
 Result<TreeEntry> RepositoryImpl::Lookup(const ObjectId& root, std::string_view path) {
   STRATA_ASSIGN_OR_RETURN(auto parts, SplitPath(path));
   TreeEntry entry;
@@ -365,7 +381,7 @@ Result<TreeEntry> RepositoryImpl::Lookup(const ObjectId& root, std::string_view 
       return Status::NotFound(fmt::format("'{}' is not a directory", walked));
     }
     STRATA_ASSIGN_OR_RETURN(auto next, FindEntryPaged(entry.subtree, part, [this](const ObjectId& page) {
-                              return ReadObject(page, ObjectKind::kTree);
+                              return ReadTreePageCached(page);
                             }));
     walked += (walked.empty() ? "" : "/") + part;
     if (!next) return Status::NotFound(fmt::format("no '{}' in {}", walked, root.Short()));

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <memory>
+#include <unordered_map>
 #include <mutex>
 #include <string>
 
@@ -88,6 +90,9 @@ class RepositoryImpl : public Repository, public ObjectStore {
   // Reads, authenticates and decompresses one object; fails if it is not of `kind`.
   Result<std::string> ReadObject(const ObjectId& id, ObjectKind kind);
   Result<std::string> ReadObjectAt(const ObjectId& id, ObjectKind kind, bool* cached);
+  // A tree object (page) through a small cache: opening many files of one version reads the
+  // same directory pages again and again, and objects never change under their id.
+  Result<std::string> ReadTreePageCached(const ObjectId& id);
   // Follows `path` (slash-separated, may be empty) from the tree `root`.
   Result<TreeEntry> Lookup(const ObjectId& root, std::string_view path);
   Status WriteRoot(const RootInfo& root);
@@ -104,7 +109,11 @@ class RepositoryImpl : public Repository, public ObjectStore {
   std::atomic<bool> cache_distrusted_{false};
   std::mutex keys_mu_;
   crypto::Key256 audit_key_;
-  uint64_t tree_seed_ = 0;  // keys the page boundaries of large directories (tree_pages.h)
+  uint64_t tree_seed_ = 0;
+  static constexpr size_t kPageCacheEntries = 64;  // pages hold up to ~1024 entries each
+  std::mutex page_cache_mu_;
+  std::unordered_map<ObjectId, std::string, ObjectIdHash> page_cache_;
+  std::deque<ObjectId> page_cache_order_;  // oldest first  // keys the page boundaries of large directories (tree_pages.h)
 };
 
 }  // namespace strata::store
