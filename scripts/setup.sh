@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libssl-dev libsodium-dev libzstd-dev liblz4-dev libxxhash-dev libisal-dev liburing-dev
   libsqlite3-dev libarchive-dev libcli11-dev libfmt-dev nlohmann-json3-dev
+  libpqxx-dev postgresql
   libgtest-dev libgmock-dev libbenchmark-dev
   libutf8proc-dev
   libyaml-cpp-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev

@@ -7,7 +7,7 @@
 //
 // Sources: a directory (optionally ImageFolder), an archive (tar, tar.gz/zst/xz/bz2, zip: read
 // streamed, never extracted), CSV or JSON Lines (one record per row), IDX image/label pairs
-// (MNIST, Fashion-MNIST), or a SQL query against a SQLite database. Files become files of the
+// (MNIST, Fashion-MNIST), or a SQL query against a SQLite or PostgreSQL database (run read-only). Files become files of the
 // dataset; labels, sources, image sizes and table rows become its records (strata/lake.h), so
 // `Lake::Query` can select them. A problem with one item (a path that escapes, a link, a device,
 // a malformed row, invalid UTF-8) is rejected with a rule and reason, kept in the commit at
@@ -28,14 +28,15 @@
 namespace strata {
 
 struct IngestOptions {
-  // "auto" (by the source: a directory, a file's extension or name, or "sqlite:PATH"),
-  // "dir", "archive", "csv", "jsonl", "idx", "sqlite".
+  // "auto" (by the source: a directory, a file's extension or name, "sqlite:PATH", or a
+  // "postgresql://" / "postgres://" URI), "dir", "archive", "csv", "jsonl", "idx", "sqlite",
+  // "postgres" (the source is a libpq connection string; the report's source has no password).
   std::string format = "auto";
   std::string prefix;          // where in the dataset ("raw/2026-11"); default the root
   bool image_folder = false;   // dir/archive: the parent folder's name is the label
   std::string labels_csv;      // a CSV (columns file,label) joined to the files by name
   std::string idx_labels;      // idx: the labels file (default: the images file's sibling)
-  std::string query;           // sqlite: the SELECT to run
+  std::string query;           // sqlite, postgres: the SELECT to run
   bool replace = false;        // the commit holds only this source (default: added to the head)
   // Archive limits (bombs): total and per-entry uncompressed bytes, entries, expansion ratio.
   uint64_t max_total_bytes = uint64_t{256} << 30;

@@ -89,7 +89,7 @@ void AddDataCommands(CLI::App& app, Globals& g) {
       "ingest",
       "Bring SOURCE into NAME@BRANCH as one commit: a directory, an archive (tar, tar.gz/zst/xz,\n"
       "zip: streamed, never extracted), CSV/JSON Lines (a record per row), IDX images+labels\n"
-      "(Fashion-MNIST), or sqlite:DB.sqlite with --query. Labels, sources, image sizes and rows\n"
+      "(Fashion-MNIST), or sqlite:DB.sqlite or postgresql://USER@HOST/DB with --query. Labels, sources, image sizes and rows\n"
       "become records (`strata query`). Items that are unsafe or malformed (paths escaping the\n"
       "dataset, links, devices, bad rows) are rejected with a reason and kept in\n"
       ".strata/rejects.jsonl; a broken source fails and the branch does not move. Ingesting the\n"
@@ -97,14 +97,14 @@ void AddDataCommands(CLI::App& app, Globals& g) {
   static std::string i_source, i_target;
   static IngestOptions io;
   static std::vector<std::string> i_meta;
-  ingest->add_option("source", i_source, "Directory, archive, table, IDX images file, or sqlite:PATH")->required();
+  ingest->add_option("source", i_source, "Directory, archive, table, IDX images file, sqlite:PATH or postgresql://URI")->required();
   ingest->add_option("target", i_target, "NAME@BRANCH to commit to")->required();
-  ingest->add_option("--format", io.format, "auto (default), dir, archive, csv, jsonl, idx or sqlite");
+  ingest->add_option("--format", io.format, "auto (default), dir, archive, csv, jsonl, idx, sqlite or postgres");
   ingest->add_option("--prefix", io.prefix, "Put everything below this path of the dataset");
   ingest->add_flag("--image-folder", io.image_folder, "Class-per-folder layout: the parent folder's name is the label");
   ingest->add_option("--labels", io.labels_csv, "CSV with columns file,label joined to the files by name");
   ingest->add_option("--idx-labels", io.idx_labels, "IDX labels file (default: the images file's sibling)");
-  ingest->add_option("--query", io.query, "SELECT statement for a sqlite: source");
+  ingest->add_option("--query", io.query, "SELECT statement for a sqlite: or postgres source (run read-only)");
   ingest->add_flag("--replace", io.replace, "The commit holds only this source (default: added to the branch's files)");
   ingest->add_option("--max-total-bytes", io.max_total_bytes, "Archive limit: uncompressed bytes in all (default 256 GiB)");
   ingest->add_option("--max-entry-bytes", io.max_entry_bytes, "Archive limit: uncompressed bytes of one member (16 GiB)");

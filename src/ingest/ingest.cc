@@ -17,6 +17,7 @@
 #include "ingest/idx_reader.h"
 #include "ingest/image_probe.h"
 #include "ingest/labels.h"
+#include "ingest/postgres_reader.h"
 #include "ingest/query_reader.h"
 #include "ingest/source.h"
 #include "ingest/tabular_reader.h"
@@ -42,13 +43,14 @@ std::string JoinPath(std::string_view prefix, std::string_view path) {
 
 Result<std::string> DetectFormat(Env* env, const std::string& source, const IngestOptions& o) {
   if (o.format != "auto") {
-    for (const char* f : {"dir", "archive", "csv", "jsonl", "idx", "sqlite"}) {
+    for (const char* f : {"dir", "archive", "csv", "jsonl", "idx", "sqlite", "postgres"}) {
       if (o.format == f) return o.format;
     }
-    return Status::InvalidArgument(
-        fmt::format("unknown source format '{}': use auto, dir, archive, csv, jsonl, idx or sqlite", o.format));
+    return Status::InvalidArgument(fmt::format(
+        "unknown source format '{}': use auto, dir, archive, csv, jsonl, idx, sqlite or postgres", o.format));
   }
   if (source.starts_with("sqlite:")) return std::string("sqlite");
+  if (ingest::IsPostgresUri(source)) return std::string("postgres");
   auto info = env->Stat(source);
   if (!info.ok()) return info.status().WithContext(fmt::format("source '{}'", source));
   if (info->type == FileType::kDirectory) return std::string("dir");
@@ -207,6 +209,49 @@ std::string RejectsJsonl(const std::vector<IngestReject>& rejects) {
   return out;
 }
 
+CommitOptions SourceCommitOptions(const IngestOptions& o, const IngestReport& report, uint64_t dropped_rejects) {
+  CommitOptions co = o.commit;
+  if (co.message.empty()) co.message = fmt::format("ingest {}", report.source);
+  co.meta["source"] = report.source;
+  co.meta["source.format"] = report.format;
+  if (!report.source_sha256.empty()) co.meta["source.sha256"] = report.source_sha256;
+  co.meta["source.files"] = std::to_string(report.files);
+  co.meta["source.bytes"] = std::to_string(report.bytes);
+  co.meta["source.records"] = std::to_string(report.records);
+  co.meta["source.rejected"] = std::to_string(report.rejects.size() + dropped_rejects);
+  return co;
+}
+
+// A PostgreSQL query: no file to stat or hash; the source is shown and recorded without its
+// password, and the table is named after the database. Rows and rejects are dated 0, so the
+// same rows ingested again give the same tree.
+Result<IngestReport> IngestPostgres(Lake* lake, const std::string& source, std::string_view target,
+                                    const IngestOptions& o, IngestReport report,
+                                    std::chrono::steady_clock::time_point start) {
+  report.source = ingest::RedactConninfo(source);
+  if (o.query.empty()) return Status::InvalidArgument("a postgres source needs --query");
+  if (!o.labels_csv.empty()) return Status::InvalidArgument("--labels applies to files, not to a postgres query");
+  std::string name = ingest::ConninfoDatabase(source);
+  if (name.empty() || name.find_first_of("/\\") != std::string::npos) name = "postgres";
+  StageOptions so;
+  so.replace = o.replace;
+  STRATA_ASSIGN_OR_RETURN(auto stage, lake->Stage(target, so));
+  LakeSink sink(stage.get(), o, name, 0, &report);
+  ingest::QueryOptions qo;
+  qo.query = o.query;
+  qo.name = name;
+  Status walk = ingest::ReadPostgresQuery(source, qo, &sink);
+  if (!walk.ok()) {
+    return walk.WithContext(fmt::format("ingest of '{}' failed; the branch did not move", report.source));
+  }
+  if (!report.rejects.empty()) {
+    STRATA_RETURN_IF_ERROR(stage->AddBytes(".strata/rejects.jsonl", RejectsJsonl(report.rejects), FileAttrs{}));
+  }
+  STRATA_ASSIGN_OR_RETURN(report.commit, stage->Commit(SourceCommitOptions(o, report, sink.dropped_rejects())));
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
 }  // namespace
 
 Result<IngestReport> Ingest(Lake* lake, std::string_view source_arg, std::string_view target, const IngestOptions& o) {
@@ -215,6 +260,7 @@ Result<IngestReport> Ingest(Lake* lake, std::string_view source_arg, std::string
   std::string source(source_arg);
   IngestReport report;
   STRATA_ASSIGN_OR_RETURN(report.format, DetectFormat(env, source, o));
+  if (report.format == "postgres") return IngestPostgres(lake, source, target, o, std::move(report), start);
   std::string path = report.format == "sqlite" && source.starts_with("sqlite:") ? source.substr(7) : source;
   if (!path.empty() && path[0] != '/') {
     char cwd[4096];
@@ -293,16 +339,7 @@ Result<IngestReport> Ingest(Lake* lake, std::string_view source_arg, std::string
     if (!digest.ok()) return digest.status().WithContext("hashing the source");
     report.source_sha256 = *digest;
   }
-  CommitOptions co = o.commit;
-  if (co.message.empty()) co.message = fmt::format("ingest {}", report.source);
-  co.meta["source"] = report.source;
-  co.meta["source.format"] = report.format;
-  if (!report.source_sha256.empty()) co.meta["source.sha256"] = report.source_sha256;
-  co.meta["source.files"] = std::to_string(report.files);
-  co.meta["source.bytes"] = std::to_string(report.bytes);
-  co.meta["source.records"] = std::to_string(report.records);
-  co.meta["source.rejected"] = std::to_string(report.rejects.size() + sink.dropped_rejects());
-  STRATA_ASSIGN_OR_RETURN(report.commit, stage->Commit(co));
+  STRATA_ASSIGN_OR_RETURN(report.commit, stage->Commit(SourceCommitOptions(o, report, sink.dropped_rejects())));
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }
