@@ -369,6 +369,12 @@ Result<std::string> RepositoryImpl::ReadTreePageCached(const ObjectId& id) {
   return bytes;
 }
 
+void RepositoryImpl::DropCachedPages() {
+  std::lock_guard<std::mutex> l(page_cache_mu_);
+  page_cache_.clear();
+  page_cache_order_.clear();
+}
+
 Result<TreeEntry> RepositoryImpl::Lookup(const ObjectId& root, std::string_view path) {
   STRATA_ASSIGN_OR_RETURN(auto parts, SplitPath(path));
   TreeEntry entry;

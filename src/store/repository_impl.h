@@ -93,6 +93,7 @@ class RepositoryImpl : public Repository, public ObjectStore {
   // A tree object (page) through a small cache: opening many files of one version reads the
   // same directory pages again and again, and objects never change under their id.
   Result<std::string> ReadTreePageCached(const ObjectId& id);
+  void DropCachedPages();
   // Follows `path` (slash-separated, may be empty) from the tree `root`.
   Result<TreeEntry> Lookup(const ObjectId& root, std::string_view path);
   Status WriteRoot(const RootInfo& root);

@@ -28,6 +28,9 @@ bool SameEntries(const std::vector<PackEntry>& a, const std::vector<PackEntry>& 
 }  // namespace
 
 Result<VerifyReport> RepositoryImpl::Verify(bool read_data) {
+  // What follows reads from the disk, and so do reads after it: a verify is when a damaged
+  // object must show, even one whose verified copy this process still held.
+  DropCachedPages();
   VerifyReport report;
   std::mutex mu;
   auto error = [&](std::string msg) {
