@@ -70,10 +70,18 @@ strata log fmnist@main
 
 step "9. curate into a derived branch: rules, label remapping, duplicates, quarantine, report"
 strata curate fmnist@main fmnist@curated --rules examples/curate-fmnist.yaml --report-dir "$work/curation"
-strata query fmnist@curated "SELECT label, count(*) AS images FROM records WHERE label LIKE 'T%' GROUP BY label"
+strata query fmnist@curated "SELECT label, count(*) AS images FROM records GROUP BY label ORDER BY images DESC LIMIT 3"
 echo "report: $(ls "$work/curation")"
 
-step "10. branch, relabel (a metadata-only commit), diff, rollback, audit"
+step "10. transform the curated images into training shards (deterministic, cached)"
+strata transform fmnist@curated --pipeline examples/fmnist-pipeline.yaml --out fmnist@train-ready
+# The same input and pipeline again: recognised, nothing recomputed.
+strata transform fmnist@curated --pipeline examples/fmnist-pipeline.yaml --out fmnist@train-ready
+strata ls fmnist@train-ready:shards
+strata tier stage fmnist@train-ready "$work/tier"
+strata tier evict "$work/tier"
+
+step "11. branch, relabel (a metadata-only commit), diff, rollback, audit"
 strata tag create fmnist@v1 fmnist@main
 strata branch create fmnist@relabel fmnist@main
 strata meta set fmnist@relabel:train/00000.pgm label=Sandal reviewed=true -m "label fix after review"
@@ -82,7 +90,7 @@ strata query fmnist@relabel "SELECT path, label, reviewed FROM records WHERE rev
 strata reset fmnist@relabel fmnist@v1
 strata audit verify
 
-step "11. repository statistics"
+step "12. repository statistics"
 strata stats
 
 step "done"
