@@ -594,10 +594,6 @@ class LakeImpl final : public Lake {
     return repo_->OpenFile(version.commit.tree, path);
   }
 
-  Result<std::unique_ptr<BlobReader>> OpenFile(const Resolved& version, std::string_view path) override {
-    return repo_->OpenFile(version.commit.tree, path);
-  }
-
   Status Checkout(std::string_view spec, const std::string& dest, uint64_t* bytes) override {
     STRATA_ASSIGN_OR_RETURN(Resolved r, Resolve(spec));
     return repo_->Restore(r.commit.tree, r.spec.path, dest, bytes);
