@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "ingest/postgres_server.h"
 #include "testutil/testutil.h"
 
 namespace strata::testing {
@@ -137,6 +138,32 @@ TEST_F(IngestCliTest, BrokenSourcesFailAndLeaveTheBranch) {
   // Read-only queries.
   auto q = Run({"-r", repo_, "query", "pets@main", "DELETE FROM records"});
   EXPECT_EQ(q.exit_code, 2) << Describe(q);
+}
+
+TEST_F(IngestCliTest, PostgresQueryRowsBecomeRecordsWithoutThePassword) {
+  PostgresServer server;
+  if (!server.Start()) GTEST_SKIP() << "no PostgreSQL server: " << server.skip_reason();
+  auto made = server.Psql("CREATE TABLE orders (id int8, item text, qty int4, price float8);"
+                          "INSERT INTO orders VALUES (1, 'bolt', 10, 0.25), (2, 'nut', NULL, 0.1);");
+  ASSERT_EQ(made.exit_code, 0) << Describe(made);
+  json r = J({"ingest", server.Uri(), "pets@main", "--query", "SELECT * FROM orders ORDER BY id"});
+  EXPECT_EQ(r["format"], "postgres");
+  EXPECT_EQ(r["records"], 2);
+  EXPECT_EQ(r["source"].get<std::string>().find(PostgresServer::kPassword), std::string::npos) << r.dump();
+  json show = J({"show", "pets@main"});
+  EXPECT_EQ(show.dump().find(PostgresServer::kPassword), std::string::npos);
+  json q = J({"query", "pets@main", "SELECT item, qty, price FROM records WHERE item IS NOT NULL ORDER BY price"});
+  ASSERT_EQ(q["rows"].size(), 2u) << q.dump();
+  EXPECT_EQ(q["rows"][0]["item"], "nut");
+  EXPECT_TRUE(q["rows"][0]["qty"].is_null());
+  EXPECT_EQ(q["rows"][1]["qty"], 10);
+  // A write is refused by the read-only transaction; the branch does not move.
+  std::string head = Head();
+  auto bad = Run({"-r", repo_, "ingest", server.Uri(), "pets@main", "--query", "DELETE FROM orders RETURNING id"});
+  EXPECT_NE(bad.exit_code, 0) << Describe(bad);
+  EXPECT_EQ(bad.err.find(PostgresServer::kPassword), std::string::npos) << bad.err;
+  EXPECT_EQ(Head(), head);
+  EXPECT_EQ(server.Psql("SELECT count(*) FROM orders").out, "2\n");
 }
 
 }  // namespace
