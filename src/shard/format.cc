@@ -272,18 +272,18 @@ Status EncodeRecord(const Schema& schema, const Record& record, std::string* out
   return Status::OK();
 }
 
-Result<Record> DecodeRecord(const Schema& schema, std::span<const uint8_t> payload) {
+Status DecodeRecordView(const Schema& schema, std::span<const uint8_t> payload, std::vector<FieldView>* out) {
   ByteReader r(payload.data(), payload.size());
-  Record record;
-  record.reserve(schema.fields.size());
+  out->resize(schema.fields.size());
   auto bad = [](const Field& f, std::string_view what) {
     return Status::Corruption(fmt::format("field '{}': {}", f.name, what));
   };
-  for (const Field& f : schema.fields) {
+  for (size_t i = 0; i < schema.fields.size(); ++i) {
+    const Field& f = schema.fields[i];
+    FieldView& v = (*out)[i];
+    v = FieldView{};
     switch (f.type) {
       case FieldType::kTensor: {
-        Tensor t;
-        t.dtype = f.dtype;
         // Each dimension is checked against the bytes left before it is multiplied in, so a
         // hostile shape can neither overflow nor make us allocate more than the payload.
         uint64_t elements = 1;
@@ -292,48 +292,66 @@ Result<Record> DecodeRecord(const Schema& schema, std::span<const uint8_t> paylo
           uint64_t d;
           if (!r.U64(&d)) return bad(f, "truncated shape");
           if (f.shape[k] >= 0 && d != static_cast<uint64_t>(f.shape[k])) return bad(f, "shape does not match the schema");
-          t.shape.push_back(d);
+          v.shape[k] = d;
           if (d != 0 && elements > r.remaining() / d) elements = UINT64_MAX;  // more than the payload holds
           else elements *= d;
         }
         if (elements == UINT64_MAX || elements > r.remaining() / item) return bad(f, "tensor data truncated");
-        if (!r.String(elements * item, &t.data)) return bad(f, "tensor data truncated");
-        record.emplace_back(std::move(t));
+        v.size = elements * item;
+        if (!r.Bytes(v.size, &v.data)) return bad(f, "tensor data truncated");
         break;
       }
       case FieldType::kBytes:
       case FieldType::kString: {
         uint32_t n;
-        std::string s;
-        if (!r.U32(&n) || !r.String(n, &s)) return bad(f, "truncated");
-        if (f.type == FieldType::kBytes) record.emplace_back(Bytes{std::move(s)});
-        else record.emplace_back(std::move(s));
+        if (!r.U32(&n) || !r.Bytes(n, &v.data)) return bad(f, "truncated");
+        v.size = n;
         break;
       }
-      case FieldType::kInt: {
-        uint64_t v;
-        if (!r.U64(&v)) return bad(f, "truncated");
-        record.emplace_back(static_cast<int64_t>(v));
-        break;
-      }
+      case FieldType::kInt:
       case FieldType::kFloat: {
-        uint64_t v;
-        if (!r.U64(&v)) return bad(f, "truncated");
-        double d;
-        std::memcpy(&d, &v, 8);
-        record.emplace_back(d);
+        if (!r.U64(&v.value)) return bad(f, "truncated");
         break;
       }
       case FieldType::kLabel: {
-        uint32_t v;
-        if (!r.U32(&v)) return bad(f, "truncated");
-        if (f.num_classes != 0 && v >= f.num_classes) return bad(f, fmt::format("label {} not below {}", v, f.num_classes));
-        record.emplace_back(Label{v});
+        uint32_t l;
+        if (!r.U32(&l)) return bad(f, "truncated");
+        if (f.num_classes != 0 && l >= f.num_classes) return bad(f, fmt::format("label {} not below {}", l, f.num_classes));
+        v.value = l;
         break;
       }
     }
   }
   if (r.remaining() != 0) return Status::Corruption(fmt::format("{} trailing bytes after the last field", r.remaining()));
+  return Status::OK();
+}
+
+Result<Record> DecodeRecord(const Schema& schema, std::span<const uint8_t> payload) {
+  std::vector<FieldView> views;
+  STRATA_RETURN_IF_ERROR(DecodeRecordView(schema, payload, &views));
+  Record record;
+  record.reserve(schema.fields.size());
+  for (size_t i = 0; i < schema.fields.size(); ++i) {
+    const Field& f = schema.fields[i];
+    const FieldView& v = views[i];
+    std::string data(reinterpret_cast<const char*>(v.data), v.size);
+    switch (f.type) {
+      case FieldType::kTensor:
+        record.emplace_back(Tensor{f.dtype, std::vector<uint64_t>(v.shape.begin(), v.shape.begin() + f.shape.size()),
+                                   std::move(data)});
+        break;
+      case FieldType::kBytes: record.emplace_back(Bytes{std::move(data)}); break;
+      case FieldType::kString: record.emplace_back(std::move(data)); break;
+      case FieldType::kInt: record.emplace_back(static_cast<int64_t>(v.value)); break;
+      case FieldType::kFloat: {
+        double d;
+        std::memcpy(&d, &v.value, 8);
+        record.emplace_back(d);
+        break;
+      }
+      case FieldType::kLabel: record.emplace_back(Label{static_cast<uint32_t>(v.value)}); break;
+    }
+  }
   return record;
 }
 

@@ -3,6 +3,7 @@
 // target reaches every parser directly.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -60,6 +61,17 @@ inline void ExtentOf(uint64_t offset, uint64_t length, uint64_t* extent_offset, 
 // payload's size; EncodeRecordTo then writes exactly that many bytes of a record it accepted.
 Result<size_t> EncodedSize(const Schema& schema, const Record& record);
 void EncodeRecordTo(const Schema& schema, const Record& record, uint8_t* dst);
+
+// One decoded field of a payload, pointing into the payload's bytes.
+struct FieldView {
+  const uint8_t* data = nullptr;          // tensor elements, bytes or string
+  uint64_t size = 0;                      // bytes at data
+  std::array<uint64_t, kMaxRank> shape{}; // tensors: the first field.shape.size() dims
+  uint64_t value = 0;                     // int (two's complement), float (IEEE bits), label
+};
+// DecodeRecord without copies (the loader assembles batches from the views); DecodeRecord is
+// built on it. kCorruption, with the same messages, when the payload does not match exactly.
+Status DecodeRecordView(const Schema& schema, std::span<const uint8_t> payload, std::vector<FieldView>* out);
 
 std::string SerializeSchema(const Schema& schema);
 // Validates everything (names, types, ranks) and refuses trailing bytes; kCorruption.
