@@ -1,0 +1,1240 @@
+// Volume layout on disk:
+//   <volume>/strata-volume            marker: {"format":"strata-volume","repository":ID,"volume":"vN"}
+//   <volume>/fragments/<2 hex>/<pack>.<generation>.<index>
+//   <volume>/tmp/                     fragments being written
+// and in the repository directory:
+//   placement/<pack>                  which volume holds which fragment (fragment.h)
+//   catalog/volume-counters.json      degraded reads and errors, summed over processes
+#include "volume/redundant_backend.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "base/endian.h"
+#include "base/logging.h"
+#include "volume/erasure.h"
+
+namespace strata::volume {
+
+namespace {
+
+constexpr const char* kMarker = "strata-volume";
+constexpr size_t kMaxOpenFragments = 128;
+
+std::vector<std::string> SplitDomain(const std::string& domain) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i <= domain.size()) {
+    size_t j = domain.find('/', i);
+    if (j == std::string::npos) j = domain.size();
+    parts.push_back(domain.substr(i, j - i));
+    i = j + 1;
+  }
+  return parts;
+}
+
+// How many leading components two failure domains share.
+size_t SharedLevels(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+  return n;
+}
+
+std::string ShortPack(const std::string& pack) { return pack.substr(0, 12); }
+
+std::span<const uint8_t> Bytes(std::string_view s) { return AsBytes(s); }
+
+FragmentHeader MakeHeader(const Placement& p, int index, std::string_view body) {
+  FragmentHeader h;
+  h.scheme = p.scheme;
+  h.k = p.k;
+  h.m = p.m;
+  h.index = static_cast<uint8_t>(index);
+  h.generation = p.generation;
+  h.pack_size = p.pack_size;
+  h.body_size = p.body_size;
+  h.pack = p.pack;
+  for (uint64_t off = 0; off < body.size(); off += kFragmentBlock) {
+    h.block_crcs.push_back(Crc32c(Bytes(body.substr(off, kFragmentBlock))));
+  }
+  return h;
+}
+
+class RedundantWriter : public ObjectWriter {
+ public:
+  RedundantWriter(RedundantBackend* backend, std::string name) : backend_(backend), name_(std::move(name)) {}
+  Status Append(std::span<const uint8_t> data) override {
+    buf_.append(reinterpret_cast<const char*>(data.data()), data.size());
+    return Status::OK();
+  }
+  Status Commit() override { return backend_->WritePlaced(name_, buf_, 0); }
+  uint64_t size() const override { return buf_.size(); }
+
+ private:
+  RedundantBackend* backend_;
+  std::string name_;
+  std::string buf_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Policy and layout
+
+Result<RedundancyPolicy> RedundancyPolicy::Parse(std::string_view text) {
+  RedundancyPolicy p;
+  auto number = [](std::string_view s, int* out) {
+    if (s.empty() || s.size() > 3) return false;
+    int v = 0;
+    for (char c : s) {
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + (c - '0');
+    }
+    *out = v;
+    return true;
+  };
+  if (text == "none") return p;
+  if (text.starts_with("replicate:")) {
+    int n = 0;
+    if (!number(text.substr(10), &n) || n < 2 || n > 8) {
+      return Status::InvalidArgument(fmt::format("'{}': replicate:N needs 2 <= N <= 8", text));
+    }
+    p.kind = Kind::kReplicate;
+    p.k = 1;
+    p.m = n - 1;
+    return p;
+  }
+  if (text.starts_with("rs:")) {
+    std::string_view rest = text.substr(3);
+    size_t plus = rest.find('+');
+    int k = 0, m = 0;
+    if (plus == std::string_view::npos || !number(rest.substr(0, plus), &k) || !number(rest.substr(plus + 1), &m) ||
+        k < 2 || m < 1 || k + m > kMaxFragments) {
+      return Status::InvalidArgument(
+          fmt::format("'{}': rs:K+M needs K >= 2, M >= 1 and K+M <= {}", text, kMaxFragments));
+    }
+    p.kind = Kind::kErasure;
+    p.k = k;
+    p.m = m;
+    return p;
+  }
+  return Status::InvalidArgument(fmt::format("unknown redundancy policy '{}' (none, replicate:N or rs:K+M)", text));
+}
+
+std::string RedundancyPolicy::ToString() const {
+  switch (kind) {
+    case Kind::kNone: return "none";
+    case Kind::kReplicate: return fmt::format("replicate:{}", k + m);
+    case Kind::kErasure: return fmt::format("rs:{}+{}", k, m);
+  }
+  return "none";
+}
+
+const VolumeConfig* VolumeLayout::Find(const std::string& id) const {
+  for (const auto& v : volumes) {
+    if (v.id == id) return &v;
+  }
+  return nullptr;
+}
+
+Shape ShapeFor(const RedundancyPolicy& policy, uint64_t size) {
+  if (policy.kind == RedundancyPolicy::Kind::kErasure && size >= kSmallPack) {
+    return {Scheme::kErasure, policy.k, policy.m};
+  }
+  // Replication keeps the policy's tolerance of m lost volumes.
+  return {Scheme::kReplica, 1, policy.m};
+}
+
+Status CheckPlaceable(const VolumeLayout& layout, const RedundancyPolicy& policy) {
+  if (policy.kind == RedundancyPolicy::Kind::kNone) return Status::OK();
+  std::set<std::string> domains;
+  for (const auto& v : layout.volumes) {
+    if (!v.draining) domains.insert(v.domain);
+  }
+  if (static_cast<int>(domains.size()) < policy.width()) {
+    return Status::FailedPrecondition(fmt::format(
+        "policy {} needs {} volumes in distinct failure domains; there are {} (add volumes with `strata volume add DIR --domain ...`)",
+        policy.ToString(), policy.width(), domains.size()));
+  }
+  return Status::OK();
+}
+
+Status InitVolumeDirectory(Env* env, const std::string& dir, const std::string& repository_id,
+                           const std::string& volume_id) {
+  if (env->FileExists(dir)) {
+    STRATA_ASSIGN_OR_RETURN(auto entries, env->ListDir(dir));
+    if (!entries.empty()) {
+      return Status::AlreadyExists(fmt::format("'{}' is not empty; a volume needs an empty or new directory", dir));
+    }
+  } else {
+    STRATA_RETURN_IF_ERROR(env->CreateDirs(dir));
+    STRATA_RETURN_IF_ERROR(env->SyncDir(std::string(Dirname(dir))));
+  }
+  STRATA_RETURN_IF_ERROR(env->CreateDir(JoinPath(dir, "fragments")));
+  STRATA_RETURN_IF_ERROR(env->CreateDir(JoinPath(dir, "tmp")));
+  nlohmann::json marker = {{"format", "strata-volume"}, {"repository", repository_id}, {"volume", volume_id}};
+  return WriteFileAtomic(env, JoinPath(dir, kMarker), marker.dump() + "\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backend
+
+struct RedundantBackend::FragmentFile {
+  std::string path;
+  std::shared_ptr<RandomAccessFile> file;
+  FragmentHeader header;
+  size_t header_size = 0;
+};
+
+RedundantBackend::RedundantBackend(Env* env, std::unique_ptr<Backend> primary, VolumeLayout layout)
+    : env_(env), primary_(std::move(primary)), layout_(std::move(layout)) {}
+
+RedundantBackend::~RedundantBackend() { SaveCounters(); }
+
+void RedundantBackend::SetLayout(VolumeLayout layout) {
+  std::lock_guard<std::mutex> l(mu_);
+  layout_ = std::move(layout);
+  open_.clear();
+  open_order_.clear();
+}
+
+VolumeLayout RedundantBackend::layout() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return layout_;
+}
+
+std::string RedundantBackend::PlacementDir() const { return JoinPath(primary_->url(), "placement"); }
+std::string RedundantBackend::PlacementPath(const std::string& pack) const { return JoinPath(PlacementDir(), pack); }
+std::string RedundantBackend::FragmentPath(const VolumeConfig& v, const std::string& file) const {
+  return JoinPath(v.path, fmt::format("fragments/{}/{}", file.substr(0, 2), file));
+}
+
+bool RedundantBackend::VolumeOnline(const VolumeConfig& v) { return env_->FileExists(JoinPath(v.path, kMarker)); }
+
+Result<std::optional<Placement>> RedundantBackend::LoadPlacement(const std::string& pack) {
+  if (!ValidPackName(pack)) return Status::InvalidArgument(fmt::format("invalid pack name '{}'", pack));
+  std::string path = PlacementPath(pack);
+  if (!env_->FileExists(path)) return std::optional<Placement>();
+  STRATA_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(env_, path));
+  auto p = ParsePlacement(Bytes(bytes));
+  if (!p.ok()) return p.status().WithContext(fmt::format("placement record of pack {}", pack));
+  if (p->pack != pack) return Status::Corruption(fmt::format("placement record of pack {} names pack {}", pack, p->pack));
+  return std::optional<Placement>(std::move(*p));
+}
+
+Result<std::optional<Placement>> RedundantBackend::FindPlacement(const std::string& pack, bool reload) {
+  if (!reload) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = placements_.find(pack);
+    if (it != placements_.end()) return it->second;
+  }
+  STRATA_ASSIGN_OR_RETURN(auto p, LoadPlacement(pack));
+  std::lock_guard<std::mutex> l(mu_);
+  placements_[pack] = p;
+  return p;
+}
+
+Status RedundantBackend::StorePlacement(const Placement& p) {
+  std::string dir = PlacementDir();
+  if (!env_->FileExists(dir)) {
+    STRATA_RETURN_IF_ERROR(env_->CreateDir(dir));
+    STRATA_RETURN_IF_ERROR(env_->SyncDir(primary_->url()));
+  }
+  STRATA_RETURN_IF_ERROR(WriteFileAtomic(env_, PlacementPath(p.pack), SerializePlacement(p)));
+  std::lock_guard<std::mutex> l(mu_);
+  placements_[p.pack] = p;
+  return Status::OK();
+}
+
+void RedundantBackend::ForgetFragment(const std::string& path) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (open_.erase(path)) open_order_.erase(std::remove(open_order_.begin(), open_order_.end(), path), open_order_.end());
+}
+
+Result<std::shared_ptr<RedundantBackend::FragmentFile>> RedundantBackend::OpenFragment(const Placement& p, int index) {
+  VolumeConfig vol;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    const VolumeConfig* v = layout_.Find(p.volumes[index]);
+    if (!v) return Status::NotFound(fmt::format("volume {} is not part of this repository any more", p.volumes[index]));
+    vol = *v;
+  }
+  std::string path = FragmentPath(vol, FragmentFileName(p.pack, p.generation, index));
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = open_.find(path);
+    if (it != open_.end()) return it->second;
+  }
+  STRATA_ASSIGN_OR_RETURN(auto file, env_->NewRandomAccessFile(path));
+  auto f = std::make_shared<FragmentFile>();
+  f->path = path;
+  f->file = std::move(file);
+  uint8_t fixed[kFragmentFixedHeader];
+  size_t got = 0;
+  STRATA_RETURN_IF_ERROR(f->file->Read(0, sizeof(fixed), fixed, &got));
+  STRATA_ASSIGN_OR_RETURN(size_t header_size, FragmentHeaderSize(std::span<const uint8_t>(fixed, got)));
+  std::string header(header_size, '\0');
+  STRATA_RETURN_IF_ERROR(f->file->Read(0, header_size, reinterpret_cast<uint8_t*>(header.data()), &got));
+  if (got != header_size) return Status::Corruption("fragment header is truncated");
+  STRATA_ASSIGN_OR_RETURN(f->header, ParseFragmentHeader(Bytes(header)));
+  const FragmentHeader& h = f->header;
+  if (h.pack != p.pack || h.index != index || h.generation != p.generation || h.scheme != p.scheme || h.k != p.k ||
+      h.m != p.m || h.pack_size != p.pack_size) {
+    return Status::Corruption("fragment header does not match its placement record");
+  }
+  f->header_size = header_size;
+  STRATA_ASSIGN_OR_RETURN(uint64_t size, f->file->Size());
+  if (size != header_size + h.body_size) {
+    return Status::Corruption(fmt::format("fragment has {} bytes, its header says {}", size, header_size + h.body_size));
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  if (open_.size() >= kMaxOpenFragments && !open_order_.empty()) {
+    open_.erase(open_order_.front());
+    open_order_.erase(open_order_.begin());
+  }
+  if (open_.emplace(path, f).second) open_order_.push_back(path);
+  return f;
+}
+
+Status RedundantBackend::ReadFragmentRange(const Placement& p, int index, uint64_t off, size_t n, uint8_t* dst) {
+  auto context = [&](const Status& s) {
+    return s.WithContext(fmt::format("fragment {} of pack {} on volume {}", index, ShortPack(p.pack), p.volumes[index]));
+  };
+  auto f = OpenFragment(p, index);
+  if (!f.ok()) return context(f.status());
+  const FragmentHeader& h = (*f)->header;
+  if (off + n > h.body_size) return context(Status::Corruption("read beyond the fragment's body"));
+  if (n == 0) return Status::OK();
+  const uint64_t b = h.block_size;
+  uint64_t first = off / b, last = (off + n - 1) / b;
+  uint64_t start = first * b, end = std::min<uint64_t>((last + 1) * b, h.body_size);
+  // Reads straight into `dst` when the range is whole blocks; otherwise through a buffer.
+  std::string buf;
+  uint8_t* into = dst;
+  if (start != off || end != off + n) {
+    buf.resize(end - start);
+    into = reinterpret_cast<uint8_t*>(buf.data());
+  }
+  size_t got = 0;
+  Status s = (*f)->file->Read((*f)->header_size + start, end - start, into, &got);
+  if (s.ok() && got != end - start) s = Status::Corruption("fragment is truncated");
+  for (uint64_t blk = first; s.ok() && blk <= last; ++blk) {
+    uint64_t bs = blk * b - start, be = std::min<uint64_t>(bs + b, end - start);
+    if (Crc32c(std::span<const uint8_t>(into + bs, be - bs)) != h.block_crcs[blk]) {
+      s = Status::Corruption(fmt::format("block {} failed its checksum", blk));
+    }
+  }
+  if (!s.ok()) {
+    ForgetFragment((*f)->path);
+    return context(s);
+  }
+  if (into != dst) std::memcpy(dst, into + (off - start), n);
+  return Status::OK();
+}
+
+void RedundantBackend::NoteDegraded(const Placement& p, int index, const Status& why) {
+  const std::string& vol = p.volumes[index];
+  bool warn = false;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto& c = counters_[vol];
+    ++c.degraded_reads;
+    if (why.code() == StatusCode::kIOError) ++c.read_errors;
+    warn = warned_.insert("read:" + vol).second;
+  }
+  if (warn) {
+    LogWarning(fmt::format("degraded read: {}; rebuilding from the other fragments (further degraded reads of "
+                           "volume {} are counted in `strata volume status`, `strata repair fragments` restores it)",
+                           why.message(), vol));
+  }
+}
+
+void RedundantBackend::NoteWriteError(const std::string& volume, const Status& why) {
+  bool warn = false;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ++counters_[volume].write_errors;
+    failed_writes_.insert(volume);
+    warn = warned_.insert("write:" + volume).second;
+  }
+  if (warn) {
+    LogWarning(fmt::format("volume {} failed a write ({}); this process places new fragments on other volumes",
+                           volume, why.message()));
+  }
+}
+
+Status RedundantBackend::ReadErasurePiece(const Placement& p, int index, uint64_t off, size_t n, uint8_t* dst) {
+  Status first = ReadFragmentRange(p, index, off, n, dst);
+  if (first.ok()) return first;
+  NoteDegraded(p, index, first);
+  // Rebuild the blocks this range touches from k other fragments (same offsets in each).
+  const uint64_t b = kFragmentBlock;
+  uint64_t start = off / b * b, end = std::min<uint64_t>((off + n + b - 1) / b * b, p.body_size);
+  size_t len = end - start;
+  std::vector<std::string> bufs;
+  std::vector<int> have;
+  std::vector<std::string> why{first.message()};
+  const int width = p.width();
+  for (int j = 0; j < width && static_cast<int>(have.size()) < p.k; ++j) {
+    if (j == index) continue;
+    std::string buf(len, '\0');
+    Status s = ReadFragmentRange(p, j, start, len, reinterpret_cast<uint8_t*>(buf.data()));
+    if (!s.ok()) {
+      why.push_back(s.message());
+      continue;
+    }
+    have.push_back(j);
+    bufs.push_back(std::move(buf));
+  }
+  if (static_cast<int>(have.size()) < p.k) {
+    return Status::Corruption(fmt::format("pack {} is unreadable: {} of {} fragments readable, {} needed ({})", p.pack,
+                                          have.size(), width, p.k, fmt::join(why, "; ")));
+  }
+  ErasureCode code(p.k, p.m);
+  std::vector<const uint8_t*> in;
+  for (const auto& buf : bufs) in.push_back(reinterpret_cast<const uint8_t*>(buf.data()));
+  std::string out(len, '\0');
+  uint8_t* outp = reinterpret_cast<uint8_t*>(out.data());
+  STRATA_RETURN_IF_ERROR(code.Decode(have, in.data(), {index}, &outp, len));
+  std::memcpy(dst, out.data() + (off - start), n);
+  return Status::OK();
+}
+
+Status RedundantBackend::ReadPlaced(const Placement& p, uint64_t off, size_t n, uint8_t* dst) {
+  if (off + n > p.pack_size) {
+    return Status::Corruption(fmt::format("pack {} is truncated: wanted {} bytes at offset {}, it has {}", p.pack, n, off,
+                                          p.pack_size));
+  }
+  if (p.scheme == Scheme::kReplica) {
+    std::vector<std::string> why;
+    for (int i = 0; i < p.width(); ++i) {
+      Status s = ReadFragmentRange(p, i, off, n, dst);
+      if (s.ok()) return s;
+      NoteDegraded(p, i, s);
+      why.push_back(s.message());
+    }
+    return Status::Corruption(fmt::format("pack {} is unreadable: none of its {} copies is readable ({})", p.pack,
+                                          p.width(), fmt::join(why, "; ")));
+  }
+  const uint64_t f = p.body_size;
+  while (n > 0) {
+    int index = static_cast<int>(off / f);
+    uint64_t in = off % f;
+    size_t take = std::min<uint64_t>(n, f - in);
+    STRATA_RETURN_IF_ERROR(ReadErasurePiece(p, index, in, take, dst));
+    off += take;
+    dst += take;
+    n -= take;
+  }
+  return Status::OK();
+}
+
+Result<std::unique_ptr<ObjectWriter>> RedundantBackend::Create(ObjectType type, const std::string& name) {
+  if (type == ObjectType::kPack) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (layout_.policy.kind != RedundancyPolicy::Kind::kNone) {
+      if (!ValidPackName(name)) return Status::InvalidArgument(fmt::format("invalid pack name '{}'", name));
+      return std::unique_ptr<ObjectWriter>(new RedundantWriter(this, name));
+    }
+  }
+  return primary_->Create(type, name);
+}
+
+Status RedundantBackend::ReadAt(ObjectType type, const std::string& name, uint64_t offset, size_t n, uint8_t* dst) {
+  if (type != ObjectType::kPack) return primary_->ReadAt(type, name, offset, n, dst);
+  STRATA_ASSIGN_OR_RETURN(auto p, FindPlacement(name, false));
+  if (!p) {
+    Status s = primary_->ReadAt(type, name, offset, n, dst);
+    if (s.code() != StatusCode::kNotFound && s.code() != StatusCode::kIOError) return s;
+    // Spread by another process since this one looked (policy apply)?
+    STRATA_ASSIGN_OR_RETURN(p, FindPlacement(name, true));
+    if (!p) return s;
+  }
+  Status s = ReadPlaced(*p, offset, n, dst);
+  if (s.ok()) return s;
+  // Moved by a repair or drain in another process since the record was read?
+  STRATA_ASSIGN_OR_RETURN(auto fresh, FindPlacement(name, true));
+  if (fresh && fresh->volumes != p->volumes) return ReadPlaced(*fresh, offset, n, dst);
+  return s;
+}
+
+Result<std::string> RedundantBackend::Get(ObjectType type, const std::string& name) {
+  if (type != ObjectType::kPack) return primary_->Get(type, name);
+  STRATA_ASSIGN_OR_RETURN(auto p, FindPlacement(name, false));
+  if (!p) return primary_->Get(type, name);
+  std::string out(p->pack_size, '\0');
+  STRATA_RETURN_IF_ERROR(ReadAt(type, name, 0, out.size(), reinterpret_cast<uint8_t*>(out.data())));
+  return out;
+}
+
+Result<ObjectInfo> RedundantBackend::Stat(ObjectType type, const std::string& name) {
+  if (type != ObjectType::kPack) return primary_->Stat(type, name);
+  STRATA_ASSIGN_OR_RETURN(auto p, FindPlacement(name, false));
+  if (!p) return primary_->Stat(type, name);
+  // The record's age stands for the pack's (gc's grace period).
+  STRATA_ASSIGN_OR_RETURN(FileInfo info, env_->Stat(PlacementPath(name)));
+  return ObjectInfo{p->pack_size, info.mtime_ns};
+}
+
+Result<std::vector<std::string>> RedundantBackend::List(ObjectType type) {
+  STRATA_ASSIGN_OR_RETURN(auto names, primary_->List(type));
+  if (type != ObjectType::kPack || !env_->FileExists(PlacementDir())) return names;
+  STRATA_ASSIGN_OR_RETURN(auto placed, env_->ListDir(PlacementDir()));
+  for (auto& p : placed) {
+    if (ValidPackName(p)) names.push_back(std::move(p));
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+Status RedundantBackend::Delete(ObjectType type, const std::string& name) {
+  if (type != ObjectType::kPack) return primary_->Delete(type, name);
+  STRATA_ASSIGN_OR_RETURN(auto p, FindPlacement(name, true));
+  Status local = primary_->Delete(type, name);
+  if (!p) return local;
+  // The record goes first: fragments no record names are leftovers that repair removes.
+  STRATA_RETURN_IF_ERROR(env_->DeleteFile(PlacementPath(name)));
+  STRATA_RETURN_IF_ERROR(env_->SyncDir(PlacementDir()));
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    placements_.erase(name);
+  }
+  VolumeLayout layout = this->layout();
+  for (int i = 0; i < p->width(); ++i) {
+    const VolumeConfig* v = layout.Find(p->volumes[i]);
+    if (!v) continue;
+    std::string path = FragmentPath(*v, FragmentFileName(name, p->generation, i));
+    ForgetFragment(path);
+    if (env_->DeleteFile(path).ok()) (void)env_->SyncDir(std::string(Dirname(path)));
+  }
+  return Status::OK();
+}
+
+Result<size_t> RedundantBackend::CleanTemporaries(int64_t min_age_seconds) {
+  STRATA_ASSIGN_OR_RETURN(size_t removed, primary_->CleanTemporaries(min_age_seconds));
+  int64_t now_ns = env_->NowMicros() * 1000;
+  for (const auto& v : layout().volumes) {
+    std::string tmp = JoinPath(v.path, "tmp");
+    auto entries = env_->ListDir(tmp);
+    if (!entries.ok()) continue;  // offline volume
+    size_t here = 0;
+    for (const auto& e : *entries) {
+      auto info = env_->Stat(JoinPath(tmp, e));
+      if (!info.ok() || now_ns - info->mtime_ns < min_age_seconds * 1'000'000'000LL) continue;
+      if (env_->DeleteFile(JoinPath(tmp, e)).ok()) ++here;
+    }
+    if (here) (void)env_->SyncDir(tmp);
+    removed += here;
+  }
+  return removed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+Result<std::vector<std::string>> RedundantBackend::ChooseVolumes(const VolumeLayout& layout, const std::string& pack,
+                                                                 int count, const std::vector<std::string>& keep,
+                                                                 const std::set<std::string>& avoid) {
+  std::vector<std::vector<std::string>> taken;  // domains of chosen volumes
+  std::set<std::string> taken_domains;
+  for (const auto& id : keep) {
+    if (const VolumeConfig* v = layout.Find(id)) {
+      taken.push_back(SplitDomain(v->domain));
+      taken_domains.insert(v->domain);
+    }
+  }
+  std::vector<const VolumeConfig*> candidates;
+  for (const auto& v : layout.volumes) {
+    if (v.draining || avoid.count(v.id) || std::find(keep.begin(), keep.end(), v.id) != keep.end()) continue;
+    if (!VolumeOnline(v)) continue;
+    candidates.push_back(&v);
+  }
+  std::vector<std::string> out;
+  for (int n = 0; n < count; ++n) {
+    const VolumeConfig* best = nullptr;
+    std::vector<size_t> best_score;
+    for (const VolumeConfig* c : candidates) {
+      if (taken_domains.count(c->domain)) continue;
+      // Spread at the most general level first: count chosen volumes sharing each prefix.
+      auto parts = SplitDomain(c->domain);
+      std::vector<size_t> score(parts.size() + 1, 0);
+      for (const auto& t : taken) {
+        size_t shared = SharedLevels(parts, t);
+        for (size_t l = 0; l < shared && l < parts.size(); ++l) ++score[l];
+      }
+      score.back() = std::hash<std::string>{}(pack + "/" + c->id);  // spreads packs over spare volumes
+      if (!best || score < best_score) {
+        best = c;
+        best_score = std::move(score);
+      }
+    }
+    if (!best) {
+      return Status::FailedPrecondition(fmt::format(
+          "no healthy volume left in a distinct failure domain ({} needed, {} found; avoided: {})", count, n,
+          avoid.empty() ? std::string("none") : fmt::format("{}", fmt::join(avoid, ", "))));
+    }
+    out.push_back(best->id);
+    taken.push_back(SplitDomain(best->domain));
+    taken_domains.insert(best->domain);
+  }
+  return out;
+}
+
+Status RedundantBackend::WriteFragment(const VolumeConfig& v, const std::string& file, const FragmentHeader& h,
+                                       std::string_view body) {
+  static std::atomic<uint64_t> counter{0};
+  if (!VolumeOnline(v)) {
+    return Status::IOError(fmt::format("volume {} ({}) is offline: no volume marker", v.id, v.path), true);
+  }
+  std::string tmp = JoinPath(v.path, fmt::format("tmp/{}-{}-{}", file, getpid(), counter.fetch_add(1)));
+  std::string final_path = FragmentPath(v, file);
+  Status s = [&]() -> Status {
+    STRATA_ASSIGN_OR_RETURN(auto out, env_->NewStreamingFile(tmp));
+    std::string header = SerializeFragmentHeader(h);
+    STRATA_RETURN_IF_ERROR(out->Append(Bytes(header)));
+    STRATA_RETURN_IF_ERROR(out->Append(Bytes(body)));
+    STRATA_RETURN_IF_ERROR(out->Sync());
+    STRATA_RETURN_IF_ERROR(out->Close());
+    std::string dir(Dirname(final_path));
+    if (!env_->FileExists(dir)) {
+      STRATA_RETURN_IF_ERROR(env_->CreateDir(dir));
+      STRATA_RETURN_IF_ERROR(env_->SyncDir(std::string(Dirname(dir))));
+    }
+    STRATA_RETURN_IF_ERROR(env_->RenameFile(tmp, final_path));
+    ForgetFragment(final_path);
+    return env_->SyncDir(dir);
+  }();
+  if (!s.ok()) {
+    (void)env_->DeleteFile(tmp);
+    return s.WithContext(fmt::format("writing fragment {} on volume {}", file, v.id));
+  }
+  return s;
+}
+
+Status RedundantBackend::WritePlaced(const std::string& pack, std::string_view bytes, uint32_t generation) {
+  if (bytes.empty()) return Status::InvalidArgument("an empty pack cannot be placed");
+  VolumeLayout layout = this->layout();
+  Shape shape = ShapeFor(layout.policy, bytes.size());
+  Placement p;
+  p.scheme = shape.scheme;
+  p.k = static_cast<uint8_t>(shape.k);
+  p.m = static_cast<uint8_t>(shape.m);
+  p.generation = generation;
+  p.pack = pack;
+  p.pack_size = bytes.size();
+  p.body_size = FragmentBodySize(p.scheme, p.k, p.pack_size);
+  const int width = shape.k + shape.m;
+
+  // Bodies: views into the pack where whole, padded copies and parity otherwise.
+  std::vector<std::string_view> bodies(width);
+  std::vector<std::string> owned;
+  owned.reserve(width);
+  if (p.scheme == Scheme::kReplica) {
+    for (auto& b : bodies) b = bytes;
+  } else {
+    const uint64_t f = p.body_size;
+    for (int i = 0; i < p.k; ++i) {
+      uint64_t start = std::min<uint64_t>(uint64_t(i) * f, bytes.size());
+      uint64_t avail = std::min<uint64_t>(f, bytes.size() - start);
+      if (avail == f) {
+        bodies[i] = bytes.substr(start, f);
+      } else {
+        owned.emplace_back(f, '\0');
+        std::memcpy(owned.back().data(), bytes.data() + start, avail);
+        bodies[i] = owned.back();
+      }
+    }
+    std::vector<const uint8_t*> data(p.k);
+    std::vector<uint8_t*> parity(p.m);
+    for (int i = 0; i < p.k; ++i) data[i] = reinterpret_cast<const uint8_t*>(bodies[i].data());
+    for (int i = 0; i < p.m; ++i) {
+      owned.emplace_back(f, '\0');
+      parity[i] = reinterpret_cast<uint8_t*>(owned.back().data());
+      bodies[p.k + i] = owned.back();
+    }
+    ErasureCode(p.k, p.m).Encode(data.data(), parity.data(), f);
+  }
+
+  std::set<std::string> avoid;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    avoid = failed_writes_;
+  }
+  auto initial = ChooseVolumes(layout, pack, width, {}, avoid);
+  if (!initial.ok()) {
+    return initial.status().WithContext(fmt::format("placing pack {} ({})", ShortPack(pack), layout.policy.ToString()));
+  }
+  std::vector<std::string> chosen = std::move(*initial);
+  // Fragments are written side by side (on real volumes, separate disks). A failed volume is
+  // replaced by another in a distinct domain; without one the pack is refused, never written
+  // below its policy.
+  std::mutex choose_mu;
+  std::vector<Status> results(width);
+  auto write_one = [&](int i) {
+    FragmentHeader h = MakeHeader(p, i, bodies[i]);
+    std::string file = FragmentFileName(pack, generation, i);
+    while (true) {
+      std::string vid;
+      {
+        std::lock_guard<std::mutex> l(choose_mu);
+        vid = chosen[i];
+      }
+      const VolumeConfig* v = layout.Find(vid);
+      Status s = WriteFragment(*v, file, h, bodies[i]);
+      if (s.ok()) return;
+      NoteWriteError(vid, s);
+      std::lock_guard<std::mutex> l(choose_mu);
+      avoid.insert(vid);
+      std::vector<std::string> keep;
+      for (int j = 0; j < width; ++j) {
+        if (j != i) keep.push_back(chosen[j]);
+      }
+      auto other = ChooseVolumes(layout, pack, 1, keep, avoid);
+      if (!other.ok()) {
+        results[i] = s.WithContext(fmt::format("pack {} ({}) could not be placed: {}", ShortPack(pack),
+                                               layout.policy.ToString(), other.status().message()));
+        return;
+      }
+      LogWarning(fmt::format("fragment {} of pack {}: volume {} failed, writing it to volume {} instead", i,
+                             ShortPack(pack), vid, (*other)[0]));
+      chosen[i] = (*other)[0];
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int i = 1; i < width; ++i) threads.emplace_back(write_one, i);
+  write_one(0);
+  for (auto& t : threads) t.join();
+  Status failed;
+  for (const auto& s : results) {
+    if (!s.ok() && failed.ok()) failed = s;
+  }
+  p.volumes = chosen;
+  if (failed.ok()) failed = StorePlacement(p);
+  if (!failed.ok()) {
+    // Nothing names these fragments: remove them now (repair would remove them later).
+    for (int i = 0; i < width; ++i) {
+      if (const VolumeConfig* v = layout.Find(chosen[i])) {
+        (void)env_->DeleteFile(FragmentPath(*v, FragmentFileName(pack, generation, i)));
+      }
+    }
+    return failed;
+  }
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checking, scrubbing, repairing
+
+std::string RedundantBackend::CheckFragment(const VolumeLayout& layout, const Placement& p, int index, bool deep,
+                                            uint64_t* bytes) {
+  const VolumeConfig* v = layout.Find(p.volumes[index]);
+  if (!v) return fmt::format("volume {} is not part of this repository any more", p.volumes[index]);
+  if (!VolumeOnline(*v)) return fmt::format("volume {} is offline (no volume marker in {})", v->id, v->path);
+  // Always from the file, not a handle opened before the file was replaced or damaged.
+  ForgetFragment(FragmentPath(*v, FragmentFileName(p.pack, p.generation, index)));
+  auto f = OpenFragment(p, index);
+  if (!f.ok()) return f.status().message();
+  if (!deep) return "";
+  constexpr uint64_t kStep = 64 * kFragmentBlock;
+  std::string buf;
+  for (uint64_t off = 0; off < p.body_size; off += kStep) {
+    size_t n = std::min<uint64_t>(kStep, p.body_size - off);
+    buf.resize(n);
+    Status s = ReadFragmentRange(p, index, off, n, reinterpret_cast<uint8_t*>(buf.data()));
+    if (!s.ok()) return s.message();
+    *bytes += n;
+  }
+  return "";
+}
+
+Status RedundantBackend::ReadAllFragments(const Placement& p, std::vector<std::string>* bodies, std::vector<bool>* good,
+                                          std::vector<std::string>* why) {
+  const int width = p.width();
+  bodies->assign(width, std::string());
+  good->assign(width, false);
+  why->assign(width, std::string());
+  int have = 0;
+  for (int i = 0; i < width && have < p.needed(); ++i) {
+    std::string body(p.body_size, '\0');
+    Status s = ReadFragmentRange(p, i, 0, body.size(), reinterpret_cast<uint8_t*>(body.data()));
+    if (!s.ok()) {
+      (*why)[i] = s.message();
+      continue;
+    }
+    (*bodies)[i] = std::move(body);
+    (*good)[i] = true;
+    ++have;
+  }
+  if (have < p.needed()) {
+    std::vector<std::string> reasons;
+    for (const auto& w : *why) {
+      if (!w.empty()) reasons.push_back(w);
+    }
+    return Status::Corruption(fmt::format("pack {} is unreadable: {} of {} fragments readable, {} needed ({})", p.pack,
+                                          have, width, p.needed(), fmt::join(reasons, "; ")));
+  }
+  return Status::OK();
+}
+
+namespace {
+
+std::string CursorPath(Backend* primary) { return JoinPath(primary->url(), "catalog/scrub.cursor"); }
+
+nlohmann::json ProblemsJson(const std::vector<FragmentProblem>& problems) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : problems) {
+    out.push_back({{"pack", p.pack}, {"fragment", p.fragment}, {"volume", p.volume}, {"problem", p.problem}});
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<ScrubReport> RedundantBackend::Scrub(const ScrubOptions& options) {
+  ScrubReport report;
+  VolumeLayout layout = this->layout();
+  const std::string cursor_path = CursorPath(primary_.get());
+  std::string after;
+  // An interrupted scrub of the same depth resumes after the last pack it finished.
+  if (!options.restart && env_->FileExists(cursor_path)) {
+    auto bytes = ReadFileToString(env_, cursor_path);
+    auto j = bytes.ok() ? nlohmann::json::parse(*bytes, nullptr, false) : nlohmann::json();
+    try {
+      if (j.is_object() && j.at("deep").get<bool>() == options.deep) {
+        after = j.at("after").get<std::string>();
+        report.packs_checked = j.at("packs").get<uint64_t>();
+        report.fragments_checked = j.at("fragments").get<uint64_t>();
+        report.bytes_read = j.at("bytes").get<uint64_t>();
+        for (const auto& p : j.at("problems")) {
+          report.problems.push_back({p.at("pack").get<std::string>(), p.at("fragment").get<int>(),
+                                     p.at("volume").get<std::string>(), p.at("problem").get<std::string>()});
+        }
+        for (const auto& [pack, objects] : j.at("unreadable").items()) {
+          report.unreadable[pack] = objects.get<std::vector<std::string>>();
+        }
+        report.resumed = true;
+      }
+    } catch (const nlohmann::json::exception&) {
+      after.clear();  // a damaged cursor: start over
+    }
+  }
+  auto save_cursor = [&](const std::string& last) {
+    nlohmann::json unreadable = nlohmann::json::object();
+    for (const auto& [pack, objects] : report.unreadable) unreadable[pack] = objects;
+    nlohmann::json j = {{"deep", options.deep},       {"after", last},
+                        {"packs", report.packs_checked}, {"fragments", report.fragments_checked},
+                        {"bytes", report.bytes_read},  {"problems", ProblemsJson(report.problems)},
+                        {"unreadable", unreadable}};
+    (void)env_->CreateDirs(std::string(Dirname(cursor_path)));
+    (void)WriteFileAtomic(env_, cursor_path, j.dump());
+  };
+
+  STRATA_ASSIGN_OR_RETURN(auto local, primary_->List(ObjectType::kPack));
+  std::vector<std::string> placed;
+  if (env_->FileExists(PlacementDir())) {
+    STRATA_ASSIGN_OR_RETURN(auto names, env_->ListDir(PlacementDir()));
+    for (auto& n : names) {
+      if (ValidPackName(n)) placed.push_back(std::move(n));
+    }
+  }
+  std::sort(placed.begin(), placed.end());
+  std::set<std::string> placed_set(placed.begin(), placed.end());
+  size_t local_only = 0;
+  for (const auto& n : local) local_only += !placed_set.count(n);
+  if (local_only && layout.policy.kind != RedundancyPolicy::Kind::kNone) {
+    report.warnings.push_back(fmt::format("{} packs are in the repository directory, not spread under {}: run "
+                                          "`strata volume policy apply`",
+                                          local_only, layout.policy.ToString()));
+  }
+  size_t below_policy = 0;
+  auto start = std::chrono::steady_clock::now();
+  uint64_t bytes_at_start = report.bytes_read;
+  auto last_save = start;
+  for (const auto& name : placed) {
+    if (!after.empty() && name <= after) continue;
+    auto p = FindPlacement(name, true);
+    if (!p.ok() || !*p) {
+      if (p.ok()) continue;  // deleted meanwhile (gc)
+      report.problems.push_back({name, -1, "", p.status().message()});
+      continue;
+    }
+    const Placement& pl = **p;
+    int good = 0;
+    for (int i = 0; i < pl.width(); ++i) {
+      std::string problem = CheckFragment(layout, pl, i, options.deep, &report.bytes_read);
+      ++report.fragments_checked;
+      if (problem.empty()) {
+        ++good;
+        const VolumeConfig* v = layout.Find(pl.volumes[i]);
+        if (v && v->draining) {
+          report.warnings.push_back(fmt::format("pack {} fragment {} is on draining volume {}", name, i, v->id));
+        }
+      } else {
+        report.problems.push_back({name, i, pl.volumes[i], problem});
+      }
+      if (options.rate_mb_s > 0) {
+        // Sleep until the bytes read so far fit the rate.
+        double due = double(report.bytes_read - bytes_at_start) / (options.rate_mb_s * 1e6);
+        double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (due > spent) std::this_thread::sleep_for(std::chrono::duration<double>(due - spent));
+      }
+    }
+    if (good < pl.needed()) report.unreadable[name] = {};
+    if (layout.policy.kind != RedundancyPolicy::Kind::kNone &&
+        !(Shape{pl.scheme, pl.k, pl.m} == ShapeFor(layout.policy, pl.pack_size))) {
+      ++below_policy;
+    }
+    ++report.packs_checked;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_save > std::chrono::seconds(1)) {
+      save_cursor(name);
+      last_save = now;
+    }
+  }
+  if (below_policy) {
+    report.warnings.push_back(fmt::format("{} packs are stored under another shape than the policy {}: run `strata "
+                                          "volume policy apply`",
+                                          below_policy, layout.policy.ToString()));
+  }
+  if (env_->FileExists(cursor_path)) (void)env_->DeleteFile(cursor_path);
+  return report;
+}
+
+Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
+  RepairReport report;
+  auto t0 = std::chrono::steady_clock::now();
+  VolumeLayout layout = this->layout();
+  std::set<std::string> failed;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    failed = failed_writes_;
+  }
+  const bool spread = options.apply_policy && layout.policy.kind != RedundancyPolicy::Kind::kNone;
+
+  std::vector<std::string> placed;
+  if (env_->FileExists(PlacementDir())) {
+    STRATA_ASSIGN_OR_RETURN(auto names, env_->ListDir(PlacementDir()));
+    for (auto& n : names) {
+      if (ValidPackName(n)) placed.push_back(std::move(n));
+    }
+  }
+  std::sort(placed.begin(), placed.end());
+
+  // Local packs: spread them (apply), or drop the local copy a spread interrupted after its
+  // placement record was written.
+  STRATA_ASSIGN_OR_RETURN(auto local, primary_->List(ObjectType::kPack));
+  for (const auto& name : local) {
+    bool has_placement = std::binary_search(placed.begin(), placed.end(), name);
+    if (!has_placement && !spread) continue;
+    if (!has_placement) {
+      auto bytes = primary_->Get(ObjectType::kPack, name);
+      Status s = bytes.ok() ? WritePlaced(name, *bytes, 0) : bytes.status();
+      if (!s.ok()) {
+        report.errors.push_back(s.WithContext(fmt::format("spreading pack {}", name)).message());
+        continue;
+      }
+      Shape sh = ShapeFor(layout.policy, bytes->size());
+      report.bytes_written += FragmentBodySize(sh.scheme, sh.k, bytes->size()) * (sh.k + sh.m);
+      ++report.packs_reencoded;
+    }
+    // The placement record is durable: the local copy is no longer needed.
+    Status s = primary_->Delete(ObjectType::kPack, name);
+    if (!s.ok()) report.errors.push_back(s.WithContext(fmt::format("removing local pack {}", name)).message());
+  }
+
+  for (const auto& name : placed) {
+    auto loaded = FindPlacement(name, true);
+    if (!loaded.ok()) {
+      report.errors.push_back(loaded.status().message());
+      continue;
+    }
+    if (!*loaded) continue;
+    Placement p = **loaded;
+    ++report.packs_checked;
+
+    if (spread && !(Shape{p.scheme, p.k, p.m} == ShapeFor(layout.policy, p.pack_size))) {
+      std::string bytes(p.pack_size, '\0');
+      Status s = ReadPlaced(p, 0, bytes.size(), reinterpret_cast<uint8_t*>(bytes.data()));
+      if (s.ok()) s = WritePlaced(name, bytes, p.generation + 1);
+      if (!s.ok()) {
+        if (s.code() == StatusCode::kCorruption) report.unreadable[name] = {};
+        report.errors.push_back(s.WithContext(fmt::format("re-encoding pack {}", name)).message());
+        continue;
+      }
+      // The new record is durable; the old generation's fragments are leftovers now.
+      for (int i = 0; i < p.width(); ++i) {
+        if (const VolumeConfig* v = layout.Find(p.volumes[i])) {
+          std::string path = FragmentPath(*v, FragmentFileName(name, p.generation, i));
+          ForgetFragment(path);
+          (void)env_->DeleteFile(path);
+        }
+      }
+      ++report.packs_reencoded;
+      continue;
+    }
+
+    // Which fragments need writing: bad ones (rebuilt) and good ones on draining or unknown
+    // volumes (moved).
+    std::vector<int> bad, move;
+    for (int i = 0; i < p.width(); ++i) {
+      uint64_t ignored = 0;
+      std::string problem = CheckFragment(layout, p, i, /*deep=*/true, &ignored);
+      const VolumeConfig* v = layout.Find(p.volumes[i]);
+      if (!problem.empty()) {
+        bad.push_back(i);
+      } else if (!v || v->draining) {
+        move.push_back(i);
+      }
+    }
+    if (bad.empty() && move.empty()) continue;
+    std::vector<std::string> bodies;
+    std::vector<bool> good;
+    std::vector<std::string> why;
+    Status s = ReadAllFragments(p, &bodies, &good, &why);
+    if (!s.ok()) {
+      report.unreadable[name] = {};
+      report.errors.push_back(s.message());
+      continue;
+    }
+    std::vector<int> todo = bad;
+    todo.insert(todo.end(), move.begin(), move.end());
+    // Bodies of the fragments to write: copies of good ones, decoded for the rest.
+    std::vector<int> want;
+    for (int i : todo) {
+      if (!good[i]) want.push_back(i);
+    }
+    // Moved fragments may not have been read (only `needed` are): read them now.
+    for (int i : move) {
+      if (good[i] || !bodies[i].empty()) continue;
+      std::string body(p.body_size, '\0');
+      if (ReadFragmentRange(p, i, 0, body.size(), reinterpret_cast<uint8_t*>(body.data())).ok()) {
+        bodies[i] = std::move(body);
+        good[i] = true;
+        want.erase(std::remove(want.begin(), want.end(), i), want.end());
+      }
+    }
+    if (!want.empty()) {
+      if (p.scheme == Scheme::kReplica) {
+        int src = static_cast<int>(std::find(good.begin(), good.end(), true) - good.begin());
+        for (int i : want) bodies[i] = bodies[src];
+      } else {
+        std::vector<int> have;
+        std::vector<const uint8_t*> in;
+        for (int i = 0; i < p.width() && static_cast<int>(have.size()) < p.k; ++i) {
+          if (good[i]) {
+            have.push_back(i);
+            in.push_back(reinterpret_cast<const uint8_t*>(bodies[i].data()));
+          }
+        }
+        std::vector<uint8_t*> out;
+        for (int i : want) {
+          bodies[i].assign(p.body_size, '\0');
+          out.push_back(reinterpret_cast<uint8_t*>(bodies[i].data()));
+        }
+        Status d = ErasureCode(p.k, p.m).Decode(have, in.data(), want, out.data(), p.body_size);
+        if (!d.ok()) {
+          report.errors.push_back(d.message());
+          continue;
+        }
+      }
+    }
+    // Write each to a target: in place (same volume, atomic rename over the bad file) when its
+    // volume is healthy, else to a volume in a failure domain the pack does not use yet.
+    Placement next = p;
+    std::set<std::string> avoid = failed;
+    bool pack_failed = false;
+    for (int i : todo) {
+      const VolumeConfig* cur = layout.Find(p.volumes[i]);
+      bool is_move = std::find(move.begin(), move.end(), i) != move.end();
+      std::string target;
+      if (!is_move && cur && !cur->draining && !failed.count(cur->id) && VolumeOnline(*cur)) {
+        target = cur->id;
+      }
+      FragmentHeader h = MakeHeader(p, i, bodies[i]);
+      std::string file = FragmentFileName(name, p.generation, i);
+      while (true) {
+        if (target.empty()) {
+          std::vector<std::string> keep;
+          for (int j = 0; j < p.width(); ++j) {
+            if (j != i) keep.push_back(next.volumes[j]);
+          }
+          std::set<std::string> avoid_here = avoid;
+          avoid_here.insert(p.volumes[i]);
+          auto choice = ChooseVolumes(layout, name, 1, keep, avoid_here);
+          if (!choice.ok()) {
+            report.errors.push_back(fmt::format("pack {} fragment {}: cannot restore it: {}", name, i,
+                                                choice.status().message()));
+            pack_failed = true;
+            break;
+          }
+          target = (*choice)[0];
+        }
+        Status w = WriteFragment(*layout.Find(target), file, h, bodies[i]);
+        if (w.ok()) break;
+        NoteWriteError(target, w);
+        avoid.insert(target);
+        target.clear();
+      }
+      if (pack_failed) break;
+      next.volumes[i] = target;
+      report.bytes_written += h.encoded_size() + bodies[i].size();
+      if (is_move) ++report.fragments_moved;
+      else ++report.fragments_rebuilt;
+    }
+    if (next.volumes != p.volumes) {
+      // New fragments are durable; switching the record is the commit point.
+      Status st = StorePlacement(next);
+      if (!st.ok()) {
+        report.errors.push_back(st.WithContext(fmt::format("pack {}: switching its placement", name)).message());
+        continue;
+      }
+      for (int i = 0; i < p.width(); ++i) {
+        if (next.volumes[i] == p.volumes[i]) continue;
+        if (const VolumeConfig* v = layout.Find(p.volumes[i])) {
+          std::string path = FragmentPath(*v, FragmentFileName(name, p.generation, i));
+          ForgetFragment(path);
+          if (env_->DeleteFile(path).ok()) (void)env_->SyncDir(std::string(Dirname(path)));
+        }
+      }
+    }
+  }
+
+  // Leftovers: fragments no placement record names (interrupted writes, repairs, deletions).
+  for (const auto& v : layout.volumes) {
+    std::string base = JoinPath(v.path, "fragments");
+    auto dirs = env_->ListDir(base);
+    if (!dirs.ok()) continue;
+    for (const auto& d : *dirs) {
+      auto files = env_->ListDir(JoinPath(base, d));
+      if (!files.ok()) continue;
+      for (const auto& f : *files) {
+        // <pack>.<generation>.<index>
+        size_t b = f.rfind('.'), a = b == std::string::npos ? b : f.rfind('.', b - 1);
+        bool keep = false;
+        if (a != std::string::npos && a > 0) {
+          std::string pack = f.substr(0, a);
+          auto pl = ValidPackName(pack) ? FindPlacement(pack, false) : Result<std::optional<Placement>>(std::nullopt);
+          if (pl.ok() && *pl) {
+            for (int i = 0; i < (*pl)->width(); ++i) {
+              if ((*pl)->volumes[i] == v.id && f == FragmentFileName(pack, (*pl)->generation, i)) keep = true;
+            }
+          }
+        }
+        if (!keep && env_->DeleteFile(JoinPath(JoinPath(base, d), f)).ok()) ++report.leftovers_removed;
+      }
+    }
+  }
+  auto cleaned = CleanTemporaries(0);
+  if (!cleaned.ok()) report.errors.push_back(cleaned.status().message());
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return report;
+}
+
+Result<RedundancyStatus> RedundantBackend::GetStatus() {
+  RedundancyStatus st;
+  VolumeLayout layout = this->layout();
+  st.policy = layout.policy.ToString();
+  // Saved counters plus this process's.
+  std::map<std::string, Counters> counters;
+  auto saved = ReadFileToString(env_, JoinPath(primary_->url(), "catalog/volume-counters.json"));
+  if (saved.ok()) {
+    auto j = nlohmann::json::parse(*saved, nullptr, false);
+    if (j.is_object()) {
+      for (const auto& [id, c] : j.items()) {
+        if (!c.is_object()) continue;
+        counters[id].degraded_reads = c.value("degraded_reads", uint64_t{0});
+        counters[id].read_errors = c.value("read_errors", uint64_t{0});
+        counters[id].write_errors = c.value("write_errors", uint64_t{0});
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [id, c] : counters_) {
+      counters[id].degraded_reads += c.degraded_reads;
+      counters[id].read_errors += c.read_errors;
+      counters[id].write_errors += c.write_errors;
+    }
+  }
+  for (const auto& v : layout.volumes) {
+    VolumeInfo info;
+    info.id = v.id;
+    info.path = v.path;
+    info.domain = v.domain;
+    info.capacity = v.capacity;
+    info.draining = v.draining;
+    info.online = VolumeOnline(v);
+    std::string base = JoinPath(v.path, "fragments");
+    if (auto dirs = env_->ListDir(base); dirs.ok()) {
+      for (const auto& d : *dirs) {
+        auto files = env_->ListDir(JoinPath(base, d));
+        if (!files.ok()) continue;
+        for (const auto& f : *files) {
+          ++info.fragments;
+          if (auto fi = env_->Stat(JoinPath(JoinPath(base, d), f)); fi.ok()) info.bytes += fi->size;
+        }
+      }
+    }
+    const Counters& c = counters[v.id];
+    info.degraded_reads = c.degraded_reads;
+    info.read_errors = c.read_errors;
+    info.write_errors = c.write_errors;
+    st.degraded_reads += c.degraded_reads;
+    st.volumes.push_back(std::move(info));
+  }
+  STRATA_ASSIGN_OR_RETURN(auto local, primary_->List(ObjectType::kPack));
+  st.local_packs = local.size();
+  if (env_->FileExists(PlacementDir())) {
+    STRATA_ASSIGN_OR_RETURN(auto placed, env_->ListDir(PlacementDir()));
+    for (const auto& n : placed) st.placed_packs += ValidPackName(n);
+  }
+  return st;
+}
+
+Result<size_t> RedundantBackend::PlacementsOn(const std::string& id) {
+  if (!env_->FileExists(PlacementDir())) return size_t{0};
+  STRATA_ASSIGN_OR_RETURN(auto names, env_->ListDir(PlacementDir()));
+  size_t n = 0;
+  for (const auto& name : names) {
+    if (!ValidPackName(name)) continue;
+    STRATA_ASSIGN_OR_RETURN(auto p, FindPlacement(name, true));
+    if (p && std::find(p->volumes.begin(), p->volumes.end(), id) != p->volumes.end()) ++n;
+  }
+  return n;
+}
+
+void RedundantBackend::SaveCounters() {
+  std::map<std::string, Counters> mine;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    mine.swap(counters_);
+  }
+  if (mine.empty()) return;
+  // Read, add, replace: two processes closing at the same moment may lose one's counts, which
+  // is acceptable for statistics (the warnings were printed anyway).
+  std::string path = JoinPath(primary_->url(), "catalog/volume-counters.json");
+  nlohmann::json j = nlohmann::json::object();
+  if (auto saved = ReadFileToString(env_, path); saved.ok()) {
+    auto parsed = nlohmann::json::parse(*saved, nullptr, false);
+    if (parsed.is_object()) j = std::move(parsed);
+  }
+  for (const auto& [id, c] : mine) {
+    auto& e = j[id];
+    if (!e.is_object()) e = nlohmann::json::object();
+    e["degraded_reads"] = e.value("degraded_reads", uint64_t{0}) + c.degraded_reads;
+    e["read_errors"] = e.value("read_errors", uint64_t{0}) + c.read_errors;
+    e["write_errors"] = e.value("write_errors", uint64_t{0}) + c.write_errors;
+  }
+  (void)env_->CreateDirs(std::string(Dirname(path)));
+  (void)WriteFileAtomic(env_, path, j.dump() + "\n");
+}
+
+}  // namespace strata::volume

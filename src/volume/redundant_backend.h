@@ -1,0 +1,159 @@
+// RedundantBackend: a Backend that keeps packs as fragments on a set of volumes (replicated or
+// Reed–Solomon coded) and everything else in the repository directory, through the primary
+// backend it wraps. The store sees the same Backend interface whatever the layout.
+//
+// Where a pack lives: a placement record `<repository>/placement/<pack>` names, for each
+// fragment, the volume that holds it; a pack without one is a local pack of the primary (written
+// before volumes were added, or under policy "none"). Order of every change, so a crash at any
+// point leaves the pack readable at its policy: new fragments durable, then the placement record
+// switched (atomic rename), then old fragments deleted.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "strata/env.h"
+#include "strata/volumes.h"
+#include "volume/backend.h"
+#include "volume/fragment.h"
+
+namespace strata::volume {
+
+struct VolumeConfig {
+  std::string id;
+  std::string path;
+  std::string domain;
+  uint64_t capacity = 0;
+  bool draining = false;
+};
+
+struct RedundancyPolicy {
+  enum class Kind { kNone, kReplicate, kErasure } kind = Kind::kNone;
+  int k = 1, m = 0;  // replicate:N is k = 1, m = N - 1
+  static Result<RedundancyPolicy> Parse(std::string_view text);
+  std::string ToString() const;
+  int width() const { return kind == Kind::kNone ? 0 : k + m; }
+  bool operator==(const RedundancyPolicy&) const = default;
+};
+
+struct VolumeLayout {
+  std::string repository_id;
+  std::vector<VolumeConfig> volumes;
+  RedundancyPolicy policy;
+  const VolumeConfig* Find(const std::string& id) const;
+};
+
+// Packs below this size are replicated m+1 times instead of striped (docs/DURABILITY.md).
+inline constexpr uint64_t kSmallPack = 1u << 20;
+
+// The shape a pack of `size` bytes gets under `policy`: scheme, k, m.
+struct Shape {
+  Scheme scheme;
+  int k, m;
+  bool operator==(const Shape&) const = default;
+};
+Shape ShapeFor(const RedundancyPolicy& policy, uint64_t size);
+
+// Checks that `policy` can be placed on the layout's non-draining volumes: enough of them in
+// distinct failure domains. The message says what is missing.
+Status CheckPlaceable(const VolumeLayout& layout, const RedundancyPolicy& policy);
+
+// Makes `dir` (new or empty) a volume of repository `repository_id`: its marker file, and the
+// fragments/ and tmp/ directories, all durable.
+Status InitVolumeDirectory(Env* env, const std::string& dir, const std::string& repository_id,
+                           const std::string& volume_id);
+
+class RedundantBackend : public Backend {
+ public:
+  RedundantBackend(Env* env, std::unique_ptr<Backend> primary, VolumeLayout layout);
+  ~RedundantBackend() override;  // adds this process's counters to the saved ones
+
+  // A new layout (volume added, drained, policy changed); used by writes from now on.
+  void SetLayout(VolumeLayout layout);
+  VolumeLayout layout() const;
+  Backend* primary() { return primary_.get(); }
+
+  std::string url() const override { return primary_->url(); }
+  Result<std::unique_ptr<ObjectWriter>> Create(ObjectType type, const std::string& name) override;
+  Status ReadAt(ObjectType type, const std::string& name, uint64_t offset, size_t n, uint8_t* dst) override;
+  Result<std::string> Get(ObjectType type, const std::string& name) override;
+  Result<ObjectInfo> Stat(ObjectType type, const std::string& name) override;
+  Result<std::vector<std::string>> List(ObjectType type) override;
+  Status Delete(ObjectType type, const std::string& name) override;
+  Result<size_t> CleanTemporaries(int64_t min_age_seconds) override;
+
+  // Maintenance. The caller holds the repository's exclusive lock for Repair (it deletes
+  // fragments no placement names, which a running put would be writing).
+  Result<ScrubReport> Scrub(const ScrubOptions& options);
+  struct RepairOptions {
+    bool apply_policy = false;  // re-encode packs whose shape differs from the policy
+  };
+  Result<RepairReport> Repair(const RepairOptions& options);
+  Result<RedundancyStatus> GetStatus();
+  // How many placement records name volume `id` (whether or not its files are still there).
+  Result<size_t> PlacementsOn(const std::string& id);
+
+  // Writes a pack as fragments under the current policy and records its placement (the commit
+  // step of a pack writer; also used to spread local packs).
+  Status WritePlaced(const std::string& pack, std::string_view bytes, uint32_t generation);
+
+  struct Counters {
+    uint64_t degraded_reads = 0, read_errors = 0, write_errors = 0;
+  };
+
+ private:
+  struct FragmentFile;
+  struct Health;
+
+  std::string PlacementDir() const;
+  std::string PlacementPath(const std::string& pack) const;
+  std::string FragmentPath(const VolumeConfig& v, const std::string& file) const;
+  // nullopt: no placement record (a local pack).
+  Result<std::optional<Placement>> LoadPlacement(const std::string& pack);
+  Result<std::optional<Placement>> FindPlacement(const std::string& pack, bool reload);
+  Status StorePlacement(const Placement& p);
+
+  Result<std::shared_ptr<FragmentFile>> OpenFragment(const Placement& p, int index);
+  void ForgetFragment(const std::string& path);
+  // Reads body bytes [off, off+n) of fragment `index`, checking every block it touches.
+  Status ReadFragmentRange(const Placement& p, int index, uint64_t off, size_t n, uint8_t* dst);
+  Status ReadPlaced(const Placement& p, uint64_t off, size_t n, uint8_t* dst);
+  Status ReadErasurePiece(const Placement& p, int index, uint64_t off, size_t n, uint8_t* dst);
+  // Reads whole bodies of `count` good fragments (verified); returns their indices.
+  Status ReadAllFragments(const Placement& p, std::vector<std::string>* bodies, std::vector<bool>* good,
+                          std::vector<std::string>* why);
+
+  Result<std::vector<std::string>> ChooseVolumes(const VolumeLayout& layout, const std::string& pack, int count,
+                                                 const std::vector<std::string>& keep,
+                                                 const std::set<std::string>& avoid);
+  Status WriteFragment(const VolumeConfig& v, const std::string& file, const FragmentHeader& h,
+                       std::string_view body);
+  // Checks one fragment: present, header matches, and (deep) every block's checksum. Returns
+  // an empty string when good, else the problem.
+  std::string CheckFragment(const VolumeLayout& layout, const Placement& p, int index, bool deep, uint64_t* bytes);
+  bool VolumeOnline(const VolumeConfig& v);
+
+  void NoteDegraded(const Placement& p, int index, const Status& why);
+  void NoteWriteError(const std::string& volume, const Status& why);
+  void SaveCounters();
+
+  Env* env_;
+  std::unique_ptr<Backend> primary_;
+  mutable std::mutex mu_;
+  VolumeLayout layout_;
+  std::unordered_map<std::string, std::optional<Placement>> placements_;
+  std::unordered_map<std::string, std::shared_ptr<FragmentFile>> open_;
+  std::vector<std::string> open_order_;
+  std::map<std::string, Counters> counters_;  // per volume, this process
+  std::set<std::string> warned_;
+  std::set<std::string> failed_writes_;  // volumes that failed a write: avoided by this process
+};
+
+}  // namespace strata::volume
