@@ -1,0 +1,45 @@
+"""strata from Python: repositories of versioned datasets, training-tier shards, the loader.
+
+    import strata
+    repo = strata.Repository.open("/srv/lake")          # passphrase as the CLI finds it
+    repo.log("fmnist@main")
+    ds = strata.Dataset("/nvme/fmnist/shards")           # every *.shard below, in name order
+    batch = ds.read_batch([3, 17, 4])                     # {"image": ndarray[3, 1, 32, 32], ...}
+
+strata.torch has PyTorch datasets over the same shards (import it only where torch is).
+"""
+from __future__ import annotations
+
+from . import _strata
+from ._strata import (  # noqa: F401  (re-exported)
+    AbortedError,
+    AlreadyExistsError,
+    AuthenticationError,
+    Commit,
+    CorruptionError,
+    Entry,
+    Error,
+    InternalError,
+    InvalidArgumentError,
+    IOError,
+    NoSpaceError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionError,
+    Ref,
+    UnsupportedError,
+)
+from ._repository import File, Repository
+from ._shards import Dataset, ShardReader, ShardWriter, shard_paths
+from ._loader import HAVE_LOADER, Loader, Shuffle
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Repository", "File", "Commit", "Ref", "Entry",
+    "Dataset", "ShardReader", "ShardWriter", "shard_paths",
+    "Loader", "Shuffle", "HAVE_LOADER",
+    "Error", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError", "CorruptionError",
+    "IOError", "PermissionDeniedError", "NoSpaceError", "AuthenticationError", "PreconditionError",
+    "AbortedError", "UnsupportedError", "InternalError",
+]
