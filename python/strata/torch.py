@@ -1,0 +1,380 @@
+"""PyTorch datasets over strata shards.
+
+Two styles, both with a deterministic global shuffle (the loader's keyed Feistel permutation of
+(seed, epoch)), DistributedSampler-style ranks built in, and exact resume:
+
+* ShardIterableDataset: the C++ loader (io_uring, aligned batch buffers) runs inside each
+  DataLoader worker and yields whole batches; use it with DataLoader(batch_size=None).
+* ShardDataset (map-style) with ShuffleSampler: random access by record number, for code that
+  wants a classic Dataset and Sampler.
+
+Batches are dicts of tensors made with torch.from_numpy over the loader's buffers: no copy in
+the process that reads (with workers, PyTorch moves them through shared memory as usual).
+
+Ranks: `rank`/`world_size` arguments, else torch.distributed when initialised, else the RANK and
+WORLD_SIZE environment variables, else a single process. Workers: taken from
+torch.utils.data.get_worker_info() inside each worker.
+
+Resume: state_dict() is {"seed", "epoch", "consumed"}: the positions of the epoch's permutation
+the whole job has consumed (every rank in lockstep). Wrap the dataset in strata.torch.DataLoader
+so the state counts exactly the batches handed to the training loop (workers prefetch ahead);
+load_state_dict() continues with exactly the samples not yet seen, for any world size or worker
+count.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.utils.data as tud
+
+from ._loader import HAVE_LOADER, Loader, Shuffle, _need_loader
+from ._shards import Dataset as _ShardRecords
+from ._shards import PathLike, shard_paths
+
+__all__ = ["ShardIterableDataset", "ShardDataset", "ShuffleSampler", "DataLoader", "to_tensors", "rank_and_world"]
+
+_STATE_KEY = "__strata_state__"
+
+
+def rank_and_world(rank: Optional[int] = None, world_size: Optional[int] = None):
+    """(rank, world_size): the arguments, else torch.distributed, else $RANK/$WORLD_SIZE, else (0, 1)."""
+    if rank is not None and world_size is not None:
+        r, w = rank, world_size
+    elif torch.distributed.is_available() and torch.distributed.is_initialized():
+        r, w = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    else:
+        r, w = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if rank is not None:
+        r = rank
+    if world_size is not None:
+        w = world_size
+    if not 0 <= r < w:
+        raise ValueError(f"rank {r} is not in [0, {w})")
+    return r, w
+
+
+def to_tensors(batch: Dict[str, Any]) -> Dict[str, Any]:
+    """numpy arrays -> tensors sharing their memory (torch.from_numpy); lists stay lists."""
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, np.ndarray):
+            if v.dtype == np.uint64:  # torch has no uint64
+                v = v.astype(np.int64)
+            out[k] = torch.from_numpy(v)
+        elif isinstance(v, list):
+            out[k] = [torch.from_numpy(x) if isinstance(x, np.ndarray) else x for x in v]
+        else:
+            out[k] = v
+    return out
+
+
+def _partition_samples(n: int, start: int, world: int, rank: int, batch: int, drop_last: bool, pad: bool) -> int:
+    # The loader's partition rule (include/strata/loader.h): samples of `rank` from `start`.
+    m = n - start
+    if drop_last:
+        return (m // world) // batch * batch
+    if pad:
+        return 0 if n == 0 else (m + world - 1) // world
+    return (m - rank + world - 1) // world if m > rank else 0
+
+
+def _consumed_after(n: int, start: int, world: int, batch: int, batches: int) -> int:
+    # Positions the whole job has consumed once every rank has consumed `batches` batches.
+    return min(n, start + batches * batch * world)
+
+
+class _Resumable:
+    """Epoch and resume state shared by both dataset styles."""
+
+    seed: int
+    _num_samples: int
+
+    def _init_state(self, seed: int):
+        self.seed = int(seed)
+        self.epoch = 0
+        self._state = {"seed": self.seed, "epoch": 0, "consumed": 0}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Selects the epoch to iterate next (as DistributedSampler.set_epoch). A saved state of
+        that epoch is kept; another epoch starts from its beginning."""
+        self.epoch = int(epoch)
+        if self._state["epoch"] != self.epoch:
+            self._state = {"seed": self.seed, "epoch": self.epoch, "consumed": 0}
+
+    def state_dict(self) -> Dict[str, int]:
+        return dict(self._state)
+
+    def load_state_dict(self, state: Dict[str, int]) -> None:
+        if int(state["seed"]) != self.seed:
+            raise ValueError(f"state is for seed {state['seed']}, this dataset uses seed {self.seed}")
+        if not 0 <= int(state["consumed"]) <= self._num_samples:
+            raise ValueError(f"state consumed {state['consumed']} is beyond the epoch ({self._num_samples} samples)")
+        self._state = {"seed": self.seed, "epoch": int(state["epoch"]), "consumed": int(state["consumed"])}
+        self.epoch = self._state["epoch"]
+
+    def _advance(self, state: Dict[str, int]) -> None:
+        self._state = dict(state)
+
+    def _finish_epoch(self) -> None:
+        # An epoch fully consumed: the next iteration starts the next epoch.
+        self.epoch = self._state["epoch"] + 1
+        self._state = {"seed": self.seed, "epoch": self.epoch, "consumed": 0}
+
+
+class ShardIterableDataset(_Resumable, tud.IterableDataset):
+    """Batches of `batch_size` records read by the C++ loader, this rank's and worker's share.
+
+        ds = ShardIterableDataset("/nvme/fm/shards", batch_size=256, seed=17)
+        loader = strata.torch.DataLoader(ds, num_workers=2)    # batch_size=None is implied
+        for epoch in range(3):
+            for batch in loader:                               # {"image": Tensor[256, ...], ...}
+                ...
+            # the next iteration continues with the next epoch
+
+    Options as strata.Loader (shuffle, drop_last, pad, prefetch_bytes, queue_depth, direct_io,
+    skip_corrupt, key). `transform`, if given, is called on each batch (a dict of tensors) in
+    the worker.
+    """
+
+    def __init__(self, source: Union[PathLike, Sequence[PathLike]], *, batch_size: int = 32, seed: int = 0,
+                 shuffle: str = "global", rank: Optional[int] = None, world_size: Optional[int] = None,
+                 drop_last: bool = False, pad: bool = False, skip_corrupt: bool = False,
+                 transform: Optional[Callable[[Dict[str, Any]], Any]] = None, key: Optional[bytes] = None,
+                 direct_io: bool = True, prefetch_bytes: int = 64 << 20, queue_depth: int = 64,
+                 block_records: int = 1024, window_blocks: int = 16):
+        _need_loader()
+        super().__init__()
+        self.paths = shard_paths(source)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.rank, self.world_size = rank_and_world(rank, world_size)
+        self.drop_last, self.pad, self.skip_corrupt = drop_last, pad, skip_corrupt
+        self.transform = transform
+        self.key, self.direct_io = key, direct_io
+        self.prefetch_bytes, self.queue_depth = prefetch_bytes, queue_depth
+        self.block_records, self.window_blocks = block_records, window_blocks
+        self._num_samples = len(_ShardRecords(self.paths, key=key, direct_io=False))
+        self._emit_state = False  # set by strata.torch.DataLoader
+        self.skipped = 0
+        self._init_state(seed)
+
+    @property
+    def num_samples(self) -> int:
+        """Records in an epoch (all ranks)."""
+        return self._num_samples
+
+    def __len__(self) -> int:
+        """Batches this rank gets from the current state to the end of the epoch (all workers)."""
+        s = self._state
+        samples = _partition_samples(self._num_samples, s["consumed"], self.world_size, self.rank, self.batch_size,
+                                     self.drop_last, self.pad)
+        return (samples + self.batch_size - 1) // self.batch_size
+
+    def _loader(self, worker_id: int, num_workers: int) -> Loader:
+        return Loader(self.paths, batch_size=self.batch_size, seed=self.seed, shuffle=self.shuffle,
+                      block_records=self.block_records, window_blocks=self.window_blocks, rank=self.rank,
+                      world_size=self.world_size, worker_id=worker_id, num_workers=num_workers,
+                      drop_last=self.drop_last, pad=self.pad, prefetch_bytes=self.prefetch_bytes,
+                      queue_depth=self.queue_depth, direct_io=self.direct_io, skip_corrupt=self.skip_corrupt,
+                      key=self.key)
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        info = tud.get_worker_info()
+        worker_id, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        start = dict(self._state)
+        loader = self._loader(worker_id, num_workers)
+        loader.start(start)
+        in_main = info is None
+        while True:
+            batch = loader.next()
+            if batch is None:
+                break
+            meta = loader.last
+            self.skipped += int(meta["skipped"])
+            out = to_tensors(batch)
+            if self.transform is not None:
+                out = self.transform(out)
+            if self._emit_state:
+                out = {**out, _STATE_KEY: dict(meta["state_after"])} if isinstance(out, dict) else (out, meta["state_after"])
+            elif in_main:
+                self._advance(meta["state_after"])
+            yield out
+        if in_main and not self._emit_state:
+            self._finish_epoch()
+
+
+class ShardDataset(_Resumable, tud.Dataset):
+    """Map-style: ds[i] is record i (a dict of tensors; labels and ints as 0-d int64 tensors);
+    ds[[i, j, ...]] is a batch stacked in one aligned buffer. Pair it with ShuffleSampler.
+
+        ds = ShardDataset("/nvme/fm/shards")
+        sampler = ShuffleSampler(ds, seed=17, batch_size=256)          # yields lists of indices
+        loader = strata.torch.DataLoader(ds, sampler=sampler, num_workers=2)
+    """
+
+    def __init__(self, source: Union[PathLike, Sequence[PathLike]], *, key: Optional[bytes] = None,
+                 direct_io: bool = True, on_corrupt: str = "raise",
+                 transform: Optional[Callable[[Dict[str, Any]], Any]] = None):
+        super().__init__()
+        self.records = _ShardRecords(source, key=key, direct_io=direct_io, on_corrupt=on_corrupt)
+        self.transform = transform
+        self._num_samples = len(self.records)
+        self._init_state(0)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def schema(self):
+        return self.records.schema
+
+    @property
+    def skipped(self) -> int:
+        return self.records.skipped
+
+    def __getitem__(self, index):
+        if isinstance(index, (int, np.integer)):
+            rec = self.records.read(int(index))
+            out = {k: torch.from_numpy(v) if isinstance(v, np.ndarray)
+                   else torch.tensor(v, dtype=torch.int64) if isinstance(v, int)
+                   else torch.tensor(v, dtype=torch.float64) if isinstance(v, float) else v
+                   for k, v in rec.items()}
+        else:
+            out = to_tensors(self.records.read_batch(index))
+        return self.transform(out) if self.transform is not None else out
+
+
+class ShuffleSampler(tud.Sampler):
+    """This rank's record numbers for a map-style dataset, by the loader's partition rule: the
+    epoch's permutation P(seed, epoch) is dealt in lockstep from the start S (rank r takes
+    positions S+r, S+r+W, ...), so the whole job sees each record once per epoch, and a saved
+    state resumes with another world size. With `batch_size`, yields lists (one batch each:
+    use DataLoader(batch_size=None)); otherwise single indices.
+    """
+
+    def __init__(self, data_source: Union[int, Any], *, seed: int = 0, shuffle: bool = True,
+                 rank: Optional[int] = None, world_size: Optional[int] = None, batch_size: Optional[int] = None,
+                 drop_last: bool = False, pad: bool = False):
+        self.n = data_source if isinstance(data_source, int) else len(data_source)
+        self.seed = int(seed)
+        self.shuffle = shuffle
+        self.rank, self.world_size = rank_and_world(rank, world_size)
+        self.batch_size = batch_size
+        self.drop_last, self.pad = drop_last, pad
+        self.epoch = 0
+        self.start = 0  # positions of this epoch already consumed by the job
+
+    def set_epoch(self, epoch: int) -> None:
+        if int(epoch) != self.epoch:
+            self.start = 0
+        self.epoch = int(epoch)
+
+    def _rank_samples(self) -> int:
+        return _partition_samples(self.n, self.start, self.world_size, self.rank, self.batch_size or 1,
+                                  self.drop_last, self.pad)
+
+    def indices(self) -> np.ndarray:
+        """This rank's record numbers from the current start to the end of the epoch."""
+        m = self._rank_samples()
+        pos = self.start + self.rank + np.arange(m, dtype=np.int64) * self.world_size
+        if m and self.n:
+            pos = np.where(pos < self.n, pos, pos % self.n)
+        if not self.shuffle:
+            return pos
+        if HAVE_LOADER:
+            perm = Shuffle(self.n, self.seed, self.epoch).positions()
+        else:
+            perm = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+        return perm[pos]
+
+    def __iter__(self):
+        idx = self.indices()
+        if self.batch_size:
+            for b in range(0, len(idx), self.batch_size):
+                yield idx[b:b + self.batch_size].tolist()
+        else:
+            yield from idx.tolist()
+
+    def __len__(self) -> int:
+        m = self._rank_samples()
+        return (m + self.batch_size - 1) // self.batch_size if self.batch_size else m
+
+    def state_after(self, items: int) -> Dict[str, int]:
+        """The job's state once every rank has consumed `items` (batches, or samples without
+        batch_size) from the current start."""
+        per = self.batch_size or 1
+        return {"seed": self.seed, "epoch": self.epoch,
+                "consumed": _consumed_after(self.n, self.start, self.world_size, per, items)}
+
+    def state_dict(self) -> Dict[str, int]:
+        return {"seed": self.seed, "epoch": self.epoch, "consumed": self.start}
+
+    def load_state_dict(self, state: Dict[str, int]) -> None:
+        if int(state["seed"]) != self.seed:
+            raise ValueError(f"state is for seed {state['seed']}, this sampler uses seed {self.seed}")
+        self.epoch, self.start = int(state["epoch"]), int(state["consumed"])
+
+
+class DataLoader(tud.DataLoader):
+    """torch.utils.data.DataLoader that keeps the resume state exact: it counts what it hands to
+    the training loop (workers read ahead), so state_dict() after a batch resumes right after
+    it, and an epoch that ran to its end moves the state to the next epoch.
+
+    With a ShardIterableDataset, batch_size defaults to None (the dataset makes batches). With a
+    ShardDataset, pass a ShuffleSampler (with batch_size, and batch_size=None here, for batches
+    read in one call; or without, and batch_size here, for per-record reads and collation).
+    """
+
+    def __init__(self, dataset, *args, **kwargs):
+        if isinstance(dataset, ShardIterableDataset):
+            kwargs.setdefault("batch_size", None)
+            dataset._emit_state = True
+        super().__init__(dataset, *args, **kwargs)
+        self._strata_sampler = kwargs.get("sampler")
+        if self._strata_sampler is None and len(args) >= 3:
+            self._strata_sampler = args[2]
+
+    def __iter__(self):
+        ds = self.dataset
+        if isinstance(ds, ShardIterableDataset):
+            for batch in super().__iter__():
+                if isinstance(batch, dict):
+                    state = batch.pop(_STATE_KEY)
+                else:
+                    batch, state = batch
+                ds._advance({k: int(v) for k, v in state.items()})
+                yield batch
+            ds._finish_epoch()
+            return
+        sampler = self._strata_sampler
+        if not isinstance(sampler, ShuffleSampler):
+            yield from super().__iter__()
+            return
+        items = 0
+        # Batches this loader yields, counted in the sampler's items (batches or samples).
+        per_yield = 1 if sampler.batch_size else (self.batch_size or 1)
+        for batch in super().__iter__():
+            items += per_yield
+            self._state = sampler.state_after(items)
+            yield batch
+        sampler.set_epoch(sampler.epoch + 1)
+        self._state = sampler.state_dict()
+
+    def state_dict(self) -> Dict[str, int]:
+        if isinstance(self.dataset, ShardIterableDataset):
+            return self.dataset.state_dict()
+        if isinstance(self._strata_sampler, ShuffleSampler):
+            return dict(getattr(self, "_state", self._strata_sampler.state_dict()))
+        raise TypeError("state_dict() needs a ShardIterableDataset or a ShuffleSampler")
+
+    def load_state_dict(self, state: Dict[str, int]) -> None:
+        if isinstance(self.dataset, ShardIterableDataset):
+            self.dataset.load_state_dict(state)
+        elif isinstance(self._strata_sampler, ShuffleSampler):
+            self._strata_sampler.load_state_dict(state)
+            self._state = self._strata_sampler.state_dict()
+        else:
+            raise TypeError("load_state_dict() needs a ShardIterableDataset or a ShuffleSampler")
