@@ -333,6 +333,12 @@ class Lake {
   virtual Result<Resolved> Resolve(std::string_view spec) = 0;
   // `name` is NAME@NEWREF; `from` any spec (its path is ignored). O(1): one catalog row.
   virtual Status CreateRef(std::string_view name, std::string_view from, RefType type) = 0;
+  // Records `tree` (already durable: written through a batch the caller keeps open until this
+  // returns, so gc cannot take it meanwhile) as a root commit of the dataset (no parents) and
+  // creates the tag `name` (NAME@TAG) on it, with its audit entry and record. kAlreadyExists if
+  // a ref of that name exists. For checkpoints: each is an immutable tag whose deletion frees
+  // its data at the next gc, and whose creation is the one step that makes it visible.
+  virtual Result<ObjectId> TagTree(std::string_view name, const ObjectId& tree, const CommitOptions& options) = 0;
   virtual Result<std::vector<RefInfo>> ListRefs(std::string_view dataset) = 0;
   virtual Status DeleteRef(std::string_view name) = 0;
   virtual Status ProtectRef(std::string_view name, bool on) = 0;

@@ -383,6 +383,22 @@ class LakeImpl final : public Lake {
     return Status::OK();
   }
 
+  Result<ObjectId> TagTree(std::string_view name, const ObjectId& tree, const CommitOptions& options) override {
+    STRATA_ASSIGN_OR_RETURN(RefSpec spec, ParseRefName(name));
+    STRATA_RETURN_IF_ERROR(RequireDataset(spec.dataset));
+    if (!objects_->Contains(tree)) return Status::NotFound(fmt::format("tree {} is not in the repository", tree.Short()));
+    STRATA_ASSIGN_OR_RETURN(auto batch, objects_->NewBatch());
+    Commit c{tree, {}, spec.dataset, options.time_ns ? options.time_ns : NowNs(),
+             options.author.empty() ? actor_ : options.author, options.message, options.meta};
+    ObjectId id = batch->Put(ObjectKind::kCommit, SerializeCommit(c));
+    STRATA_RETURN_IF_ERROR(batch->Commit());
+    STRATA_RETURN_IF_ERROR(cat_->PutCommit(ToRecord(id, c)));
+    STRATA_RETURN_IF_ERROR(cat_->CreateRef(spec.dataset, spec.ref, catalog::RefKind::kTag, id,
+                                           Audit("", {{"op", kOpRefCreate}, {"dataset", spec.dataset}, {"ref", spec.ref}})));
+    Recorded();
+    return id;
+  }
+
   Result<std::vector<RefInfo>> ListRefs(std::string_view dataset) override {
     STRATA_RETURN_IF_ERROR(RequireDataset(dataset));
     STRATA_ASSIGN_OR_RETURN(auto refs, cat_->ListRefs(dataset));
