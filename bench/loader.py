@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""strata's training loader against fio, the disk's own limit, in one run.
+
+For each data set (default: 1M records of 4 KiB = 4 GiB, and 40k records of 128 KiB = 5 GiB, in
+256 MiB shards; both kept to a few GiB because disk space is limited):
+  1. writes the shards (loader_bench write), unless they are already there (--keep);
+  2. drops the page cache, runs fio random reads over the same shard files (io_uring, O_DIRECT,
+     registered files and buffers, the record size as block size, the same queue depth);
+  3. drops the page cache, runs the loader over one shuffled epoch (or --seconds), batches
+     assembled, CRC32C verified;
+and reports the ratio loader / fio (IOPS at 4 KiB, bandwidth at 128 KiB), samples/s, MB/s,
+p50/p99 batch latency, CPU seconds and RSS. Writes a markdown table and the raw JSON to
+bench/results/ and prints the table.
+
+  bench/loader.py [--build build-loader] [--dir /work/loader-bench] [--seconds 20] [--keep]
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(cmd):
+    log("$ " + " ".join(cmd))
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+
+def drop_caches():
+    subprocess.run(["sync"], check=True)
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError as e:
+        log(f"cannot drop caches ({e}); numbers include warm caches")
+
+
+def shard_files(d):
+    return sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".shard"))
+
+
+def fio(files, bs, qd, seconds):
+    out = run(["fio", "--output-format=json", "--name=randread", "--rw=randread", "--ioengine=io_uring",
+               "--direct=1", "--registerfiles=1", "--fixedbufs=1", f"--bs={bs}", f"--iodepth={qd}",
+               "--norandommap", "--randrepeat=0", "--time_based", f"--runtime={seconds}",
+               "--filename=" + ":".join(files)])
+    job = json.loads(out)["jobs"][0]["read"]
+    return {"iops": job["iops"], "mib_s": job["bw_bytes"] / (1 << 20),
+            "p50_us": job["clat_ns"]["percentile"]["50.000000"] / 1000,
+            "p99_us": job["clat_ns"]["percentile"]["99.000000"] / 1000}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build-loader"))
+    ap.add_argument("--dir", default="/work/loader-bench")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--keep", action="store_true", help="reuse existing shards and keep them afterwards")
+    ap.add_argument("--sets", default="4096:1000000:256:64,131072:40000:32:32",
+                    help="SIZE:RECORDS:BATCH:QD,...")
+    args = ap.parse_args()
+    bench = os.path.join(args.build, "bench", "loader_bench")
+    results = []
+    for spec in args.sets.split(","):
+        size, records, batch, qd = (int(x) for x in spec.split(":"))
+        d = os.path.join(args.dir, f"{size // 1024}k")
+        if not (args.keep and os.path.isdir(d) and shard_files(d)):
+            shutil.rmtree(d, ignore_errors=True)
+            os.makedirs(d)
+            w = json.loads(run([bench, "write", d, str(records), str(size)]))
+            log(f"wrote {w}")
+        files = shard_files(d)
+        drop_caches()
+        f = fio(files, size, qd, int(args.seconds))
+        log(f"fio {f}")
+        drop_caches()
+        l = json.loads(run([bench, "read", d, "--batch", str(batch), "--queue-depth", str(qd),
+                            "--seconds", str(args.seconds)]))
+        log(f"loader {l}")
+        loader_iops = l["reads"] / l["seconds"]
+        results.append({"size": size, "records": records, "batch": batch, "qd": qd, "fio": f, "loader": l,
+                        "ratio_iops": l["samples_s"] / f["iops"], "ratio_bw": l["read_mib_s"] / f["mib_s"],
+                        "loader_reads_s": loader_iops})
+        if not args.keep:
+            shutil.rmtree(d, ignore_errors=True)
+
+    date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    lines = [f"loader vs fio, {date}, {platform.node()}, {os.cpu_count()} cores, kernel {platform.release()}, "
+             f"load average before: {os.getloadavg()[0]:.2f}", "",
+             "| records | batch | QD | fio IOPS | fio MiB/s | loader samples/s | loader MiB/s | ratio IOPS | ratio MiB/s "
+             "| p50 / p99 batch ms | loader CPU s / s | peak RSS MiB (budget) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        f, l = r["fio"], r["loader"]
+        lines.append(
+            f"| {r['records']} x {r['size'] // 1024} KiB | {r['batch']} | {r['qd']} | {f['iops']:.0f} | {f['mib_s']:.0f} "
+            f"| {l['samples_s']:.0f} | {l['read_mib_s']:.0f} | {r['ratio_iops']:.2f} | {r['ratio_bw']:.2f} "
+            f"| {l['p50_batch_us'] / 1000:.2f} / {l['p99_batch_us'] / 1000:.2f} "
+            f"| {l['cpu_seconds'] / l['seconds']:.2f} | {l['peak_rss_mib']:.0f} ({l['prefetch_mib']}) |")
+    table = "\n".join(lines)
+    print(table)
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M")
+    with open(os.path.join(ROOT, "bench", "results", f"loader-{stamp}.md"), "w") as out:
+        out.write(table + "\n\n```json\n" + json.dumps(results, indent=1) + "\n```\n")
+
+
+if __name__ == "__main__":
+    main()
