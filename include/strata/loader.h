@@ -134,8 +134,10 @@ struct Column {
   uint32_t rank = 0;            // ragged tensors only: dimensions per sample
 };
 
+class BufferPool;
+
 // A batch owns one buffer aligned to 4096 bytes (every column starts on a 64-byte boundary).
-// Immutable once returned; it may be used and destroyed on any thread.
+// Immutable once returned; it may be used and destroyed on any thread, also after its loader.
 class Batch {
  public:
   ~Batch();
@@ -159,6 +161,7 @@ class Batch {
  private:
   friend class BatchBuilder;
   Batch() = default;
+  std::shared_ptr<BufferPool> pool_;  // where the buffer goes back to (freed when null)
   uint8_t* data_ = nullptr;
   uint64_t nbytes_ = 0;
   std::vector<Column> columns_;

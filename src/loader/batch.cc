@@ -13,7 +13,43 @@ uint64_t Align(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 }  // namespace
 
-Batch::~Batch() { std::free(data_); }
+Batch::~Batch() {
+  if (pool_) pool_->Give(data_, nbytes_);
+  else std::free(data_);
+}
+
+BufferPool::~BufferPool() {
+  for (auto& [size, p] : free_) std::free(p);
+}
+
+uint8_t* BufferPool::Take(uint64_t size) {
+  {
+    std::lock_guard lk(mu_);
+    for (size_t i = 0; i < free_.size(); ++i) {
+      if (free_[i].first == size) {
+        uint8_t* p = free_[i].second;
+        free_.erase(free_.begin() + static_cast<ptrdiff_t>(i));
+        bytes_ -= size;
+        return p;
+      }
+    }
+  }
+  void* p = std::aligned_alloc(4096, std::max<uint64_t>(size, 4096));
+  if (p == nullptr) throw std::bad_alloc();
+  return static_cast<uint8_t*>(p);
+}
+
+void BufferPool::Give(uint8_t* p, uint64_t size) {
+  {
+    std::lock_guard lk(mu_);
+    if (bytes_ + size <= max_bytes_ && free_.size() < 16) {
+      free_.emplace_back(size, p);
+      bytes_ += size;
+      return;
+    }
+  }
+  std::free(p);
+}
 
 const Column* Batch::Find(std::string_view name) const {
   for (const Column& c : columns_) {
@@ -87,15 +123,14 @@ BatchBuilder::BatchBuilder(const shard::Schema& schema, const std::vector<std::v
         break;
     }
   }
-  total_ = Align(pos, 4096);
+  total_ = std::max<uint64_t>(Align(pos, 4096), 4096);
 }
 
-std::unique_ptr<Batch> BatchBuilder::Build(std::vector<uint64_t> indices, uint64_t epoch, uint64_t batch_index,
+std::unique_ptr<Batch> BatchBuilder::Build(const std::shared_ptr<BufferPool>& pool, std::vector<uint64_t> indices, uint64_t epoch, uint64_t batch_index,
                                            uint64_t skipped, LoaderState state_after) const {
   std::unique_ptr<Batch> batch(new Batch());
-  void* p = std::aligned_alloc(4096, std::max<uint64_t>(total_, 4096));
-  if (p == nullptr) throw std::bad_alloc();
-  batch->data_ = static_cast<uint8_t*>(p);
+  batch->pool_ = pool;
+  batch->data_ = pool->Take(total_);
   batch->nbytes_ = total_;
   const uint64_t b = records_.size();
   for (size_t f = 0; f < columns_.size(); ++f) {

@@ -157,7 +157,10 @@ class LoaderImpl final : public Loader {
           "loader: prefetch_bytes {} cannot hold batches of {} records of up to {} bytes; give at least {}",
           o.prefetch_bytes, o.batch_size, max_extent, arena_size_ + batch_reads));
     }
-    out_budget_ = o.prefetch_bytes - arena_size_;
+    // Buffers of consumed batches kept for reuse count against the budget too.
+    pool_bytes_ = std::min<uint64_t>((o.prefetch_bytes - arena_size_) / 4, 64ull << 20);
+    pool_ = std::make_shared<BufferPool>(pool_bytes_);
+    out_budget_ = o.prefetch_bytes - arena_size_ - pool_bytes_;
     arena_ = static_cast<uint8_t*>(std::aligned_alloc(shard::kBlock, arena_size_));
     if (arena_ == nullptr) return Status::Internal("loader: cannot allocate the read buffers");
     return Status::OK();
@@ -260,7 +263,7 @@ class LoaderImpl final : public Loader {
       stats_.skipped += skipped;
     }
     BatchBuilder builder(schema(), views);
-    return builder.Build(std::move(kept), 0, 0, skipped, LoaderState{options_.seed, 0, 0});
+    return builder.Build(pool_, std::move(kept), 0, 0, skipped, LoaderState{options_.seed, 0, 0});
   }
 
   LoaderStats stats() const override {
@@ -540,11 +543,11 @@ class LoaderImpl final : public Loader {
       decode_cv_.wait(lk, [&] { return stop_.load() || out_bytes_ == 0 || out_bytes_ + bytes <= out_budget_; });
       if (stop_) return Status::Aborted("loader stopped");
       out_bytes_ += bytes;
-      stats_.peak_buffered_bytes = std::max(stats_.peak_buffered_bytes, arena_size_ + out_bytes_);
+      stats_.peak_buffered_bytes = std::max(stats_.peak_buffered_bytes, arena_size_ + pool_bytes_ + out_bytes_);
       stats_.skipped += skipped;
     }
     LoaderState after{options_.seed, epoch_, partition_.ConsumedAfter(job->rank_batch)};
-    return builder.Build(std::move(indices), epoch_, job->rank_batch, skipped, after);
+    return builder.Build(pool_, std::move(indices), epoch_, job->rank_batch, skipped, after);
   }
 
   // Verifies one record in the arena and decodes it into `view` (decrypting into `plain`).
@@ -599,7 +602,8 @@ class LoaderImpl final : public Loader {
   std::optional<crypto::Aead> aead_;
   bool direct_ = true;
   uint8_t* arena_ = nullptr;
-  uint64_t arena_size_ = 0, out_budget_ = 0;
+  uint64_t arena_size_ = 0, out_budget_ = 0, pool_bytes_ = 0;
+  std::shared_ptr<BufferPool> pool_;
 
   // Set by Start, read by the threads it starts.
   Partition partition_;
