@@ -150,7 +150,7 @@ class LoaderImpl final : public Loader {
     // The arena holds at least two batches' reads, so one can be decoded while the next is
     // read; beyond that, enough for the queue depth, up to half the budget.
     const uint64_t batch_reads = std::max<uint64_t>(o.batch_size * max_extent, shard::kBlock);
-    uint64_t want = std::max<uint64_t>(4ull * o.queue_depth * max_extent, 16ull << 20);
+    uint64_t want = std::max<uint64_t>(4ull * o.queue_depth * max_extent, 64ull << 20);
     arena_size_ = shard::AlignUp(std::max(2 * batch_reads, std::min(o.prefetch_bytes / 2, want)));
     if (o.prefetch_bytes < arena_size_ + batch_reads) {
       return Status::InvalidArgument(fmt::format(
@@ -358,7 +358,7 @@ class LoaderImpl final : public Loader {
   void IoLoop() {
     io_uring ring;
     io_uring_params params{};
-    params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    params.flags = IORING_SETUP_COOP_TASKRUN;
     int rc = io_uring_queue_init_params(options_.queue_depth, &ring, &params);
     if (rc < 0) {
       params = io_uring_params{};
