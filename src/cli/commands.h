@@ -23,8 +23,17 @@ void AddDataCommands(CLI::App& app, Globals& g);
 // `exit_code` is set when a staged shard failed verification.
 void AddTierCommands(CLI::App& app, Globals& g, int& exit_code);
 
-// transform: pipelines from a dataset version to training-tier shards.
+// transform: pipelines from a dataset version to training-tier shards. The image codecs pull in
+// about 120 shared libraries, whose loading would double every command's start-up time, so the
+// `strata` binary registers a stand-in (transform_exec.cc) that executes the strata-transform
+// binary next to it, and strata-transform links the real command (transform_commands.cc).
 void AddTransformCommands(CLI::App& app, Globals& g);
+inline constexpr const char* kTransformHelp =
+    "Run the pipeline PIPELINE.yaml over the files of NAME@REF[:PATH] and commit the results as\n"
+    "training-tier shards to OUT@BRANCH (shards/, manifest.json; records that fail go to\n"
+    ".strata/transform-errors.jsonl). Deterministic: the same input and pipeline give the same\n"
+    "bytes. When OUT@BRANCH already holds this input transformed by this pipeline, nothing runs.\n"
+    "  strata transform fm@main --pipeline examples/fmnist-pipeline.yaml --out fm@train-ready";
 
 // A lake borrows its repository: both live as long as the command.
 struct LakeSession {

@@ -1,4 +1,5 @@
-// `strata transform`: a dataset version through a pipeline into shards on an output branch.
+// `strata transform`: a dataset version through a pipeline into shards on an output branch. Built
+// into the strata-transform binary only (see transform_exec.cc).
 #include <iostream>
 
 #include <fmt/format.h>
@@ -9,13 +10,7 @@
 namespace strata::cli {
 
 void AddTransformCommands(CLI::App& app, Globals& g) {
-  auto* cmd = app.add_subcommand(
-      "transform",
-      "Run the pipeline PIPELINE.yaml over the files of NAME@REF[:PATH] and commit the results as\n"
-      "training-tier shards to OUT@BRANCH (shards/, manifest.json; records that fail go to\n"
-      ".strata/transform-errors.jsonl). Deterministic: the same input and pipeline give the same\n"
-      "bytes. When OUT@BRANCH already holds this input transformed by this pipeline, nothing runs.\n"
-      "  strata transform fm@main --pipeline examples/fmnist-pipeline.yaml --out fm@train-ready");
+  auto* cmd = app.add_subcommand("transform", kTransformHelp);
   static std::string input, pipeline_path, output, memory = "256";
   static TransformOptions o;
   static std::vector<std::string> meta;
