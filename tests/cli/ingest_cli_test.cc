@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ingest/postgres_server.h"
-#include "testutil/testutil.h"
+#include "testutil/cli_testutil.h"
 
 namespace strata::testing {
 namespace {
@@ -17,27 +17,14 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-class IngestCliTest : public ::testing::Test {
+class IngestCliTest : public CliTest {
  protected:
   void SetUp() override {
-    repo_ = dir_ / "repo";
-    auto r = Run({"init", repo_, "--kdf-mem", "1", "--kdf-ops", "1"});
-    ASSERT_EQ(r.exit_code, 0) << Describe(r);
-    ASSERT_EQ(Run({"-r", repo_, "dataset", "create", "pets"}).exit_code, 0);
+    InitRepo({});
+    if (HasFatalFailure()) return;
+    ASSERT_EQ(S({"dataset", "create", "pets"}).exit_code, 0);
   }
 
-  ProcessResult Run(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {STRATA_BINARY};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunProcess(argv, {"STRATA_PASSWORD=pw", "STRATA_REPO", "STRATA_LOG", "USER=tester"});
-  }
-  json J(const std::vector<std::string>& args, int want_exit = 0) {
-    std::vector<std::string> a = {"-r", repo_, "--json"};
-    a.insert(a.end(), args.begin(), args.end());
-    auto r = Run(a);
-    EXPECT_EQ(r.exit_code, want_exit) << Describe(r);
-    return r.exit_code == 0 ? ParseJson(r) : json();
-  }
   std::string Head() { return J({"show", "pets@main"})["id"].get<std::string>(); }
 
   // An ImageFolder tree of small "images" (PGM headers, so width/height are probed).
@@ -50,9 +37,6 @@ class IngestCliTest : public ::testing::Test {
     }
     return root;
   }
-
-  TempDir dir_;
-  std::string repo_;
 };
 
 TEST_F(IngestCliTest, ArchiveWithImageFolderLabelsQueryAndIdempotence) {
@@ -110,7 +94,7 @@ TEST_F(IngestCliTest, CsvRowsBecomeRecords) {
   EXPECT_EQ(q["rows"][1]["name"], "big, gadget");
   EXPECT_EQ(q["rows"][0]["price"], 2.5);
   EXPECT_EQ(q["rows"][0]["_path"], "a");
-  auto csv_out = Run({"-r", repo_, "query", "pets@main", "--csv", "SELECT name FROM records WHERE name IS NOT NULL ORDER BY name"});
+  auto csv_out = S({"query", "pets@main", "--csv", "SELECT name FROM records WHERE name IS NOT NULL ORDER BY name"});
   EXPECT_EQ(csv_out.out, "name\r\n\"big, gadget\"\r\nwidget\r\n");
 }
 
@@ -123,20 +107,20 @@ TEST_F(IngestCliTest, BrokenSourcesFailAndLeaveTheBranch) {
   std::string data = ReadFile(tgz);
   std::string cut = dir_ / "cut.tar.gz";
   WriteFile(cut, data.substr(0, data.size() / 2));
-  auto r = Run({"-r", repo_, "ingest", cut, "pets@main"});
+  auto r = S({"ingest", cut, "pets@main"});
   EXPECT_NE(r.exit_code, 0) << Describe(r);
   EXPECT_NE(r.err.find("the branch did not move"), std::string::npos) << r.err;
   // A bomb by the limits: more uncompressed bytes than allowed.
-  r = Run({"-r", repo_, "ingest", tgz, "pets@main", "--max-total-bytes", "20"});
+  r = S({"ingest", tgz, "pets@main", "--max-total-bytes", "20"});
   EXPECT_NE(r.exit_code, 0) << Describe(r);
   // Missing source, unknown format, sqlite without a query, a bad query.
-  EXPECT_NE(Run({"-r", repo_, "ingest", dir_ / "nope.tar", "pets@main"}).exit_code, 0);
-  EXPECT_NE(Run({"-r", repo_, "ingest", tgz, "pets@main", "--format", "rar"}).exit_code, 0);
+  EXPECT_NE(S({"ingest", dir_ / "nope.tar", "pets@main"}).exit_code, 0);
+  EXPECT_NE(S({"ingest", tgz, "pets@main", "--format", "rar"}).exit_code, 0);
   std::string db = dir_ / "x.sqlite";
-  EXPECT_NE(Run({"-r", repo_, "ingest", "sqlite:" + db, "pets@main"}).exit_code, 0);
+  EXPECT_NE(S({"ingest", "sqlite:" + db, "pets@main"}).exit_code, 0);
   EXPECT_EQ(Head(), head);
   // Read-only queries.
-  auto q = Run({"-r", repo_, "query", "pets@main", "DELETE FROM records"});
+  auto q = S({"query", "pets@main", "DELETE FROM records"});
   EXPECT_EQ(q.exit_code, 2) << Describe(q);
 }
 
@@ -159,7 +143,7 @@ TEST_F(IngestCliTest, PostgresQueryRowsBecomeRecordsWithoutThePassword) {
   EXPECT_EQ(q["rows"][1]["qty"], 10);
   // A write is refused by the read-only transaction; the branch does not move.
   std::string head = Head();
-  auto bad = Run({"-r", repo_, "ingest", server.Uri(), "pets@main", "--query", "DELETE FROM orders RETURNING id"});
+  auto bad = S({"ingest", server.Uri(), "pets@main", "--query", "DELETE FROM orders RETURNING id"});
   EXPECT_NE(bad.exit_code, 0) << Describe(bad);
   EXPECT_EQ(bad.err.find(PostgresServer::kPassword), std::string::npos) << bad.err;
   EXPECT_EQ(Head(), head);

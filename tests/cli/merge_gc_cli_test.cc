@@ -16,7 +16,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "testutil/testutil.h"
+#include "testutil/cli_testutil.h"
 
 namespace strata::testing {
 namespace {
@@ -24,38 +24,14 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr const char* kPass = "merge gc cli passphrase";
-
-EnvChanges BaseEnv() {
-  return {std::string("STRATA_PASSWORD=") + kPass, "STRATA_REPO", "STRATA_NEW_PASSWORD", "STRATA_LOG", "USER=tester"};
-}
-
-class MergeGcCliTest : public ::testing::Test {
+class MergeGcCliTest : public CliTest {
  protected:
   void SetUp() override {
-    repo_ = dir_ / "repo";
-    auto r = Run({"init", repo_, "--kdf-mem", "1", "--kdf-ops", "1", "--chunk-avg", "64", "--pack-size", "1048576"});
-    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+    InitRepo();
+    if (HasFatalFailure()) return;
     ASSERT_EQ(S({"dataset", "create", "fm"}).exit_code, 0);
   }
 
-  ProcessResult Run(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {STRATA_BINARY};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunProcess(argv, BaseEnv());
-  }
-  ProcessResult S(const std::vector<std::string>& args) {
-    std::vector<std::string> a = {"-r", repo_};
-    a.insert(a.end(), args.begin(), args.end());
-    return Run(a);
-  }
-  json J(const std::vector<std::string>& args) {
-    std::vector<std::string> a = {"--json"};
-    a.insert(a.end(), args.begin(), args.end());
-    auto r = S(a);
-    EXPECT_EQ(r.exit_code, 0) << Describe(r);
-    return ParseJson(r);
-  }
   // Commits `content` at `path` on `branch`; returns the new commit id.
   std::string Put(const std::string& branch, const std::string& path, const std::string& content) {
     std::string f = dir_ / ("f" + std::to_string(n_++));
@@ -64,8 +40,6 @@ class MergeGcCliTest : public ::testing::Test {
     return j.is_object() ? j.value("commit", "") : "";
   }
 
-  TempDir dir_;
-  std::string repo_;
   int n_ = 0;
 };
 

@@ -9,19 +9,13 @@
 #include <nlohmann/json.hpp>
 
 #include "strata/shard.h"
-#include "testutil/testutil.h"
+#include "testutil/cli_testutil.h"
 
 namespace strata::testing {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-constexpr const char* kPass = "tier cli passphrase";
-
-EnvChanges BaseEnv() {
-  return {std::string("STRATA_PASSWORD=") + kPass, "STRATA_REPO", "STRATA_NEW_PASSWORD", "STRATA_LOG", "USER=tester"};
-}
 
 shard::Schema TestSchema() {
   shard::Field image;
@@ -57,12 +51,11 @@ std::vector<shard::ShardInfo> WriteShards(const std::string& dir, uint64_t seed,
   return done.ok() ? *done : std::vector<shard::ShardInfo>{};
 }
 
-class TierCliTest : public ::testing::Test {
+class TierCliTest : public CliTest {
  protected:
   void SetUp() override {
-    repo_ = dir_ / "repo";
-    auto r = Run({"init", repo_, "--kdf-mem", "1", "--kdf-ops", "1", "--chunk-avg", "64", "--pack-size", "1048576"});
-    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+    InitRepo();
+    if (HasFatalFailure()) return;
     src_ = dir_ / "src";
     shards_ = WriteShards(src_ + "/shards", 1);
     ASSERT_GE(shards_.size(), 3u);
@@ -73,27 +66,9 @@ class TierCliTest : public ::testing::Test {
     ASSERT_EQ(c.exit_code, 0) << Describe(c);
   }
 
-  ProcessResult Run(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {STRATA_BINARY};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunProcess(argv, BaseEnv());
-  }
-  ProcessResult S(const std::vector<std::string>& args) {
-    std::vector<std::string> a = {"-r", repo_};
-    a.insert(a.end(), args.begin(), args.end());
-    return Run(a);
-  }
-  json J(const std::vector<std::string>& args, int want_exit = 0) {
-    std::vector<std::string> a = {"--json"};
-    a.insert(a.end(), args.begin(), args.end());
-    auto r = S(a);
-    EXPECT_EQ(r.exit_code, want_exit) << Describe(r);
-    return ParseJson(r);
-  }
   static json Manifest(const std::string& dir) { return json::parse(ReadFile(dir + "/.strata-tier.json")); }
 
-  TempDir dir_;
-  std::string repo_, src_;
+  std::string src_;
   std::vector<shard::ShardInfo> shards_;
 };
 

@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "testutil/testutil.h"
+#include "testutil/cli_testutil.h"
 
 namespace strata::testing {
 namespace {
@@ -24,13 +24,12 @@ ops:
 output: {shard_size: 64KiB}
 )";
 
-class TransformCliTest : public ::testing::Test {
+class TransformCliTest : public CliTest {
  protected:
   void SetUp() override {
-    repo_ = dir_ / "repo";
-    auto r = Run({"init", repo_, "--kdf-mem", "1", "--kdf-ops", "1"});
-    ASSERT_EQ(r.exit_code, 0) << Describe(r);
-    ASSERT_EQ(Run({"-r", repo_, "dataset", "create", "pets"}).exit_code, 0);
+    InitRepo({});
+    if (HasFatalFailure()) return;
+    ASSERT_EQ(S({"dataset", "create", "pets"}).exit_code, 0);
     std::string root = dir_ / "imgs";
     for (int i = 0; i < 12; ++i) {
       std::string cls = i % 2 ? "dog" : "cat";
@@ -43,21 +42,7 @@ class TransformCliTest : public ::testing::Test {
     WriteFile(pipeline_, kPipeline);
   }
 
-  ProcessResult Run(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {STRATA_BINARY};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunProcess(argv, {"STRATA_PASSWORD=pw", "STRATA_REPO", "STRATA_LOG", "USER=tester"});
-  }
-  json J(const std::vector<std::string>& args, int want_exit = 0) {
-    std::vector<std::string> a = {"-r", repo_, "--json"};
-    a.insert(a.end(), args.begin(), args.end());
-    auto r = Run(a);
-    EXPECT_EQ(r.exit_code, want_exit) << Describe(r);
-    return r.exit_code == 0 ? ParseJson(r) : json();
-  }
-
-  TempDir dir_;
-  std::string repo_, pipeline_;
+  std::string pipeline_;
 };
 
 TEST_F(TransformCliTest, TransformsCachesAndReportsErrors) {
@@ -78,12 +63,12 @@ TEST_F(TransformCliTest, TransformsCachesAndReportsErrors) {
   json show = J({"show", "pets@ready"});
   EXPECT_EQ(show["meta"]["transform.failed"], "1");
   EXPECT_EQ(show["meta"]["transform.pipeline_hash"], r["pipeline_hash"]);
-  auto manifest = Run({"-r", repo_, "cat", "pets@ready:manifest.json"});
+  auto manifest = S({"cat", "pets@ready:manifest.json"});
   ASSERT_EQ(manifest.exit_code, 0) << Describe(manifest);
   json m = json::parse(manifest.out);
   EXPECT_EQ(m["schema"][0]["shape"], json::array({1, 8, 8}));
   EXPECT_EQ(m["records"], 12);
-  auto errors = Run({"-r", repo_, "cat", "pets@ready:.strata/transform-errors.jsonl"});
+  auto errors = S({"cat", "pets@ready:.strata/transform-errors.jsonl"});
   EXPECT_NE(errors.out.find("raw/cat/broken.pgm"), std::string::npos) << Describe(errors);
 
   json check = J({"transform", "pets@main", "--pipeline", pipeline_, "--check"});
@@ -94,7 +79,7 @@ TEST_F(TransformCliTest, ABadPipelineIsAUsageErrorAndTheBranchStays) {
   J({"transform", "pets@main", "--pipeline", pipeline_, "--out", "pets@ready"});
   std::string head = J({"show", "pets@ready"})["id"];
   WriteFile(pipeline_, "ops:\n  - decode\n  - resize: {size: 8, interpolation: sideways}\n");
-  auto r = Run({"-r", repo_, "transform", "pets@main", "--pipeline", pipeline_, "--out", "pets@ready"});
+  auto r = S({"transform", "pets@main", "--pipeline", pipeline_, "--out", "pets@ready"});
   EXPECT_EQ(r.exit_code, 2) << Describe(r);
   EXPECT_NE(r.err.find("line 3: op 'resize': unknown interpolation 'sideways'"), std::string::npos) << Describe(r);
   EXPECT_NE(r.err.find("did not move"), std::string::npos);

@@ -18,19 +18,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "testutil/testutil.h"
+#include "testutil/cli_testutil.h"
 
 namespace strata::testing {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-constexpr const char* kPass = "version cli passphrase";
-
-EnvChanges BaseEnv() {
-  return {std::string("STRATA_PASSWORD=") + kPass, "STRATA_REPO", "STRATA_NEW_PASSWORD", "STRATA_LOG", "USER=tester"};
-}
 
 // Every recently written entry below `root` aged to a new time well in the past.
 void Age(const std::string& root) {
@@ -45,12 +39,11 @@ void Age(const std::string& root) {
   }
 }
 
-class VersionCliTest : public ::testing::Test {
+class VersionCliTest : public CliTest {
  protected:
   void SetUp() override {
-    repo_ = dir_ / "repo";
-    auto r = Run({"init", repo_, "--kdf-mem", "1", "--kdf-ops", "1", "--chunk-avg", "64", "--pack-size", "1048576"});
-    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+    InitRepo();
+    if (HasFatalFailure()) return;
     src_ = dir_ / "src";
     WriteFile(src_ + "/a.txt", "alpha\n");
     WriteFile(src_ + "/train/x.bin", RandomBytes(1, 200000));
@@ -58,31 +51,7 @@ class VersionCliTest : public ::testing::Test {
     Age(src_);
   }
 
-  ProcessResult Run(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {STRATA_BINARY};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunProcess(argv, BaseEnv());
-  }
-  // `strata -r REPO args...`
-  ProcessResult S(const std::vector<std::string>& args) {
-    std::vector<std::string> a = {"-r", repo_};
-    a.insert(a.end(), args.begin(), args.end());
-    return Run(a);
-  }
-  json J(const std::vector<std::string>& args) {
-    std::vector<std::string> a = {"--json"};
-    a.insert(a.end(), args.begin(), args.end());
-    auto r = S(a);
-    EXPECT_EQ(r.exit_code, 0) << Describe(r);
-    return ParseJson(r);
-  }
-  std::string HeadOf(const std::string& ref) {
-    json j = J({"show", ref});
-    return j.is_object() ? j.value("id", "") : "";
-  }
-
-  TempDir dir_;
-  std::string repo_, src_;
+  std::string src_;
 };
 
 TEST_F(VersionCliTest, MainFlows) {
