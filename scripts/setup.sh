@@ -13,6 +13,7 @@ PACKAGES=(
   libyaml-cpp-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   clang libclang-rt-14-dev
   dataset-fashion-mnist
+  python3-venv python3-numpy python3-pytest python3-torch
 )
 if [[ "${1:-}" == "--bench" ]]; then
   PACKAGES+=(restic borgbackup fio)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds, runs the fuzz targets briefly, the test
-# suite under AddressSanitizer + UndefinedBehaviorSanitizer, and the test suite itself (last,
-# so the final lines are ctest's summary). Exits non-zero on any failure.
+# suite under AddressSanitizer + UndefinedBehaviorSanitizer, the Python package's tests
+# (scripts/test-python.sh), and the test suite itself (last, so the final lines are ctest's
+# summary). Exits non-zero on any failure.
 #
 #   STRATA_FUZZ_SECONDS=N      seconds per fuzz target (default 15; 0 skips fuzzing)
 #   STRATA_SKIP_SANITIZE=1     skip the sanitizer build (quicker local runs)
@@ -45,6 +46,9 @@ if [[ "${STRATA_SKIP_SANITIZE:-0}" != 1 ]]; then
     echo "sanitizer build FAILED"; failed=1
   fi
 fi
+
+echo "== python package (pytest)"
+scripts/test-python.sh || failed=1
 
 echo "== test suite"
 (cd build && ctest -j "$jobs" --output-on-failure --timeout 1200) || failed=1

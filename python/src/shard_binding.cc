@@ -337,10 +337,10 @@ class ShardSet {
 
 // ---- writing ----
 
-shard::Value ValueFromPython(const shard::Field& field, nb::handle h) {
+shard::Value ValueFromPythonUnchecked(const shard::Field& field, nb::handle h) {
   switch (field.type) {
     case FieldType::kTensor: {
-      auto arr = nb::cast<nb::ndarray<nb::c_contig, nb::device::cpu>>(h);
+      auto arr = nb::cast<nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu>>(h);
       if (arr.dtype() != DLPackType(field.dtype)) {
         throw StatusError(Status::InvalidArgument("field '" + field.name + "': expected dtype " +
                                                   std::string(DTypeName(field.dtype))));
@@ -361,6 +361,16 @@ shard::Value ValueFromPython(const shard::Field& field, nb::handle h) {
     case FieldType::kLabel: return shard::Label{nb::cast<uint32_t>(h)};
   }
   throw StatusError(Status::Internal("unknown field type"));
+}
+
+shard::Value ValueFromPython(const shard::Field& field, nb::handle h) {
+  try {
+    return ValueFromPythonUnchecked(field, h);
+  } catch (const nb::cast_error&) {
+    throw StatusError(Status::InvalidArgument("field '" + field.name + "' (" + FieldTypeName(field.type) +
+                                              "): cannot take a value of type " +
+                                              nb::cast<std::string>(nb::str(h.type().attr("__name__")))));
+  }
 }
 
 nb::dict ShardInfoToPython(const shard::ShardInfo& s) {
