@@ -218,8 +218,9 @@ class Runs {
 
 // --- safetensors ---
 
-// Writes a checkpoint's tensors as a safetensors file (8-byte little-endian header length, JSON
-// header, data), states as "__metadata__" entries are not written: only tensors.
+// Writes a checkpoint's tensors (not its states) as a safetensors file: an 8-byte little-endian
+// header length, the JSON header (run, step and meta in "__metadata__"), then the data. Written
+// to a temporary name, synced and renamed, so `path` is whole or absent.
 Status ExportSafetensors(CheckpointReader* reader, const std::string& path, Env* env = Env::Default());
 
 struct SafetensorsTensor {
