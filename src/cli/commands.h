@@ -35,6 +35,10 @@ inline constexpr const char* kTransformHelp =
     "bytes. When OUT@BRANCH already holds this input transformed by this pipeline, nothing runs.\n"
     "  strata transform fm@main --pipeline examples/fmnist-pipeline.yaml --out fm@train-ready";
 
+// run create|list|show|log|status|compare|best and ckpt list|show|verify|export|import|rm|label|
+// retain. `exit_code` is set when a checkpoint fails verification.
+void AddCheckpointCommands(CLI::App& app, Globals& g, int& exit_code);
+
 // A lake borrows its repository: both live as long as the command.
 struct LakeSession {
   std::unique_ptr<Repository> repo;
