@@ -18,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const RepositoryConfig& c = parsed->config;
   if (!c.chunker.Validate().ok() || c.compression_level < 0 || c.compression_level > 22 ||
-      c.pack_size < (1u << 20) || c.pack_size > (1u << 30) || c.version != RepositoryConfig::kFormatVersion) {
+      c.pack_size < (1u << 20) || c.pack_size > (1u << 30) || (c.version != RepositoryConfig::kFormatVersion && c.version != RepositoryConfig::kVolumesFormatVersion)) {
     std::abort();
   }
   crypto::Key256 key{};

@@ -25,6 +25,7 @@ namespace strata {
 namespace store {
 class ObjectStore;
 }
+class VolumeAdmin;  // strata/volumes.h
 
 struct OpenOptions {
   Env* env = Env::Default();
@@ -176,6 +177,9 @@ class Repository {
   // The typed object layer the versioning, checkpoint and registry layers build on
   // (src/store/object_store.h). Owned by the repository.
   virtual store::ObjectStore* objects() = 0;
+
+  // Volumes, redundancy policy, scrub and repair (strata/volumes.h). Owned by the repository.
+  virtual VolumeAdmin* volumes() = 0;
 };
 
 }  // namespace strata

@@ -23,6 +23,9 @@ void AddDataCommands(CLI::App& app, Globals& g);
 // `exit_code` is set when a staged shard failed verification.
 void AddTierCommands(CLI::App& app, Globals& g, int& exit_code);
 
+// volume, scrub, repair fragments: volumes, redundancy policy, scrub and repair.
+void AddVolumeCommands(CLI::App& app, Globals& g, int& exit_code);
+
 // transform: pipelines from a dataset version to training-tier shards. The image codecs pull in
 // about 120 shared libraries, whose loading would double every command's start-up time, so the
 // `strata` binary registers a stand-in (transform_exec.cc) that executes the strata-transform

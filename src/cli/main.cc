@@ -333,6 +333,7 @@ int Run(int argc, char** argv) {
   AddVersionCommands(app, g, exit_code);
   AddDataCommands(app, g);
   AddTierCommands(app, g, exit_code);
+  AddVolumeCommands(app, g, exit_code);
   AddCheckpointCommands(app, g, exit_code);
   AddTransformCommands(app, g);
 

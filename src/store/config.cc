@@ -1,6 +1,7 @@
 #include "store/config.h"
 
 #include <limits>
+#include <set>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -10,13 +11,23 @@ namespace strata::store {
 
 namespace {
 nlohmann::json Body(const RepositoryConfig& c) {
-  return {{"format", "strata-repository"},
-          {"version", c.version},
-          {"id", c.id},
-          {"created", c.created_unix},
-          {"chunker", {{"min", c.chunker.min_size}, {"avg", c.chunker.avg_size}, {"max", c.chunker.max_size}}},
-          {"compression", {{"codec", "zstd"}, {"level", c.compression_level}}},
-          {"pack_size", c.pack_size}};
+  nlohmann::json j = {{"format", "strata-repository"},
+                      {"version", c.version},
+                      {"id", c.id},
+                      {"created", c.created_unix},
+                      {"chunker", {{"min", c.chunker.min_size}, {"avg", c.chunker.avg_size}, {"max", c.chunker.max_size}}},
+                      {"compression", {{"codec", "zstd"}, {"level", c.compression_level}}},
+                      {"pack_size", c.pack_size}};
+  if (c.has_volumes()) {
+    nlohmann::json vols = nlohmann::json::array();
+    for (const auto& v : c.volumes) {
+      vols.push_back({{"id", v.id}, {"path", v.path}, {"domain", v.domain}, {"capacity", v.capacity},
+                      {"draining", v.draining}});
+    }
+    j["volumes"] = std::move(vols);
+    j["redundancy"] = {{"policy", c.redundancy}, {"next_volume", c.next_volume}};
+  }
+  return j;
 }
 // nlohmann's get<uint32_t>() on a float or an out-of-range number converts it unchecked
 // (undefined behaviour for floats out of range); config fields must be integers in range.
@@ -51,10 +62,16 @@ Result<ParsedConfig> ParseConfig(std::string_view bytes) {
   }
   auto v = j.find("version");
   if (v == j.end() || !v->is_number_integer()) return Status::Corruption("config has no format version");
-  if (v->get<int64_t>() > RepositoryConfig::kFormatVersion) {
+  if (v->get<int64_t>() > RepositoryConfig::kVolumesFormatVersion) {
     return Status::Unsupported(fmt::format(
         "repository format version {} is newer than this strata supports ({}); upgrade strata",
-        v->get<int64_t>(), RepositoryConfig::kFormatVersion));
+        v->get<int64_t>(), RepositoryConfig::kVolumesFormatVersion));
+  }
+  // Version 2 is this strata's format with volumes; a version-2 config without them was
+  // written by a newer strata that uses the number differently.
+  if (v->get<int64_t>() == RepositoryConfig::kVolumesFormatVersion && (!j.contains("volumes") || !j.contains("redundancy"))) {
+    return Status::Unsupported(
+        "repository format version 2 without volumes is not one this strata knows; upgrade strata");
   }
   try {
     ParsedConfig p;
@@ -71,6 +88,25 @@ Result<ParsedConfig> ParseConfig(std::string_view bytes) {
     if (comp.at("codec").get<std::string>() != "zstd") return Status::Unsupported("config names an unknown codec");
     c.compression_level = Integer<int>(comp.at("level"), "compression.level");
     c.pack_size = Integer<uint32_t>(j.at("pack_size"), "pack_size");
+    if (c.has_volumes()) {
+      std::set<std::string> ids, paths;
+      for (const auto& e : j.at("volumes")) {
+        volume::VolumeConfig vc;
+        vc.id = e.at("id").get<std::string>();
+        vc.path = e.at("path").get<std::string>();
+        vc.domain = e.at("domain").get<std::string>();
+        vc.capacity = Integer<uint64_t>(e.at("capacity"), "volumes.capacity");
+        vc.draining = e.at("draining").get<bool>();
+        if (!volume::ValidVolumeId(vc.id) || !ids.insert(vc.id).second) return Status::Corruption("config: bad volume id");
+        if (vc.path.empty() || !paths.insert(vc.path).second) return Status::Corruption("config: bad volume path");
+        if (vc.domain.empty()) return Status::Corruption("config: empty failure domain");
+        c.volumes.push_back(std::move(vc));
+      }
+      const auto& r = j.at("redundancy");
+      c.redundancy = r.at("policy").get<std::string>();
+      if (!volume::RedundancyPolicy::Parse(c.redundancy).ok()) return Status::Corruption("config: bad redundancy policy");
+      c.next_volume = Integer<uint32_t>(r.at("next_volume"), "redundancy.next_volume");
+    }
     p.mac = j.at("mac").get<std::string>();
     // Stored values that break the chunker's rules are damage (kCorruption), not a caller's
     // bad argument.
@@ -87,6 +123,14 @@ Result<ParsedConfig> ParseConfig(std::string_view bytes) {
   } catch (const std::invalid_argument& e) {
     return Status::Corruption(fmt::format("config is malformed: {}", e.what()));
   }
+}
+
+volume::VolumeLayout RepositoryConfig::layout() const {
+  volume::VolumeLayout l;
+  l.repository_id = id;
+  l.volumes = volumes;
+  if (auto p = volume::RedundancyPolicy::Parse(redundancy); p.ok()) l.policy = *p;
+  return l;
 }
 
 Status CheckConfigMac(const ParsedConfig& parsed, const crypto::KeyedHash& mac) {

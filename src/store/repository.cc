@@ -739,6 +739,11 @@ Result<std::unique_ptr<Repository>> Repository::Open(const std::string& url, std
   STRATA_ASSIGN_OR_RETURN(auto slot, FindKeySlot(backend.get(), passphrase, &keys));
   crypto::KeyedHash mac(keys.mac);
   STRATA_RETURN_IF_ERROR(CheckConfigMac(*parsed, mac).WithContext(fmt::format("repository '{}'", url)));
+  // Packs spread over volumes are read and written through the redundancy layer; a
+  // repository without volumes keeps the local backend alone.
+  if (parsed->config.has_volumes()) {
+    backend = std::make_unique<volume::RedundantBackend>(options.env, std::move(backend), parsed->config.layout());
+  }
   auto repo = std::make_unique<RepositoryImpl>(options, std::move(backend), parsed->config, keys, std::move(*slot));
   STRATA_RETURN_IF_ERROR(repo->LoadIndex());
   return std::unique_ptr<Repository>(std::move(repo));
@@ -763,6 +768,9 @@ Result<std::unique_ptr<Repository>> Repository::OpenUnlocked(const std::string& 
   // Keys that do not authenticate the config are not this repository's (or were altered).
   if (!CheckConfigMac(*parsed, mac).ok()) {
     return Status::NotFound("the unlocked keys do not open this repository");
+  }
+  if (parsed->config.has_volumes()) {
+    backend = std::make_unique<volume::RedundantBackend>(options.env, std::move(backend), parsed->config.layout());
   }
   auto repo = std::make_unique<RepositoryImpl>(options, std::move(backend), parsed->config, cached.keys, std::move(slot));
   STRATA_RETURN_IF_ERROR(repo->LoadIndex());

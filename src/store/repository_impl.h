@@ -18,7 +18,9 @@
 #include "store/object_store.h"
 #include "store/tree.h"
 #include "strata/repository.h"
+#include "strata/volumes.h"
 #include "volume/backend.h"
+#include "volume/redundant_backend.h"
 
 namespace strata::store {
 
@@ -54,6 +56,7 @@ class RepositoryImpl : public Repository, public ObjectStore {
   std::string url() const override { return backend_->url(); }
   Status Unlock(int64_t seconds) override;
   ObjectStore* objects() override { return this; }
+  VolumeAdmin* volumes() override;
 
   // ObjectStore
   Result<std::unique_ptr<WriteBatch>> NewBatch() override;
@@ -98,6 +101,11 @@ class RepositoryImpl : public Repository, public ObjectStore {
   Result<TreeEntry> Lookup(const ObjectId& root, std::string_view path);
   Status WriteRoot(const RootInfo& root);
 
+  // The backend's RedundantBackend when the repository has volumes, else null.
+  volume::RedundantBackend* redundant();
+  // Wraps the local backend in a RedundantBackend (first volume added).
+  void WrapRedundant(volume::VolumeLayout layout);
+
   const OpenOptions options_;
   std::unique_ptr<volume::Backend> backend_;
   const RepositoryConfig config_;
@@ -114,6 +122,7 @@ class RepositoryImpl : public Repository, public ObjectStore {
   static constexpr size_t kPageCacheEntries = 64;  // pages hold up to ~1024 entries each
   std::mutex page_cache_mu_;
   std::unordered_map<ObjectId, std::string, ObjectIdHash> page_cache_;
+  std::unique_ptr<VolumeAdmin> volume_admin_;
   std::deque<ObjectId> page_cache_order_;  // oldest first  // keys the page boundaries of large directories (tree_pages.h)
 };
 

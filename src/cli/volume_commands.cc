@@ -1,0 +1,197 @@
+// `strata volume add|list|status|drain|remove|policy`, `strata scrub` and
+// `strata repair fragments`: volumes, redundancy policy and the upkeep of fragments.
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "strata/volumes.h"
+
+namespace strata::cli {
+
+namespace {
+
+// "500G", "2T", "1048576" -> bytes.
+Result<uint64_t> ParseCapacity(const std::string& text) {
+  if (text.empty()) return uint64_t{0};
+  size_t used = 0;
+  uint64_t v = 0;
+  try {
+    v = std::stoull(text, &used);
+  } catch (...) {
+    return Status::InvalidArgument(fmt::format("capacity '{}' is not a size (e.g. 500G)", text));
+  }
+  std::string unit = text.substr(used);
+  int shift = unit.empty() ? 0 : unit == "K" ? 10 : unit == "M" ? 20 : unit == "G" ? 30 : unit == "T" ? 40 : -1;
+  if (shift < 0) return Status::InvalidArgument(fmt::format("capacity '{}': unit must be K, M, G or T", text));
+  return v << shift;
+}
+
+nlohmann::json RepairJson(const RepairReport& r) {
+  return {{"packs_checked", r.packs_checked},       {"fragments_rebuilt", r.fragments_rebuilt},
+          {"fragments_moved", r.fragments_moved},   {"packs_reencoded", r.packs_reencoded},
+          {"leftovers_removed", r.leftovers_removed}, {"bytes_written", r.bytes_written},
+          {"seconds", r.seconds},                   {"unreadable", r.unreadable},
+          {"errors", r.errors}};
+}
+
+void PrintUnreadable(const std::map<std::string, std::vector<std::string>>& unreadable) {
+  for (const auto& [pack, objects] : unreadable) {
+    std::cerr << fmt::format("error: pack {} is unreadable (fewer fragments left than needed); {} objects lost:\n",
+                             pack, objects.size());
+    for (const auto& o : objects) std::cerr << "  " << o << "\n";
+  }
+  if (!unreadable.empty()) {
+    std::cerr << "run `strata verify` to see which puts and datasets reach them\n";
+  }
+}
+
+int PrintRepair(const Globals& g, const RepairReport& r, const char* what) {
+  if (g.json) {
+    PrintJson(RepairJson(r));
+  } else {
+    for (const auto& e : r.errors) std::cerr << "error: " << e << "\n";
+    PrintUnreadable(r.unreadable);
+    std::cout << fmt::format(
+        "{}: {} packs checked, {} fragments rebuilt, {} moved, {} packs re-encoded, {} leftovers removed, "
+        "{:.1f} MB written in {:.1f} s\n",
+        what, r.packs_checked, r.fragments_rebuilt, r.fragments_moved, r.packs_reencoded, r.leftovers_removed,
+        r.bytes_written / 1e6, r.seconds);
+  }
+  return r.ok() ? kExitOk : kExitIntegrity;
+}
+
+}  // namespace
+
+void AddVolumeCommands(CLI::App& app, Globals& g, int& exit_code) {
+  auto* volume = app.add_subcommand("volume", "Volumes (directories on separate disks) and the redundancy policy");
+  volume->require_subcommand(1);
+
+  auto* add = volume->add_subcommand("add", "Add an empty or new directory as a volume in its own failure domain");
+  static std::string add_dir, add_domain, add_capacity;
+  add->add_option("dir", add_dir, "The volume's directory")->required();
+  add->add_option("--domain", add_domain, "Failure domain, most general first: rack1/host2/disk3")->required();
+  add->add_option("--capacity", add_capacity, "Capacity, e.g. 500G (informational)");
+  add->callback([&g] {
+    auto repo = OpenRepo(g);
+    VolumeSpec spec{add_dir, add_domain, Check(ParseCapacity(add_capacity))};
+    std::string id = Check(repo->volumes()->AddVolume(spec));
+    if (g.json) PrintJson({{"id", id}, {"path", add_dir}, {"domain", add_domain}});
+    else std::cout << fmt::format("added volume {} ({}, domain {})\n", id, add_dir, add_domain);
+  });
+
+  auto print_volumes = [&g](bool with_counters) {
+    auto repo = OpenRepo(g);
+    RedundancyStatus st = Check(repo->volumes()->GetStatus());
+    if (g.json) {
+      nlohmann::json vols = nlohmann::json::array();
+      for (const auto& v : st.volumes) {
+        vols.push_back({{"id", v.id}, {"path", v.path}, {"domain", v.domain}, {"capacity", v.capacity},
+                        {"draining", v.draining}, {"online", v.online}, {"fragments", v.fragments},
+                        {"bytes", v.bytes}, {"degraded_reads", v.degraded_reads},
+                        {"read_errors", v.read_errors}, {"write_errors", v.write_errors}});
+      }
+      PrintJson({{"policy", st.policy}, {"volumes", vols}, {"placed_packs", st.placed_packs},
+                 {"local_packs", st.local_packs}, {"degraded_reads", st.degraded_reads}});
+      return;
+    }
+    std::cout << fmt::format("policy {}; {} packs spread over volumes, {} in the repository directory\n", st.policy,
+                             st.placed_packs, st.local_packs);
+    for (const auto& v : st.volumes) {
+      std::cout << fmt::format("{:<4} {:<8} {:<24} {:>10} fragments {:>10.1f} MB  {}", v.id,
+                               !v.online ? "OFFLINE" : v.draining ? "draining" : "online", v.domain, v.fragments,
+                               v.bytes / 1e6, v.path);
+      if (with_counters) {
+        std::cout << fmt::format("  degraded reads {} read errors {} write errors {}", v.degraded_reads,
+                                 v.read_errors, v.write_errors);
+      }
+      std::cout << "\n";
+    }
+    if (with_counters) std::cout << fmt::format("degraded reads in total: {}\n", st.degraded_reads);
+  };
+  volume->add_subcommand("list", "List the volumes")->callback([print_volumes] { print_volumes(false); });
+  volume->add_subcommand("status", "Volumes with their fragments and degraded-read and error counters")
+      ->callback([print_volumes] { print_volumes(true); });
+
+  auto* drain = volume->add_subcommand("drain", "Move every fragment off a volume (resumable; then `volume remove`)");
+  static std::string drain_id;
+  drain->add_option("id", drain_id, "Volume id (vN)")->required();
+  drain->callback([&g, &exit_code] {
+    auto repo = OpenRepo(g);
+    exit_code = PrintRepair(g, Check(repo->volumes()->Drain(drain_id)), fmt::format("drain {}", drain_id).c_str());
+  });
+
+  auto* remove = volume->add_subcommand("remove", "Remove a drained volume from the repository");
+  static std::string remove_id;
+  remove->add_option("id", remove_id, "Volume id (vN)")->required();
+  remove->callback([&g] {
+    auto repo = OpenRepo(g);
+    Check(repo->volumes()->RemoveVolume(remove_id));
+    if (g.json) PrintJson({{"removed", remove_id}});
+    else std::cout << fmt::format("removed volume {}\n", remove_id);
+  });
+
+  auto* policy = volume->add_subcommand("policy", "The redundancy policy of new packs: none, replicate:N, rs:K+M");
+  policy->require_subcommand(1);
+  auto* policy_set = policy->add_subcommand("set", "Set the policy for packs written from now on");
+  static std::string policy_text;
+  policy_set->add_option("policy", policy_text, "none | replicate:N | rs:K+M (e.g. rs:4+2)")->required();
+  policy_set->callback([&g] {
+    auto repo = OpenRepo(g);
+    Check(repo->volumes()->SetPolicy(policy_text));
+    if (g.json) PrintJson({{"policy", policy_text}});
+    else std::cout << fmt::format("policy {} (existing packs: `strata volume policy apply`)\n", policy_text);
+  });
+  policy->add_subcommand("show", "Print the policy")->callback([&g] {
+    auto repo = OpenRepo(g);
+    auto st = Check(repo->volumes()->GetStatus());
+    if (g.json) PrintJson({{"policy", st.policy}});
+    else std::cout << st.policy << "\n";
+  });
+  policy->add_subcommand("apply", "Re-encode existing packs to the policy (resumable)")->callback([&g, &exit_code] {
+    auto repo = OpenRepo(g);
+    exit_code = PrintRepair(g, Check(repo->volumes()->ApplyPolicy()), "policy apply");
+  });
+
+  auto* scrub = app.add_subcommand("scrub", "Check every fragment of every pack; report which pack/fragment/volume is bad");
+  static ScrubOptions scrub_options;
+  scrub->add_flag("--deep", scrub_options.deep, "Read every byte and check every block checksum");
+  scrub->add_option("--rate", scrub_options.rate_mb_s, "Read at most this many MB/s");
+  scrub->add_flag("--repair", scrub_options.repair, "Repair what was found");
+  scrub->add_flag("--restart", scrub_options.restart, "Start over instead of resuming an interrupted scrub");
+  scrub->callback([&g, &exit_code] {
+    auto repo = OpenRepo(g);
+    ScrubReport r = Check(repo->volumes()->Scrub(scrub_options));
+    if (g.json) {
+      nlohmann::json problems = nlohmann::json::array();
+      for (const auto& p : r.problems) {
+        problems.push_back({{"pack", p.pack}, {"fragment", p.fragment}, {"volume", p.volume}, {"problem", p.problem}});
+      }
+      PrintJson({{"packs", r.packs_checked}, {"fragments", r.fragments_checked}, {"bytes", r.bytes_read},
+                 {"resumed", r.resumed}, {"problems", problems}, {"unreadable", r.unreadable},
+                 {"warnings", r.warnings}});
+    } else {
+      for (const auto& p : r.problems) {
+        std::cerr << fmt::format("bad: pack {} fragment {} on volume {}: {}\n", p.pack, p.fragment, p.volume, p.problem);
+      }
+      for (const auto& w : r.warnings) std::cerr << "warning: " << w << "\n";
+      PrintUnreadable(r.unreadable);
+      std::cout << fmt::format("scrub{}{}: {} packs, {} fragments, {:.1f} MB read, {} problems\n",
+                               scrub_options.deep ? " --deep" : "", r.resumed ? " (resumed)" : "", r.packs_checked,
+                               r.fragments_checked, r.bytes_read / 1e6, r.problems.size());
+    }
+    if (!r.ok() && !scrub_options.repair) exit_code = kExitIntegrity;
+    if (!r.unreadable.empty()) exit_code = kExitIntegrity;
+  });
+
+  // `strata repair fragments`, next to `strata repair index`.
+  if (auto* repair = app.get_subcommand("repair")) {
+    repair->add_subcommand("fragments", "Rebuild missing or bad fragments onto healthy volumes (resumable)")
+        ->callback([&g, &exit_code] {
+          auto repo = OpenRepo(g);
+          exit_code = PrintRepair(g, Check(repo->volumes()->Repair()), "repair");
+        });
+  }
+}
+
+}  // namespace strata::cli
