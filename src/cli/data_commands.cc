@@ -1,37 +1,20 @@
 // Data into and out of datasets on the command line: `strata ingest`, `strata query` and
 // `strata meta set`.
+#include <fstream>
 #include <iostream>
 
 #include <fmt/format.h>
 
 #include "cli/commands.h"
-#include <fstream>
-
 #include "strata/curate.h"
 #include "strata/ingest.h"
 #include "strata/lake.h"
+#include "version/record_table.h"
 
 namespace strata::cli {
 namespace {
 
 using nlohmann::json;
-
-json ValueJson(const MetaValue& v) {
-  struct Visit {
-    json operator()(std::monostate) const { return nullptr; }
-    json operator()(int64_t i) const { return i; }
-    json operator()(double d) const { return d; }
-    json operator()(bool b) const { return b; }
-    json operator()(const std::string& s) const { return s; }
-  };
-  return std::visit(Visit{}, v);
-}
-
-std::string ValueText(const MetaValue& v) {
-  if (std::holds_alternative<std::monostate>(v)) return "";
-  if (auto* s = std::get_if<std::string>(&v)) return *s;
-  return ValueJson(v).dump();
-}
 
 std::string CsvField(const std::string& s) {
   if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
@@ -50,7 +33,7 @@ void PrintTable(const QueryResult& q) {
   for (const auto& row : q.rows) {
     cells.emplace_back();
     for (size_t i = 0; i < row.size(); ++i) {
-      std::string t = ValueText(row[i]);
+      std::string t = version::MetaValueText(row[i]);
       for (char& c : t) {
         if (static_cast<unsigned char>(c) < 0x20) c = ' ';  // one row per line
       }
@@ -169,7 +152,7 @@ void AddDataCommands(CLI::App& app, Globals& g) {
       json rows = json::array();
       for (const auto& row : q.rows) {
         json o = json::object();
-        for (size_t i = 0; i < row.size(); ++i) o[q.columns[i]] = ValueJson(row[i]);
+        for (size_t i = 0; i < row.size(); ++i) o[q.columns[i]] = version::MetaValueJson(row[i]);
         rows.push_back(std::move(o));
       }
       PrintJson({{"columns", q.columns}, {"rows", rows}});
@@ -179,7 +162,7 @@ void AddDataCommands(CLI::App& app, Globals& g) {
       std::cout << fmt::format("{}\r\n", fmt::join(head, ","));
       for (const auto& row : q.rows) {
         std::vector<std::string> f;
-        for (const auto& v : row) f.push_back(CsvField(ValueText(v)));
+        for (const auto& v : row) f.push_back(CsvField(version::MetaValueText(v)));
         std::cout << fmt::format("{}\r\n", fmt::join(f, ","));
       }
     } else {

@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "version/record_table.h"
+
 namespace strata::ingest {
 namespace {
 
@@ -19,18 +21,6 @@ struct DbClose {
 struct StmtFinalize {
   void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
 };
-
-int ReadOnlyAuthorizer(void*, int action, const char*, const char*, const char*, const char*) {
-  switch (action) {
-    case SQLITE_SELECT:
-    case SQLITE_READ:
-    case SQLITE_FUNCTION:
-    case SQLITE_RECURSIVE:
-      return SQLITE_OK;
-    default:
-      return SQLITE_DENY;
-  }
-}
 
 bool Contains(const std::string& upper, const char* what) { return upper.find(what) != std::string::npos; }
 
@@ -72,7 +62,7 @@ Status ReadSqliteQuery(Env* env, const std::string& db_path, const QueryOptions&
   std::unique_ptr<sqlite3, DbClose> db(raw);
   if (rc != SQLITE_OK) return SqliteError(raw, rc, name, "open");
   sqlite3_busy_timeout(db.get(), options.busy_timeout_ms);
-  sqlite3_set_authorizer(db.get(), &ReadOnlyAuthorizer, nullptr);
+  sqlite3_set_authorizer(db.get(), &version::ReadOnlyAuthorizer, nullptr);
 
   sqlite3_stmt* raw_stmt = nullptr;
   const char* tail = nullptr;

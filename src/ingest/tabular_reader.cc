@@ -343,6 +343,12 @@ class CsvParser {
       Fail("too-long", fmt::format("the record is longer than {} bytes", options_.max_line_bytes));
     }
     const char delim = options_.delimiter;
+    // A newline outside quotes ends the record (a CR LF pair counts once).
+    auto end_line = [this](char c, auto& on_record) {
+      ++line_;
+      skip_lf_ = c == '\r';
+      return EndRecord(on_record);
+    };
     switch (state_) {
       case State::kFieldStart:
         if (c == '"') {
@@ -351,9 +357,7 @@ class CsvParser {
         } else if (c == delim) {
           EndField();
         } else if (newline) {
-          ++line_;
-          skip_lf_ = c == '\r';
-          return EndRecord(on_record);
+          return end_line(c, on_record);
         } else {
           Append(c);
           state_ = State::kUnquoted;
@@ -363,9 +367,7 @@ class CsvParser {
         if (c == delim) {
           EndField();
         } else if (newline) {
-          ++line_;
-          skip_lf_ = c == '\r';
-          return EndRecord(on_record);
+          return end_line(c, on_record);
         } else {
           if (c == '"') Fail("csv-quote", "a quote inside an unquoted field");
           Append(c);
@@ -386,9 +388,7 @@ class CsvParser {
         } else if (c == delim) {
           EndField();
         } else if (newline) {
-          ++line_;
-          skip_lf_ = c == '\r';
-          return EndRecord(on_record);
+          return end_line(c, on_record);
         } else {
           Fail("csv-quote", "text after a closing quote");
           Append(c);

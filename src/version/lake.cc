@@ -634,12 +634,7 @@ class LakeImpl final : public Lake {
     RecordRows meta;
     STRATA_ASSIGN_OR_RETURN(auto file, LookupEntry(objects_, r.commit.tree, kRecordsPath));
     if (file && file->type == EntryType::kFile) {
-      STRATA_ASSIGN_OR_RETURN(auto reader, repo_->OpenFile(r.commit.tree, kRecordsPath));
-      std::string text(file->size, '\0');
-      size_t got = 0;
-      STRATA_RETURN_IF_ERROR(reader->ReadAt(0, text.size(), reinterpret_cast<uint8_t*>(text.data()), &got));
-      text.resize(got);
-      STRATA_ASSIGN_OR_RETURN(meta, ParseRecordsFile(text));
+      STRATA_ASSIGN_OR_RETURN(meta, ReadRecordsFile(objects_, *file));
     }
     const std::string& under = r.spec.path;
     auto wanted = [&](std::string_view path) {

@@ -35,7 +35,9 @@ Result<MetaValue> FromJson(const json& v) {
   }
 }
 
-json ToJson(const MetaValue& v) {
+}  // namespace
+
+json MetaValueJson(const MetaValue& v) {
   struct Visit {
     json operator()(std::monostate) const { return nullptr; }
     json operator()(int64_t i) const { return i; }
@@ -46,6 +48,8 @@ json ToJson(const MetaValue& v) {
   return std::visit(Visit{}, v);
 }
 
+namespace {
+
 std::string Quote(std::string_view name) {
   std::string out = "\"";
   for (char c : name) {
@@ -55,17 +59,6 @@ std::string Quote(std::string_view name) {
   return out + "\"";
 }
 
-int Authorize(void*, int action, const char*, const char*, const char*, const char*) {
-  switch (action) {
-    case SQLITE_SELECT:
-    case SQLITE_READ:
-    case SQLITE_FUNCTION:
-    case SQLITE_RECURSIVE:
-      return SQLITE_OK;
-    default:
-      return SQLITE_DENY;
-  }
-}
 
 struct Db {
   sqlite3* db = nullptr;
@@ -163,11 +156,35 @@ std::string SerializeRecordsFile(const RecordRows& rows) {
   for (const auto& [key, columns] : rows) {
     json obj = json::object();
     obj["path"] = key;
-    for (const auto& [name, value] : columns) obj[name] = ToJson(value);
+    for (const auto& [name, value] : columns) obj[name] = MetaValueJson(value);
     out += obj.dump(-1, ' ', false, json::error_handler_t::replace);
     out += '\n';
   }
   return out;
+}
+
+Result<RecordRows> ReadRecordsFile(store::ObjectStore* objects, const store::TreeEntry& entry, std::string* text) {
+  std::string bytes;
+  bytes.reserve(entry.size);
+  for (const auto& c : entry.chunks) {
+    STRATA_ASSIGN_OR_RETURN(std::string part, objects->Read(c.id, store::ObjectKind::kData));
+    bytes += part;
+  }
+  STRATA_ASSIGN_OR_RETURN(RecordRows rows, ParseRecordsFile(bytes));
+  if (text != nullptr) *text = std::move(bytes);
+  return rows;
+}
+
+int ReadOnlyAuthorizer(void*, int action, const char*, const char*, const char*, const char*) {
+  switch (action) {
+    case SQLITE_SELECT:
+    case SQLITE_READ:
+    case SQLITE_FUNCTION:
+    case SQLITE_RECURSIVE:
+      return SQLITE_OK;
+    default:
+      return SQLITE_DENY;
+  }
 }
 
 std::string MetaValueText(const MetaValue& v) {
@@ -220,7 +237,7 @@ Result<QueryResult> RunQuery(const std::vector<RecordMeta>& rows, std::string_vi
     }
   }
   sqlite3_exec(db.db, "COMMIT", nullptr, nullptr, nullptr);
-  sqlite3_set_authorizer(db.db, Authorize, nullptr);
+  sqlite3_set_authorizer(db.db, ReadOnlyAuthorizer, nullptr);
 
   Stmt q;
   const char* tail = nullptr;

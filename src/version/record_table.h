@@ -10,6 +10,10 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "store/object_store.h"
+#include "store/tree.h"
 #include "strata/lake.h"
 
 namespace strata::version {
@@ -19,6 +23,10 @@ using RecordRows = std::map<std::string, RecordMeta, std::less<>>;  // key ("pat
 // Untrusted input (fuzzed): a malformed line gives kCorruption naming the line.
 Result<RecordRows> ParseRecordsFile(std::string_view text);
 std::string SerializeRecordsFile(const RecordRows& rows);
+// Reads and parses the records file `entry` (the file at kRecordsPath of a tree), every chunk
+// authenticated; `text`, when given, receives its bytes.
+Result<RecordRows> ReadRecordsFile(store::ObjectStore* objects, const store::TreeEntry& entry,
+                                   std::string* text = nullptr);
 
 // Checks a metadata row's key and columns: kInvalidArgument for an empty or overlong key or
 // column name, a reserved column (path, size, content), or a NUL byte.
@@ -30,5 +38,11 @@ Result<QueryResult> RunQuery(const std::vector<RecordMeta>& rows, std::string_vi
 
 // Text of a value for tables and CSV ("" for null).
 std::string MetaValueText(const MetaValue& v);
+// A value as JSON (non-finite floats, which JSON cannot hold, as null).
+nlohmann::json MetaValueJson(const MetaValue& v);
+
+// The SQLite authorizer (for sqlite3_set_authorizer) of statements that only read: SELECT,
+// reads, functions and recursive queries; everything else (writes, ATTACH, PRAGMA, ...) is denied.
+int ReadOnlyAuthorizer(void*, int action, const char*, const char*, const char*, const char*);
 
 }  // namespace strata::version

@@ -217,12 +217,7 @@ class Stager final : public StagedCommit {
     had_records_file_ = true;
     base_records_mtime_ = entry->mtime_ns;
     std::string text;
-    text.reserve(entry->size);
-    for (const auto& c : entry->chunks) {
-      STRATA_ASSIGN_OR_RETURN(std::string part, objects_->Read(c.id, store::ObjectKind::kData));
-      text += part;
-    }
-    STRATA_ASSIGN_OR_RETURN(rows_, ParseRecordsFile(text));
+    STRATA_ASSIGN_OR_RETURN(rows_, ReadRecordsFile(objects_, *entry, &text));
     base_records_hash_ = objects_->Hash(text);
     return Status::OK();
   }
