@@ -258,6 +258,40 @@ struct ForgetReport {
   std::vector<std::string> tags_deleted;  // with keep_tagged off
 };
 
+// Retention locks on one dataset version (a commit), as S3 Object Lock has them for an object
+// version. While a lock is in force the commit's tree is a gc root whatever refs and retention
+// policies say, and nothing may remove its last name: deleting a ref that names it, deleting
+// its dataset, a reset that drops it from a branch's history, are refused (kFailedPrecondition,
+// and the refusal is audited); forget keeps it. See docs/SECURITY.md ("Retention locks").
+enum class LockMode : uint8_t {
+  kNone,
+  // Lifted or shortened only with LockOverride::bypass_governance and a reason (audited).
+  kGovernance,
+  // Never lifted, shortened or weakened to governance by anyone until it expires; only extended.
+  kCompliance,
+};
+std::string_view LockModeName(LockMode mode);  // "none", "governance", "compliance"
+Result<LockMode> ParseLockMode(std::string_view name);
+
+struct RetentionLock {
+  std::string dataset;
+  ObjectId commit;
+  LockMode mode = LockMode::kNone;
+  int64_t retain_until_unix = 0;  // seconds since the epoch; the mode holds until then
+  bool legal_hold = false;        // holds until cleared, whatever the mode and date
+  std::string reason;             // of the last change
+  std::string actor;              // who made the last change
+  int64_t updated_unix = 0;
+  // In force at `now_unix`: under legal hold, or a mode whose date has not passed.
+  bool Active(int64_t now_unix) const;
+};
+
+// Who may weaken a governance lock: an admin, saying why (both land in the audit entry).
+struct LockOverride {
+  bool bypass_governance = false;
+  std::string reason;
+};
+
 struct LakeGcOptions {
   bool dry_run = false;
   // Packs younger than this are never touched (store::GcOptions::grace_seconds).
@@ -381,6 +415,19 @@ class Lake {
   // the store's put roots. Computed under the store's exclusive lock, so it fails at once with
   // kFailedPrecondition while a put or commit runs, and none can start meanwhile.
   virtual Result<LakeGcReport> CollectGarbage(const LakeGcOptions& options) = 0;
+
+  // --- retention locks ---
+  // Sets (or, with mode kNone, lifts) the lock of the commit `spec` names. Extending a lock or
+  // making it stricter is always allowed; an active compliance lock cannot be shortened,
+  // weakened or lifted (kFailedPrecondition); an active governance lock only with `override`
+  // (bypass and a non-empty reason). `retain_until_unix` must be in the future unless mode is
+  // kNone. Every change and every refusal is audited.
+  virtual Status SetRetentionLock(std::string_view spec, LockMode mode, int64_t retain_until_unix,
+                                  const LockOverride& override = {}) = 0;
+  // Puts the commit `spec` names under legal hold, or releases it; `reason` is audited.
+  virtual Status SetLegalHold(std::string_view spec, bool on, std::string_view reason) = 0;
+  // The locks of `dataset` (every dataset's when empty), expired ones included.
+  virtual Result<std::vector<RetentionLock>> ListRetentionLocks(std::string_view dataset = "") = 0;
 
   // --- content ---
   virtual Result<std::vector<EntryInfo>> List(std::string_view spec, bool recursive) = 0;

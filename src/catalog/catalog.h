@@ -188,6 +188,19 @@ class Catalog {
                         const AuditEntry& audit) = 0;
   virtual Result<std::set<ObjectId>> ListForgotten(std::string_view dataset) = 0;
 
+  // --- retention locks (the lake decides what may change; the catalog stores) ---
+  // Replaces the lock of (dataset, commit) with `lock_json` (a JSON object the layer above
+  // defines), or removes it when `lock_json` is empty, with the audit entry, in one transaction.
+  virtual Status SetLock(std::string_view dataset, const ObjectId& commit, std::string_view lock_json,
+                         const AuditEntry& audit) = 0;
+  // (commit, lock JSON) of every lock of `dataset`, or of every dataset when it is empty.
+  struct LockRow {
+    std::string dataset;
+    ObjectId commit;
+    std::string lock_json;
+  };
+  virtual Result<std::vector<LockRow>> ListLocks(std::string_view dataset) = 0;
+
   // --- per-file metadata ---
   // Replaces the metadata of (meta.commit, meta.path). The commit must be recorded.
   virtual Status PutFileMeta(const FileMeta& meta) = 0;

@@ -257,6 +257,11 @@ CREATE TABLE IF NOT EXISTS forgotten(
   dataset TEXT NOT NULL REFERENCES datasets(name) ON DELETE CASCADE,
   commit_id TEXT NOT NULL,
   PRIMARY KEY (dataset, commit_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS retention_locks(
+  dataset TEXT NOT NULL REFERENCES datasets(name) ON DELETE CASCADE,
+  commit_id TEXT NOT NULL,
+  lock TEXT NOT NULL,
+  PRIMARY KEY (dataset, commit_id)) WITHOUT ROWID;
 )sql";
 
 // "STRC" — marks the file as a strata catalog for `file(1)` and for us.
@@ -332,6 +337,9 @@ class SqliteCatalog final : public Catalog {
   Status Forget(std::string_view dataset, const std::vector<ObjectId>& commits,
                 const AuditEntry& audit) override;
   Result<std::set<ObjectId>> ListForgotten(std::string_view dataset) override;
+  Status SetLock(std::string_view dataset, const ObjectId& commit, std::string_view lock_json,
+                 const AuditEntry& audit) override;
+  Result<std::vector<LockRow>> ListLocks(std::string_view dataset) override;
 
   Status PutFileMeta(const FileMeta& meta) override;
   Result<FileMeta> GetFileMeta(const ObjectId& commit, std::string_view path) override;
@@ -396,7 +404,8 @@ Status SqliteCatalog::Init(int busy_ms) {
   if (!fresh) {
     bool has_retention = false;
     {
-      STRATA_SQL(st, *db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'forgotten'",
+      // The newest of the added tables: the others exist when it does.
+      STRATA_SQL(st, *db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'retention_locks'",
                  "look for the retention tables");
       STRATA_ASSIGN_OR_RETURN(has_retention, st.Step());
     }
@@ -693,6 +702,46 @@ Result<std::set<ObjectId>> SqliteCatalog::ListForgotten(std::string_view dataset
     if (!row) break;
     STRATA_ASSIGN_OR_RETURN(ObjectId id, st.Id(0));
     out.insert(id);
+  }
+  return out;
+}
+
+Status SqliteCatalog::SetLock(std::string_view dataset, const ObjectId& commit, std::string_view lock_json,
+                             const AuditEntry& audit) {
+  std::lock_guard lock(mu_);
+  return WriteTxn("set a retention lock", [&]() -> Status {
+    STRATA_RETURN_IF_ERROR(RequireDataset(dataset));
+    if (lock_json.empty()) {
+      STRATA_SQL(st, *db_, "DELETE FROM retention_locks WHERE dataset = ?1 AND commit_id = ?2",
+                 "remove a retention lock");
+      STRATA_RETURN_IF_ERROR(st.Bind(1, dataset).Bind(2, commit).Run());
+    } else {
+      STRATA_SQL(st, *db_,
+                 "INSERT INTO retention_locks(dataset, commit_id, lock) VALUES(?1, ?2, ?3) "
+                 "ON CONFLICT(dataset, commit_id) DO UPDATE SET lock = excluded.lock",
+                 "set a retention lock");
+      STRATA_RETURN_IF_ERROR(st.Bind(1, dataset).Bind(2, commit).Bind(3, lock_json).Run());
+    }
+    return AppendAuditLocked(audit, "lock.set", fmt::format("{}@{}", dataset, commit.ToHex()), json::object());
+  });
+}
+
+Result<std::vector<Catalog::LockRow>> SqliteCatalog::ListLocks(std::string_view dataset) {
+  std::lock_guard lock(mu_);
+  STRATA_SQL(st, *db_,
+             "SELECT dataset, commit_id, lock FROM retention_locks WHERE ?1 = '' OR dataset = ?1 "
+             "ORDER BY dataset, commit_id",
+             "list retention locks");
+  st.Bind(1, dataset);
+  std::vector<LockRow> out;
+  for (;;) {
+    STRATA_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    LockRow r;
+    r.dataset = st.Text(0);
+    STRATA_ASSIGN_OR_RETURN(r.commit, st.Id(1));
+    r.lock_json = st.Text(2);
+    out.push_back(std::move(r));
   }
   return out;
 }

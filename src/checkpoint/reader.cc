@@ -197,10 +197,11 @@ class ReaderImpl : public CheckpointReader {
   size_t threads_;
 };
 
-Result<std::unique_ptr<ReaderImpl>> OpenOne(Repository* repo, Lake* lake, std::string_view run, const CheckpointInfo& ci,
-                                            size_t threads) {
-  STRATA_ASSIGN_OR_RETURN(Resolved r, lake->Resolve(RunDataset(run) + "@" + CheckpointTag(ci.step)));
-  auto text = ReadTreeFile(repo, r.commit.tree, kManifestFile);
+
+Result<std::unique_ptr<ReaderImpl>> OpenTree(Repository* repo, const ObjectId& tree, const CheckpointInfo& ci,
+                                             size_t threads) {
+  const std::string& run = ci.run;
+  auto text = ReadTreeFile(repo, tree, kManifestFile);
   if (!text.ok()) return text.status().WithContext(fmt::format("checkpoint {} of run {}: manifest", ci.step, run));
   auto m = ParseManifest(*text, /*complete=*/true);
   if (!m.ok()) return m.status().WithContext(fmt::format("checkpoint {} of run {}", ci.step, run));
@@ -213,10 +214,22 @@ Result<std::unique_ptr<ReaderImpl>> OpenOne(Repository* repo, Lake* lake, std::s
   for (const auto& s : m->states) info.states.push_back(s.name);
   info.meta = m->meta;
   info.metrics = m->metrics;
-  return std::make_unique<ReaderImpl>(repo, r.commit.tree, std::move(*m), std::move(info), threads);
+  return std::make_unique<ReaderImpl>(repo, tree, std::move(*m), std::move(info), threads);
+}
+
+Result<std::unique_ptr<ReaderImpl>> OpenOne(Repository* repo, Lake* lake, std::string_view run, const CheckpointInfo& ci,
+                                            size_t threads) {
+  STRATA_ASSIGN_OR_RETURN(Resolved r, lake->Resolve(RunDataset(run) + "@" + CheckpointTag(ci.step)));
+  return OpenTree(repo, r.commit.tree, ci, threads);
 }
 
 }  // namespace
+
+Result<std::unique_ptr<CheckpointReader>> OpenCheckpointTree(Repository* repo, const ObjectId& tree,
+                                                             const CheckpointInfo& info, size_t threads) {
+  STRATA_ASSIGN_OR_RETURN(auto r, OpenTree(repo, tree, info, threads));
+  return std::unique_ptr<CheckpointReader>(std::move(r));
+}
 
 Result<std::string> ReadTreeFile(Repository* repo, const ObjectId& tree, std::string_view path) {
   STRATA_ASSIGN_OR_RETURN(auto reader, repo->OpenFile(tree, path));

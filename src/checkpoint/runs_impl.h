@@ -30,6 +30,11 @@ Status FinalizeSharded(Repository* repo, Lake* lake, const std::string& run, int
 // The whole content of the file at `path` of `tree`, authenticated.
 Result<std::string> ReadTreeFile(Repository* repo, const ObjectId& tree, std::string_view path);
 
+// A reader of the checkpoint whose tree is `tree`, whatever tag names it (a model version keeps
+// its checkpoint's tree after the run's tag is deleted). `info` names it in messages.
+Result<std::unique_ptr<CheckpointReader>> OpenCheckpointTree(Repository* repo, const ObjectId& tree,
+                                                             const CheckpointInfo& info, size_t threads = 0);
+
 // Checkpoint infos of a run from its tags (no manifest read), newest step first.
 Result<std::vector<CheckpointInfo>> ListCheckpoints(Lake* lake, std::string_view run);
 

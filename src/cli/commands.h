@@ -42,6 +42,10 @@ inline constexpr const char* kTransformHelp =
 // retain. `exit_code` is set when a checkpoint fails verification.
 void AddCheckpointCommands(CLI::App& app, Globals& g, int& exit_code);
 
+// model register|list|show|diff|alias|export|pull, retention lock|unlock|hold|list, lineage,
+// report governance. `exit_code` is set when the audit log fails verification.
+void AddRegistryCommands(CLI::App& app, Globals& g, int& exit_code);
+
 // A lake borrows its repository: both live as long as the command.
 struct LakeSession {
   std::unique_ptr<Repository> repo;

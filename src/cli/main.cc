@@ -335,6 +335,7 @@ int Run(int argc, char** argv) {
   AddTierCommands(app, g, exit_code);
   AddVolumeCommands(app, g, exit_code);
   AddCheckpointCommands(app, g, exit_code);
+  AddRegistryCommands(app, g, exit_code);
   AddTransformCommands(app, g);
 
   app.footer(kExitCodesHelp);  // the top level lists the global options itself

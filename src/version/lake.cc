@@ -290,6 +290,13 @@ class LakeImpl final : public Lake {
 
   Status DeleteDataset(std::string_view name) override {
     STRATA_RETURN_IF_ERROR(RequireDataset(name));
+    STRATA_ASSIGN_OR_RETURN(auto locks, ActiveLocks(name));
+    if (!locks.empty()) {
+      const RetentionLock& l = locks.begin()->second;
+      return Refuse("dataset.delete", name,
+                    fmt::format("dataset '{}' cannot be deleted: commit {} is under {}", name, l.commit.Short(),
+                                DescribeLock(l)));
+    }
     STRATA_RETURN_IF_ERROR(cat_->DeleteDataset(name, Audit("", {{"op", kOpDatasetDelete}, {"dataset", name}})));
     Recorded();
     return Status::OK();
@@ -410,6 +417,17 @@ class LakeImpl final : public Lake {
   Status DeleteRef(std::string_view name) override {
     STRATA_ASSIGN_OR_RETURN(RefSpec spec, ParseRefName(name));
     STRATA_RETURN_IF_ERROR(RequireDataset(spec.dataset));
+    // A tag is a version's name: it stays while its commit is locked. A branch may go when
+    // another ref still reaches every locked commit it reaches.
+    if (auto ref = cat_->GetRef(spec.dataset, spec.ref); ref.ok() && ref->kind == catalog::RefKind::kTag) {
+      STRATA_ASSIGN_OR_RETURN(auto locks, ActiveLocks(spec.dataset));
+      if (auto l = locks.find(ref->target); l != locks.end()) {
+        return Refuse("ref.delete", name,
+                      fmt::format("tag {} cannot be deleted: its commit {} is under {}", name, ref->target.Short(),
+                                  DescribeLock(l->second)));
+      }
+    }
+    STRATA_RETURN_IF_ERROR(CheckLockedNamesSurvive("ref.delete", spec.dataset, spec.ref, std::nullopt));
     STRATA_RETURN_IF_ERROR(cat_->DeleteRef(spec.dataset, spec.ref,
                                            Audit("", {{"op", kOpRefDelete}, {"dataset", spec.dataset}, {"ref", spec.ref}})));
     Recorded();
@@ -683,6 +701,7 @@ class LakeImpl final : public Lake {
       return Status::InvalidArgument(
           fmt::format("'{}' is in dataset '{}', not '{}'", to, dest.spec.dataset, branch.spec.dataset));
     }
+    STRATA_RETURN_IF_ERROR(CheckLockedNamesSurvive("reset", branch.spec.dataset, branch.spec.ref, dest.commit.id));
     STRATA_RETURN_IF_ERROR(cat_->UpdateBranch(
         branch.spec.dataset, branch.spec.ref, branch.commit.id, dest.commit.id,
         Audit("reset", {{"op", kOpBranchUpdate}, {"dataset", branch.spec.dataset}, {"ref", branch.spec.ref},
@@ -913,6 +932,9 @@ class LakeImpl final : public Lake {
       }
       ApplyRetention(*policy, timeline, &keep);
     }
+    // Commits under a retention lock are kept whatever the policy says.
+    STRATA_ASSIGN_OR_RETURN(auto locks, ActiveLocks(dataset));
+    for (const auto& [id, l] : locks) keep[id].push_back(DescribeLock(l));
     // Tags: kept, or (keep_tagged off) deleted unless something else keeps their commit.
     std::vector<ObjectId> heads;
     for (const auto& r : refs) {
@@ -985,6 +1007,17 @@ class LakeImpl final : public Lake {
   // the index, so a damaged catalog index cannot make gc delete history.
   Result<std::vector<ObjectId>> LiveRoots(LakeGcReport* report) {
     std::vector<ObjectId> roots;
+    // Locked commits and their trees, whatever refs and retention say.
+    STRATA_ASSIGN_OR_RETURN(auto locks, ActiveLocks(""));
+    for (const auto& [id, l] : locks) {
+      auto c = ReadCommit(objects_, id);
+      if (!c.ok()) {
+        return c.status().WithContext(fmt::format("gc: locked commit {} of dataset '{}' is unreadable; run `strata verify`",
+                                                  id.Short(), l.dataset));
+      }
+      roots.push_back(id);
+      roots.push_back(c->tree);
+    }
     STRATA_ASSIGN_OR_RETURN(auto datasets, cat_->ListDatasets());
     for (const auto& d : datasets) {
       STRATA_ASSIGN_OR_RETURN(auto refs, cat_->ListRefs(d.name));
@@ -1061,6 +1094,171 @@ class LakeImpl final : public Lake {
       else Recorded();
     }
     return report;
+  }
+
+  // --- retention locks ---
+
+  static int64_t NowUnix() { return NowNs() / 1'000'000'000; }
+
+  // The locks in force, by commit (of `dataset`, or of all when empty).
+  Result<std::map<ObjectId, RetentionLock>> ActiveLocks(std::string_view dataset) {
+    STRATA_ASSIGN_OR_RETURN(auto all, ListRetentionLocks(dataset));
+    std::map<ObjectId, RetentionLock> out;
+    int64_t now = NowUnix();
+    for (auto& l : all) {
+      if (l.Active(now)) out.emplace(l.commit, std::move(l));
+    }
+    return out;
+  }
+
+  // Audits a refused change and returns the refusal.
+  Status Refuse(std::string_view operation, std::string_view target, std::string message) {
+    json d = {{"op", kOpEvent}, {"operation", operation}, {"error", message}};
+    Status s = cat_->AppendAudit(catalog::AuditEntry{actor_, "lock.refused", std::string(target), d.dump()});
+    if (s.ok()) Recorded();
+    else LogWarning(fmt::format("a refusal was not audited: {}", s.ToString()));
+    return Status::FailedPrecondition(std::move(message));
+  }
+
+  // Every commit reachable from `heads` through all parents (commit objects, not the index).
+  Result<std::unordered_set<ObjectId, ObjectIdHash>> Reachable(const std::vector<ObjectId>& heads) {
+    std::unordered_set<ObjectId, ObjectIdHash> seen(heads.begin(), heads.end());
+    std::deque<ObjectId> todo(heads.begin(), heads.end());
+    while (!todo.empty()) {
+      ObjectId id = todo.front();
+      todo.pop_front();
+      STRATA_ASSIGN_OR_RETURN(CommitInfo c, ReadCommit(objects_, id));
+      for (const auto& p : c.parents) {
+        if (seen.insert(p).second) todo.push_back(p);
+      }
+    }
+    return seen;
+  }
+
+  // Refuses (audited) when ref `ref` of `dataset` moving to `new_target` (deleted when absent)
+  // would leave a locked commit it reaches without any ref reaching it. Costs nothing for a
+  // dataset without locks; otherwise walks the histories involved.
+  Status CheckLockedNamesSurvive(std::string_view operation, const std::string& dataset, const std::string& ref,
+                                 std::optional<ObjectId> new_target) {
+    STRATA_ASSIGN_OR_RETURN(auto locks, ActiveLocks(dataset));
+    if (locks.empty()) return Status::OK();
+    auto cur = cat_->GetRef(dataset, ref);
+    if (!cur.ok()) return cur.status().IsNotFound() ? Status::OK() : cur.status();  // the change itself reports it
+    STRATA_ASSIGN_OR_RETURN(auto before, Reachable({cur->target}));
+    std::vector<const RetentionLock*> at_risk;
+    for (const auto& [id, l] : locks) {
+      if (before.count(id)) at_risk.push_back(&l);
+    }
+    if (at_risk.empty()) return Status::OK();
+    std::vector<ObjectId> heads;
+    if (new_target) heads.push_back(*new_target);
+    STRATA_ASSIGN_OR_RETURN(auto refs, cat_->ListRefs(dataset));
+    for (const auto& r : refs) {
+      if (r.name != ref) heads.push_back(r.target);
+    }
+    STRATA_ASSIGN_OR_RETURN(auto after, Reachable(heads));
+    for (const RetentionLock* l : at_risk) {
+      if (after.count(l->commit)) continue;
+      return Refuse(operation, fmt::format("{}@{}", dataset, ref),
+                    fmt::format("{} of {}@{} refused: commit {} is under {} and no other ref of '{}' reaches it",
+                                operation, dataset, ref, l->commit.Short(), DescribeLock(*l), dataset));
+    }
+    return Status::OK();
+  }
+
+  Result<std::optional<RetentionLock>> LockOf(const std::string& dataset, const ObjectId& commit) {
+    STRATA_ASSIGN_OR_RETURN(auto all, ListRetentionLocks(dataset));
+    for (auto& l : all) {
+      if (l.commit == commit) return std::optional<RetentionLock>(std::move(l));
+    }
+    return std::optional<RetentionLock>();
+  }
+
+  Status StoreLock(const RetentionLock& next, const std::optional<RetentionLock>& prev, std::string action,
+                   json extra) {
+    bool empty = next.mode == LockMode::kNone && !next.legal_hold;
+    std::string text = empty ? std::string() : EncodeLock(next);
+    json d = {{"op", kOpLockSet},
+              {"dataset", next.dataset},
+              {"commit", next.commit.ToHex()},
+              {"lock", empty ? json() : json::parse(text)},
+              {"previous", prev ? json::parse(EncodeLock(*prev)) : json()}};
+    for (auto it = extra.begin(); it != extra.end(); ++it) d[it.key()] = it.value();
+    STRATA_RETURN_IF_ERROR(cat_->SetLock(next.dataset, next.commit, text, Audit(std::move(action), d)));
+    Recorded();
+    return Status::OK();
+  }
+
+  Status SetRetentionLock(std::string_view spec, LockMode mode, int64_t until, const LockOverride& ov) override {
+    STRATA_ASSIGN_OR_RETURN(Resolved r, Resolve(spec));
+    const std::string& dataset = r.spec.dataset;
+    STRATA_ASSIGN_OR_RETURN(auto prev, LockOf(dataset, r.commit.id));
+    int64_t now = NowUnix();
+    if (mode != LockMode::kNone && until <= now) {
+      return Status::InvalidArgument("a retention lock must end in the future");
+    }
+    std::string target = fmt::format("{}@{}", dataset, r.commit.id.ToHex());
+    bool bypassed = false;
+    if (prev && prev->mode != LockMode::kNone && now < prev->retain_until_unix) {
+      bool shorter = mode == LockMode::kNone || until < prev->retain_until_unix;
+      if (prev->mode == LockMode::kCompliance && (shorter || mode != LockMode::kCompliance)) {
+        return Refuse("lock.set", target,
+                      fmt::format("commit {} of '{}' is under a {}: it can be extended, but not shortened, weakened "
+                                  "or lifted by anyone before it expires",
+                                  r.commit.id.Short(), dataset, DescribeLock(*prev)));
+      }
+      if (prev->mode == LockMode::kGovernance && shorter) {
+        if (!ov.bypass_governance || ov.reason.empty()) {
+          return Refuse("lock.set", target,
+                        fmt::format("commit {} of '{}' is under a {}: lifting or shortening it needs "
+                                    "--bypass-governance and a --reason (audited)",
+                                    r.commit.id.Short(), dataset, DescribeLock(*prev)));
+        }
+        bypassed = true;
+      }
+    }
+    RetentionLock next = prev ? *prev : RetentionLock{};
+    next.dataset = dataset;
+    next.commit = r.commit.id;
+    next.mode = mode;
+    next.retain_until_unix = mode == LockMode::kNone ? 0 : until;
+    next.reason = ov.reason;
+    next.actor = actor_;
+    next.updated_unix = now;
+    return StoreLock(next, prev, mode == LockMode::kNone ? "lock.clear" : "lock.set",
+                     {{"bypass_governance", bypassed}, {"reason", ov.reason}});
+  }
+
+  Status SetLegalHold(std::string_view spec, bool on, std::string_view reason) override {
+    STRATA_ASSIGN_OR_RETURN(Resolved r, Resolve(spec));
+    STRATA_ASSIGN_OR_RETURN(auto prev, LockOf(r.spec.dataset, r.commit.id));
+    RetentionLock next = prev ? *prev : RetentionLock{};
+    // An expired mode is dropped when the hold changes, so the stored lock says what holds.
+    if (next.mode != LockMode::kNone && NowUnix() >= next.retain_until_unix) {
+      next.mode = LockMode::kNone;
+      next.retain_until_unix = 0;
+    }
+    next.dataset = r.spec.dataset;
+    next.commit = r.commit.id;
+    next.legal_hold = on;
+    next.reason = std::string(reason);
+    next.actor = actor_;
+    next.updated_unix = NowUnix();
+    return StoreLock(next, prev, on ? "legal_hold.on" : "legal_hold.off", {{"reason", reason}});
+  }
+
+  Result<std::vector<RetentionLock>> ListRetentionLocks(std::string_view dataset) override {
+    if (!dataset.empty()) STRATA_RETURN_IF_ERROR(RequireDataset(dataset));
+    STRATA_ASSIGN_OR_RETURN(auto rows, cat_->ListLocks(dataset));
+    std::vector<RetentionLock> out;
+    for (const auto& row : rows) {
+      auto l = DecodeLock(row.lock_json);
+      if (!l.ok()) return l.status().WithContext(fmt::format("lock of {}@{}", row.dataset, row.commit.Short()));
+      l->dataset = row.dataset;
+      l->commit = row.commit;
+      out.push_back(std::move(*l));
+    }
+    return out;
   }
 
   // --- audit ---
@@ -1141,6 +1339,12 @@ Status Replay(catalog::Catalog* cat, const RefEvent& e) {
   if (e.op == kOpPolicySet) {
     if (!d.contains("policy") || !d["policy"].is_object()) return Status::Corruption("policy event without a policy");
     return cat->SetRetentionPolicy(e.dataset, d["policy"].dump(), audit);
+  }
+  if (e.op == kOpLockSet) {
+    if (!d.contains("commit") || !d["commit"].is_string()) return Status::Corruption("lock event without a commit");
+    STRATA_ASSIGN_OR_RETURN(ObjectId id, ObjectId::FromHex(d["commit"].get<std::string>()));
+    std::string lock = d.contains("lock") && d["lock"].is_object() ? d["lock"].dump() : std::string();
+    return cat->SetLock(e.dataset, id, lock, audit);
   }
   if (e.op == kOpForget) {
     std::vector<ObjectId> ids;

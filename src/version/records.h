@@ -26,6 +26,7 @@ inline constexpr std::string_view kOpRefUnprotect = "ref.unprotect";
 inline constexpr std::string_view kOpRebuild = "catalog.rebuild";
 inline constexpr std::string_view kOpPolicySet = "policy.set";  // details: "policy"
 inline constexpr std::string_view kOpForget = "forget";         // details: "forgotten" (hex ids)
+inline constexpr std::string_view kOpLockSet = "lock.set";  // details: "commit", "lock" (null: lifted)
 inline constexpr std::string_view kOpEvent = "event";  // anything else: replayed as an entry
 
 struct RefEvent {

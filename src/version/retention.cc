@@ -96,4 +96,67 @@ Result<RetentionPolicy> DecodePolicy(std::string_view text) {
   return p;
 }
 
+std::string EncodeLock(const RetentionLock& l) {
+  return json{{"mode", LockModeName(l.mode)}, {"until", l.retain_until_unix}, {"legal_hold", l.legal_hold},
+              {"reason", l.reason},          {"actor", l.actor},             {"updated", l.updated_unix}}
+      .dump();
+}
+
+Result<RetentionLock> DecodeLock(std::string_view text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return Status::Corruption("retention lock is not a JSON object");
+  RetentionLock l;
+  if (!j.contains("mode") || !j["mode"].is_string()) return Status::Corruption("retention lock without a mode");
+  auto mode = ParseLockMode(j["mode"].get<std::string>());
+  if (!mode.ok()) return Status::Corruption(fmt::format("retention lock: {}", mode.status().message()));
+  l.mode = *mode;
+  if (!j.contains("until") || !j["until"].is_number_integer()) return Status::Corruption("retention lock without a date");
+  l.retain_until_unix = j["until"].get<int64_t>();
+  if (j.contains("legal_hold")) {
+    if (!j["legal_hold"].is_boolean()) return Status::Corruption("retention lock: 'legal_hold' is not a boolean");
+    l.legal_hold = j["legal_hold"].get<bool>();
+  }
+  if (j.contains("reason") && j["reason"].is_string()) l.reason = j["reason"].get<std::string>();
+  if (j.contains("actor") && j["actor"].is_string()) l.actor = j["actor"].get<std::string>();
+  if (j.contains("updated") && j["updated"].is_number_integer()) l.updated_unix = j["updated"].get<int64_t>();
+  return l;
+}
+
+std::string DescribeLock(const RetentionLock& l) {
+  std::string out;
+  if (l.mode != LockMode::kNone) {
+    time_t t = static_cast<time_t>(l.retain_until_unix);
+    struct tm tm {};
+    gmtime_r(&t, &tm);
+    out = fmt::format("{} lock until {:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC", LockModeName(l.mode), tm.tm_year + 1900,
+                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  }
+  if (l.legal_hold) out += out.empty() ? "legal hold" : " and legal hold";
+  return out.empty() ? "no lock" : out;
+}
+
 }  // namespace strata::version
+
+namespace strata {
+
+std::string_view LockModeName(LockMode mode) {
+  switch (mode) {
+    case LockMode::kNone: return "none";
+    case LockMode::kGovernance: return "governance";
+    case LockMode::kCompliance: return "compliance";
+  }
+  return "?";
+}
+
+Result<LockMode> ParseLockMode(std::string_view name) {
+  if (name == "none") return LockMode::kNone;
+  if (name == "governance") return LockMode::kGovernance;
+  if (name == "compliance") return LockMode::kCompliance;
+  return Status::InvalidArgument(fmt::format("unknown lock mode '{}' (governance or compliance)", name));
+}
+
+bool RetentionLock::Active(int64_t now_unix) const {
+  return legal_hold || (mode != LockMode::kNone && now_unix < retain_until_unix);
+}
+
+}  // namespace strata

@@ -28,4 +28,12 @@ void ApplyRetention(const RetentionPolicy& policy, const std::vector<TimelineCom
 std::string EncodePolicy(const RetentionPolicy& policy);
 Result<RetentionPolicy> DecodePolicy(std::string_view json);
 
+// A retention lock's stored form (catalog and audit records):
+// {"mode":"governance","until":SECONDS,"legal_hold":B,"reason":"...","actor":"...","updated":SECONDS}.
+// `dataset` and `commit` are the row's key, not part of the text.
+std::string EncodeLock(const RetentionLock& lock);
+Result<RetentionLock> DecodeLock(std::string_view json);
+// For people: "legal hold", "compliance lock until 2031-01-01 00:00:00 UTC", ...
+std::string DescribeLock(const RetentionLock& lock);
+
 }  // namespace strata::version
