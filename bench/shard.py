@@ -21,25 +21,7 @@ import shutil
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def run(cmd):
-    log("$ " + " ".join(cmd))
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-
-
-def drop_caches():
-    subprocess.run(["sync"], check=True)
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-    except OSError as e:
-        log(f"cannot drop caches ({e}); numbers include warm caches")
+from benchlib import ROOT, drop_caches, log, run
 
 
 def fio(args):
