@@ -1,6 +1,5 @@
 #include "shard/format.h"
 
-#include <isa-l/crc.h>
 
 #include <algorithm>
 #include <climits>
@@ -42,22 +41,6 @@ size_t DTypeSize(DType dtype) {
     case DType::kUint64: case DType::kInt64: case DType::kFloat64: return 8;
   }
   return 0;
-}
-
-uint32_t Crc32c(std::span<const uint8_t> data) { return Crc32cExtend(0, data); }
-
-uint32_t Crc32cExtend(uint32_t start, std::span<const uint8_t> data) {
-  // crc32_iscsi takes an int length: feed large buffers in pieces.
-  uint32_t crc = start ^ 0xFFFFFFFFu;
-  const uint8_t* p = data.data();
-  size_t left = data.size();
-  while (left > 0) {
-    size_t n = std::min<size_t>(left, 1u << 30);
-    crc = crc32_iscsi(const_cast<unsigned char*>(p), static_cast<int>(n), crc);
-    p += n;
-    left -= n;
-  }
-  return crc ^ 0xFFFFFFFFu;
 }
 
 std::string ShardIdHex(const ShardId& id) {

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/crc32c.h"
 #include "crypto/aead.h"
 #include "strata/shard.h"
 #include "strata/status.h"
@@ -30,13 +31,9 @@ inline constexpr size_t kMaxFields = 1024;
 inline constexpr size_t kMaxRank = 8;
 inline constexpr uint16_t kFlagEncrypted = 1;
 
-// CRC32C (Castagnoli) as in iSCSI and ext4: ISA-L's crc32_iscsi computes the bare reflected
-// CRC register without the customary pre- and post-inversion, so it is called with an initial
-// value of 0xFFFFFFFF and its result is inverted; crc32c("123456789") == 0xE3069283.
-uint32_t Crc32c(std::span<const uint8_t> data);
-// The CRC32C of bytes whose CRC32C is `crc` followed by `data`, for data that comes in pieces:
-// Crc32cExtend(Crc32c(a), b) == Crc32c(a + b), and Crc32cExtend(0, a) == Crc32c(a).
-uint32_t Crc32cExtend(uint32_t crc, std::span<const uint8_t> data);
+// Per-record checksums (base/crc32c.h).
+using ::strata::Crc32c;
+using ::strata::Crc32cExtend;
 
 inline uint64_t AlignDown(uint64_t v) { return v & ~(kBlock - 1); }
 inline uint64_t AlignUp(uint64_t v) { return (v + kBlock - 1) & ~(kBlock - 1); }

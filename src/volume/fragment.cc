@@ -1,7 +1,5 @@
 #include "volume/fragment.h"
 
-#include <isa-l/crc.h>
-
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -9,20 +7,6 @@
 #include "base/endian.h"
 
 namespace strata::volume {
-
-uint32_t Crc32c(std::span<const uint8_t> data) {
-  // crc32_iscsi takes an int length: feed large buffers in pieces.
-  uint32_t crc = 0xFFFFFFFFu;
-  const uint8_t* p = data.data();
-  size_t left = data.size();
-  while (left > 0) {
-    size_t n = std::min<size_t>(left, 1u << 30);
-    crc = crc32_iscsi(const_cast<unsigned char*>(p), static_cast<int>(n), crc);
-    p += n;
-    left -= n;
-  }
-  return crc ^ 0xFFFFFFFFu;
-}
 
 uint64_t FragmentBodySize(Scheme scheme, int k, uint64_t pack_size) {
   if (scheme == Scheme::kReplica) return pack_size;

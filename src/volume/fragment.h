@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/crc32c.h"
 #include "strata/status.h"
 
 namespace strata::volume {
@@ -30,7 +31,7 @@ inline constexpr uint32_t kFragmentBlock = 64u << 10;
 inline constexpr int kMaxFragments = 32;
 inline constexpr size_t kMaxPackName = 128;
 
-uint32_t Crc32c(std::span<const uint8_t> data);
+using ::strata::Crc32c;  // base/crc32c.h
 
 struct FragmentHeader {
   Scheme scheme = Scheme::kErasure;

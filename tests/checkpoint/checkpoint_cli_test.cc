@@ -14,7 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "testutil/testutil.h"
+#include "testutil/cli_testutil.h"
 
 namespace strata::testing {
 namespace {
@@ -22,10 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-constexpr const char* kPass = "ckpt cli passphrase";
-
-EnvChanges BaseEnv() { return {std::string("STRATA_PASSWORD=") + kPass, "STRATA_REPO", "STRATA_LOG"}; }
-
 // A safetensors file written independently of strata's exporter: tensors in name order.
 std::string Safetensors(const std::map<std::string, std::pair<std::vector<uint64_t>, std::string>>& tensors) {
   json h = json::object();
@@ -55,25 +51,9 @@ std::map<std::string, std::string> ReadSafetensors(const std::string& file) {
   return out;
 }
 
-class CheckpointCliTest : public ::testing::Test {
+class CheckpointCliTest : public CliTest {
  protected:
-  void SetUp() override {
-    repo_ = dir_ / "repo";
-    auto r = Run({"init", repo_, "--kdf-mem", "1", "--kdf-ops", "1", "--pack-size", "1048576"});
-    ASSERT_EQ(r.exit_code, 0) << Describe(r);
-  }
-  ProcessResult Run(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {STRATA_BINARY};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunProcess(argv, BaseEnv());
-  }
-  ProcessResult S(const std::vector<std::string>& args) {
-    std::vector<std::string> a = {"-r", repo_};
-    a.insert(a.end(), args.begin(), args.end());
-    return Run(a);
-  }
-  TempDir dir_;
-  std::string repo_;
+  void SetUp() override { InitRepo({"--pack-size", "1048576"}); }
 };
 
 TEST_F(CheckpointCliTest, RunsAndCheckpointsEndToEnd) {

@@ -12,7 +12,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "testutil/testutil.h"
+#include "testutil/cli_testutil.h"
 
 namespace strata::testing {
 namespace {
@@ -20,36 +20,21 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr const char* kPass = "redundancy test passphrase";
-
-EnvChanges BaseEnv() { return {std::string("STRATA_PASSWORD=") + kPass, "STRATA_REPO", "STRATA_LOG"}; }
-
-class RedundancyCliTest : public ::testing::Test {
+class RedundancyCliTest : public CliTest {
  protected:
   void SetUp() override {
-    repo_ = dir_ / "repo";
-    auto r = Run({"init", repo_, "--kdf-mem", "1", "--kdf-ops", "1", "--chunk-avg", "64", "--pack-size", "1048576"});
-    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+    InitRepo();
+    if (HasFatalFailure()) return;
     data_ = dir_ / "data";
     WriteFile(data_ + "/a.bin", RandomBytes(1, 5u << 20));
     WriteFile(data_ + "/b.bin", RandomBytes(2, (3u << 20) + 4321));
     WriteFile(data_ + "/small.txt", "a small file\n");
     want_ = SnapshotTree(data_);
-    r = S({"-q", "put", data_});
+    auto r = S({"-q", "put", data_});
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
     id_ = r.out.substr(0, 64);
   }
 
-  ProcessResult Run(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {STRATA_BINARY};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunProcess(argv, BaseEnv());
-  }
-  ProcessResult S(const std::vector<std::string>& args) {
-    std::vector<std::string> a = {"-r", repo_};
-    a.insert(a.end(), args.begin(), args.end());
-    return Run(a);
-  }
   std::string Vol(int i) { return dir_ / ("vol" + std::to_string(i)); }
 
   // `n` volumes in racks of two, policy rs:4+2, existing packs spread.
@@ -95,8 +80,7 @@ class RedundancyCliTest : public ::testing::Test {
     WaitProcess(pid);
   }
 
-  TempDir dir_;
-  std::string repo_, data_, id_;
+  std::string data_, id_;
   TreeSnapshot want_;
   int restores_ = 0;
 };
