@@ -3,11 +3,16 @@
 
 #include <nanobind/nanobind.h>
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
 
 #include "strata/status.h"
+
+namespace strata {
+class Repository;
+}
 
 namespace strata::python {
 
@@ -37,5 +42,9 @@ void RegisterErrors(nb::module_& m);
 void BindRepository(nb::module_& m);
 void BindShard(nb::module_& m);
 void BindLoader(nb::module_& m);
+void BindCheckpoint(nb::module_& m);
+
+// The repository of a strata._Repository, shared (it stays open while the caller holds it).
+std::shared_ptr<Repository> SharedRepository(nb::handle repository);
 
 }  // namespace strata::python

@@ -66,4 +66,5 @@ NB_MODULE(_strata, m) {
   BindRepository(m);
   BindShard(m);
   BindLoader(m);
+  BindCheckpoint(m);
 }

@@ -178,10 +178,16 @@ class PyRepository {
     if (!repo_) throw StatusError(Status::FailedPrecondition("the repository is closed"));
     return repo_.get();
   }
+  // Shared with checkpointers and readers, which keep the repository open past close().
+  std::shared_ptr<Repository> shared_repo() {
+    std::lock_guard lock(mu_);
+    if (!repo_) throw StatusError(Status::FailedPrecondition("the repository is closed"));
+    return repo_;
+  }
 
  private:
   std::mutex mu_;
-  std::unique_ptr<Repository> repo_;
+  std::shared_ptr<Repository> repo_;
   std::unique_ptr<Lake> lake_;
 };
 
@@ -277,6 +283,10 @@ nb::object ColumnArray(const std::vector<std::vector<MetaValue>>& rows, size_t c
 }
 
 }  // namespace
+
+std::shared_ptr<Repository> SharedRepository(nb::handle repository) {
+  return nb::cast<PyRepository&>(repository).shared_repo();
+}
 
 void BindRepository(nb::module_& m) {
   nb::class_<CommitInfo>(m, "Commit", "One commit of a dataset.")

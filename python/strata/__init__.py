@@ -5,6 +5,9 @@
     repo.log("fmnist@main")
     ds = strata.Dataset("/nvme/fmnist/shards")           # every *.shard below, in name order
     batch = ds.read_batch([3, 17, 4])                     # {"image": ndarray[3, 1, 32, 32], ...}
+    with strata.Checkpointer(repo, "exp1") as ckpt:       # async checkpoints of run exp1
+        ckpt.save(100, {"w": w})
+    strata.load_checkpoint(repo, "exp1").tensors["w"]
 
 strata.torch has PyTorch datasets over the same shards (import it only where torch is).
 """
@@ -32,6 +35,8 @@ from ._strata import (  # noqa: F401  (re-exported)
 from ._repository import File, Repository
 from ._shards import Dataset, ShardReader, ShardWriter, shard_paths
 from ._loader import HAVE_LOADER, Loader, Shuffle
+from ._checkpoint import (Checkpoint, CheckpointReader, Checkpointer, Runs, Weights, load_checkpoint,
+                          load_weights)
 
 __version__ = "0.1.0"
 
@@ -39,6 +44,7 @@ __all__ = [
     "Repository", "File", "Commit", "Ref", "Entry",
     "Dataset", "ShardReader", "ShardWriter", "shard_paths",
     "Loader", "Shuffle", "HAVE_LOADER",
+    "Checkpointer", "CheckpointReader", "Checkpoint", "Runs", "Weights", "load_checkpoint", "load_weights",
     "Error", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError", "CorruptionError",
     "IOError", "PermissionDeniedError", "NoSpaceError", "AuthenticationError", "PreconditionError",
     "AbortedError", "UnsupportedError", "InternalError",
