@@ -34,7 +34,8 @@ from ._loader import HAVE_LOADER, Loader, Shuffle, _need_loader
 from ._shards import Dataset as _ShardRecords
 from ._shards import PathLike, shard_paths
 
-__all__ = ["ShardIterableDataset", "ShardDataset", "ShuffleSampler", "DataLoader", "to_tensors", "rank_and_world"]
+__all__ = ["ShardIterableDataset", "ShardDataset", "ShuffleSampler", "DataLoader", "to_tensors", "rank_and_world",
+           "save", "load", "AsyncCheckpointer", "load_weights"]
 
 _STATE_KEY = "__strata_state__"
 
@@ -378,3 +379,245 @@ class DataLoader(tud.DataLoader):
             self._state = self._strata_sampler.state_dict()
         else:
             raise TypeError("load_state_dict() needs a ShardIterableDataset or a ShuffleSampler")
+
+
+# --- checkpoints: nn.Module and optimizer state through strata's checkpoints ---
+#
+# A checkpoint made here holds every tensor of the model's and the optimizer's state_dict as a
+# checkpoint tensor named by its path ("model/layer.weight", "optimizer/state/0/exp_avg"), and
+# one state blob, "strata.torch": JSON of everything else (the structure with each tensor
+# replaced by its name and torch dtype, param_groups, the step, RNG states, loader state, extra).
+# Tensors go to numpy without a copy (.numpy() on CPU tensors; bfloat16 as its int16 bits, with
+# the dtype recorded); the checkpointer's staging copy is the only one.
+
+_SKELETON = "strata.torch"
+_TORCH_DTYPES = {str(d): d for d in (torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64,
+                                      torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool)}
+
+
+class _Encoder:
+    def __init__(self):
+        self.arrays: Dict[str, np.ndarray] = {}
+        self.dtypes: Dict[str, str] = {}
+
+    def name(self, path: str) -> str:
+        name, n = path, 1
+        while name in self.arrays:
+            n += 1
+            name = f"{path}#{n}"
+        return name
+
+    def tensor(self, t: "torch.Tensor", path: str) -> Dict[str, Any]:
+        name = self.name(path)
+        t = t.detach()
+        if t.device.type != "cpu":
+            t = t.cpu()
+        t = t.contiguous()
+        if t.dtype == torch.bfloat16:
+            a = t.view(torch.int16).numpy()
+            self.dtypes[name] = "BF16"
+        elif str(t.dtype) in _TORCH_DTYPES:
+            a = t.numpy()
+        else:
+            raise TypeError(f"{path}: tensors of {t.dtype} cannot be checkpointed")
+        self.arrays[name] = a
+        return {"__tensor__": name, "dtype": str(t.dtype)}
+
+    def encode(self, x: Any, path: str) -> Any:
+        if isinstance(x, torch.Tensor):
+            return self.tensor(x, path)
+        if isinstance(x, dict):
+            return {"__dict__": [[self.encode(k, path), self.encode(v, f"{path}/{k}")] for k, v in x.items()]}
+        if isinstance(x, tuple):
+            return {"__tuple__": [self.encode(v, f"{path}/{i}") for i, v in enumerate(x)]}
+        if isinstance(x, list):
+            return [self.encode(v, f"{path}/{i}") for i, v in enumerate(x)]
+        if isinstance(x, np.ndarray):
+            name = self.name(path)
+            self.arrays[name] = x if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(x.shape)
+            return {"__ndarray__": name}
+        if isinstance(x, (np.integer, np.floating, np.bool_)):
+            return x.item()
+        if x is None or isinstance(x, (bool, int, float, str)):
+            return x
+        raise TypeError(f"{path}: {type(x).__name__} cannot be checkpointed (tensors, arrays, dicts, lists, "
+                        "tuples, numbers and strings can)")
+
+
+def _decode(x: Any, tensor: Callable[[str, str], "torch.Tensor"]) -> Any:
+    if isinstance(x, list):
+        return [_decode(v, tensor) for v in x]
+    if isinstance(x, dict):
+        if "__tensor__" in x:
+            return tensor(x["__tensor__"], x["dtype"])
+        if "__ndarray__" in x:
+            return tensor(x["__ndarray__"], "numpy")
+        if "__tuple__" in x:
+            return tuple(_decode(v, tensor) for v in x["__tuple__"])
+        if "__dict__" in x:
+            return {_decode(k, tensor): _decode(v, tensor) for k, v in x["__dict__"]}
+    return x
+
+
+def _from_array(a: np.ndarray, dtype: str) -> "torch.Tensor":
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # read-only arrays (mapped weights)
+        if dtype == "torch.bfloat16":
+            return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+        return torch.from_numpy(a)
+
+
+def _rng_state() -> Dict[str, Any]:
+    import random
+
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Dict[str, Any]) -> None:
+    import random
+
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _request(model, optimizer, step, loader, rng, extra):
+    import json
+
+    enc = _Encoder()
+    doc: Dict[str, Any] = {"format": 1, "step": int(step)}
+    if model is not None:
+        sd = model.state_dict() if hasattr(model, "state_dict") else model
+        doc["model"] = enc.encode(dict(sd), "model")
+    if optimizer is not None:
+        doc["optimizer"] = enc.encode(optimizer.state_dict(), "optimizer")
+    if loader is not None:
+        doc["loader"] = enc.encode(loader.state_dict() if hasattr(loader, "state_dict") else loader, "loader")
+    if rng:
+        doc["rng"] = enc.encode(_rng_state(), "rng")
+    if extra is not None:
+        doc["extra"] = enc.encode(extra, "extra")
+    return enc.arrays, enc.dtypes, json.dumps(doc).encode()
+
+
+class AsyncCheckpointer:
+    """Checkpoints of a model and optimizer into run `run`, saved asynchronously.
+
+        ckpt = strata.torch.AsyncCheckpointer(repo, "exp1")
+        start = ckpt.resume(model, optimizer)          # step of the newest valid checkpoint, or None
+        for step in ...:
+            ...
+            if step % 100 == 0:
+                ckpt.save(step, model, optimizer, metrics={"loss": loss})   # returns after the copy
+        ckpt.close()                                   # waits; raises a failed save's error
+
+    save() returns once the tensors are copied into the staging buffer: the training loop may
+    then update them. A save that failed raises on the next save(), wait() or close()."""
+
+    def __init__(self, repo: Any, run: str, *, staging_bytes: int = 0, max_in_flight: int = 0, threads: int = 0,
+                 on_complete: Optional[Callable] = None):
+        from ._checkpoint import Checkpointer
+
+        self.repo = repo
+        self.run = run
+        self._c = Checkpointer(repo, run, staging_bytes=staging_bytes, max_in_flight=max_in_flight, threads=threads,
+                               on_complete=on_complete)
+
+    def save(self, step: int, model: Any = None, optimizer: Any = None, *, loader: Any = None, rng: bool = True,
+             extra: Any = None, meta: Optional[Dict[str, Any]] = None,
+             metrics: Optional[Dict[str, float]] = None) -> None:
+        arrays, dtypes, skeleton = _request(model, optimizer, step, loader, rng, extra)
+        self._c.save(step, arrays, states={_SKELETON: skeleton}, meta=meta, metrics=metrics, dtypes=dtypes)
+
+    def resume(self, model: Any = None, optimizer: Any = None, *, loader: Any = None, rng: bool = True,
+               strict: bool = True) -> Optional[int]:
+        """Loads the newest valid checkpoint of the run into model/optimizer/loader; its step,
+        or None when the run has none."""
+        from ._checkpoint import Runs
+
+        if not Runs(self.repo).checkpoints(self.run):
+            return None
+        return load(model, optimizer, repo=self.repo, run=self.run, loader=loader, rng=rng, strict=strict)["step"]
+
+    def wait(self) -> None:
+        self._c.wait()
+
+    def close(self) -> None:
+        self._c.close()
+
+    def __enter__(self) -> "AsyncCheckpointer":
+        return self
+
+    def __exit__(self, exc_type, *rest) -> None:
+        self._c.__exit__(exc_type, *rest)
+
+
+def save(model: Any = None, optimizer: Any = None, *, step: int, run: str, repo: Any, loader: Any = None,
+         rng: bool = True, extra: Any = None, meta: Optional[Dict[str, Any]] = None,
+         metrics: Optional[Dict[str, float]] = None) -> None:
+    """Saves model (an nn.Module or a state_dict), optimizer, loader state, RNG states and
+    `extra` as checkpoint `step` of run `run` (created if new) and waits until it is durable.
+    For saves that overlap training, use AsyncCheckpointer."""
+    with AsyncCheckpointer(repo, run) as c:
+        c.save(step, model, optimizer, loader=loader, rng=rng, extra=extra, meta=meta, metrics=metrics)
+
+
+def load(model: Any = None, optimizer: Any = None, *, repo: Any, run: str, step: Optional[int] = None,
+         latest_valid: bool = True, loader: Any = None, rng: bool = False, strict: bool = True,
+         map_location: Any = None) -> Dict[str, Any]:
+    """Loads checkpoint `step` of `run` (the newest valid one by default) into `model` and
+    `optimizer` (and the loader's state; RNG states with rng=True). Returns {"step", "meta",
+    "metrics", "extra", "model", "optimizer"} (the state_dicts as loaded)."""
+    import json
+
+    from ._checkpoint import CheckpointReader
+
+    r = CheckpointReader(repo, run, step, latest_valid=latest_valid)
+    doc = json.loads(r.state(_SKELETON))
+
+    def tensor(name: str, dtype: str) -> Any:
+        if dtype == "numpy":
+            return r.tensor(name)
+        t = _from_array(r.tensor(name), dtype)
+        return t.to(map_location) if map_location is not None else t
+
+    model_sd = _decode(doc.get("model"), tensor)
+    optim_sd = _decode(doc.get("optimizer"), tensor)
+    if model is not None and model_sd is not None:
+        if hasattr(model, "load_state_dict"):
+            model.load_state_dict(model_sd, strict=strict)
+        else:
+            model.update(model_sd)
+    if optimizer is not None and optim_sd is not None:
+        optimizer.load_state_dict(optim_sd)
+    if loader is not None and "loader" in doc:
+        loader.load_state_dict(_decode(doc["loader"], tensor))
+    if rng and "rng" in doc:
+        _set_rng_state(_decode(doc["rng"], tensor))
+    return {"step": r.step, "meta": r.info["meta"], "metrics": r.info["metrics"],
+            "extra": _decode(doc.get("extra"), tensor), "model": model_sd, "optimizer": optim_sd}
+
+
+def load_weights(path: Any, *, verify: str = "on_demand", hash_key: Any = None,
+                 prefix: str = "") -> Dict[str, "torch.Tensor"]:
+    """The tensors of a serving file as torch tensors over the memory mapping (torch.from_numpy:
+    no copy; read-only, so copy before changing them). Names starting with `prefix` only, the
+    prefix removed (prefix="model/" gives a state_dict saved by strata.torch.save)."""
+    from ._checkpoint import load_weights as _load
+
+    w = _load(path, verify=verify, hash_key=hash_key)
+    out = {}
+    for name in w:
+        if not name.startswith(prefix):
+            continue
+        a = w[name]
+        dtype = "torch.bfloat16" if w._dtypes.get(name) == "BF16" else ""
+        out[name[len(prefix):]] = _from_array(a, dtype)
+    return out

@@ -241,3 +241,75 @@ def test_load_weights_of_cli_export(tmp_path):
     assert r.returncode == 0, r.stderr
     got = strata.load_weights(out)["w"]
     assert got.tobytes() == w.tobytes() and not got.flags.owndata
+
+
+def _torch_setup(torch, seed=0):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    model.register_buffer("bf", torch.randn(4, 4).to(torch.bfloat16))
+    model.register_buffer("count", torch.arange(5, dtype=torch.int64))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    return model, opt
+
+
+def _train(torch, model, opt, steps):
+    losses = []
+    for _ in range(steps):
+        x = torch.randn(32, 8)
+        y = torch.randint(0, 3, (32,))
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_torch_save_load_resumes_identically(repo):
+    torch = pytest.importorskip("torch")
+    import strata.torch as st
+
+    model, opt = _torch_setup(torch)
+    _train(torch, model, opt, 5)
+    st.save(model, opt, step=5, run="t", repo=repo, extra={"epoch": 1, "note": (1, "a")}, metrics={"loss": 1.0})
+    reference = _train(torch, model, opt, 5)  # what the run does after step 5
+    final = {k: v.clone() for k, v in model.state_dict().items()}
+
+    model2, opt2 = _torch_setup(torch, seed=99)
+    got = st.load(model2, opt2, repo=repo, run="t", rng=True)
+    assert got["step"] == 5 and got["extra"] == {"epoch": 1, "note": (1, "a")} and got["metrics"] == {"loss": 1.0}
+    assert model2.bf.dtype == torch.bfloat16
+    resumed = _train(torch, model2, opt2, 5)
+    assert resumed == reference
+    for k, v in model2.state_dict().items():
+        assert torch.equal(v, final[k]), k
+
+
+def test_torch_async_checkpointer_and_weights(repo, tmp_path):
+    torch = pytest.importorskip("torch")
+    import strata.torch as st
+
+    model, opt = _torch_setup(torch)
+    with st.AsyncCheckpointer(repo, "a") as ck:
+        assert ck.resume(model, opt) is None
+        for step in range(1, 4):
+            _train(torch, model, opt, 1)
+            ck.save(step, model, opt, metrics={"loss": float(step)})
+    assert [c["step"] for c in strata.Runs(repo).checkpoints("a")] == [3, 2, 1]
+    model2, opt2 = _torch_setup(torch, seed=3)
+    with st.AsyncCheckpointer(repo, "a") as ck:
+        assert ck.resume(model2, opt2) == 3
+    for k, v in model.state_dict().items():
+        assert torch.equal(model2.state_dict()[k], v), k
+
+    path = tmp_path / "m.strata"
+    strata.CheckpointReader(repo, "a").export_serving(path)
+    weights = st.load_weights(path, prefix="model/")
+    assert set(weights) == set(model.state_dict())
+    for k, v in model.state_dict().items():
+        assert weights[k].dtype == v.dtype and torch.equal(weights[k], v), k
+    # Over the mapping: the tensor's memory is the numpy view's.
+    raw = strata.load_weights(path)["model/0.weight"]
+    t = st.load_weights(path, prefix="model/")["0.weight"]
+    assert t.data_ptr() != 0 and t.numpy().base is not None
+    assert raw.ctypes.data % 64 == 0
