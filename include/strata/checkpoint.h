@@ -186,6 +186,9 @@ struct RetentionSpec {
 
 struct RetentionResult {
   std::vector<int64_t> kept, removed;
+  // Kept only because a retention lock or legal hold is in force on them (also in `kept`, the
+  // lock described in `reasons`); Retain skips them rather than failing.
+  std::vector<int64_t> locked;
   std::map<int64_t, std::vector<std::string>> reasons;  // step -> why kept
 };
 
@@ -212,7 +215,8 @@ class Runs {
   virtual Result<std::vector<CheckpointInfo>> Best(std::string_view run, std::string_view metric, size_t k,
                                                    bool maximize) = 0;
   // Keeps the last N, the best K and the labelled checkpoints and deletes the others' tags,
-  // plus pending parts of sharded saves older than an hour; gc then frees their data.
+  // plus pending parts of sharded saves older than an hour; gc then frees their data. A
+  // checkpoint under a retention lock or legal hold is skipped (kept, listed in `locked`).
   virtual Result<RetentionResult> Retain(std::string_view run, const RetentionSpec& spec) = 0;
 };
 

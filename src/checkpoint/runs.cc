@@ -12,6 +12,7 @@
 #include "base/logging.h"
 #include "checkpoint/manifest.h"
 #include "checkpoint/runs_impl.h"
+#include "version/retention.h"
 
 namespace strata {
 namespace checkpoint {
@@ -268,13 +269,36 @@ class RunsImpl : public Runs {
         for (const auto& l : c.labels) why[c.step].push_back("label " + l);
       }
     }
+    // A checkpoint under a retention lock or legal hold is kept, whatever the rules say, and
+    // reported as such: its tag cannot be deleted while the lock holds.
+    STRATA_ASSIGN_OR_RETURN(auto locks, lake_->ListRetentionLocks(RunDataset(run)));
+    std::map<ObjectId, std::string> locked;
+    int64_t now = NowNs() / 1'000'000'000;
+    for (const auto& l : locks) {
+      if (l.Active(now)) locked[l.commit] = version::DescribeLock(l);
+    }
     for (const auto& c : list) {
+      if (auto l = locked.find(c.commit); l != locked.end()) {
+        if (!why.count(c.step)) res.locked.push_back(c.step);  // kept by the lock alone
+        why[c.step].push_back(l->second);
+      }
       if (why.count(c.step)) {
         res.kept.push_back(c.step);
         continue;
       }
+      if (!spec.dry_run) {
+        Status s = DeleteCheckpoint(run, c.step);
+        // Refused because deleting it would drop a locked commit's last name (an older locked
+        // checkpoint reachable only through it): kept, with the refusal as the reason.
+        if (s.code() == StatusCode::kFailedPrecondition) {
+          why[c.step].push_back(std::string(s.message()));
+          res.locked.push_back(c.step);
+          res.kept.push_back(c.step);
+          continue;
+        }
+        STRATA_RETURN_IF_ERROR(s);
+      }
       res.removed.push_back(c.step);
-      if (!spec.dry_run) STRATA_RETURN_IF_ERROR(DeleteCheckpoint(run, c.step));
     }
     if (!spec.dry_run) {
       // Parts of sharded saves that never completed: kept an hour for their missing ranks.

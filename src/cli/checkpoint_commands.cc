@@ -364,13 +364,17 @@ void AddCkptCommands(CLI::App& app, Globals& g, int& exit_code) {
     if (g.json) {
       json reasons = json::object();
       for (const auto& [s, why] : res.reasons) reasons[std::to_string(s)] = why;
-      PrintJson({{"run", retain_run}, {"kept", res.kept}, {"removed", res.removed}, {"reasons", reasons}, {"dry_run", spec.dry_run}});
+      PrintJson({{"run", retain_run}, {"kept", res.kept}, {"removed", res.removed}, {"locked", res.locked},
+                 {"reasons", reasons}, {"dry_run", spec.dry_run}});
       return;
     }
     for (int64_t s : res.kept) {
       std::string why;
       for (const auto& w : res.reasons[s]) why += (why.empty() ? "" : ", ") + w;
       std::cout << fmt::format("keep   {:>12}  {}\n", s, why);
+    }
+    if (!res.locked.empty()) {
+      std::cout << fmt::format("skipped {} checkpoint(s) under a retention lock or legal hold\n", res.locked.size());
     }
     for (int64_t s : res.removed) std::cout << fmt::format("{} {:>12}\n", spec.dry_run ? "would remove" : "remove", s);
   });

@@ -484,5 +484,43 @@ TEST_F(RegistryCliTest, LineageAndGovernanceReport) {
   EXPECT_NE(r.out.find("compliance until"), std::string::npos) << r.out;
 }
 
+
+// `ckpt retain` skips checkpoints under a retention lock or legal hold, reports them, and goes
+// on with the others (it used to stop at the first refused deletion).
+TEST_F(RegistryCliTest, CheckpointRetainSkipsLockedCheckpoints) {
+  MakeRun();
+  WriteFile(dir_ / "c.safetensors", Safetensors({{"w", {{100, 30}, RandomBytes(4, w1_.size())}}, {"b", {{30}, b_}}}));
+  ASSERT_EQ(S({"ckpt", "import", "exp1", dir_ / "c.safetensors", "--step", "300"}).exit_code, 0);
+  ASSERT_EQ(S({"retention", "hold", "run.exp1@ckpt/000000000100", "on", "--reason", "case 9"}).exit_code, 0);
+
+  json dry = J({"ckpt", "retain", "exp1", "--keep-last", "1", "-n"});
+  EXPECT_EQ(dry["removed"], json({200}));
+  EXPECT_EQ(dry["locked"], json({100}));
+  EXPECT_EQ(J({"ckpt", "list", "exp1"}).size(), 3u);
+
+  auto r = S({"ckpt", "retain", "exp1", "--keep-last", "1"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.out.find("legal hold"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("skipped 1 checkpoint(s) under a retention lock or legal hold"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("remove"), std::string::npos) << r.out;
+  json list = J({"ckpt", "list", "exp1"});
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0]["step"], 300);
+  EXPECT_EQ(list[1]["step"], 100);
+
+  // A governance lock on the newest is kept too; with the hold released, 100 goes.
+  ASSERT_EQ(S({"retention", "lock", "run.exp1@ckpt/000000000300", "--for", "1d"}).exit_code, 0);
+  ASSERT_EQ(S({"retention", "hold", "run.exp1@ckpt/000000000100", "off"}).exit_code, 0);
+  json again = J({"ckpt", "retain", "exp1", "--keep-last", "0"});
+  EXPECT_EQ(again["kept"], json({300}));
+  EXPECT_EQ(again["locked"], json({300}));
+  EXPECT_EQ(again["removed"], json({100}));
+  EXPECT_NE(again["reasons"]["300"].dump().find("governance lock until"), std::string::npos) << again.dump();
+  // The locked checkpoint still reads back after gc.
+  ASSERT_EQ(S({"gc", "--grace", "0"}).exit_code, 0);
+  r = S({"ckpt", "verify", "exp1@300"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+}
+
 }  // namespace
 }  // namespace strata::testing
