@@ -163,7 +163,8 @@ class RegistryImpl : public ModelRegistry {
     STRATA_ASSIGN_OR_RETURN(auto ckpts, runs->Checkpoints(run));
     auto it = ckpts.begin();
     if (step != kLatestStep) {
-      it = std::find_if(ckpts.begin(), ckpts.end(), [&](const CheckpointInfo& c) { return c.step == step; });
+      // A copy: clang before 16 cannot capture a structured binding.
+      it = std::find_if(ckpts.begin(), ckpts.end(), [want = step](const CheckpointInfo& c) { return c.step == want; });
     }
     if (it == ckpts.end()) {
       return Status::NotFound(step == kLatestStep ? fmt::format("run {} has no checkpoint", run)
