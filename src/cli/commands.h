@@ -16,8 +16,8 @@ namespace strata::cli {
 // `exit_code` is set by commands whose result is a verdict (audit verify).
 void AddVersionCommands(CLI::App& app, Globals& g, int& exit_code);
 
-// ingest, query, meta: bringing data into datasets and reading their records.
-void AddDataCommands(CLI::App& app, Globals& g);
+// query, meta: the records of datasets.
+void AddRecordCommands(CLI::App& app, Globals& g);
 
 // tier stage, tier evict: shard files of a dataset version on a local disk for training.
 // `exit_code` is set when a staged shard failed verification.
@@ -26,11 +26,28 @@ void AddTierCommands(CLI::App& app, Globals& g, int& exit_code);
 // volume, scrub, repair fragments: volumes, redundancy policy, scrub and repair.
 void AddVolumeCommands(CLI::App& app, Globals& g, int& exit_code);
 
-// transform: pipelines from a dataset version to training-tier shards. The image codecs pull in
-// about 120 shared libraries, whose loading would double every command's start-up time, so the
-// `strata` binary registers a stand-in (transform_exec.cc) that executes the strata-transform
-// binary next to it, and strata-transform links the real command (transform_commands.cc).
+// The commands that read foreign formats: ingest and curate (archives, tables, databases, image
+// headers) and transform (image codecs). Their libraries (libarchive, libpq, OpenCV, ...) pull in
+// about 150 shared libraries, whose loading took most of every command's start-up; so the
+// `strata` binary registers stand-ins for them (data_exec.cc) that execute the strata-data
+// binary next to it, which links the real commands (ingest_commands.cc, transform_commands.cc).
+void AddIngestCommands(CLI::App& app, Globals& g);
 void AddTransformCommands(CLI::App& app, Globals& g);
+inline constexpr const char* kIngestHelp =
+    "Bring SOURCE into NAME@BRANCH as one commit: a directory, an archive (tar, tar.gz/zst/xz,\n"
+    "zip: streamed, never extracted), CSV/JSON Lines (a record per row), IDX images+labels\n"
+    "(Fashion-MNIST), or sqlite:DB.sqlite or postgresql://USER@HOST/DB with --query. Labels,\n"
+    "sources, image sizes and rows become records (`strata query`). Items that are unsafe or\n"
+    "malformed (paths escaping the dataset, links, devices, bad rows) are rejected with a reason\n"
+    "and kept in .strata/rejects.jsonl; a broken source fails and the branch does not move.\n"
+    "Ingesting the same data again stores nothing and makes no commit.";
+inline constexpr const char* kCurateHelp =
+    "Derive branch DST from SRC by the rules in a YAML file (docs/CURATION.md): required\n"
+    "columns, types, ranges, allowed labels (after remap and a joined labels CSV), a SQL\n"
+    "filter, text checks and NFC/whitespace normalisation, image checks, exact and near\n"
+    "duplicates. Nothing is dropped: each failing record moves below .quarantine/ with\n"
+    "columns quarantine_rule and quarantine_reason. Prints a report (text or --json).\n"
+    "  strata curate fm@main fm@curated --rules rules.yaml --report-dir report/";
 inline constexpr const char* kTransformHelp =
     "Run the pipeline PIPELINE.yaml over the files of NAME@REF[:PATH] and commit the results as\n"
     "training-tier shards to OUT@BRANCH (shards/, manifest.json; records that fail go to\n"

@@ -1,6 +1,7 @@
-// The `strata` binary's stand-in for `strata transform`: it executes strata-transform, the same
-// command line interface built with the image pipelines, from the directory this binary runs
-// from, with the arguments unchanged (help included). See commands.h for why.
+// The `strata` binary's stand-ins for the commands that read foreign formats (ingest, curate,
+// transform): each executes strata-data, the same command line interface built with those
+// commands, from the directory this binary runs from, with the arguments unchanged (help
+// included). See commands.h for why.
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,8 +12,8 @@
 
 #include <fmt/format.h>
 
-#include "strata/env.h"
 #include "cli/commands.h"
+#include "strata/env.h"
 
 namespace strata::cli {
 namespace {
@@ -32,11 +33,11 @@ std::vector<std::string> OwnArguments() {
   return args;
 }
 
-[[noreturn]] void ExecTransformBinary() {
+[[noreturn]] void ExecDataBinary(const char* command) {
   std::error_code ec;
   auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) throw Failure{Status::IOError(fmt::format("cannot find this program's path: {}", ec.message()))};
-  std::string path = (self.parent_path() / "strata-transform").string();
+  std::string path = (self.parent_path() / "strata-data").string();
   std::vector<std::string> args = OwnArguments();
   if (args.empty()) args.emplace_back();
   args[0] = path;
@@ -46,20 +47,27 @@ std::vector<std::string> OwnArguments() {
   ::execv(path.c_str(), argv.data());
   int err = errno;
   throw Failure{Status::NotFound(fmt::format(
-      "`strata transform` runs {}, which could not be started ({}); build or install it next to strata",
+      "`strata {}` runs {}, which could not be started ({}); build or install it next to strata", command,
       path, std::strerror(err)))};
 }
 
-}  // namespace
-
-void AddTransformCommands(CLI::App& app, Globals& g) {
-  auto* cmd = app.add_subcommand("transform", kTransformHelp);
-  // Everything after the command name, --help included, is for strata-transform.
+// A command whose arguments, --help included, all go to strata-data.
+void AddStandIn(CLI::App& app, const char* name, const char* help) {
+  auto* cmd = app.add_subcommand(name, help);
   cmd->set_help_flag();
   cmd->prefix_command();
   cmd->allow_extras();
   cmd->fallthrough(false);
-  cmd->callback([] { ExecTransformBinary(); });
+  cmd->callback([name] { ExecDataBinary(name); });
 }
+
+}  // namespace
+
+void AddIngestCommands(CLI::App& app, Globals&) {
+  AddStandIn(app, "ingest", kIngestHelp);
+  AddStandIn(app, "curate", kCurateHelp);
+}
+
+void AddTransformCommands(CLI::App& app, Globals&) { AddStandIn(app, "transform", kTransformHelp); }
 
 }  // namespace strata::cli

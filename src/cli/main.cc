@@ -331,7 +331,8 @@ int Run(int argc, char** argv) {
   });
 
   AddVersionCommands(app, g, exit_code);
-  AddDataCommands(app, g);
+  AddRecordCommands(app, g);
+  AddIngestCommands(app, g);
   AddTierCommands(app, g, exit_code);
   AddVolumeCommands(app, g, exit_code);
   AddCheckpointCommands(app, g, exit_code);

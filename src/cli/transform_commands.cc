@@ -1,5 +1,5 @@
 // `strata transform`: a dataset version through a pipeline into shards on an output branch. Built
-// into the strata-transform binary only (see transform_exec.cc).
+// into the strata-data binary only (see data_exec.cc).
 #include <iostream>
 
 #include <fmt/format.h>
