@@ -302,7 +302,9 @@ TEST_F(CheckpointTest, ReshardFourRanksToThreeAndOne) {
   }
   // No pending parts remain.
   auto lake = Lake::Open(repo_.get());
-  for (const auto& ref : *(*lake)->ListRefs("run.shard")) EXPECT_FALSE(ref.name.starts_with("pending/")) << ref.name;
+  auto refs = (*lake)->ListRefs("run.shard");
+  ASSERT_TRUE(refs.ok()) << refs.status().ToString();
+  for (const auto& ref : *refs) EXPECT_FALSE(ref.name.starts_with("pending/")) << ref.name;
 }
 
 TEST_F(CheckpointTest, MissingRankKeepsTheCheckpointInvisible) {
@@ -426,7 +428,9 @@ TEST_F(CheckpointTest, RetentionKeepsLastBestAndLabelledThenGcFrees) {
   EXPECT_EQ(kept, (std::set<int64_t>{70, 60, 40, 10, 20}));
   EXPECT_EQ(res->removed.size(), 3u);
   std::set<int64_t> listed;
-  for (const auto& ck : *(*runs)->Checkpoints("keep")) listed.insert(ck.step);
+  auto checkpoints = (*runs)->Checkpoints("keep");
+  ASSERT_TRUE(checkpoints.ok()) << checkpoints.status().ToString();
+  for (const auto& ck : *checkpoints) listed.insert(ck.step);
   EXPECT_EQ(listed, kept);
   uint64_t before = PackBytes(path_);
   runs->reset();
