@@ -465,6 +465,12 @@ Result<PullReport> PullModel(ModelRegistry* reg, std::string_view spec, const st
   }
   std::map<std::string, std::string> meta = {{"model", v.model}, {"version", std::to_string(v.version)},
                                              {"run", v.run}, {"step", std::to_string(v.step)}};
+  // The old content ids go before the file they describe is replaced: a crash from here until
+  // the new model.json is in place leaves no ids, so the next pull reuses nothing.
+  if (env->FileExists(info_path)) {
+    STRATA_RETURN_IF_ERROR(env->DeleteFile(info_path));
+    STRATA_RETURN_IF_ERROR(env->SyncDir(dir));
+  }
   STRATA_RETURN_IF_ERROR(registry::WriteServingFile(file, std::move(sources), 4096, "", meta, env));
   old.reset();
   STRATA_RETURN_IF_ERROR(LoadWeights(file, LoadOptions{VerifyMode::kFull, ""}, env).status());
