@@ -97,7 +97,8 @@ TEST_F(RedundancyCliTest, TwoVolumesLostReadRepairScrubDrainRemove) {
   // Scrub names the volumes and exits with the integrity code.
   r = S({"--json", "scrub"});
   EXPECT_EQ(r.exit_code, 5) << Describe(r);
-  for (const auto& p : ParseJson(r)["problems"]) {
+  json scrub = ParseJson(r);
+  for (const auto& p : scrub["problems"]) {
     EXPECT_TRUE(p["volume"] == "v2" || p["volume"] == "v5") << p.dump();
   }
   // Repair rebuilds onto the six healthy volumes; scrub is then clean.
