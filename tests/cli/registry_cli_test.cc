@@ -22,34 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// A safetensors file written independently of strata: F32 tensors in name order.
-std::string Safetensors(const std::map<std::string, std::pair<std::vector<uint64_t>, std::string>>& tensors) {
-  json h = json::object();
-  std::string data;
-  for (const auto& [name, t] : tensors) {
-    h[name] = {{"dtype", "F32"}, {"shape", t.first}, {"data_offsets", {data.size(), data.size() + t.second.size()}}};
-    data += t.second;
-  }
-  std::string header = h.dump();
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[i] = char(uint64_t(header.size()) >> (8 * i));
-  return out + header + data;
-}
-
-std::map<std::string, std::string> ReadSafetensors(const std::string& file) {
-  std::string bytes = ReadFile(file);
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | uint8_t(bytes[i]);
-  json h = json::parse(bytes.substr(8, n));
-  std::map<std::string, std::string> out;
-  for (auto& [name, v] : h.items()) {
-    if (name == "__metadata__") continue;
-    uint64_t b = v["data_offsets"][0], e = v["data_offsets"][1];
-    out[name] = bytes.substr(8 + n + b, e - b);
-  }
-  return out;
-}
-
 uint64_t Le(const std::string& b, size_t at, int n) {
   uint64_t v = 0;
   for (int i = n - 1; i >= 0; --i) v = (v << 8) | uint8_t(b[at + i]);

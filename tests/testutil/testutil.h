@@ -92,6 +92,11 @@ std::string Describe(const ProcessResult& r);
 // Its stdout as JSON; a test failure (and null) if it is not JSON.
 nlohmann::json ParseJson(const ProcessResult& r);
 
+// A safetensors file written independently of strata: F32 tensors (name -> shape, bytes) in
+// name order; and the tensors' bytes by name of such a file (what an export holds).
+std::string Safetensors(const std::map<std::string, std::pair<std::vector<uint64_t>, std::string>>& tensors);
+std::map<std::string, std::string> ReadSafetensors(const std::string& file);
+
 // The content of the file NAME@REF:PATH names; a test failure (and "") if it cannot be read.
 // (lake_testutil.cc: only the suites that call it link the lake.)
 std::string ReadLakeFile(Lake& lake, const std::string& spec);
