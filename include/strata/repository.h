@@ -51,6 +51,14 @@ struct InitOptions {
   std::string key_label;                 // label of the first key slot (default user@host)
 };
 
+// Where a pack's objects sit: the hot tier (the repository's compression level, the volumes'
+// redundancy policy) or the archive tier (zstd at a high level, the archive policy when one is
+// set). An object's tier is its pack's; moving it between tiers never changes its id.
+enum class StorageTier : uint8_t { kHot, kArchive };
+const char* StorageTierName(StorageTier tier);  // "hot", "archive"
+// kInvalidArgument for anything but "hot" and "archive".
+Result<StorageTier> ParseStorageTier(std::string_view name);
+
 // One entry of a listing (ls).
 struct EntryInfo {
   std::string path;  // relative to the listed directory

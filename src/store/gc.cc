@@ -10,8 +10,9 @@
 //
 // Crash safety. The only destructive steps are deletions, and each happens only once what
 // replaces it is durable:
-//   1. new packs (live objects of rewritten packs, sealed bytes copied unchanged) are committed:
-//      fsync, rename, fsync of the directory;
+//   1. new packs (live objects of rewritten packs, sealed bytes copied unchanged, each into a
+//      pack of its old pack's tier, so gc never moves archived data back to the hot tier) are
+//      committed: fsync, rename, fsync of the directory;
 //   2. new index files listing every pack that remains (kept + new) are committed, in parts of
 //      at most 64 MiB of plaintext;
 //   3. the old index files are deleted (each deletion durable before the next step);
@@ -22,7 +23,8 @@
 // packs that hold duplicates of the same objects, and the index keeps one copy of each id. A
 // crash during 3 or 4 leaves packs that no index lists any more (leftovers), never an index
 // naming a missing pack, because every old index file is gone before the first pack is deleted.
-// In every case each live object stays readable.
+// In every case each live object stays readable. Steps 2 to 4 are RepositoryImpl::InstallIndex
+// (pack_rewrite.cc), shared with tier moves (tier.cc).
 //
 // Memory (docs/ARCHITECTURE.md, "Garbage collection"). gc first builds the local index cache
 // afresh from every index file (an existing cache is not trusted for deciding what to delete), so an object's dense ordinal is its position in the memory-mapped cache
@@ -38,114 +40,12 @@
 
 #include "base/endian.h"
 #include "store/lock.h"
+#include "store/pack_rewrite.h"
 #include "store/repository_impl.h"
-#include "store/tree_pages.h"
 
 namespace strata::store {
 
 namespace {
-
-constexpr std::string_view kDamaged = "repository is damaged, run `strata verify`";
-
-// One bit per indexed object.
-class MarkSet {
- public:
-  explicit MarkSet(size_t n) : words_((n + 63) / 64, 0) {}
-  // Sets bit `i`; returns false if it was already set.
-  bool Set(uint32_t i) {
-    uint64_t& w = words_[i / 64];
-    uint64_t bit = uint64_t{1} << (i % 64);
-    if (w & bit) return false;
-    w |= bit;
-    ++count_;
-    return true;
-  }
-  bool Test(uint32_t i) const { return (words_[i / 64] >> (i % 64)) & 1; }
-  uint64_t count() const { return count_; }
-
- private:
-  std::vector<uint64_t> words_;
-  uint64_t count_ = 0;
-};
-
-// Walks from roots, marking every object reached. What an object is walked as depends on its
-// indexed kind, not on what referenced it, so an id reached twice is walked once and always the
-// same way.
-class Marker {
- public:
-  Marker(RepositoryImpl* repo, MarkSet* marks) : repo_(repo), marks_(marks) {}
-
-  // Marks `id` and everything below it. `root` names it in errors.
-  Status MarkFrom(const ObjectId& id, const std::string& root) {
-    root_ = root;
-    STRATA_RETURN_IF_ERROR(Mark(id, nullptr));
-    while (!pending_.empty()) {
-      ObjectId next = pending_.back();
-      pending_.pop_back();
-      STRATA_RETURN_IF_ERROR(Expand(next));
-    }
-    return Status::OK();
-  }
-
- private:
-  // Marks one object; trees and chunk lists are queued to be read.
-  Status Mark(const ObjectId& id, const ObjectId* parent) {
-    auto dense = repo_->index_.FindDense(id);
-    if (!dense) {
-      if (!parent) return Status::Corruption(fmt::format("{}: {} is missing", kDamaged, root_));
-      return Status::Corruption(fmt::format("{}: object {} (named by {} below {}) is missing", kDamaged, id.Short(),
-                                            parent->Short(), root_));
-    }
-    if (!marks_->Set(dense->ordinal)) return Status::OK();
-    if (dense->kind == ObjectKind::kTree || dense->kind == ObjectKind::kChunkList) pending_.push_back(id);
-    return Status::OK();
-  }
-
-  // Reads a queued tree page (leaf or index page) or chunk list and marks what it names.
-  Status Expand(const ObjectId& id) {
-    auto dense = repo_->index_.FindDense(id);
-    if (!dense) return Status::Internal("a marked object left the index");
-    auto bytes = repo_->ReadObject(id, dense->kind);
-    if (!bytes.ok()) {
-      return Status::Corruption(fmt::format("{}: {} below {} is unreadable: {}", kDamaged, id.Short(), root_,
-                                            bytes.status().message()));
-    }
-    std::span<const uint8_t> b = AsBytes(*bytes);
-    auto damaged = [&](const Status& s) {
-      return Status::Corruption(fmt::format("{}: {} below {}: {}", kDamaged, id.Short(), root_, s.message()));
-    };
-    if (dense->kind == ObjectKind::kChunkList) {
-      auto chunks = ParseChunkList(b);
-      if (!chunks.ok()) return damaged(chunks.status());
-      for (const auto& c : *chunks) STRATA_RETURN_IF_ERROR(Mark(c.id, &id));
-      return Status::OK();
-    }
-    if (IsTreeIndex(b)) {
-      // A page of a large directory: every child page is an object of its own.
-      auto index = ParseTreeIndex(b);
-      if (!index.ok()) return damaged(index.status());
-      for (const auto& child : index->children) STRATA_RETURN_IF_ERROR(Mark(child.id, &id));
-      return Status::OK();
-    }
-    auto tree = ParseTree(b);
-    if (!tree.ok()) return damaged(tree.status());
-    for (const auto& e : tree->entries) {
-      if (e.type == EntryType::kDirectory) STRATA_RETURN_IF_ERROR(Mark(e.subtree, &id));
-      for (const auto& c : e.chunks) STRATA_RETURN_IF_ERROR(Mark(c.id, &id));
-    }
-    return Status::OK();
-  }
-
-  RepositoryImpl* repo_;
-  MarkSet* marks_;
-  std::string root_;
-  std::vector<ObjectId> pending_;
-};
-
-// The size of a pack of `n` objects whose sealed bytes total `data` (PackWriter's layout).
-uint64_t PackFileSize(uint64_t n, uint64_t data) {
-  return kPackHeaderSize + data + (4 + n * kPackEntryRecordSize + crypto::Aead::kOverhead) + kPackTrailerSize;
-}
 
 enum class Action { kKeep, kDelete, kRepack };
 
@@ -267,10 +167,12 @@ Result<GcReport> RepositoryImpl::CollectGarbage(const GcOptions& options) {
   std::sort(moving.begin(), moving.end(), [](const auto& a, const auto& b) {
     return a.first != b.first ? a.first < b.first : a.second.offset < b.second.offset;
   });
-  // The new packs, planned as PackWriter will fill them, so a dry run reports the same sizes.
-  {
+  // The new packs, planned as PackWriter will fill them (one series per tier: archived objects
+  // stay in archive packs), so a dry run reports the same sizes.
+  for (StorageTier tier : {StorageTier::kHot, StorageTier::kArchive}) {
     uint64_t n = 0, data = 0;
     for (const auto& [pack, e] : moving) {
+      if (PackTier(packs[pack]) != tier) continue;
       ++n;
       data += e.stored_size;
       if (kPackHeaderSize + data >= config_.pack_size) {
@@ -284,18 +186,10 @@ Result<GcReport> RepositoryImpl::CollectGarbage(const GcOptions& options) {
   if (options.dry_run) return report;
 
   if (index_changes) {
-    // Step 1: copy the live objects of rewritten packs into new packs, checking each on the
-    // way (a live object that fails authentication stops gc before anything is deleted).
-    std::vector<PackListing> fresh;
-    std::unique_ptr<PackWriter> writer;
-    uint64_t written = 0;
-    auto seal_pack = [&]() -> Status {
-      STRATA_RETURN_IF_ERROR(writer->Finish().WithContext("gc: committing pack " + writer->name()));
-      written += writer->size();
-      fresh.push_back({writer->name(), writer->entries()});
-      writer.reset();
-      return Status::OK();
-    };
+    // Step 1: copy the live objects of rewritten packs into new packs of the same tier, checking
+    // each on the way (a live object that fails authentication stops gc before anything is
+    // deleted).
+    PackOutput hot(this, StorageTier::kHot, "gc"), archive(this, StorageTier::kArchive, "gc");
     std::string sealed, plain;
     for (const auto& [pack, e] : moving) {
       sealed.resize(e.stored_size);
@@ -303,65 +197,27 @@ Result<GcReport> RepositoryImpl::CollectGarbage(const GcOptions& options) {
                                   reinterpret_cast<uint8_t*>(sealed.data()));
       if (s.ok()) s = OpenObject(aead_, e, packs[pack], AsBytes(sealed), &plain);
       if (!s.ok()) return Status::Corruption(fmt::format("{}: live object {}: {}", kDamaged, e.id.Short(), s.message()));
-      if (!writer) {
-        std::string name = NewRandomName();
-        STRATA_ASSIGN_OR_RETURN(auto out, backend_->Create(volume::ObjectType::kPack, name));
-        writer = std::make_unique<PackWriter>(&aead_, name, std::move(out));
-      }
       // The sealed bytes are bound to id, kind, codec and size (ObjectAd), not to their pack
       // or offset: they move unchanged.
-      STRATA_RETURN_IF_ERROR(writer->Add(e, AsBytes(sealed)).WithContext("gc: writing pack " + writer->name()));
-      if (writer->size() >= config_.pack_size) STRATA_RETURN_IF_ERROR(seal_pack());
+      PackOutput& out = PackTier(packs[pack]) == StorageTier::kArchive ? archive : hot;
+      STRATA_RETURN_IF_ERROR(out.Add(e, AsBytes(sealed)));
     }
-    if (writer) STRATA_RETURN_IF_ERROR(seal_pack());
+    STRATA_RETURN_IF_ERROR(hot.Finish());
+    STRATA_RETURN_IF_ERROR(archive.Finish());
     moving.clear();
     moving.shrink_to_fit();
+    const uint64_t written = hot.bytes_written() + archive.bytes_written();
     report.bytes_rewritten = written;
     report.bytes_freed = removed_bytes > written ? removed_bytes - written : 0;
+    std::vector<PackListing> fresh = hot.TakeListings();
+    for (auto& l : archive.TakeListings()) fresh.push_back(std::move(l));
 
-    // Step 2: new index files naming every pack that remains: the new packs, and each kept
-    // pack with its listing copied from the old index file that listed it first. One old file
-    // is held at a time, and the new files are written in parts of bounded size.
-    std::vector<bool> listed(packs.size(), false);
-    std::vector<PackListing> part;
-    uint64_t part_bytes = 0;
-    auto add = [&](PackListing l) -> Status {
-      part_bytes += 6 + l.pack.size() + l.entries.size() * kPackEntryRecordSize;
-      part.push_back(std::move(l));
-      if (part_bytes < kMaxIndexFilePlain) return Status::OK();
-      STRATA_RETURN_IF_ERROR(WriteIndexFiles(part).WithContext("gc: writing the new index"));
-      part.clear();
-      part_bytes = 0;
-      return Status::OK();
-    };
-    for (auto& l : fresh) STRATA_RETURN_IF_ERROR(add(std::move(l)));
-    fresh.clear();
-    for (const auto& name : old_index_files) {
-      STRATA_ASSIGN_OR_RETURN(std::string bytes, backend_->Get(volume::ObjectType::kIndex, name));
-      auto listings = ParseIndexFile(aead_, name, bytes);
-      if (!listings.ok()) return listings.status().WithContext("gc (run `strata repair index` to rebuild the index)");
-      bytes.clear();
-      for (auto& l : *listings) {
-        auto ordinal = index_.PackOrdinal(l.pack);
-        if (!ordinal || listed[*ordinal] || plans[*ordinal].action != Action::kKeep) continue;
-        listed[*ordinal] = true;
-        STRATA_RETURN_IF_ERROR(add(std::move(l)));
-      }
-    }
-    if (!part.empty()) STRATA_RETURN_IF_ERROR(WriteIndexFiles(part).WithContext("gc: writing the new index"));
-    part.clear();
-    // Step 3: the old index files, every one of them before any pack.
-    for (const auto& name : old_index_files) {
-      STRATA_RETURN_IF_ERROR(backend_->Delete(volume::ObjectType::kIndex, name).WithContext("gc: deleting an old index file"));
-    }
-    // From here the new index is the truth; readers of this process switch to it before any
-    // pack they might be reading from goes away. The cache covers deleted files: rebuilt here.
-    STRATA_RETURN_IF_ERROR(LoadIndex().WithContext("gc: loading the new index"));
-    // Step 4: the packs nothing lists any more.
+    // Steps 2 to 4 (pack_rewrite.cc): new index files, old index files deleted, then packs.
+    std::vector<PackFate> fates(packs.size(), PackFate::kKeep);
     for (uint32_t i = 0; i < packs.size(); ++i) {
-      if (plans[i].action == Action::kKeep || plans[i].missing) continue;
-      STRATA_RETURN_IF_ERROR(backend_->Delete(volume::ObjectType::kPack, packs[i]).WithContext("gc: deleting a pack"));
+      if (plans[i].action != Action::kKeep) fates[i] = plans[i].missing ? PackFate::kForget : PackFate::kRemove;
     }
+    STRATA_RETURN_IF_ERROR(InstallIndex(std::move(fresh), old_index_files, packs, fates, "gc"));
   }
   for (const auto& name : leftovers) {
     STRATA_RETURN_IF_ERROR(backend_->Delete(volume::ObjectType::kPack, name).WithContext("gc: deleting a leftover pack"));

@@ -84,6 +84,31 @@ struct GcReport {
   bool dry_run = false;
 };
 
+// Moving objects between storage tiers (MoveToTier).
+struct TierMoveOptions {
+  // zstd level of the moved objects; -1: 19 for the archive tier, the repository's configured
+  // level for the hot tier.
+  int compression_level = -1;
+  // Computes the report (objects and stored bytes that would move) and changes nothing.
+  bool dry_run = false;
+  // Threads that recompress; 0: the repository's (OpenOptions::threads).
+  size_t threads = 0;
+};
+
+struct TierMoveReport {
+  uint64_t objects_reachable = 0;  // objects the roots reach
+  uint64_t objects_moved = 0;      // of those, the ones not yet in the target tier
+  uint64_t objects_in_tier = 0;    // already in the target tier: left where they are
+  uint64_t stored_before = 0;      // sealed bytes of the moved objects before the move
+  uint64_t stored_after = 0;       // ... and after (recompressed); estimated as before in a dry run
+  uint64_t raw_bytes = 0;          // plaintext bytes of the moved objects
+  uint64_t packs_rewritten = 0;    // packs that held a moved object (deleted at the end)
+  uint64_t packs_written = 0;      // new packs (target tier, and the rest of rewritten packs)
+  uint64_t objects_copied = 0;     // other objects of rewritten packs, copied unchanged
+  bool dry_run = false;
+  double seconds = 0;
+};
+
 class ObjectStore {
  public:
   virtual ~ObjectStore() = default;
@@ -124,6 +149,29 @@ class ObjectStore {
   // Other processes that opened the repository before gc may fail to read objects that moved
   // (kNotFound on the old pack) and must reopen it.
   virtual Result<GcReport> CollectGarbage(const GcOptions& options) = 0;
+
+  // Moves every object reachable from `roots` (trees, chunk lists and chunks below them; a
+  // commit is a leaf) into packs of `tier`, recompressed at the tier's level; ids never
+  // change, so every reference stays valid and reads go on working. Each pack holding such an
+  // object outside the tier is rewritten: the reachable objects are opened, authenticated,
+  // recompressed and resealed into new packs of `tier`; its other objects move unchanged (sealed
+  // bytes) into new packs of the pack's own tier. Packs holding none are not touched, so moving
+  // again what is already in the tier reads and writes nothing. Objects shared with other
+  // versions move with it (a tier belongs to an object, not to a version).
+  // Takes the exclusive repository lock like CollectGarbage (fails at once with
+  // kFailedPrecondition while a put or WriteBatch runs) and replaces packs in gc's crash-safe
+  // order (new packs, new index files, old index files deleted, old packs deleted; tier.cc):
+  // a crash at any point leaves every object readable, in its old or its new pack.
+  // kCorruption, changing nothing, when an object the roots reach is missing or unreadable.
+  virtual Result<TierMoveReport> MoveToTier(const std::vector<ObjectId>& roots, StorageTier tier,
+                                            const TierMoveOptions& options) = 0;
+  // How many of the objects reachable from `roots` sit in packs of each tier, and their sealed
+  // bytes (read-only; no lock).
+  struct TierCount {
+    uint64_t hot_objects = 0, hot_bytes = 0;
+    uint64_t archive_objects = 0, archive_bytes = 0;
+  };
+  virtual Result<TierCount> CountTiers(const std::vector<ObjectId>& roots) = 0;
 };
 
 }  // namespace strata::store

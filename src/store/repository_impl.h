@@ -16,6 +16,7 @@
 #include "store/chunker.h"
 #include "store/config.h"
 #include "store/object_store.h"
+#include "store/pack_rewrite.h"
 #include "store/tree.h"
 #include "strata/repository.h"
 #include "strata/volumes.h"
@@ -72,6 +73,17 @@ class RepositoryImpl : public Repository, public ObjectStore {
   Result<std::string> ReadRecord(const std::string& name) override;
   Result<std::vector<std::string>> Records() override;
   Result<GcReport> CollectGarbage(const GcOptions& options) override;
+  Result<TierMoveReport> MoveToTier(const std::vector<ObjectId>& roots, StorageTier tier,
+                                    const TierMoveOptions& options) override;
+  Result<TierCount> CountTiers(const std::vector<ObjectId>& roots) override;
+
+  // Replaces packs under the exclusive lock, after the new packs (`fresh`) are durable: writes
+  // index files naming `fresh` and every pack whose fate is kKeep (listings copied from
+  // `old_index_files`), deletes every one of `old_index_files`, reloads the index, then deletes
+  // the kRemove packs. `packs` and `fates` are indexed by the pack ordinals of index_ as loaded
+  // before the new packs were written. The order is what makes gc and tier moves crash-safe.
+  Status InstallIndex(std::vector<PackListing> fresh, const std::vector<std::string>& old_index_files,
+                      const std::vector<std::string>& packs, const std::vector<PackFate>& fates, std::string_view op);
 
   // Loads the chunk index into index_, replacing what it held: the local index cache (mapped)
   // plus every index file it does not cover. Writes a new cache when it is missing, stale, or

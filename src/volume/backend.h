@@ -24,6 +24,14 @@ namespace strata::volume {
 enum class ObjectType : uint8_t { kConfig, kKeySlot, kPack, kIndex, kRoot, kLock, kRecord };
 std::string_view ObjectTypeName(ObjectType type);
 
+// A pack of the archive tier is named `<32 hex>-archive` (a hot pack: `<32 hex>`). The tier is
+// in the name so that every layer that places or repairs a pack (the redundant backend's
+// archive policy, gc keeping archived objects archived) knows it without reading the pack;
+// a suffix keeps the local layout (packs/<first 2 hex>/) spread, and strata that predates
+// tiers reads such packs like any other.
+inline constexpr std::string_view kArchivePackSuffix = "-archive";
+inline bool IsArchivePack(std::string_view name) { return name.ends_with(kArchivePackSuffix); }
+
 // Streams one new object. Nothing is visible until Commit() returns OK. Destroying an
 // uncommitted writer aborts it. Used by one thread at a time.
 class ObjectWriter {
