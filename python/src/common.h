@@ -43,6 +43,7 @@ void BindRepository(nb::module_& m);
 void BindShard(nb::module_& m);
 void BindLoader(nb::module_& m);
 void BindCheckpoint(nb::module_& m);
+void BindRegistry(nb::module_& m);
 
 // The repository of a strata._Repository, shared (it stays open while the caller holds it).
 std::shared_ptr<Repository> SharedRepository(nb::handle repository);

@@ -67,4 +67,5 @@ NB_MODULE(_strata, m) {
   BindShard(m);
   BindLoader(m);
   BindCheckpoint(m);
+  BindRegistry(m);
 }

@@ -8,6 +8,7 @@
     with strata.Checkpointer(repo, "exp1") as ckpt:       # async checkpoints of run exp1
         ckpt.save(100, {"w": w})
     strata.load_checkpoint(repo, "exp1").tensors["w"]
+    strata.Models(repo).register("cnn", "exp1")          # model version 1 from run exp1
 
 strata.torch has PyTorch datasets over the same shards (import it only where torch is).
 """
@@ -37,6 +38,7 @@ from ._shards import Dataset, ShardReader, ShardWriter, shard_paths
 from ._loader import HAVE_LOADER, Loader, Shuffle
 from ._checkpoint import (Checkpoint, CheckpointReader, Checkpointer, Runs, Weights, load_checkpoint,
                           load_weights)
+from ._registry import Models
 
 __version__ = "0.1.0"
 
@@ -45,6 +47,7 @@ __all__ = [
     "Dataset", "ShardReader", "ShardWriter", "shard_paths",
     "Loader", "Shuffle", "HAVE_LOADER",
     "Checkpointer", "CheckpointReader", "Checkpoint", "Runs", "Weights", "load_checkpoint", "load_weights",
+    "Models",
     "Error", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError", "CorruptionError",
     "IOError", "PermissionDeniedError", "NoSpaceError", "AuthenticationError", "PreconditionError",
     "AbortedError", "UnsupportedError", "InternalError",

@@ -214,6 +214,7 @@ CommitOptions SourceCommitOptions(const IngestOptions& o, const IngestReport& re
   if (co.message.empty()) co.message = fmt::format("ingest {}", report.source);
   co.meta["source"] = report.source;
   co.meta["source.format"] = report.format;
+  co.meta["source.mode"] = o.replace ? "replace" : "add";
   if (!report.source_sha256.empty()) co.meta["source.sha256"] = report.source_sha256;
   co.meta["source.files"] = std::to_string(report.files);
   co.meta["source.bytes"] = std::to_string(report.bytes);

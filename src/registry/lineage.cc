@@ -52,6 +52,14 @@ LineageNode DataNode(Lake* lake, const std::string& spec, int depth) {
       if (auto it = meta.find(k); it != meta.end()) s.attrs[k] = it->second;
     }
     n.inputs.push_back(std::move(s));
+    // An ingest that added to the branch keeps what the ingests before it brought: they are
+    // inputs too (one that replaced the branch's files is the whole story).
+    auto mode = meta.find("source.mode");
+    if ((mode == meta.end() || mode->second != "replace") && !r->commit.parents.empty()) {
+      std::string parent = fmt::format("{}@{}", r->spec.dataset, r->commit.parents.front().ToHex());
+      auto p = lake->Resolve(parent);
+      if (p.ok() && p->commit.meta.count("source")) n.inputs.push_back(DataNode(lake, parent, depth + 1));
+    }
   }
   return n;
 }

@@ -33,10 +33,19 @@ class RegistryTest : public ::testing::Test {
   }
 
   // A run trained on fm@main with checkpoints at steps 100 and 200 (tensor "b" differs).
-  void MakeRun() {
+  // `more_ingests`: commits that follow the first ingest on fm@main, as {source, source.mode}.
+  void MakeRun(const std::vector<std::pair<std::string, std::string>>& more_ingests = {}) {
     ASSERT_TRUE(lake_->CreateDataset("fm").ok());
     WriteFile(dir_ / "src/a.txt", "hello");
-    ASSERT_TRUE(lake_->CommitDirectory("fm@main", dir_ / "src", {.message = "raw", .meta = {{"source", "/data/fm.tar"}}}).ok());
+    auto raw = lake_->CommitDirectory("fm@main", dir_ / "src", {.message = "raw", .meta = {{"source", "/data/fm.tar"}}});
+    ASSERT_TRUE(raw.ok());
+    raw_commit_ = raw->commit.ToHex();
+    for (const auto& [source, mode] : more_ingests) {
+      WriteFile(dir_ / ("src/" + source.substr(6) + ".txt"), source);
+      ASSERT_TRUE(lake_->CommitDirectory("fm@main", dir_ / "src",
+                                         {.message = "ingest " + source, .meta = {{"source", source}, {"source.mode", mode}}})
+                      .ok());
+    }
     auto runs = Runs::Open(repo_.get());
     ASSERT_TRUE(runs.ok());
     RunInfo info;
@@ -69,6 +78,7 @@ class RegistryTest : public ::testing::Test {
   std::unique_ptr<Repository> repo_;
   std::unique_ptr<Lake> lake_;
   std::string a_ = RandomBytes(1, 64 * 1000 * 4), b1_ = RandomBytes(2, 42), b2_ = RandomBytes(3, 42);
+  std::string raw_commit_;  // the first ingest of fm@main (MakeRun)
 };
 
 TEST_F(RegistryTest, RegisterVersionsAndAliases) {
@@ -215,6 +225,38 @@ TEST_F(RegistryTest, LineageBothWays) {
   WriteFile(dir_ / "src/b.txt", "more");
   ASSERT_TRUE(lake_->CommitDirectory("fm@main", dir_ / "src", {.message = "later"}).ok());
   EXPECT_TRUE(ModelsTrainedOn(reg.get(), "fm@main")->empty());
+}
+
+// A branch built by several ingests: each additive one has the one before it as an input; one
+// that replaced the branch's files ends the chain.
+TEST_F(RegistryTest, LineageFollowsAdditiveIngests) {
+  MakeRun({{"/data/more", "add"}, {"/data/last", "add"}});
+  auto reg = Registry();
+  ASSERT_TRUE(reg->Register({.model = "cnn", .from = "exp1@100"}).ok());
+  auto n = ModelLineage(reg.get(), "cnn@1");
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  std::vector<std::string> sources;
+  const LineageNode* data = &n->inputs.at(0).inputs.at(0).inputs.at(0);
+  while (data) {
+    ASSERT_EQ(data->kind, "ingest");
+    ASSERT_EQ(data->inputs.at(0).kind, "source");
+    sources.push_back(data->inputs.at(0).label);
+    data = data->inputs.size() > 1 ? &data->inputs.at(1) : nullptr;
+  }
+  EXPECT_EQ(sources, (std::vector<std::string>{"/data/last", "/data/more", "/data/fm.tar"}));
+  // The first ingest's commit is in the chain, so the model was trained on it too.
+  EXPECT_EQ(ModelsTrainedOn(reg.get(), "fm@" + raw_commit_)->size(), 1u);
+}
+
+TEST_F(RegistryTest, LineageStopsAtAReplacingIngest) {
+  MakeRun({{"/data/more", "add"}, {"/data/new", "replace"}});
+  auto reg = Registry();
+  ASSERT_TRUE(reg->Register({.model = "cnn", .from = "exp1@100"}).ok());
+  auto n = ModelLineage(reg.get(), "cnn@1");
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  const LineageNode& data = n->inputs.at(0).inputs.at(0).inputs.at(0);
+  ASSERT_EQ(data.inputs.size(), 1u);
+  EXPECT_EQ(data.inputs.at(0).label, "/data/new");
 }
 
 // --- retention locks ---
