@@ -137,8 +137,10 @@ class Weights {
   // The tensor's bytes in the mapping, no copy; kCorruption if its hash does not match (checked
   // once per tensor under kOnDemand), kNotFound for an unknown name.
   virtual Result<WeightView> Tensor(std::string_view name) = 0;
-  // Checks every tensor not yet checked (first mismatch named).
+  // Checks every tensor (or those named) not yet checked, on up to one thread per core; the
+  // first mismatch in the file's order is named.
   virtual Status VerifyAll() = 0;
+  virtual Status Verify(const std::vector<std::string>& names) = 0;
 };
 // Maps and parses `path` (untrusted: every header field bounded and checked against the file).
 Result<std::unique_ptr<Weights>> LoadWeights(const std::string& path, const LoadOptions& options = {},

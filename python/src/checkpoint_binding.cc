@@ -296,6 +296,10 @@ class PyWeights {
     gil_scoped_release release;
     Check(w_->VerifyAll());
   }
+  void Verify(const std::vector<std::string>& names) {
+    gil_scoped_release release;
+    Check(w_->Verify(names));
+  }
 
  private:
   std::shared_ptr<Weights> w_;
@@ -407,7 +411,8 @@ void BindCheckpoint(nb::module_& m) {
       .def_prop_ro("names", &PyWeights::names)
       .def_prop_ro("metadata", &PyWeights::metadata)
       .def("tensor", &PyWeights::Tensor, nb::arg("name"))
-      .def("verify_all", &PyWeights::VerifyAll);
+      .def("verify_all", &PyWeights::VerifyAll)
+      .def("verify", &PyWeights::Verify, nb::arg("names"));
 
   m.def(
       "_load_weights",

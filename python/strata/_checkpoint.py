@@ -302,9 +302,13 @@ class Weights(Mapping[str, np.ndarray]):
     def __len__(self) -> int:
         return len(self._w.names)
 
-    def verify(self) -> None:
-        """Checks every tensor not yet checked; CorruptionError names the first mismatch."""
-        self._w.verify_all()
+    def verify(self, names: Optional[Iterable[str]] = None) -> None:
+        """Checks every tensor (or those named) not yet checked, on one thread per core;
+        CorruptionError names the first mismatch."""
+        if names is None:
+            self._w.verify_all()
+        else:
+            self._w.verify(list(names))
 
 
 def load_weights(path: Union[str, os.PathLike], *, verify: str = "on_demand",

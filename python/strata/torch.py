@@ -613,10 +613,11 @@ def load_weights(path: Any, *, verify: str = "on_demand", hash_key: Any = None,
     from ._checkpoint import load_weights as _load
 
     w = _load(path, verify=verify, hash_key=hash_key)
+    names = [n for n in w if n.startswith(prefix)]
+    if verify == "on_demand":
+        w.verify(names)  # all of them are about to be returned: checked at once, in parallel
     out = {}
-    for name in w:
-        if not name.startswith(prefix):
-            continue
+    for name in names:
         a = w[name]
         dtype = "torch.bfloat16" if w._dtypes.get(name) == "BF16" else ""
         out[name[len(prefix):]] = _from_array(a, dtype)

@@ -201,6 +201,8 @@ def test_load_weights_detects_damage(repo, tmp_path):
     assert strata.load_weights(path, hash_key=b"k\xff")["x"].tobytes() == x.tobytes()
     with pytest.raises(strata.CorruptionError, match="x"):
         strata.load_weights(bad, hash_key=b"k\xff")["x"]
+    with pytest.raises(strata.CorruptionError, match="x"):
+        strata.load_weights(bad, hash_key=b"k\xff").verify(["x"])
     assert strata.load_weights(bad, hash_key=b"k\xff", verify="none")["x"].shape == (4096,)
 
 

@@ -168,6 +168,14 @@ TEST_F(RegistryTest, ServingFileRoundTripAndDamage) {
   EXPECT_EQ((*w)->Tensor(h->tensors[0].name).status().code(), StatusCode::kCorruption);
   EXPECT_TRUE((*w)->Tensor(h->tensors[1].name).ok());
   EXPECT_EQ(LoadWeights(path, {.verify = VerifyMode::kFull}).status().code(), StatusCode::kCorruption);
+  // Checking a set of tensors (in parallel) finds the damaged one only when it is asked for.
+  auto some = LoadWeights(path);
+  ASSERT_TRUE(some.ok());
+  EXPECT_TRUE((*some)->Verify({h->tensors[1].name}).ok());
+  Status bad = (*some)->Verify({h->tensors[1].name, h->tensors[0].name});
+  EXPECT_EQ(bad.code(), StatusCode::kCorruption);
+  EXPECT_NE(bad.message().find(h->tensors[0].name), std::string::npos);
+  EXPECT_EQ((*some)->Verify({"no such tensor"}).code(), StatusCode::kNotFound);
   // A damaged header is refused before any tensor is looked at.
   bytes[70] ^= 1;
   WriteFile(path, bytes);
