@@ -311,6 +311,39 @@ struct LakeGcReport {
   bool dry_run = false;
 };
 
+// Storage tiers of dataset versions (`strata archive`, `strata restore`).
+struct TierOptions {
+  bool dry_run = false;          // report what would move; change nothing
+  int compression_level = -1;    // -1: the tier's (archive: zstd 19; hot: the repository's)
+};
+
+struct TierReport {
+  std::string dataset;
+  ObjectId commit;
+  StorageTier tier = StorageTier::kHot;
+  // Nothing moved and the catalog already had the version in this tier: nothing was recorded.
+  bool unchanged = false;
+  bool dry_run = false;
+  uint64_t objects_reachable = 0;  // objects of the version (commit, trees, chunks)
+  uint64_t objects_moved = 0;
+  uint64_t objects_in_tier = 0;    // already there
+  uint64_t objects_kept = 0;       // restore: shared with another archived version, left archived
+  uint64_t stored_before = 0, stored_after = 0;  // stored bytes of the moved objects
+  uint64_t packs_rewritten = 0, packs_written = 0;
+  double seconds = 0;
+};
+
+// A dataset version recorded in a tier other than hot, with the numbers of its last move.
+struct ArchivedVersion {
+  std::string dataset;
+  ObjectId commit;
+  StorageTier tier = StorageTier::kArchive;
+  int64_t changed_unix = 0;
+  uint64_t objects = 0;
+  uint64_t stored_before = 0, stored_after = 0;
+  std::vector<std::string> refs;  // branches and tags of the dataset that point at the commit
+};
+
 struct AuditEvent {
   uint64_t seq = 0;
   int64_t time_unix_ms = 0;
@@ -428,6 +461,18 @@ class Lake {
   virtual Status SetLegalHold(std::string_view spec, bool on, std::string_view reason) = 0;
   // The locks of `dataset` (every dataset's when empty), expired ones included.
   virtual Result<std::vector<RetentionLock>> ListRetentionLocks(std::string_view dataset = "") = 0;
+
+  // --- storage tiers ---
+  // Moves the data of the version `spec` names (its commit, tree and everything below it, the
+  // records file included) to `tier`, recompressed for it (ObjectStore::MoveToTier): ids do not
+  // change, so every ref, diff and read keeps working. Records the version's tier in the
+  // catalog with an audit entry (action "archive" or "restore") and a ref record, so a rebuilt
+  // catalog knows it too. Moving to the hot tier leaves archived what the version shares with
+  // other archived versions. Objects shared with hot versions move with it (a tier belongs to
+  // an object). Fails with kFailedPrecondition while a put or commit runs (exclusive lock).
+  virtual Result<TierReport> MoveToTier(std::string_view spec, StorageTier tier, const TierOptions& options = {}) = 0;
+  // Versions recorded outside the hot tier, of `dataset` (every dataset's when empty).
+  virtual Result<std::vector<ArchivedVersion>> ListArchived(std::string_view dataset = "") = 0;
 
   // --- content ---
   virtual Result<std::vector<EntryInfo>> List(std::string_view spec, bool recursive) = 0;

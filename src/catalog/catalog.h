@@ -201,6 +201,22 @@ class Catalog {
   };
   virtual Result<std::vector<LockRow>> ListLocks(std::string_view dataset) = 0;
 
+  // --- storage tiers (the lake moves the data; the catalog records where each version is) ---
+  // One dataset version in a tier other than hot, with the numbers of its last move.
+  struct ArchiveRow {
+    std::string dataset;
+    ObjectId commit;
+    std::string tier;          // "archive"
+    int64_t changed_unix = 0;  // when it was moved
+    uint64_t objects = 0;      // objects moved by that move
+    uint64_t stored_before = 0, stored_after = 0;  // their stored bytes before and after it
+  };
+  // Records (dataset, commit) in `row.tier`, or removes its row when the tier is "hot", with
+  // the audit entry, in one transaction.
+  virtual Status SetArchive(const ArchiveRow& row, const AuditEntry& audit) = 0;
+  // The rows of `dataset`, or of every dataset when it is empty.
+  virtual Result<std::vector<ArchiveRow>> ListArchives(std::string_view dataset) = 0;
+
   // --- per-file metadata ---
   // Replaces the metadata of (meta.commit, meta.path). The commit must be recorded.
   virtual Status PutFileMeta(const FileMeta& meta) = 0;

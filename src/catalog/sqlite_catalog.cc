@@ -264,6 +264,19 @@ CREATE TABLE IF NOT EXISTS retention_locks(
   PRIMARY KEY (dataset, commit_id)) WITHOUT ROWID;
 )sql";
 
+// Added likewise: where dataset versions moved to another storage tier (`strata archive`).
+constexpr const char* kArchiveTables = R"sql(
+CREATE TABLE IF NOT EXISTS archives(
+  dataset TEXT NOT NULL REFERENCES datasets(name) ON DELETE CASCADE,
+  commit_id TEXT NOT NULL,
+  tier TEXT NOT NULL,
+  changed_unix INTEGER NOT NULL,
+  objects INTEGER NOT NULL,
+  stored_before INTEGER NOT NULL,
+  stored_after INTEGER NOT NULL,
+  PRIMARY KEY (dataset, commit_id)) WITHOUT ROWID;
+)sql";
+
 // "STRC" — marks the file as a strata catalog for `file(1)` and for us.
 constexpr int kApplicationId = 0x53545243;
 
@@ -340,6 +353,8 @@ class SqliteCatalog final : public Catalog {
   Status SetLock(std::string_view dataset, const ObjectId& commit, std::string_view lock_json,
                  const AuditEntry& audit) override;
   Result<std::vector<LockRow>> ListLocks(std::string_view dataset) override;
+  Status SetArchive(const ArchiveRow& row, const AuditEntry& audit) override;
+  Result<std::vector<ArchiveRow>> ListArchives(std::string_view dataset) override;
 
   Status PutFileMeta(const FileMeta& meta) override;
   Result<FileMeta> GetFileMeta(const ObjectId& commit, std::string_view path) override;
@@ -402,22 +417,25 @@ Status SqliteCatalog::Init(int busy_ms) {
   (void)db_->Exec(s.ok() ? "COMMIT" : "ROLLBACK", "check schema");
   STRATA_RETURN_IF_ERROR(s);
   if (!fresh) {
-    bool has_retention = false;
+    bool has_added = false;
     {
       // The newest of the added tables: the others exist when it does.
-      STRATA_SQL(st, *db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'retention_locks'",
-                 "look for the retention tables");
-      STRATA_ASSIGN_OR_RETURN(has_retention, st.Step());
+      STRATA_SQL(st, *db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'archives'",
+                 "look for the retention and archive tables");
+      STRATA_ASSIGN_OR_RETURN(has_added, st.Step());
     }
-    if (has_retention) return Status();
-    return WriteTxn("add the retention tables",
-                    [&]() -> Status { return db_->Exec(kRetentionTables, "add the retention tables"); });
+    if (has_added) return Status();
+    return WriteTxn("add the retention and archive tables", [&]() -> Status {
+      STRATA_RETURN_IF_ERROR(db_->Exec(kRetentionTables, "add the retention tables"));
+      return db_->Exec(kArchiveTables, "add the archive table");
+    });
   }
   return WriteTxn("create the catalog schema", [&]() -> Status {
     STRATA_RETURN_IF_ERROR(CheckSchema(&fresh));
     if (!fresh) return Status();
     STRATA_RETURN_IF_ERROR(db_->Exec(kSchemaV1, "create the catalog schema"));
     STRATA_RETURN_IF_ERROR(db_->Exec(kRetentionTables, "create the retention tables"));
+    STRATA_RETURN_IF_ERROR(db_->Exec(kArchiveTables, "create the archive table"));
     STRATA_RETURN_IF_ERROR(db_->Exec(
         fmt::format("PRAGMA application_id={}", kApplicationId).c_str(), "set application id"));
     STRATA_SQL(st, *db_, "INSERT INTO catalog_meta(key, value) VALUES('schema_version', ?1)",
@@ -741,6 +759,58 @@ Result<std::vector<Catalog::LockRow>> SqliteCatalog::ListLocks(std::string_view 
     r.dataset = st.Text(0);
     STRATA_ASSIGN_OR_RETURN(r.commit, st.Id(1));
     r.lock_json = st.Text(2);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Status SqliteCatalog::SetArchive(const ArchiveRow& row, const AuditEntry& audit) {
+  std::lock_guard lock(mu_);
+  return WriteTxn("record a storage tier", [&]() -> Status {
+    STRATA_RETURN_IF_ERROR(RequireDataset(row.dataset));
+    if (row.tier == "hot") {
+      STRATA_SQL(st, *db_, "DELETE FROM archives WHERE dataset = ?1 AND commit_id = ?2", "remove an archive row");
+      STRATA_RETURN_IF_ERROR(st.Bind(1, row.dataset).Bind(2, row.commit).Run());
+    } else {
+      STRATA_SQL(st, *db_,
+                 "INSERT INTO archives(dataset, commit_id, tier, changed_unix, objects, stored_before, stored_after) "
+                 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(dataset, commit_id) DO UPDATE SET "
+                 "tier = excluded.tier, changed_unix = excluded.changed_unix, objects = excluded.objects, "
+                 "stored_before = excluded.stored_before, stored_after = excluded.stored_after",
+                 "record an archive row");
+      STRATA_RETURN_IF_ERROR(st.Bind(1, row.dataset)
+                                 .Bind(2, row.commit)
+                                 .Bind(3, row.tier)
+                                 .Bind(4, row.changed_unix)
+                                 .Bind(5, static_cast<int64_t>(row.objects))
+                                 .Bind(6, static_cast<int64_t>(row.stored_before))
+                                 .Bind(7, static_cast<int64_t>(row.stored_after))
+                                 .Run());
+    }
+    return AppendAuditLocked(audit, "archive.set", fmt::format("{}@{}", row.dataset, row.commit.ToHex()),
+                             json::object());
+  });
+}
+
+Result<std::vector<Catalog::ArchiveRow>> SqliteCatalog::ListArchives(std::string_view dataset) {
+  std::lock_guard lock(mu_);
+  STRATA_SQL(st, *db_,
+             "SELECT dataset, commit_id, tier, changed_unix, objects, stored_before, stored_after FROM archives "
+             "WHERE ?1 = '' OR dataset = ?1 ORDER BY dataset, changed_unix, commit_id",
+             "list archived versions");
+  st.Bind(1, dataset);
+  std::vector<ArchiveRow> out;
+  for (;;) {
+    STRATA_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    ArchiveRow r;
+    r.dataset = st.Text(0);
+    STRATA_ASSIGN_OR_RETURN(r.commit, st.Id(1));
+    r.tier = st.Text(2);
+    r.changed_unix = st.Int(3);
+    r.objects = static_cast<uint64_t>(st.Int(4));
+    r.stored_before = static_cast<uint64_t>(st.Int(5));
+    r.stored_after = static_cast<uint64_t>(st.Int(6));
     out.push_back(std::move(r));
   }
   return out;

@@ -93,12 +93,16 @@ struct TierMoveOptions {
   bool dry_run = false;
   // Threads that recompress; 0: the repository's (OpenOptions::threads).
   size_t threads = 0;
+  // Objects these reach stay where they are even when `roots` reach them too (bringing one
+  // version back to the hot tier leaves what it shares with other archived versions archived).
+  std::vector<ObjectId> keep_roots;
 };
 
 struct TierMoveReport {
   uint64_t objects_reachable = 0;  // objects the roots reach
   uint64_t objects_moved = 0;      // of those, the ones not yet in the target tier
   uint64_t objects_in_tier = 0;    // already in the target tier: left where they are
+  uint64_t objects_kept = 0;       // outside the tier but reached by keep_roots: left too
   uint64_t stored_before = 0;      // sealed bytes of the moved objects before the move
   uint64_t stored_after = 0;       // ... and after (recompressed); estimated as before in a dry run
   uint64_t raw_bytes = 0;          // plaintext bytes of the moved objects

@@ -86,6 +86,10 @@ Result<TierMoveReport> RepositoryImpl::MoveToTier(const std::vector<ObjectId>& r
   Marker marker(this, &marks);
   for (const auto& id : roots) STRATA_RETURN_IF_ERROR(marker.MarkFrom(id, "root " + id.Short()));
   report.objects_reachable = marks.count();
+  MarkSet kept(options.keep_roots.empty() ? 0 : index_.size());
+  Marker keeper(this, &kept);
+  for (const auto& id : options.keep_roots) STRATA_RETURN_IF_ERROR(keeper.MarkFrom(id, "kept root " + id.Short()));
+  auto moves = [&](uint32_t ordinal) { return marks.Test(ordinal) && (kept.size() == 0 || !kept.Test(ordinal)); };
 
   // Which packs to rewrite, then every object of them (the copy the index uses; other copies
   // of an id are duplicates that the rewrite drops, the index naming the one it keeps).
@@ -94,6 +98,10 @@ Result<TierMoveReport> RepositoryImpl::MoveToTier(const std::vector<ObjectId>& r
     if (!marks.Test(ordinal)) return;
     if (PackTier(packs[pack]) == tier) {
       ++report.objects_in_tier;
+      return;
+    }
+    if (!moves(ordinal)) {
+      ++report.objects_kept;
       return;
     }
     rewrite[pack] = true;
@@ -109,7 +117,7 @@ Result<TierMoveReport> RepositoryImpl::MoveToTier(const std::vector<ObjectId>& r
   }
   std::vector<Item> items;
   index_.ForEach([&](uint32_t ordinal, uint32_t pack, const PackEntry& e) {
-    if (rewrite[pack]) items.push_back(Item{pack, e, marks.Test(ordinal)});
+    if (rewrite[pack]) items.push_back(Item{pack, e, moves(ordinal) && PackTier(packs[pack]) != tier});
   });
   std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
     return a.pack != b.pack ? a.pack < b.pack : a.entry.offset < b.entry.offset;

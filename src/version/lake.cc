@@ -1261,6 +1261,102 @@ class LakeImpl final : public Lake {
     return out;
   }
 
+  // --- storage tiers ---
+
+  Result<TierReport> MoveToTier(std::string_view spec, StorageTier tier, const TierOptions& options) override {
+    STRATA_ASSIGN_OR_RETURN(Resolved r, Resolve(spec));
+    const std::string& dataset = r.spec.dataset;
+    const std::string tier_name = StorageTierName(tier);
+    STRATA_ASSIGN_OR_RETURN(auto rows, cat_->ListArchives(""));
+    std::optional<catalog::Catalog::ArchiveRow> prev;
+    store::TierMoveOptions mo;
+    mo.dry_run = options.dry_run;
+    mo.compression_level = options.compression_level;
+    for (const auto& row : rows) {
+      if (row.dataset == dataset && row.commit == r.commit.id) {
+        prev = row;
+        continue;
+      }
+      if (tier != StorageTier::kHot) continue;
+      // What the version shares with other archived versions stays archived. A version whose
+      // data gc already took (forgotten, then collected) keeps nothing.
+      auto c = ReadCommit(objects_, row.commit);
+      if (!c.ok() || !objects_->Contains(c->tree)) continue;
+      mo.keep_roots.push_back(row.commit);
+      mo.keep_roots.push_back(c->tree);
+    }
+    STRATA_ASSIGN_OR_RETURN(store::TierMoveReport moved, objects_->MoveToTier({r.commit.id, r.commit.tree}, tier, mo));
+    TierReport report;
+    report.dataset = dataset;
+    report.commit = r.commit.id;
+    report.tier = tier;
+    report.dry_run = options.dry_run;
+    report.objects_reachable = moved.objects_reachable;
+    report.objects_moved = moved.objects_moved;
+    report.objects_in_tier = moved.objects_in_tier;
+    report.objects_kept = moved.objects_kept;
+    report.stored_before = moved.stored_before;
+    report.stored_after = moved.stored_after;
+    report.packs_rewritten = moved.packs_rewritten;
+    report.packs_written = moved.packs_written;
+    report.seconds = moved.seconds;
+    // The catalog follows the data: a crash after the move and before this leaves the row to the
+    // next run, which finds nothing to move and records it.
+    const bool recorded = tier == StorageTier::kHot ? !prev : (prev && prev->tier == tier_name);
+    report.unchanged = moved.objects_moved == 0 && recorded;
+    if (options.dry_run || report.unchanged) return report;
+    catalog::Catalog::ArchiveRow row{dataset,           r.commit.id,          tier_name, NowUnix(),
+                                     moved.objects_moved, moved.stored_before, moved.stored_after};
+    if (prev && prev->tier == tier_name) {
+      // Moved again (part of it had come back with a shared version): the row keeps the totals.
+      row.objects += prev->objects;
+      row.stored_before += prev->stored_before;
+      row.stored_after += prev->stored_after;
+    }
+    json d = {{"op", kOpTierSet},
+              {"dataset", dataset},
+              {"commit", r.commit.id.ToHex()},
+              {"tier", tier_name},
+              {"changed_unix", row.changed_unix},
+              {"objects", row.objects},
+              {"stored_before", row.stored_before},
+              {"stored_after", row.stored_after},
+              {"moved", {{"objects", moved.objects_moved},
+                         {"stored_before", moved.stored_before},
+                         {"stored_after", moved.stored_after},
+                         {"packs_rewritten", moved.packs_rewritten}}}};
+    STRATA_RETURN_IF_ERROR(cat_->SetArchive(row, Audit(tier == StorageTier::kHot ? "restore" : "archive", d)));
+    Recorded();
+    return report;
+  }
+
+  Result<std::vector<ArchivedVersion>> ListArchived(std::string_view dataset) override {
+    if (!dataset.empty()) STRATA_RETURN_IF_ERROR(RequireDataset(dataset));
+    STRATA_ASSIGN_OR_RETURN(auto rows, cat_->ListArchives(dataset));
+    std::vector<ArchivedVersion> out;
+    std::map<std::string, std::vector<catalog::Ref>> refs;
+    for (const auto& row : rows) {
+      ArchivedVersion v;
+      v.dataset = row.dataset;
+      v.commit = row.commit;
+      STRATA_ASSIGN_OR_RETURN(v.tier, ParseStorageTier(row.tier));
+      v.changed_unix = row.changed_unix;
+      v.objects = row.objects;
+      v.stored_before = row.stored_before;
+      v.stored_after = row.stored_after;
+      auto it = refs.find(row.dataset);
+      if (it == refs.end()) {
+        STRATA_ASSIGN_OR_RETURN(auto list, cat_->ListRefs(row.dataset));
+        it = refs.emplace(row.dataset, std::move(list)).first;
+      }
+      for (const auto& ref : it->second) {
+        if (ref.target == row.commit) v.refs.push_back(ref.name);
+      }
+      out.push_back(std::move(v));
+    }
+    return out;
+  }
+
   // --- audit ---
 
   Result<std::vector<AuditEvent>> AuditLog(uint64_t from_seq, size_t limit) override {
@@ -1345,6 +1441,23 @@ Status Replay(catalog::Catalog* cat, const RefEvent& e) {
     STRATA_ASSIGN_OR_RETURN(ObjectId id, ObjectId::FromHex(d["commit"].get<std::string>()));
     std::string lock = d.contains("lock") && d["lock"].is_object() ? d["lock"].dump() : std::string();
     return cat->SetLock(e.dataset, id, lock, audit);
+  }
+  if (e.op == kOpTierSet) {
+    if (!d.contains("commit") || !d["commit"].is_string() || !d.contains("tier") || !d["tier"].is_string()) {
+      return Status::Corruption("tier event without a commit or tier");
+    }
+    catalog::Catalog::ArchiveRow row;
+    row.dataset = e.dataset;
+    STRATA_ASSIGN_OR_RETURN(row.commit, ObjectId::FromHex(d["commit"].get<std::string>()));
+    row.tier = d["tier"].get<std::string>();
+    auto number = [&](const char* key) -> uint64_t {
+      return d.contains(key) && d[key].is_number_unsigned() ? d[key].get<uint64_t>() : 0;
+    };
+    row.changed_unix = static_cast<int64_t>(number("changed_unix"));
+    row.objects = number("objects");
+    row.stored_before = number("stored_before");
+    row.stored_after = number("stored_after");
+    return cat->SetArchive(row, audit);
   }
   if (e.op == kOpForget) {
     std::vector<ObjectId> ids;

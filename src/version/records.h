@@ -27,6 +27,8 @@ inline constexpr std::string_view kOpRebuild = "catalog.rebuild";
 inline constexpr std::string_view kOpPolicySet = "policy.set";  // details: "policy"
 inline constexpr std::string_view kOpForget = "forget";         // details: "forgotten" (hex ids)
 inline constexpr std::string_view kOpLockSet = "lock.set";  // details: "commit", "lock" (null: lifted)
+// details: "commit", "tier", "changed_unix", "objects", "stored_before", "stored_after"
+inline constexpr std::string_view kOpTierSet = "tier.set";
 inline constexpr std::string_view kOpEvent = "event";  // anything else: replayed as an entry
 
 struct RefEvent {
