@@ -43,6 +43,7 @@ struct VolumeInfo {
 
 struct RedundancyStatus {
   std::string policy;  // "none", "replicate:3", "rs:4+2"
+  std::string archive_policy;  // of archive packs; empty: they follow `policy`
   std::vector<VolumeInfo> volumes;
   uint64_t placed_packs = 0;   // packs with a placement record
   uint64_t local_packs = 0;    // packs in the repository directory (not spread)
@@ -98,7 +99,10 @@ class VolumeAdmin {
   // "none", "replicate:N" (2 <= N <= 8) or "rs:K+M" (K+M <= 32). Refused when fewer volumes in
   // distinct failure domains than the policy needs. Applies to packs written from now on.
   virtual Status SetPolicy(const std::string& policy) = 0;
-  // Re-encodes every pack not stored as the policy says (and spreads local packs).
+  // The policy of archive packs (`strata archive`): as SetPolicy; "inherit" makes them follow
+  // the hot policy again. Applies to archive packs written from now on.
+  virtual Status SetArchivePolicy(const std::string& policy) = 0;
+  // Re-encodes every pack not stored as its tier's policy says (and spreads local packs).
   virtual Result<RepairReport> ApplyPolicy() = 0;
   virtual Result<RedundancyStatus> GetStatus() = 0;
   virtual Result<ScrubReport> Scrub(const ScrubOptions& options) = 0;

@@ -91,12 +91,14 @@ void AddVolumeCommands(CLI::App& app, Globals& g, int& exit_code) {
                         {"bytes", v.bytes}, {"degraded_reads", v.degraded_reads},
                         {"read_errors", v.read_errors}, {"write_errors", v.write_errors}});
       }
-      PrintJson({{"policy", st.policy}, {"volumes", vols}, {"placed_packs", st.placed_packs},
-                 {"local_packs", st.local_packs}, {"degraded_reads", st.degraded_reads}});
+      PrintJson({{"policy", st.policy}, {"archive_policy", st.archive_policy.empty() ? st.policy : st.archive_policy},
+                 {"volumes", vols}, {"placed_packs", st.placed_packs}, {"local_packs", st.local_packs},
+                 {"degraded_reads", st.degraded_reads}});
       return;
     }
-    std::cout << fmt::format("policy {}; {} packs spread over volumes, {} in the repository directory\n", st.policy,
-                             st.placed_packs, st.local_packs);
+    std::cout << fmt::format("policy {}{}; {} packs spread over volumes, {} in the repository directory\n", st.policy,
+                             st.archive_policy.empty() ? "" : ", archive tier " + st.archive_policy, st.placed_packs,
+                             st.local_packs);
     for (const auto& v : st.volumes) {
       std::cout << fmt::format("{:<4} {:<8} {:<24} {:>10} fragments {:>10.1f} MB  {}", v.id,
                                !v.online ? "OFFLINE" : v.draining ? "draining" : "online", v.domain, v.fragments,
@@ -133,20 +135,30 @@ void AddVolumeCommands(CLI::App& app, Globals& g, int& exit_code) {
 
   auto* policy = volume->add_subcommand("policy", "The redundancy policy of new packs: none, replicate:N, rs:K+M");
   policy->require_subcommand(1);
-  auto* policy_set = policy->add_subcommand("set", "Set the policy for packs written from now on");
-  static std::string policy_text;
-  policy_set->add_option("policy", policy_text, "none | replicate:N | rs:K+M (e.g. rs:4+2)")->required();
+  auto* policy_set = policy->add_subcommand("set", "Set the policy for packs written from now on\n"
+                                                   "  strata volume policy set rs:4+2\n"
+                                                   "  strata volume policy set rs:8+4 --tier archive   # packs of `strata archive`\n"
+                                                   "  strata volume policy set inherit --tier archive  # archive follows the hot policy");
+  static std::string policy_text, policy_tier = "hot";
+  policy_set->add_option("policy", policy_text, "none | replicate:N | rs:K+M (e.g. rs:4+2); with --tier archive also inherit")
+      ->required();
+  policy_set->add_option("--tier", policy_tier, "hot (default: every pack that is not archived) or archive")
+      ->check(CLI::IsMember({"hot", "archive"}));
   policy_set->callback([&g] {
     auto repo = OpenRepo(g);
-    Check(repo->volumes()->SetPolicy(policy_text));
-    if (g.json) PrintJson({{"policy", policy_text}});
-    else std::cout << fmt::format("policy {} (existing packs: `strata volume policy apply`)\n", policy_text);
+    if (policy_tier == "archive") Check(repo->volumes()->SetArchivePolicy(policy_text));
+    else Check(repo->volumes()->SetPolicy(policy_text));
+    if (g.json) PrintJson({{"policy", policy_text}, {"tier", policy_tier}});
+    else std::cout << fmt::format("{}policy {} (existing packs: `strata volume policy apply`)\n",
+                                  policy_tier == "archive" ? "archive tier " : "", policy_text);
   });
-  policy->add_subcommand("show", "Print the policy")->callback([&g] {
+  policy->add_subcommand("show", "Print the policy (and the archive tier's, when it has its own)")->callback([&g] {
     auto repo = OpenRepo(g);
     auto st = Check(repo->volumes()->GetStatus());
-    if (g.json) PrintJson({{"policy", st.policy}});
-    else std::cout << st.policy << "\n";
+    const std::string archive = st.archive_policy.empty() ? st.policy : st.archive_policy;
+    if (g.json) PrintJson({{"policy", st.policy}, {"archive_policy", archive}});
+    else if (st.archive_policy.empty()) std::cout << st.policy << "\n";
+    else std::cout << fmt::format("{} (archive tier {})\n", st.policy, archive);
   });
   policy->add_subcommand("apply", "Re-encode existing packs to the policy (resumable)")->callback([&g, &exit_code] {
     auto repo = OpenRepo(g);

@@ -26,6 +26,7 @@ nlohmann::json Body(const RepositoryConfig& c) {
     }
     j["volumes"] = std::move(vols);
     j["redundancy"] = {{"policy", c.redundancy}, {"next_volume", c.next_volume}};
+    if (!c.archive_redundancy.empty()) j["redundancy"]["archive_policy"] = c.archive_redundancy;
   }
   return j;
 }
@@ -106,6 +107,12 @@ Result<ParsedConfig> ParseConfig(std::string_view bytes) {
       c.redundancy = r.at("policy").get<std::string>();
       if (!volume::RedundancyPolicy::Parse(c.redundancy).ok()) return Status::Corruption("config: bad redundancy policy");
       c.next_volume = Integer<uint32_t>(r.at("next_volume"), "redundancy.next_volume");
+      if (r.contains("archive_policy")) {
+        c.archive_redundancy = r.at("archive_policy").get<std::string>();
+        if (!volume::RedundancyPolicy::Parse(c.archive_redundancy).ok()) {
+          return Status::Corruption("config: bad archive redundancy policy");
+        }
+      }
     }
     p.mac = j.at("mac").get<std::string>();
     // Stored values that break the chunker's rules are damage (kCorruption), not a caller's
@@ -130,6 +137,9 @@ volume::VolumeLayout RepositoryConfig::layout() const {
   l.repository_id = id;
   l.volumes = volumes;
   if (auto p = volume::RedundancyPolicy::Parse(redundancy); p.ok()) l.policy = *p;
+  if (!archive_redundancy.empty()) {
+    if (auto p = volume::RedundancyPolicy::Parse(archive_redundancy); p.ok()) l.archive_policy = *p;
+  }
   return l;
 }
 

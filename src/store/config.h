@@ -30,6 +30,7 @@ struct RepositoryConfig {
   // Version 2 only.
   std::vector<volume::VolumeConfig> volumes;
   std::string redundancy = "none";  // RedundancyPolicy text
+  std::string archive_redundancy;   // of archive packs; empty: as `redundancy` (not stored)
   uint32_t next_volume = 1;         // ids are never reused
   bool has_volumes() const { return version >= kVolumesFormatVersion; }
   volume::VolumeLayout layout() const;

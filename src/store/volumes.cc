@@ -72,8 +72,7 @@ class VolumeAdminImpl : public VolumeAdmin {
     }
     config.volumes.erase(it);
     auto layout = config.layout();
-    STRATA_RETURN_IF_ERROR(volume::CheckPlaceable(layout, layout.policy)
-                               .WithContext(fmt::format("removing volume {}", id)));
+    STRATA_RETURN_IF_ERROR(volume::CheckPlaceable(layout).WithContext(fmt::format("removing volume {}", id)));
     return SaveConfig(config);
   }
 
@@ -85,8 +84,8 @@ class VolumeAdminImpl : public VolumeAdmin {
     if (!it->draining) {
       it->draining = true;
       auto layout = config.layout();
-      STRATA_RETURN_IF_ERROR(volume::CheckPlaceable(layout, layout.policy)
-                                 .WithContext(fmt::format("draining volume {} (add a volume first)", id)));
+      STRATA_RETURN_IF_ERROR(
+          volume::CheckPlaceable(layout).WithContext(fmt::format("draining volume {} (add a volume first)", id)));
       // Durable before anything moves, so a resumed drain (any process) keeps avoiding it.
       STRATA_RETURN_IF_ERROR(SaveConfig(config));
     }
@@ -103,6 +102,22 @@ class VolumeAdminImpl : public VolumeAdmin {
     }
     STRATA_RETURN_IF_ERROR(volume::CheckPlaceable(config.layout(), policy));
     config.redundancy = policy.ToString();
+    return SaveConfig(config);
+  }
+
+  Status SetArchivePolicy(const std::string& text) override {
+    std::optional<volume::RedundancyPolicy> policy;
+    if (text != "inherit") {
+      STRATA_ASSIGN_OR_RETURN(policy, volume::RedundancyPolicy::Parse(text));
+    }
+    STRATA_ASSIGN_OR_RETURN(auto lock, RepositoryLock::Acquire(repo_->backend_.get(), /*exclusive=*/true));
+    STRATA_ASSIGN_OR_RETURN(RepositoryConfig config, LoadConfig());
+    if (!config.has_volumes()) {
+      if (!policy || policy->kind == volume::RedundancyPolicy::Kind::kNone) return Status::OK();  // nothing changes
+      return volume::CheckPlaceable(config.layout(), *policy);
+    }
+    if (policy) STRATA_RETURN_IF_ERROR(volume::CheckPlaceable(config.layout(), *policy));
+    config.archive_redundancy = policy ? policy->ToString() : std::string();
     return SaveConfig(config);
   }
 

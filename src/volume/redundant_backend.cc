@@ -166,6 +166,14 @@ Status CheckPlaceable(const VolumeLayout& layout, const RedundancyPolicy& policy
   return Status::OK();
 }
 
+Status CheckPlaceable(const VolumeLayout& layout) {
+  STRATA_RETURN_IF_ERROR(CheckPlaceable(layout, layout.policy));
+  if (layout.archive_policy) {
+    STRATA_RETURN_IF_ERROR(CheckPlaceable(layout, *layout.archive_policy).WithContext("the archive tier's policy"));
+  }
+  return Status::OK();
+}
+
 Status InitVolumeDirectory(Env* env, const std::string& dir, const std::string& repository_id,
                            const std::string& volume_id) {
   if (env->FileExists(dir)) {
@@ -439,7 +447,7 @@ Status RedundantBackend::ReadPlaced(const Placement& p, uint64_t off, size_t n, 
 Result<std::unique_ptr<ObjectWriter>> RedundantBackend::Create(ObjectType type, const std::string& name) {
   if (type == ObjectType::kPack) {
     std::lock_guard<std::mutex> l(mu_);
-    if (layout_.policy.kind != RedundancyPolicy::Kind::kNone) {
+    if (layout_.PolicyFor(name).kind != RedundancyPolicy::Kind::kNone) {
       if (!ValidPackName(name)) return Status::InvalidArgument(fmt::format("invalid pack name '{}'", name));
       return std::unique_ptr<ObjectWriter>(new RedundantWriter(this, name));
     }
@@ -622,7 +630,8 @@ Status RedundantBackend::WriteFragment(const VolumeConfig& v, const std::string&
 Status RedundantBackend::WritePlaced(const std::string& pack, std::string_view bytes, uint32_t generation) {
   if (bytes.empty()) return Status::InvalidArgument("an empty pack cannot be placed");
   VolumeLayout layout = this->layout();
-  Shape shape = ShapeFor(layout.policy, bytes.size());
+  const RedundancyPolicy& policy = layout.PolicyFor(pack);
+  Shape shape = ShapeFor(policy, bytes.size());
   Placement p;
   p.scheme = shape.scheme;
   p.k = static_cast<uint8_t>(shape.k);
@@ -670,7 +679,7 @@ Status RedundantBackend::WritePlaced(const std::string& pack, std::string_view b
   }
   auto initial = ChooseVolumes(layout, pack, width, {}, avoid);
   if (!initial.ok()) {
-    return initial.status().WithContext(fmt::format("placing pack {} ({})", ShortPack(pack), layout.policy.ToString()));
+    return initial.status().WithContext(fmt::format("placing pack {} ({})", ShortPack(pack), policy.ToString()));
   }
   std::vector<std::string> chosen = std::move(*initial);
   // Fragments are written side by side (on real volumes, separate disks). A failed volume is
@@ -700,7 +709,7 @@ Status RedundantBackend::WritePlaced(const std::string& pack, std::string_view b
       auto other = ChooseVolumes(layout, pack, 1, keep, avoid);
       if (!other.ok()) {
         results[i] = s.WithContext(fmt::format("pack {} ({}) could not be placed: {}", ShortPack(pack),
-                                               layout.policy.ToString(), other.status().message()));
+                                               policy.ToString(), other.status().message()));
         return;
       }
       LogWarning(fmt::format("fragment {} of pack {}: volume {} failed, writing it to volume {} instead", i,
@@ -848,11 +857,13 @@ Result<ScrubReport> RedundantBackend::Scrub(const ScrubOptions& options) {
   std::sort(placed.begin(), placed.end());
   std::set<std::string> placed_set(placed.begin(), placed.end());
   size_t local_only = 0;
-  for (const auto& n : local) local_only += !placed_set.count(n);
-  if (local_only && layout.policy.kind != RedundancyPolicy::Kind::kNone) {
-    report.warnings.push_back(fmt::format("{} packs are in the repository directory, not spread under {}: run "
-                                          "`strata volume policy apply`",
-                                          local_only, layout.policy.ToString()));
+  for (const auto& n : local) {
+    local_only += !placed_set.count(n) && layout.PolicyFor(n).kind != RedundancyPolicy::Kind::kNone;
+  }
+  if (local_only) {
+    report.warnings.push_back(fmt::format("{} packs are in the repository directory, not spread under their tier's "
+                                          "policy: run `strata volume policy apply`",
+                                          local_only));
   }
   size_t below_policy = 0;
   auto start = std::chrono::steady_clock::now();
@@ -888,8 +899,8 @@ Result<ScrubReport> RedundantBackend::Scrub(const ScrubOptions& options) {
       }
     }
     if (good < pl.needed()) report.unreadable[name] = {};
-    if (layout.policy.kind != RedundancyPolicy::Kind::kNone &&
-        !(Shape{pl.scheme, pl.k, pl.m} == ShapeFor(layout.policy, pl.pack_size))) {
+    if (layout.PolicyFor(name).kind != RedundancyPolicy::Kind::kNone &&
+        !(Shape{pl.scheme, pl.k, pl.m} == ShapeFor(layout.PolicyFor(name), pl.pack_size))) {
       ++below_policy;
     }
     ++report.packs_checked;
@@ -900,9 +911,10 @@ Result<ScrubReport> RedundantBackend::Scrub(const ScrubOptions& options) {
     }
   }
   if (below_policy) {
-    report.warnings.push_back(fmt::format("{} packs are stored under another shape than the policy {}: run `strata "
-                                          "volume policy apply`",
-                                          below_policy, layout.policy.ToString()));
+    report.warnings.push_back(fmt::format("{} packs are stored under another shape than their tier's policy ({}{}): "
+                                          "run `strata volume policy apply`",
+                                          below_policy, layout.policy.ToString(),
+                                          layout.archive_policy ? ", archive " + layout.archive_policy->ToString() : ""));
   }
   if (env_->FileExists(cursor_path)) (void)env_->DeleteFile(cursor_path);
   return report;
@@ -917,7 +929,10 @@ Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
     std::lock_guard<std::mutex> l(mu_);
     failed = failed_writes_;
   }
-  const bool spread = options.apply_policy && layout.policy.kind != RedundancyPolicy::Kind::kNone;
+  // Per pack: its tier's policy decides whether apply spreads or re-encodes it.
+  auto spread = [&](const std::string& pack) {
+    return options.apply_policy && layout.PolicyFor(pack).kind != RedundancyPolicy::Kind::kNone;
+  };
 
   std::vector<std::string> placed;
   if (env_->FileExists(PlacementDir())) {
@@ -933,7 +948,7 @@ Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
   STRATA_ASSIGN_OR_RETURN(auto local, primary_->List(ObjectType::kPack));
   for (const auto& name : local) {
     bool has_placement = std::binary_search(placed.begin(), placed.end(), name);
-    if (!has_placement && !spread) continue;
+    if (!has_placement && !spread(name)) continue;
     if (!has_placement) {
       auto bytes = primary_->Get(ObjectType::kPack, name);
       Status s = bytes.ok() ? WritePlaced(name, *bytes, 0) : bytes.status();
@@ -941,7 +956,7 @@ Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
         report.errors.push_back(s.WithContext(fmt::format("spreading pack {}", name)).message());
         continue;
       }
-      Shape sh = ShapeFor(layout.policy, bytes->size());
+      Shape sh = ShapeFor(layout.PolicyFor(name), bytes->size());
       report.bytes_written += FragmentBodySize(sh.scheme, sh.k, bytes->size()) * (sh.k + sh.m);
       ++report.packs_reencoded;
     }
@@ -960,7 +975,7 @@ Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
     Placement p = **loaded;
     ++report.packs_checked;
 
-    if (spread && !(Shape{p.scheme, p.k, p.m} == ShapeFor(layout.policy, p.pack_size))) {
+    if (spread(name) && !(Shape{p.scheme, p.k, p.m} == ShapeFor(layout.PolicyFor(name), p.pack_size))) {
       std::string bytes(p.pack_size, '\0');
       Status s = ReadPlaced(p, 0, bytes.size(), reinterpret_cast<uint8_t*>(bytes.data()));
       if (s.ok()) s = WritePlaced(name, bytes, p.generation + 1);
@@ -1142,6 +1157,7 @@ Result<RedundancyStatus> RedundantBackend::GetStatus() {
   RedundancyStatus st;
   VolumeLayout layout = this->layout();
   st.policy = layout.policy.ToString();
+  if (layout.archive_policy) st.archive_policy = layout.archive_policy->ToString();
   // Saved counters plus this process's.
   std::map<std::string, Counters> counters;
   auto saved = ReadFileToString(env_, JoinPath(primary_->url(), "catalog/volume-counters.json"));

@@ -47,7 +47,18 @@ struct VolumeLayout {
   std::string repository_id;
   std::vector<VolumeConfig> volumes;
   RedundancyPolicy policy;
+  // The policy of archive packs (IsArchivePack); unset: they follow `policy`.
+  std::optional<RedundancyPolicy> archive_policy;
   const VolumeConfig* Find(const std::string& id) const;
+  // The policy a pack of this name is stored under.
+  const RedundancyPolicy& PolicyFor(std::string_view pack) const {
+    return archive_policy && IsArchivePack(pack) ? *archive_policy : policy;
+  }
+  // Whether any pack is spread over volumes under the current policies.
+  bool AnyPolicy() const {
+    return policy.kind != RedundancyPolicy::Kind::kNone ||
+           (archive_policy && archive_policy->kind != RedundancyPolicy::Kind::kNone);
+  }
 };
 
 // Packs below this size are replicated m+1 times instead of striped (docs/DURABILITY.md).
@@ -64,6 +75,8 @@ Shape ShapeFor(const RedundancyPolicy& policy, uint64_t size);
 // Checks that `policy` can be placed on the layout's non-draining volumes: enough of them in
 // distinct failure domains. The message says what is missing.
 Status CheckPlaceable(const VolumeLayout& layout, const RedundancyPolicy& policy);
+// CheckPlaceable for the hot policy and, when set, the archive policy.
+Status CheckPlaceable(const VolumeLayout& layout);
 
 // Makes `dir` (new or empty) a volume of repository `repository_id`: its marker file, and the
 // fragments/ and tmp/ directories, all durable.
