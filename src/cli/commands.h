@@ -63,6 +63,9 @@ void AddCheckpointCommands(CLI::App& app, Globals& g, int& exit_code);
 // report governance. `exit_code` is set when the audit log fails verification.
 void AddRegistryCommands(CLI::App& app, Globals& g, int& exit_code);
 
+// archive, archive list, restore: dataset versions between the hot and the archive storage tier.
+void AddArchiveCommands(CLI::App& app, Globals& g);
+
 // A lake borrows its repository: both live as long as the command.
 struct LakeSession {
   std::unique_ptr<Repository> repo;

@@ -337,6 +337,7 @@ int Run(int argc, char** argv) {
   AddVolumeCommands(app, g, exit_code);
   AddCheckpointCommands(app, g, exit_code);
   AddRegistryCommands(app, g, exit_code);
+  AddArchiveCommands(app, g);
   AddTransformCommands(app, g);
 
   app.footer(kExitCodesHelp);  // the top level lists the global options itself

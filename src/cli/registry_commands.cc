@@ -439,6 +439,7 @@ void AddReportCommands(CLI::App& app, Globals& g, int& exit_code) {
     int64_t now = std::time(nullptr);
     auto check = Check(s->VerifyAudit());
     auto locks = Check(s->ListRetentionLocks(""));
+    auto archived = Check(s->ListArchived(""));
     json datasets = json::array();
     for (const auto& d : Check(s->ListDatasets())) {
       if (!name.empty() && d != name && d != ModelDataset(name)) continue;
@@ -447,11 +448,21 @@ void AddReportCommands(CLI::App& app, Globals& g, int& exit_code) {
         if (l.dataset == d) dl.push_back(LockJson(l, now));
       }
       auto policy = Check(s->GetRetentionPolicy(d));
+      // The versions recorded outside the hot tier; every other version is hot.
+      json av = json::array();
+      for (const auto& v : archived) {
+        if (v.dataset != d) continue;
+        av.push_back({{"commit", v.commit.ToHex()}, {"tier", StorageTierName(v.tier)}, {"refs", v.refs},
+                      {"since", v.changed_unix}, {"objects", v.objects}, {"stored_before", v.stored_before},
+                      {"stored_after", v.stored_after}});
+      }
       datasets.push_back({{"name", d},
                           {"kind", d.starts_with("model.") ? "model" : d.starts_with("run.") ? "run" : "dataset"},
                           {"locks", dl},
                           {"retention_policy", policy.has_value()},
-                          {"archive", "hot"}});
+                          {"archive", av.empty() ? std::string("hot")
+                                                 : fmt::format("{} version{} archived", av.size(), av.size() == 1 ? "" : "s")},
+                          {"archived_versions", av}});
     }
     json out = {{"encryption", "AES-256-GCM, chunk ids HMAC-SHA-256 under the repository key"},
                 {"audit", {{"ok", check.ok}, {"entries", check.entries}, {"problem", check.problem}, {"message", check.message}}},
@@ -472,6 +483,13 @@ void AddReportCommands(CLI::App& app, Globals& g, int& exit_code) {
         std::cout << fmt::format("         {} {}{}{}\n", l["commit"].get<std::string>().substr(0, 12), l["mode"].get<std::string>(),
                                  l["mode"] == "none" ? "" : " until " + Utc(l["retain_until"].get<int64_t>()),
                                  l["legal_hold"].get<bool>() ? ", legal hold" : "");
+      }
+      for (const auto& v : d["archived_versions"]) {
+        std::vector<std::string> refs = v["refs"];
+        std::cout << fmt::format("         {} {}{} since {}, stored {} -> {}\n", v["commit"].get<std::string>().substr(0, 12),
+                                 v["tier"].get<std::string>(), refs.empty() ? "" : fmt::format(" [{}]", fmt::join(refs, ", ")),
+                                 Utc(v["since"].get<int64_t>()), Bytes(v["stored_before"].get<uint64_t>()),
+                                 Bytes(v["stored_after"].get<uint64_t>()));
       }
     }
   });
