@@ -90,10 +90,13 @@ void AddArchiveCommands(CLI::App& app, Globals& g) {
   archive->require_subcommand(0, 1);
   static std::string a_spec, a_tier = "archive";
   static bool a_dry = false;
+  static int a_level = -1;
   archive->add_option("spec", a_spec, "NAME@REF: a branch, tag or commit id prefix of a dataset");
   archive->add_option("--tier", a_tier, "Target tier: archive (default) or hot (same as `strata restore`)")
       ->check(CLI::IsMember({"archive", "hot"}));
   archive->add_flag("--dry-run", a_dry, "Report what would move; change nothing");
+  archive->add_option("--level", a_level, "zstd level of the moved data (default: 19 for archive, the repository's for hot)")
+      ->check(CLI::Range(1, 22));
 
   auto* list = archive->add_subcommand("list", "Archived dataset versions (of dataset NAME, or of all)");
   static std::string l_name;
@@ -131,6 +134,7 @@ void AddArchiveCommands(CLI::App& app, Globals& g) {
     auto s = OpenLake(g);
     TierOptions o;
     o.dry_run = a_dry;
+    o.compression_level = a_level;
     PrintReport(g, a_spec, Check(s->MoveToTier(a_spec, tier, o)));
   });
 

@@ -185,6 +185,9 @@ TEST_F(ArchiveCliTest, ClearErrorsAndHelp) {
   EXPECT_NE(nospec.err.find("strata archive NAME@REF"), std::string::npos) << nospec.err;
   auto badtier = S({"archive", "fm@v1", "--tier", "cold"});
   EXPECT_EQ(badtier.exit_code, 2) << Describe(badtier);
+  auto badlevel = S({"archive", "fm@v1", "--level", "23"});
+  EXPECT_EQ(badlevel.exit_code, 2) << Describe(badlevel);
+  EXPECT_TRUE(J({"archive", "list"}).empty()) << "a refused archive moved something";
   auto help = S({"archive", "--help"});
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("zstd at level 19"), std::string::npos) << help.out;
