@@ -1,5 +1,14 @@
 // `strata model ...`, `strata retention ...`, `strata lineage` and `strata report governance`:
 // the model registry, serving export, retention locks and lineage (registry.h, lake.h).
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <iostream>
 #include <set>
@@ -397,16 +406,66 @@ void PrintTree(const LineageNode& n, const std::string& indent, bool last, bool 
   for (size_t i = 0; i < n.inputs.size(); ++i) PrintTree(n.inputs[i], child, i + 1 == n.inputs.size(), false);
 }
 
+// Runs Graphviz's `dot -Tsvg -o PATH` with `graph` on its standard input; the SVG is whole or
+// absent (dot writes a temporary that is renamed).
+Status DrawSvg(const std::string& graph, const std::string& path) {
+  const std::string tmp = path + ".tmp";
+  int in[2];
+  if (::pipe2(in, O_CLOEXEC) != 0) return Status::IOError(fmt::format("pipe: {}", std::strerror(errno)));
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
+  std::vector<std::string> args = {"dot", "-Tsvg", "-o", tmp};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  int err = posix_spawnp(&pid, "dot", &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(in[0]);
+  if (err != 0) {
+    ::close(in[1]);
+    if (err == ENOENT) return Status::NotFound("--svg needs Graphviz's dot (apt-get install graphviz); --dot prints the graph");
+    return Status::IOError(fmt::format("running dot: {}", std::strerror(err)));
+  }
+  bool written = true;
+  auto old_pipe = std::signal(SIGPIPE, SIG_IGN);  // a dot that exits early is an error, not a kill
+  for (size_t off = 0; off < graph.size();) {
+    ssize_t n = ::write(in[1], graph.data() + off, graph.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      written = false;
+      break;
+    }
+    off += static_cast<size_t>(n);
+  }
+  ::close(in[1]);
+  std::signal(SIGPIPE, old_pipe);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!written || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::remove(tmp.c_str());
+    return Status::IOError(fmt::format("dot could not draw {}", path));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::IOError(fmt::format("rename {}: {}", path, std::strerror(errno)));
+  }
+  return Status::OK();
+}
+
 void AddLineageCommands(CLI::App& app, Globals& g) {
   auto* lin = app.add_subcommand("lineage", "The chain from a model version back to its raw data, or (--reverse) the\n"
                                             "models trained on a dataset version\n"
-                                            "  strata lineage fmnist-cnn@production --dot | dot -Tsvg > lineage.svg\n"
+                                            "  strata lineage fmnist-cnn@production --svg lineage.svg   # with Graphviz installed\n"
                                             "  strata lineage --reverse fm@raw");
   static std::string spec;
+  static std::string svg;
   static bool reverse = false, dot = false;
   lin->add_option("spec", spec, "MODEL@VERSION|ALIAS, or with --reverse a dataset NAME@REF")->required();
   lin->add_flag("--reverse", reverse, "Which model versions were trained on NAME@REF");
   lin->add_flag("--dot", dot, "Graphviz DOT output");
+  lin->add_option("--svg", svg, "Also draw the graph into FILE with Graphviz's dot (apt-get install graphviz)");
   lin->callback([&] {
     auto s = OpenRegistry(g);
     if (reverse) {
@@ -422,6 +481,7 @@ void AddLineageCommands(CLI::App& app, Globals& g) {
       return;
     }
     auto root = Check(ModelLineage(s.reg.get(), spec));
+    if (!svg.empty()) Check(DrawSvg(LineageDot(root), svg));
     if (dot) std::cout << LineageDot(root);
     else if (g.json) PrintJson(NodeJson(root));
     else PrintTree(root, "", true, true);

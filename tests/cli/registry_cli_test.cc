@@ -418,6 +418,25 @@ TEST_F(RegistryCliTest, LineageAndGovernanceReport) {
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_TRUE(r.out.starts_with("digraph")) << r.out;
   EXPECT_NE(r.out.find("->"), std::string::npos) << r.out;
+  // --svg runs Graphviz's dot from $PATH with the graph on its stdin: here a stand-in that
+  // copies it to the -o file; without any dot, a clear error and no file.
+  const std::string bin = dir_ / "bin", svg = dir_ / "lineage.svg";
+  std::filesystem::create_directories(bin);
+  WriteFile(bin + "/dot", "#!/bin/sh\n[ \"$1\" = -Tsvg ] && [ \"$2\" = -o ] && /bin/cat > \"$3\"\n");
+  std::filesystem::permissions(bin + "/dot", std::filesystem::perms::owner_all);
+  auto lineage_svg = [&](const std::string& path) {
+    EnvChanges env = BaseEnv();
+    env.push_back("PATH=" + path);
+    return RunProcess({STRATA_BINARY, "-r", repo_, "lineage", "cnn@1", "--svg", svg}, env);
+  };
+  r = lineage_svg(bin);
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_TRUE(ReadFile(svg).starts_with("digraph")) << ReadFile(svg);
+  std::filesystem::remove(svg);
+  r = lineage_svg(dir_ / "empty");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("graphviz"), std::string::npos) << Describe(r);
+  EXPECT_FALSE(std::filesystem::exists(svg));
 
   // Reverse: which models were trained on the raw commit.
   J({"model", "register", "other", "--from", "exp1@200"});
