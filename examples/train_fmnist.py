@@ -139,6 +139,8 @@ def main():
     ap.add_argument("--repo", help="strata repository for checkpoints (with --run); passphrase as the CLI finds it")
     ap.add_argument("--password-file", help="the repository's passphrase file")
     ap.add_argument("--run", help="run name in --repo: checkpoints saved there, training resumed from its newest")
+    ap.add_argument("--dataset", default="", help="with --run: the dataset version the shards came from (NAME@REF), "
+                    "recorded in the run for lineage")
     ap.add_argument("--checkpoint-every", type=int, default=0, help="with --run: also save every N batches")
     ap.add_argument("--min-accuracy", type=float, default=0.0, help="exit 1 below this test accuracy")
     args = ap.parse_args()
@@ -182,7 +184,7 @@ def main():
         runs = strata.Runs(repo)
         if not runs.exists(args.run):
             runs.create(args.run, params={k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "seed")},
-                        tags=["fmnist"])
+                        tags=["fmnist"], dataset=args.dataset)
         if runs.checkpoints(args.run):
             got = st.load(model, opt, repo=repo, run=args.run, loader=loader, rng=True)
             sched.load_state_dict(got["extra"]["scheduler"])
