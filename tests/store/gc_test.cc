@@ -21,6 +21,7 @@ namespace strata {
 namespace {
 
 namespace fs = std::filesystem;
+using strata::testing::ExpectVerifies;
 using strata::testing::RandomBytes;
 using strata::testing::TempDir;
 using strata::testing::WriteFile;
@@ -47,12 +48,6 @@ store::GcOptions Gc(std::vector<ObjectId> roots = {}) {
   o.roots = std::move(roots);
   o.grace_seconds = 0;
   return o;
-}
-
-std::string Join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += s + "\n";
-  return out;
 }
 
 class StringSource : public SequentialFile {
@@ -137,23 +132,7 @@ class GcTest : public ::testing::Test {
 
   // Restores tree `id` (the content of directory `src`) and expects it byte for byte.
   void ExpectRestores(Repository* repo, const ObjectId& id, const std::string& src, const std::string& sub = "") {
-    std::string out = dir_ / ("out" + std::to_string(restores_++));
-    Status s = repo->Restore(id, "", out);
-    ASSERT_TRUE(s.ok()) << s.ToString();
-    std::string got = sub.empty() ? out : out + "/" + sub;
-    EXPECT_EQ(strata::testing::DiffTrees(strata::testing::SnapshotTree(src, false),
-                                         strata::testing::SnapshotTree(got, false)),
-              "");
-    fs::remove_all(out);
-  }
-
-  void ExpectVerifies(Repository* repo, bool allow_warnings = false) {
-    auto report = repo->Verify(true);
-    ASSERT_TRUE(report.ok()) << report.status().ToString();
-    EXPECT_TRUE(report->ok()) << Join(report->errors);
-    if (!allow_warnings) {
-      EXPECT_TRUE(report->warnings.empty()) << Join(report->warnings);
-    }
+    strata::testing::ExpectRestores(repo, id, src, dir_ / ("out" + std::to_string(restores_++)), sub);
   }
 
   // Puts the contents of `keep` and `drop` through one batch, so their objects share packs.

@@ -17,6 +17,7 @@ namespace strata {
 namespace {
 
 namespace fs = std::filesystem;
+using strata::testing::ExpectVerifies;
 using strata::testing::RandomBytes;
 using strata::testing::TempDir;
 using strata::testing::WriteFile;
@@ -28,12 +29,6 @@ OpenOptions Options(Env* env = Env::Default()) {
   o.env = env;
   o.threads = 2;
   return o;
-}
-
-std::string Join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += s + "\n";
-  return out;
 }
 
 // Text from a small vocabulary: zstd level 3 compresses it well, level 19 better still.
@@ -102,22 +97,7 @@ class TierTest : public ::testing::Test {
   }
 
   void ExpectRestores(Repository* repo, const ObjectId& id, const std::string& src) {
-    std::string out = dir_ / ("out" + std::to_string(restores_++));
-    Status s = repo->Restore(id, "", out);
-    ASSERT_TRUE(s.ok()) << s.ToString();
-    EXPECT_EQ(strata::testing::DiffTrees(strata::testing::SnapshotTree(src, false),
-                                         strata::testing::SnapshotTree(out, false)),
-              "");
-    fs::remove_all(out);
-  }
-
-  void ExpectVerifies(Repository* repo, bool allow_warnings = false) {
-    auto report = repo->Verify(true);
-    ASSERT_TRUE(report.ok()) << report.status().ToString();
-    EXPECT_TRUE(report->ok()) << Join(report->errors);
-    if (!allow_warnings) {
-      EXPECT_TRUE(report->warnings.empty()) << Join(report->warnings);
-    }
+    strata::testing::ExpectRestores(repo, id, src, dir_ / ("out" + std::to_string(restores_++)));
   }
 
   store::ObjectStore::TierCount Count(Repository* repo, const ObjectId& root) {
@@ -218,7 +198,8 @@ TEST_F(TierTest, GcKeepsArchivedObjectsInArchivePacks) {
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_GE(report->packs_repacked, 1u);
   EXPECT_FALSE(store()->Contains(ids[1]));
-  EXPECT_TRUE(PackNames(false).empty()) << "gc moved archived objects to a hot pack" << Join(PackNames(false));
+  EXPECT_TRUE(PackNames(false).empty()) << "gc moved archived objects to a hot pack"
+                                        << strata::testing::JoinLines(PackNames(false));
   EXPECT_NE(PackNames(true), archive_before);
   EXPECT_EQ(Count(repo_.get(), ids[0]).hot_objects, 0u);
   ExpectRestores(repo_.get(), ids[0], keep);

@@ -324,4 +324,28 @@ std::map<std::string, std::string> ReadSafetensors(const std::string& file) {
   return out;
 }
 
+std::string JoinLines(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) out += l + "\n";
+  return out;
+}
+
+void ExpectVerifies(Repository* repo, bool allow_warnings) {
+  auto report = repo->Verify(true);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->ok()) << JoinLines(report->errors);
+  if (!allow_warnings) {
+    EXPECT_TRUE(report->warnings.empty()) << JoinLines(report->warnings);
+  }
+}
+
+void ExpectRestores(Repository* repo, const ObjectId& id, const std::string& src, const std::string& out,
+                    const std::string& sub) {
+  Status s = repo->Restore(id, "", out);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  std::string got = sub.empty() ? out : out + "/" + sub;
+  EXPECT_EQ(DiffTrees(SnapshotTree(src, false), SnapshotTree(got, false)), "");
+  std::filesystem::remove_all(out);
+}
+
 }  // namespace strata::testing

@@ -87,6 +87,15 @@ std::map<std::string, uint64_t> ListTree(const std::string& root);
 // cheapest Argon2id parameters libsodium accepts.
 InitOptions FastInitOptions();
 
+// Each line followed by a newline: for failure messages.
+std::string JoinLines(const std::vector<std::string>& lines);
+// Expects `repo->Verify(read_data=true)` to find no error (nor warning, unless allowed).
+void ExpectVerifies(Repository* repo, bool allow_warnings = false);
+// Expects tree `id` restored into the scratch directory `out` (below `sub` of it, when given)
+// to equal the directory `src`; removes `out`.
+void ExpectRestores(Repository* repo, const ObjectId& id, const std::string& src, const std::string& out,
+                    const std::string& sub = "");
+
 // A process result for failure messages: exit code, stdout (first 4000 bytes), stderr.
 std::string Describe(const ProcessResult& r);
 // Its stdout as JSON; a test failure (and null) if it is not JSON.
