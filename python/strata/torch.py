@@ -35,7 +35,7 @@ from ._shards import Dataset as _ShardRecords
 from ._shards import PathLike, shard_paths
 
 __all__ = ["ShardIterableDataset", "ShardDataset", "ShuffleSampler", "DataLoader", "to_tensors", "rank_and_world",
-           "save", "load", "AsyncCheckpointer", "load_weights"]
+           "save", "load", "AsyncCheckpointer", "load_weights", "import_torch_file"]
 
 _STATE_KEY = "__strata_state__"
 
@@ -567,6 +567,101 @@ def save(model: Any = None, optimizer: Any = None, *, step: int, run: str, repo:
     For saves that overlap training, use AsyncCheckpointer."""
     with AsyncCheckpointer(repo, run) as c:
         c.save(step, model, optimizer, loader=loader, rng=rng, extra=extra, meta=meta, metrics=metrics)
+
+
+_MODEL_KEYS = ("model", "state_dict", "model_state_dict", "module")
+_OPTIMIZER_KEYS = ("optimizer", "optimizer_state_dict", "optim")
+
+
+def import_torch_file(path: Any, *, repo: Any, run: str, step: int, trusted: bool = False,
+                      meta: Optional[Dict[str, Any]] = None, metrics: Optional[Dict[str, float]] = None) -> Dict[str, Any]:
+    """Stores a file written by torch.save as checkpoint `step` of run `run` (created if new),
+    so that load() and `strata ckpt ...` see it like any other. Unless trusted=True, the file's
+    pickle is checked before it is loaded (_check_torch_pickle): it may name only tensors,
+    storages and OrderedDict, so a hostile file runs no code; files in the legacy format (before
+    PyTorch 1.6) need trusted=True. The file is read into memory once, and that copy is what is
+    checked and loaded. A bare state_dict becomes the model; a dict with a model entry
+    ("model", "state_dict", "model_state_dict", "module") and an optimizer entry ("optimizer",
+    "optimizer_state_dict", "optim") is split into the two, and its other entries go to
+    "extra". Returns {"step", "model", "optimizer", "extra"}: the names found in each part."""
+    import inspect
+    import io
+
+    name = os.fspath(path)
+    with open(name, "rb") as f:
+        data = f.read()
+    if not trusted:
+        _check_torch_pickle(data, name)
+    kwargs: Dict[str, Any] = {"map_location": "cpu"}
+    if "weights_only" in inspect.signature(torch.load).parameters:
+        kwargs["weights_only"] = False  # checked above, the same way for every torch version
+    obj = torch.load(io.BytesIO(data), **kwargs)
+    del data
+    if not isinstance(obj, dict):
+        raise ValueError(f"{name}: holds a {type(obj).__name__}, not a dict of tensors")
+    model_key = next((k for k in _MODEL_KEYS if isinstance(obj.get(k), dict)), None)
+    if model_key is None:
+        model_sd, optim_sd, extra = obj, None, None
+    else:
+        model_sd = obj[model_key]
+        optim_key = next((k for k in _OPTIMIZER_KEYS if isinstance(obj.get(k), dict)), None)
+        optim_sd = obj[optim_key] if optim_key else None
+        extra = {k: v for k, v in obj.items() if k not in (model_key, optim_key)} or None
+    if not model_sd or not all(isinstance(v, torch.Tensor) for v in model_sd.values()):
+        raise ValueError(f"{name}: no state_dict of tensors in it")
+    optimizer = _StateDict(optim_sd) if optim_sd is not None else None
+    save(model_sd, optimizer, step=step, run=run, repo=repo, rng=False, extra=extra, meta=meta, metrics=metrics)
+    return {"step": int(step), "model": sorted(model_sd), "optimizer": sorted(optim_sd or {}),
+            "extra": sorted(extra or {})}
+
+
+_PICKLE_GLOBALS = frozenset(
+    [("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter")]
+    + [("torch", t + "Storage") for t in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char",
+                                          "Byte", "Bool")])
+_MAX_PICKLE = 256 << 20
+
+
+def _check_torch_pickle(data: bytes, name: str) -> None:
+    """Raises ValueError unless `data` is a torch.save zip whose pickle calls nothing but the
+    tensor and storage constructors and OrderedDict: every GLOBAL is in _PICKLE_GLOBALS, and
+    the opcodes that could reach another callable (STACK_GLOBAL, INST, OBJ, EXT*) are absent."""
+    import io
+    import pickletools
+    import zipfile
+
+    untrusted = "; pass trusted=True only for a file you made yourself"
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        raise ValueError(f"{name}: not a torch.save zip file (the legacy format cannot be checked){untrusted}")
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        pickles = [i for i in z.infolist() if i.filename == "data.pkl" or i.filename.endswith("/data.pkl")]
+        if len(pickles) != 1:
+            raise ValueError(f"{name}: a torch.save file has one data.pkl, this one has {len(pickles)}")
+        if pickles[0].file_size > _MAX_PICKLE:
+            raise ValueError(f"{name}: its pickle is {pickles[0].file_size} bytes (at most {_MAX_PICKLE})")
+        code = z.read(pickles[0])
+    try:
+        for op, arg, _ in pickletools.genops(code):
+            if op.name in ("GLOBAL", "INST"):
+                module, _, attr = str(arg).partition(" ")
+                if (module, attr) not in _PICKLE_GLOBALS:
+                    raise ValueError(f"{name}: its pickle refers to {module}.{attr}, which is not a tensor{untrusted}")
+            elif op.name in ("STACK_GLOBAL", "OBJ", "EXT1", "EXT2", "EXT4"):
+                raise ValueError(f"{name}: its pickle uses {op.name}, which torch.save does not write{untrusted}")
+    except ValueError:
+        raise
+    except Exception as e:  # pickletools' own errors on malformed input
+        raise ValueError(f"{name}: a malformed pickle ({e})") from None
+
+
+class _StateDict:
+    """Stands for an optimizer whose state_dict is already at hand."""
+
+    def __init__(self, sd: Dict[str, Any]):
+        self._sd = sd
+
+    def state_dict(self) -> Dict[str, Any]:
+        return self._sd
 
 
 def load(model: Any = None, optimizer: Any = None, *, repo: Any, run: str, step: Optional[int] = None,

@@ -315,3 +315,47 @@ def test_torch_async_checkpointer_and_weights(repo, tmp_path):
     t = st.load_weights(path, prefix="model/")["0.weight"]
     assert t.data_ptr() != 0 and t.numpy().base is not None
     assert raw.ctypes.data % 64 == 0
+
+
+def test_import_torch_save_file(repo, tmp_path):
+    torch = pytest.importorskip("torch")
+    import strata.torch as st
+
+    model, opt = _torch_setup(torch)
+    _train(torch, model, opt, 3)
+    path = tmp_path / "ckpt.pt"
+    torch.save({"model_state_dict": model.state_dict(), "optimizer_state_dict": opt.state_dict(), "epoch": 7}, path)
+    torch.manual_seed(42)
+    reference = _train(torch, model, opt, 3)
+    got = st.import_torch_file(path, repo=repo, run="imported", step=300)
+    assert got["step"] == 300 and got["extra"] == ["epoch"] and "0.weight" in got["model"]
+    model2, opt2 = _torch_setup(torch, seed=5)
+    loaded = st.load(model2, opt2, repo=repo, run="imported")
+    assert loaded["step"] == 300 and loaded["extra"] == {"epoch": 7}
+    torch.manual_seed(42)
+    assert _train(torch, model2, opt2, 3) == reference  # optimizer state came along
+
+    # A bare state_dict is the model.
+    bare = tmp_path / "bare.pt"
+    torch.save(model.state_dict(), bare)
+    assert st.import_torch_file(bare, repo=repo, run="imported", step=301)["optimizer"] == []
+    model3, _ = _torch_setup(torch, seed=6)
+    st.load(model3, repo=repo, run="imported", step=301)
+    for k, v in model.state_dict().items():
+        assert torch.equal(model3.state_dict()[k], v), k
+
+    # A pickle that would run code is refused, and nothing is stored.
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": {"w": torch.zeros(2)}, "x": Evil()}, evil)
+    with pytest.raises(ValueError, match="posix.system"):
+        st.import_torch_file(evil, repo=repo, run="imported", step=302)
+    assert not (tmp_path / "pwned").exists()
+    torch.save(model.state_dict(), tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    with pytest.raises(ValueError, match="legacy format"):
+        st.import_torch_file(tmp_path / "old.pt", repo=repo, run="imported", step=303)
+    assert st.import_torch_file(tmp_path / "old.pt", repo=repo, run="imported", step=303, trusted=True)["step"] == 303
+    assert [c["step"] for c in strata.Runs(repo).checkpoints("imported")] == [303, 301, 300]
