@@ -9,9 +9,11 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "dtype.h"
+#include "loader/partition.h"
 #include "strata/loader.h"
 
 namespace strata::python {
@@ -128,6 +130,18 @@ class PyLoader {
 
 void BindLoader(nb::module_& m) {
   m.attr("HAVE_LOADER") = true;
+
+  // The partition rule (loader.h), for the map-style sampler and the datasets' resume state.
+  m.def("_rank_samples", [](uint64_t n, uint64_t start, uint64_t world, uint64_t rank, uint64_t batch, bool drop_last,
+                            bool pad) {
+    loader::Partition p{.n = n, .start = start, .world = world, .rank = rank, .batch = batch, .drop_last = drop_last,
+                        .pad = pad};
+    return p.RankSamples();
+  });
+  m.def("_consumed_after", [](uint64_t n, uint64_t start, uint64_t world, uint64_t batch, uint64_t batches) {
+    loader::Partition p{.n = n, .start = start, .world = world, .batch = batch};
+    return batches == 0 ? std::min(n, start) : p.ConsumedAfter(batches - 1);
+  });
 
   nb::class_<loader::Shuffle>(m, "_Shuffle")
       .def("__init__", [](loader::Shuffle* self, uint64_t n, uint64_t seed, uint64_t epoch, const std::string& mode,

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.utils.data as tud
 
+from . import _strata
 from ._loader import HAVE_LOADER, Loader, Shuffle, _need_loader
 from ._shards import Dataset as _ShardRecords
 from ._shards import PathLike, shard_paths
@@ -74,17 +75,14 @@ def to_tensors(batch: Dict[str, Any]) -> Dict[str, Any]:
 
 def _partition_samples(n: int, start: int, world: int, rank: int, batch: int, drop_last: bool, pad: bool) -> int:
     # The loader's partition rule (include/strata/loader.h): samples of `rank` from `start`.
-    m = n - start
-    if drop_last:
-        return (m // world) // batch * batch
-    if pad:
-        return 0 if n == 0 else (m + world - 1) // world
-    return (m - rank + world - 1) // world if m > rank else 0
+    _need_loader()
+    return _strata._rank_samples(n, start, world, rank, batch, drop_last, pad)
 
 
 def _consumed_after(n: int, start: int, world: int, batch: int, batches: int) -> int:
     # Positions the whole job has consumed once every rank has consumed `batches` batches.
-    return min(n, start + batches * batch * world)
+    _need_loader()
+    return _strata._consumed_after(n, start, world, batch, batches)
 
 
 class _Resumable:
