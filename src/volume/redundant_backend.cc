@@ -220,6 +220,17 @@ VolumeLayout RedundantBackend::layout() const {
 
 std::string RedundantBackend::PlacementDir() const { return JoinPath(primary_->url(), "placement"); }
 std::string RedundantBackend::PlacementPath(const std::string& pack) const { return JoinPath(PlacementDir(), pack); }
+
+Result<std::vector<std::string>> RedundantBackend::PlacedPacks() {
+  std::vector<std::string> placed;
+  if (!env_->FileExists(PlacementDir())) return placed;
+  STRATA_ASSIGN_OR_RETURN(auto names, env_->ListDir(PlacementDir()));
+  for (auto& n : names) {
+    if (ValidPackName(n)) placed.push_back(std::move(n));
+  }
+  std::sort(placed.begin(), placed.end());
+  return placed;
+}
 std::string RedundantBackend::FragmentPath(const VolumeConfig& v, const std::string& file) const {
   return JoinPath(v.path, fmt::format("fragments/{}/{}", file.substr(0, 2), file));
 }
@@ -493,11 +504,9 @@ Result<ObjectInfo> RedundantBackend::Stat(ObjectType type, const std::string& na
 
 Result<std::vector<std::string>> RedundantBackend::List(ObjectType type) {
   STRATA_ASSIGN_OR_RETURN(auto names, primary_->List(type));
-  if (type != ObjectType::kPack || !env_->FileExists(PlacementDir())) return names;
-  STRATA_ASSIGN_OR_RETURN(auto placed, env_->ListDir(PlacementDir()));
-  for (auto& p : placed) {
-    if (ValidPackName(p)) names.push_back(std::move(p));
-  }
+  if (type != ObjectType::kPack) return names;
+  STRATA_ASSIGN_OR_RETURN(auto placed, PlacedPacks());
+  names.insert(names.end(), std::make_move_iterator(placed.begin()), std::make_move_iterator(placed.end()));
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   return names;
@@ -847,14 +856,7 @@ Result<ScrubReport> RedundantBackend::Scrub(const ScrubOptions& options) {
   };
 
   STRATA_ASSIGN_OR_RETURN(auto local, primary_->List(ObjectType::kPack));
-  std::vector<std::string> placed;
-  if (env_->FileExists(PlacementDir())) {
-    STRATA_ASSIGN_OR_RETURN(auto names, env_->ListDir(PlacementDir()));
-    for (auto& n : names) {
-      if (ValidPackName(n)) placed.push_back(std::move(n));
-    }
-  }
-  std::sort(placed.begin(), placed.end());
+  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> placed, PlacedPacks());
   std::set<std::string> placed_set(placed.begin(), placed.end());
   size_t local_only = 0;
   for (const auto& n : local) {
@@ -934,14 +936,7 @@ Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
     return options.apply_policy && layout.PolicyFor(pack).kind != RedundancyPolicy::Kind::kNone;
   };
 
-  std::vector<std::string> placed;
-  if (env_->FileExists(PlacementDir())) {
-    STRATA_ASSIGN_OR_RETURN(auto names, env_->ListDir(PlacementDir()));
-    for (auto& n : names) {
-      if (ValidPackName(n)) placed.push_back(std::move(n));
-    }
-  }
-  std::sort(placed.begin(), placed.end());
+  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> placed, PlacedPacks());
 
   // Local packs: spread them (apply), or drop the local copy a spread interrupted after its
   // placement record was written.
@@ -1208,19 +1203,15 @@ Result<RedundancyStatus> RedundantBackend::GetStatus() {
   }
   STRATA_ASSIGN_OR_RETURN(auto local, primary_->List(ObjectType::kPack));
   st.local_packs = local.size();
-  if (env_->FileExists(PlacementDir())) {
-    STRATA_ASSIGN_OR_RETURN(auto placed, env_->ListDir(PlacementDir()));
-    for (const auto& n : placed) st.placed_packs += ValidPackName(n);
-  }
+  STRATA_ASSIGN_OR_RETURN(auto placed, PlacedPacks());
+  st.placed_packs = placed.size();
   return st;
 }
 
 Result<size_t> RedundantBackend::PlacementsOn(const std::string& id) {
-  if (!env_->FileExists(PlacementDir())) return size_t{0};
-  STRATA_ASSIGN_OR_RETURN(auto names, env_->ListDir(PlacementDir()));
+  STRATA_ASSIGN_OR_RETURN(auto names, PlacedPacks());
   size_t n = 0;
   for (const auto& name : names) {
-    if (!ValidPackName(name)) continue;
     STRATA_ASSIGN_OR_RETURN(auto p, FindPlacement(name, true));
     if (p && std::find(p->volumes.begin(), p->volumes.end(), id) != p->volumes.end()) ++n;
   }

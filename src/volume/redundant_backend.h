@@ -127,6 +127,8 @@ class RedundantBackend : public Backend {
 
   std::string PlacementDir() const;
   std::string PlacementPath(const std::string& pack) const;
+  // The packs with a placement record, sorted.
+  Result<std::vector<std::string>> PlacedPacks();
   std::string FragmentPath(const VolumeConfig& v, const std::string& file) const;
   // nullopt: no placement record (a local pack).
   Result<std::optional<Placement>> LoadPlacement(const std::string& pack);
