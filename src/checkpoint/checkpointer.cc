@@ -147,6 +147,7 @@ struct SaveJob {
 struct ChunkTask {
   std::shared_ptr<SaveJob> job;
   size_t file = 0, chunk = 0, slot = 0;
+  uint32_t offset = 0;  // in the slot: chunks smaller than a slot share one
   uint32_t size = 0;
 };
 
@@ -156,6 +157,7 @@ class CheckpointerImpl : public Checkpointer {
       : repo_(repo), run_(std::move(run)), dataset_(RunDataset(run_)), options_(options), lake_(std::move(lake)) {
     size_t slots = std::max<uint64_t>(2, options_.staging_bytes / options_.chunk_bytes);
     slot_mem_.resize(slots);
+    slot_refs_.assign(slots, 0);
     for (size_t i = slots; i-- > 0;) free_slots_.push_back(i);
     size_t workers = options_.threads ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
     for (size_t w = 0; w < workers; ++w) workers_.emplace_back([this, w] { WorkerLoop(w); });
@@ -229,27 +231,77 @@ class CheckpointerImpl : public Checkpointer {
       job->chunks[f].resize((sources[f].bytes + options_.chunk_bytes - 1) / options_.chunk_bytes);
     }
 
+    // Staging memory is allocated on first use. Fault in, here, about as many slots as this
+    // request can hold at once (slots are taken lowest index first and a freed one is reused
+    // first, so with one checkpoint in flight a save of this size rarely reaches past them): the
+    // first save pays for the page faults once, instead of each following save growing the pool
+    // a little further and paying for that part inside the caller's stall. Slots past these are
+    // still allocated when first used.
+    {
+      uint64_t full = 0, partial = 0;
+      for (const auto& src : sources) {
+        full += src.bytes / options_.chunk_bytes;
+        partial += (src.bytes % options_.chunk_bytes + 63) / 64 * 64;
+      }
+      uint64_t need = std::min<uint64_t>(slot_mem_.size(), full + partial / options_.chunk_bytes + 2);
+      for (uint64_t i = 0; i < need; ++i) {
+        if (slot_mem_[i]) continue;  // null slots are in no one's use: no lock needed
+        slot_mem_[i] = std::make_unique_for_overwrite<uint8_t[]>(options_.chunk_bytes);
+        std::memset(slot_mem_[i].get(), 0, options_.chunk_bytes);
+      }
+    }
+
     std::unique_lock<std::mutex> l(mu_);
     // Bounded checkpoints in flight: the oldest must be durable before another starts.
     cv_.wait(l, [&] { return in_flight_ < options_.max_in_flight; });
     if (!error_.ok()) return TakeError();  // a save that was in flight failed meanwhile
     ++in_flight_;
+    // A full-size chunk takes a slot of its own; smaller ones (a tensor's last chunk, small
+    // tensors such as biases and norms) are packed one after another (64-byte aligned) into a
+    // shared slot. One slot per chunk would let a model of many small tensors fill a buffer
+    // larger than itself and make Save wait for the workers. A slot is free again once its last
+    // chunk is stored and, for the shared slot, this loop has moved on from it (the loop holds
+    // one reference to the slot it packs into).
+    constexpr size_t kNoSlot = SIZE_MAX;
+    auto take_slot = [&] {
+      cv_.wait(l, [&] { return !free_slots_.empty(); });
+      size_t slot = free_slots_.back();
+      free_slots_.pop_back();
+      return slot;
+    };
+    size_t part = kNoSlot;
+    uint32_t part_at = 0;
     for (size_t f = 0; f < sources.size(); ++f) {
       for (size_t c = 0; c < job->chunks[f].size(); ++c) {
-        cv_.wait(l, [&] { return !free_slots_.empty(); });
-        size_t slot = free_slots_.back();
-        free_slots_.pop_back();
+        uint64_t off = uint64_t(c) * options_.chunk_bytes;
+        uint32_t n = uint32_t(std::min<uint64_t>(options_.chunk_bytes, sources[f].bytes - off));
+        size_t slot;
+        uint32_t at = 0;
+        if (n == options_.chunk_bytes) {
+          slot = take_slot();
+          slot_refs_[slot] = 0;
+        } else {
+          if (part == kNoSlot || uint64_t(part_at) + n > options_.chunk_bytes) {
+            if (part != kNoSlot) ReleaseSlotLocked(part);
+            part = take_slot();
+            slot_refs_[part] = 1;
+            part_at = 0;
+          }
+          slot = part;
+          at = part_at;
+          part_at = uint32_t(std::min<uint64_t>(options_.chunk_bytes, (uint64_t(at) + n + 63) / 64 * 64));
+        }
+        ++slot_refs_[slot];
         ++job->outstanding;
         l.unlock();
         if (!slot_mem_[slot]) slot_mem_[slot] = std::make_unique_for_overwrite<uint8_t[]>(options_.chunk_bytes);
-        uint64_t off = uint64_t(c) * options_.chunk_bytes;
-        uint32_t n = uint32_t(std::min<uint64_t>(options_.chunk_bytes, sources[f].bytes - off));
-        std::memcpy(slot_mem_[slot].get(), sources[f].data + off, n);
+        std::memcpy(slot_mem_[slot].get() + at, sources[f].data + off, n);
         l.lock();
-        tasks_.push_back({job, f, c, slot, n});
+        tasks_.push_back({job, f, c, slot, at, n});
         cv_.notify_all();
       }
     }
+    if (part != kNoSlot) ReleaseSlotLocked(part);
     job->submitted = true;
     if (job->outstanding == 0) ready_.push_back(job);
     cv_.notify_all();
@@ -263,6 +315,14 @@ class CheckpointerImpl : public Checkpointer {
   }
 
  private:
+  // Drops one reference to a staging slot; the last one frees it. Expects mu_ held.
+  void ReleaseSlotLocked(size_t slot) {
+    if (--slot_refs_[slot] == 0) {
+      free_slots_.push_back(slot);
+      cv_.notify_all();
+    }
+  }
+
   Status TakeError() {
     Status s = error_;
     error_ = Status::OK();
@@ -287,7 +347,7 @@ class CheckpointerImpl : public Checkpointer {
           else s = b.status();
         }
         if (s.ok()) {
-          std::string_view bytes(reinterpret_cast<const char*>(slot_mem_[t.slot].get()), t.size);
+          std::string_view bytes(reinterpret_cast<const char*>(slot_mem_[t.slot].get()) + t.offset, t.size);
           job.chunks[t.file][t.chunk] = {job.batches[w]->Put(ObjectKind::kData, bytes), t.size};
         }
         if (!s.ok()) {
@@ -296,7 +356,7 @@ class CheckpointerImpl : public Checkpointer {
         }
       }
       l.lock();
-      free_slots_.push_back(t.slot);
+      ReleaseSlotLocked(t.slot);
       if (--job.outstanding == 0 && job.submitted) ready_.push_back(t.job);
       cv_.notify_all();
     }
@@ -364,6 +424,7 @@ class CheckpointerImpl : public Checkpointer {
   std::condition_variable cv_;
   std::vector<std::unique_ptr<uint8_t[]>> slot_mem_;  // staging, allocated on first use
   std::vector<size_t> free_slots_;
+  std::vector<uint32_t> slot_refs_;  // chunks queued in each slot, plus one while Save fills it
   std::deque<ChunkTask> tasks_;
   std::deque<std::shared_ptr<SaveJob>> ready_;
   size_t in_flight_ = 0;

@@ -2,6 +2,7 @@
 // with fallback, a full disk, and retention.
 #include "strata/checkpoint.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <cstring>
@@ -198,6 +199,52 @@ TEST_F(CheckpointTest, AsyncSaveStallsOnlyForTheCopyAndCallsBack) {
   ASSERT_EQ(done.size(), 4u);
   for (const auto& [step, ok] : done) EXPECT_TRUE(ok) << step;
   ExpectLoads("async", 4, model);
+}
+
+// Many small tensors (and one spanning several chunks, its last one partial) through a staging
+// buffer of two slots: small chunks share a slot, slots are reused while the workers store
+// them, and every byte of every save round-trips.
+TEST_F(CheckpointTest, SmallTensorsShareStagingSlots) {
+  std::vector<Tensor> model;
+  for (int i = 0; i < 300; ++i) {
+    model.push_back(MakeTensor("s" + std::to_string(i), DType::kF32, {uint64_t(1 + i * 37 % 1000)}, 100 + i));
+  }
+  model.push_back(MakeTensor("big", DType::kF32, {3, 100001}, 7));
+  CheckpointerOptions o;
+  o.chunk_bytes = 256 << 10;
+  o.staging_bytes = 2 * o.chunk_bytes;
+  auto c = Open("small", o);
+  for (int step = 1; step <= 3; ++step) {
+    for (size_t i = step; i < model.size(); i += 7) model[i].bytes = RandomBytes(1000 * step + i, model[i].bytes.size());
+    Save(c.get(), step, model);
+    ASSERT_TRUE(c->Wait().ok());
+    ExpectLoads("small", step, model);
+  }
+}
+
+// The first save faults in the staging memory the model needs; later saves of the same model
+// copy into memory already there (no page faults of their own inside the caller's stall).
+TEST_F(CheckpointTest, StagingIsFaultedInByTheFirstSave) {
+  std::vector<Tensor> model;
+  for (int i = 0; i < 8; ++i) {
+    model.push_back(MakeTensor("w" + std::to_string(i), DType::kF32, {1024, 1024}, 20 + i));
+    model.push_back(MakeTensor("b" + std::to_string(i), DType::kF32, {1000}, 40 + i));
+  }
+  uint64_t pages = 0;
+  for (const auto& t : model) pages += t.bytes.size() / 4096;
+  auto c = Open("faults");
+  for (int step = 1; step <= 3; ++step) {
+    for (auto& t : model) t.bytes[0] = char(step);  // every tensor changes
+    rusage u0, u1;
+    getrusage(RUSAGE_THREAD, &u0);
+    Save(c.get(), step, model);
+    getrusage(RUSAGE_THREAD, &u1);
+    long faults = u1.ru_minflt - u0.ru_minflt;
+    if (step == 1) EXPECT_GE(uint64_t(faults), pages / 2) << "the first save faults the staging memory in";
+    else EXPECT_LT(uint64_t(faults), pages / 16) << "save " << step << " faulted in staging memory again";
+    ASSERT_TRUE(c->Wait().ok());
+  }
+  ExpectLoads("faults", 3, model);
 }
 
 TEST_F(CheckpointTest, DiskFullSurfacesOnTheNextCallAndKeepsThePrevious) {
