@@ -39,6 +39,12 @@ class PutSession {
       : repo_(repo),
         threads_(threads ? threads : std::max(1u, std::thread::hardware_concurrency())),
         pool_(threads_, /*max_queued=*/2 * std::max<size_t>(threads_, 2)) {}
+  // A session dropped without Commit (a failed put, an abandoned batch) may still have chunks
+  // queued: they are skipped, and the tasks finish before the members they use are destroyed.
+  ~PutSession() {
+    failed_ = true;
+    pool_.Wait();
+  }
 
   size_t threads() const { return threads_; }
 
