@@ -1,4 +1,7 @@
-"""What the benchmark drivers share: logging, running commands, dropping the page cache."""
+"""What the benchmark drivers share: logging, running commands, dropping the page cache, fio's
+sequential rate, and the bytes of torch tensors (imported only by the drivers that use torch)."""
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -24,3 +27,39 @@ def drop_caches():
             f.write("3\n")
     except OSError as e:
         log(f"cannot drop caches ({e}); numbers include warm caches")
+
+
+def fio_seq(path, rw, size=0):
+    """fio's sequential `rw` ("read" or "write") rate on `path` in bytes/s: O_DIRECT, 1 MiB
+    requests, queue depth 16; `size` bytes (0: the whole file); a write ends with an fsync."""
+    cmd = ["fio", "--output-format=json", "--name=seq", f"--rw={rw}", "--ioengine=libaio", "--direct=1",
+           "--bs=1m", "--iodepth=16", "--filename=" + path]
+    if size:
+        cmd.append(f"--size={size // (1 << 20)}m")
+    cmd.append("--end_fsync=1" if rw == "write" else "--readonly")
+    return json.loads(run(cmd))["jobs"][0][rw]["bw_bytes"]
+
+
+def tensor_nbytes(t):
+    return t.numel() * t.element_size()
+
+
+def tensor_as_bytes(t):
+    """A tensor's bytes as a flat uint8 tensor (a view when it is contiguous)."""
+    import torch
+
+    return t.contiguous().reshape(-1).view(torch.uint8)
+
+
+def tensor_sha256(t):
+    return hashlib.sha256(tensor_as_bytes(t).numpy().data).hexdigest()
+
+
+def check_names(sd):
+    """The tensors of a state_dict whose bytes a benchmark compares after loading: the largest,
+    the smallest, the first, the last, and three from the middle."""
+    names = list(sd)
+    by_size = sorted(names, key=lambda n: tensor_nbytes(sd[n]))
+    n = len(names)
+    return list(dict.fromkeys([by_size[-1], by_size[0], names[0], names[-1], names[n // 3], names[n // 2],
+                               names[2 * n // 3]]))

@@ -36,7 +36,6 @@ root so the page cache can be dropped (otherwise loads are warm and it says so).
 """
 import argparse
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -47,7 +46,8 @@ import subprocess
 import sys
 import time
 
-from benchlib import ROOT, drop_caches, log, run
+from benchlib import (ROOT, check_names, drop_caches, fio_seq, log, tensor_as_bytes, tensor_nbytes,
+                      tensor_sha256)
 
 PASS = "checkpoint-bench"
 RUN = "bench"
@@ -91,20 +91,6 @@ def make_model(size_bytes, dtype, seed):
     return sd
 
 
-def nbytes(t):
-    return t.numel() * t.element_size()
-
-
-def as_bytes(t):
-    import torch
-
-    return t.contiguous().reshape(-1).view(torch.uint8)
-
-
-def sha256(t):
-    return hashlib.sha256(as_bytes(t).numpy().data).hexdigest()
-
-
 def perturb(sd, k):
     """Changes one element in every 1024 of every tensor (its lowest bits), so every 4 KiB of
     every tensor differs from the previous save."""
@@ -115,26 +101,12 @@ def perturb(sd, k):
         iv[k % 1024::1024] += 1
 
 
-def check_names(sd):
-    names = list(sd)
-    by_size = sorted(names, key=lambda n: nbytes(sd[n]))
-    return list(dict.fromkeys([by_size[-1], by_size[0], names[0], names[-1], names[len(names) // 2]]))
-
-
 def fsync_path(path):
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def fio(path, rw, size):
-    cmd = ["fio", "--output-format=json", "--name=seq", f"--rw={rw}", "--ioengine=libaio", "--direct=1",
-           "--bs=1m", "--iodepth=16", f"--size={size // (1 << 20)}m", "--filename=" + path]
-    if rw == "write":
-        cmd.append("--end_fsync=1")
-    return json.loads(run(cmd))["jobs"][0][rw]["bw_bytes"]
 
 
 def optional_peers():
@@ -165,7 +137,7 @@ def memcpy_s(sd, total):
         t0 = time.perf_counter()
         off = 0
         for t in sd.values():
-            b = as_bytes(t)
+            b = tensor_as_bytes(t)
             buf[off:off + b.numel()].copy_(b)
             off += b.numel()
         best = min(best, time.perf_counter() - t0)
@@ -179,7 +151,7 @@ def time_saves(sd, d, repeat, methods, tag):
     import strata.torch
     import torch
 
-    total = sum(map(nbytes, sd.values()))
+    total = sum(map(tensor_nbytes, sd.values()))
     repo = strata.Repository.init(os.path.join(d, "repo"), passphrase=PASS)
     ck = strata.torch.AsyncCheckpointer(repo, RUN, staging_bytes=total + (64 << 20))
     ck.save(0, sd, rng=False)  # the staging buffer's first touch
@@ -248,7 +220,7 @@ def measure_load(method, spec, total, checks):
     t1 = time.perf_counter()
     off = 0
     for t in sd.values():
-        b = as_bytes(t)
+        b = tensor_as_bytes(t)
         buf[off:off + b.numel()].copy_(b)
         off += b.numel()
     t2 = time.perf_counter()
@@ -256,7 +228,7 @@ def measure_load(method, spec, total, checks):
     return {"open_s": t_open, "load_s": t1 - t0, "copy_s": t2 - t1, "total_s": t2 - t0,
             "cpu_s": r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime,
             "tensors": {n: [list(t.shape), str(t.dtype)] for n, t in sd.items()},
-            "hashes": {n: sha256(sd[n]) for n in checks if n in sd}}
+            "hashes": {n: tensor_sha256(sd[n]) for n in checks if n in sd}}
 
 
 def child_load(method, spec, total, checks):
@@ -298,15 +270,15 @@ def frozen_case(size_bytes, d, with_optimizer, seed, saves=10):
     import torch
 
     sd = make_model(size_bytes, torch.float32, seed)
-    total = sum(map(nbytes, sd.values()))
+    total = sum(map(tensor_nbytes, sd.values()))
     layers = sorted({n.split(".")[1] for n in sd if n.startswith("layers.")}, key=int)
     trainable, got = [], 0
     for layer in reversed(layers):  # fine-tune the top layers, as many as make 10% of the bytes
         names = [n for n in sd if n.startswith(f"layers.{layer}.")]
-        if got + sum(nbytes(sd[n]) for n in names) > total // 10 and trainable:
+        if got + sum(tensor_nbytes(sd[n]) for n in names) > total // 10 and trainable:
             break
         trainable += names
-        got += sum(nbytes(sd[n]) for n in names)
+        got += sum(tensor_nbytes(sd[n]) for n in names)
     opt = _AdamState(sd, trainable) if with_optimizer else None
     g = torch.Generator().manual_seed(seed + 1)
     repo_dir = os.path.join(d, "frozen-repo")
@@ -342,8 +314,6 @@ def median(rs, key):
 
 
 def one_model(mib, dtname, args, skipped):
-    import torch
-
     dtype = torch_dtype(dtname)
     d = os.path.join(args.dir, f"{dtname}-{mib}")
     shutil.rmtree(d, ignore_errors=True)
@@ -351,7 +321,7 @@ def one_model(mib, dtname, args, skipped):
     tag = f"{mib} MiB {dtname}"
     t0 = time.perf_counter()
     sd = make_model(mib << 20, dtype, args.seed)
-    total = sum(map(nbytes, sd.values()))
+    total = sum(map(tensor_nbytes, sd.values()))
     log(f"{tag}: {len(sd)} tensors, {total / 2**20:.0f} MiB, made in {time.perf_counter() - t0:.1f} s")
     res = {"size_mib": mib, "dtype": dtname, "tensors": len(sd), "bytes": total, "load_avg_start": os.getloadavg()}
     res["memcpy_s"] = memcpy_s(sd, total)
@@ -360,7 +330,7 @@ def one_model(mib, dtname, args, skipped):
     res["strata_stats"] = stats
     checks = check_names(sd)
     ref = {"tensors": {n: [list(t.shape), str(t.dtype)] for n, t in sd.items()},
-           "hashes": {n: sha256(sd[n]) for n in checks}}
+           "hashes": {n: tensor_sha256(sd[n]) for n in checks}}
     del sd
     spec = {"repo": os.path.join(d, "repo"), "step": step, "pt": os.path.join(d, "model.pt"),
             "safetensors": os.path.join(d, "model.safetensors")}
@@ -388,9 +358,9 @@ def one_model(mib, dtname, args, skipped):
         f = os.path.join(d, "fio.tmp")
         size = max(total, 256 << 20)
         os.sync()
-        res["fio_write_Bps"] = fio(f, "write", size)
+        res["fio_write_Bps"] = fio_seq(f, "write", size)
         drop_caches()
-        res["fio_read_Bps"] = fio(f, "read", size)
+        res["fio_read_Bps"] = fio_seq(f, "read", size)
         os.remove(f)
     res["problems"] = problems
     res["load_avg_end"] = os.getloadavg()

@@ -29,7 +29,6 @@ root it warns and the numbers are warm-cache numbers).
 """
 import argparse
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -40,7 +39,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import ROOT, drop_caches, log, run
+from benchlib import ROOT, check_names, drop_caches, fio_seq, log, tensor_nbytes, tensor_sha256
 
 METHODS = [
     # name, file, label
@@ -99,25 +98,6 @@ def make_model(size_bytes, seed):
     return sd
 
 
-def tensor_bytes(t):
-    return t.numel() * t.element_size()
-
-
-def sha256(t):
-    import torch
-
-    return hashlib.sha256(t.contiguous().reshape(-1).view(torch.uint8).numpy().data).hexdigest()
-
-
-def check_names(sd):
-    """The tensors whose bytes are compared: the largest, the smallest, the first, the last, and
-    two from the middle."""
-    names = list(sd)
-    by_size = sorted(names, key=lambda n: tensor_bytes(sd[n]))
-    picks = [by_size[-1], by_size[0], names[0], names[-1], names[len(names) // 3], names[2 * len(names) // 3]]
-    return list(dict.fromkeys(picks))
-
-
 def write_files(d, size_bytes, seed):
     """Writes the three files (unless d/model.json says they are there for these settings) and
     returns the description of the model: names, shapes, dtypes, reference hashes."""
@@ -138,13 +118,13 @@ def write_files(d, size_bytes, seed):
     os.makedirs(d)
     t0 = time.perf_counter()
     sd = make_model(size_bytes, seed)
-    log(f"model: {len(sd)} tensors, {sum(map(tensor_bytes, sd.values())) / 2**20:.0f} MiB, "
+    log(f"model: {len(sd)} tensors, {sum(map(tensor_nbytes, sd.values())) / 2**20:.0f} MiB, "
         f"made in {time.perf_counter() - t0:.1f} s")
     checks = check_names(sd)
     meta = {"size_bytes": size_bytes, "seed": seed,
             "tensors": {n: [list(t.shape), str(t.dtype)] for n, t in sd.items()},
-            "bytes": sum(map(tensor_bytes, sd.values())),
-            "hashes": {n: sha256(sd[n]) for n in checks}, "write_s": {}}
+            "bytes": sum(map(tensor_nbytes, sd.values())),
+            "hashes": {n: tensor_sha256(sd[n]) for n in checks}, "write_s": {}}
 
     t0 = time.perf_counter()
     repo_dir = os.path.join(d, "repo")
@@ -248,7 +228,7 @@ def measure(method, path, touch, total_bytes, checks):
            "major_faults": r1.ru_majflt - r0.ru_majflt, "minor_faults": r1.ru_minflt - r0.ru_minflt}
     if sd is not None:
         out["tensors"] = {n: [list(t.shape), str(t.dtype)] for n, t in sd.items()}
-        out["hashes"] = {n: sha256(sd[n]) for n in checks if n in sd}
+        out["hashes"] = {n: tensor_sha256(sd[n]) for n in checks if n in sd}
     if keep is not None:
         keep.__exit__(None, None, None)
     return out
@@ -262,13 +242,6 @@ def child(method, path, touch, total_bytes, checks):
     if p.returncode != 0:
         return {"error": (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1]}
     return json.loads(p.stdout.strip().splitlines()[-1])
-
-
-def fio_read(path):
-    out = run(["fio", "--output-format=json", "--name=seqread", "--rw=read", "--ioengine=libaio", "--direct=1",
-               "--bs=1m", "--iodepth=16", "--readonly", "--filename=" + path])
-    job = json.loads(out)["jobs"][0]["read"]
-    return job["bw_bytes"]
 
 
 def supports_torch_mmap():
@@ -330,7 +303,7 @@ def main():
             runs[name].append(r)
         if not args.skip_fio and shutil.which("fio"):
             drop_caches()
-            fio_bw.append(fio_read(os.path.join(args.dir, FILES["safetensors"])))
+            fio_bw.append(fio_seq(os.path.join(args.dir, FILES["safetensors"]), "read"))
 
     # correctness: every name, shape and dtype; the bytes of the checked tensors
     problems = []

@@ -44,7 +44,6 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 jget() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 now() { date +%s.%N; }
 since() { python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.1f}")' "$1" "$(now)"; }
-mb() { python3 -c 'import sys; print(f"{int(sys.argv[1]) / 1e6:.1f} MB")' "$1"; }
 
 ###############################################################################################
 step "phase 1: raw data lake — an encrypted repository at $STRATA_REPO"
@@ -75,7 +74,6 @@ strata query fmnist@main "SELECT substr(path, 1, instr(path, '/') - 1) AS split,
                           count(DISTINCT label) AS classes FROM records GROUP BY split"
 echo "a wrong passphrase is refused:"
 if STRATA_PASSWORD=wrong strata ls 2>&1; then echo "unexpected success"; exit 1; fi
-strata stats --json >"$work/stats1.json"
 raw_records=$(strata query fmnist@main "SELECT count(*) AS n FROM records" --csv | tail -1 | tr -d '\r')
 phase1_s=$(since "$t")
 
