@@ -110,6 +110,10 @@ struct CheckpointerOptions {
   uint32_t chunk_bytes = 4u << 20;  // fixed chunk size (<= 64 MiB)
   size_t max_in_flight = 1;         // checkpoints persisting at once; Save waits for older ones
   size_t threads = 0;               // hashing/sealing workers; 0 = one per core
+  // Float tensors are compressed only where zstd saves a quarter of a chunk (zeros, pruned
+  // tensors), not for the few percent it finds in trained weights at a large cost in CPU on
+  // every save and load. true: compressed wherever that saves 1/32, like all other data.
+  bool compress_floats = false;
   // Called on the background thread when a save is durable and visible (info set, OK) or failed.
   std::function<void(const Status&, const CheckpointInfo&)> on_complete;
 };
@@ -135,7 +139,13 @@ struct ReadOptions {
   // Open: when the chosen checkpoint fails verification (every byte read and authenticated),
   // fall back to the newest older one that passes.
   bool latest_valid = false;
-  size_t threads = 0;  // parallel reads in Verify/ReadAll; 0 = one per core
+  size_t threads = 0;  // parallel reads in Verify/ReadTensors; 0 = one per core
+};
+
+// A whole tensor's destination for CheckpointReader::ReadTensors.
+struct TensorBuffer {
+  std::string name;
+  std::span<uint8_t> dst;  // exactly the tensor's size
 };
 
 inline constexpr int64_t kLatestStep = -1;
@@ -152,6 +162,9 @@ class CheckpointReader {
   virtual Status ReadTensor(std::string_view name, std::span<uint8_t> dst) = 0;
   // Rows [begin, end) of dim 0, all other dims whole, assembled from whatever pieces hold them.
   virtual Status ReadRows(std::string_view name, uint64_t begin, uint64_t end, std::span<uint8_t> dst) = 0;
+  // Many whole tensors at once, their pieces read in parallel (ReadOptions::threads); the first
+  // failure is returned, naming its tensor. Reading everything this way also verifies it.
+  virtual Status ReadTensors(std::span<const TensorBuffer> buffers) = 0;
   virtual Result<std::string> ReadState(std::string_view name) = 0;
   // Reads and authenticates every byte (first damaged tensor or state named).
   virtual Status Verify() = 0;

@@ -122,7 +122,8 @@ class BlobReader {
   virtual ~BlobReader() = default;
   virtual uint64_t size() const = 0;
   // Reads up to `n` bytes at `offset`; `*got` < n only at the end. Every chunk is
-  // authenticated before any of its bytes are returned.
+  // authenticated before any of its bytes are returned: after an error, `dst` may hold bytes of
+  // the chunks that passed, or zeros, never bytes that failed.
   virtual Status ReadAt(uint64_t offset, size_t n, uint8_t* dst, size_t* got) = 0;
 };
 

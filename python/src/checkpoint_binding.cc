@@ -213,6 +213,16 @@ class PyReader {
     gil_scoped_release release;
     Check(reader_->ReadRows(name, begin, end, dst));
   }
+  // [(name, out array)]: all read at once, in parallel.
+  void ReadMany(const std::vector<std::pair<std::string, Bytes>>& outs) {
+    std::vector<TensorBuffer> buffers;
+    buffers.reserve(outs.size());
+    for (const auto& [name, out] : outs) {
+      buffers.push_back({name, std::span<uint8_t>(static_cast<uint8_t*>(out.data()), out.nbytes())});
+    }
+    gil_scoped_release release;
+    Check(reader_->ReadTensors(buffers));
+  }
   nb::bytes ReadState(const std::string& name) {
     Result<std::string> r = Status::NotFound("");
     {
@@ -330,6 +340,7 @@ void BindCheckpoint(nb::module_& m) {
       .def("info", &PyReader::Info)
       .def("read", &PyReader::Read, nb::arg("name"), nb::arg("out"))
       .def("read_rows", &PyReader::ReadRows, nb::arg("name"), nb::arg("begin"), nb::arg("end"), nb::arg("out"))
+      .def("read_many", &PyReader::ReadMany, nb::arg("outs"))
       .def("read_state", &PyReader::ReadState, nb::arg("name"))
       .def("verify", &PyReader::Verify)
       .def("export_serving", &PyReader::ExportServing, nb::arg("path"), nb::arg("alignment") = 4096,

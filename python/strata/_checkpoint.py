@@ -187,13 +187,23 @@ class CheckpointReader:
             self._r.read_rows(name, begin, end, out)
         return out
 
+    def tensors(self, names: Optional[Iterable[str]] = None) -> Dict[str, np.ndarray]:
+        """Whole tensors (all, or `names`) as new arrays, read in parallel: reading every tensor
+        this way also verifies every tensor byte."""
+        names = list(self._tensors) if names is None else list(names)
+        out = {n: np.empty(self._meta(n)["shape"], dtype=numpy_dtype(self._meta(n)["dtype"])) for n in names}
+        self._r.read_many(list(out.items()))
+        return out
+
     def state(self, name: str) -> bytes:
         return self._r.read_state(name)
 
     def load(self, names: Optional[Iterable[str]] = None, rows: Optional[Tuple[int, int]] = None) -> Checkpoint:
         """The tensors (all, or `names`; rows: a dim-0 slice of each) and every state."""
-        names = list(self._tensors) if names is None else list(names)
-        tensors = {n: self.tensor(n, rows) for n in names}
+        if rows is None:
+            tensors = self.tensors(names)
+        else:
+            tensors = {n: self.tensor(n, rows) for n in (list(self._tensors) if names is None else names)}
         states = {s: self.state(s) for s in self.info["states"]}
         return Checkpoint(self.info, tensors, states)
 

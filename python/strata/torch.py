@@ -669,16 +669,40 @@ def load(model: Any = None, optimizer: Any = None, *, repo: Any, run: str, step:
     `optimizer` (and the loader's state; RNG states with rng=True). Returns {"step", "meta",
     "metrics", "extra", "model", "optimizer"} (the state_dicts as loaded)."""
     import json
+    import warnings
 
-    from ._checkpoint import CheckpointReader
+    from . import _strata
+    from ._checkpoint import CheckpointReader, Runs
 
-    r = CheckpointReader(repo, run, step, latest_valid=latest_valid)
-    doc = json.loads(r.state(_SKELETON))
+    # Every tensor is read (and so authenticated) once, in parallel, before anything is changed;
+    # with latest_valid a damaged checkpoint gives way to the next older one.
+    steps: List[Optional[int]] = [step]
+    if latest_valid:
+        listed = [c["step"] for c in Runs(repo).checkpoints(run)]
+        if step is not None and step not in listed:
+            raise _strata.NotFoundError(f"run {run} has no checkpoint {step}")
+        if not listed:
+            raise _strata.NotFoundError(f"run {run} has no checkpoint")
+        steps = [s for s in listed if step is None or s <= step]
+    first: Optional[Exception] = None
+    for s in steps:
+        try:
+            r = CheckpointReader(repo, run, s)
+            doc = json.loads(r.state(_SKELETON))
+            arrays = r.tensors()
+            break
+        except (_strata.CorruptionError, _strata.NotFoundError) as e:
+            if not latest_valid:
+                raise
+            warnings.warn(f"skipping damaged checkpoint: {e}")
+            first = first or e
+    else:
+        raise _strata.CorruptionError(f"run {run} has no undamaged checkpoint: {first}")
 
     def tensor(name: str, dtype: str) -> Any:
         if dtype == "numpy":
-            return r.tensor(name)
-        t = _from_array(r.tensor(name), dtype)
+            return arrays[name]
+        t = _from_array(arrays[name], dtype)
         return t.to(map_location) if map_location is not None else t
 
     model_sd = _decode(doc.get("model"), tensor)

@@ -102,6 +102,17 @@ def pack_files(root):
     return set(out)
 
 
+def flip_a_byte_in_the_largest_new_pack(path, before):
+    fresh = sorted(pack_files(path) - before, key=os.path.getsize)
+    assert fresh, "no new pack file"
+    victim = fresh[-1]
+    with open(victim, "r+b") as f:
+        f.seek(os.path.getsize(victim) // 2)
+        b = f.read(1)
+        f.seek(os.path.getsize(victim) // 2)
+        f.write(bytes([b[0] ^ 0x10]))
+
+
 def test_latest_valid_falls_back_after_a_flipped_byte(tmp_path):
     path = tmp_path / "repo"
     repo = strata.Repository.init(path, passphrase=PASS, kdf_mem=8 << 20, kdf_ops=1)
@@ -113,14 +124,7 @@ def test_latest_valid_falls_back_after_a_flipped_byte(tmp_path):
     with strata.Checkpointer(repo, "flip") as c:
         c.save(2, {"alpha": rng.standard_normal((512, 1024), dtype=np.float32)})
     repo.close()
-    fresh = sorted(pack_files(path) - before, key=os.path.getsize)
-    assert fresh, "no new pack file"
-    victim = fresh[-1]
-    with open(victim, "r+b") as f:
-        f.seek(os.path.getsize(victim) // 2)
-        b = f.read(1)
-        f.seek(os.path.getsize(victim) // 2)
-        f.write(bytes([b[0] ^ 0x10]))
+    flip_a_byte_in_the_largest_new_pack(path, before)
 
     repo = strata.Repository.open(path, passphrase=PASS)
     try:
@@ -285,6 +289,41 @@ def test_torch_save_load_resumes_identically(repo):
     assert resumed == reference
     for k, v in model2.state_dict().items():
         assert torch.equal(v, final[k]), k
+
+
+def test_torch_load_falls_back_past_a_damaged_checkpoint(tmp_path):
+    torch = pytest.importorskip("torch")
+    import strata.torch as st
+
+    path = tmp_path / "repo"
+    repo = strata.Repository.init(path, passphrase=PASS, kdf_mem=8 << 20, kdf_ops=1)
+    model, opt = _torch_setup(torch)
+    model.register_buffer("table", torch.randn(512, 1024))  # most of each checkpoint's bytes
+    st.save(model, opt, step=1, run="t", repo=repo)
+    good = {k: v.clone() for k, v in model.state_dict().items()}
+    before = pack_files(path)
+    with torch.no_grad():
+        model.table.add_(1.0)
+    st.save(model, opt, step=2, run="t", repo=repo)
+    repo.close()
+    flip_a_byte_in_the_largest_new_pack(path, before)
+
+    repo = strata.Repository.open(path, passphrase=PASS)
+    try:
+        model2, opt2 = _torch_setup(torch, seed=99)
+        model2.register_buffer("table", torch.zeros(512, 1024))
+        with pytest.raises(strata.CorruptionError, match="table"):
+            st.load(model2, opt2, repo=repo, run="t", latest_valid=False)
+        assert torch.equal(model2.table, torch.zeros(512, 1024)), "a failed load changed the model"
+        with pytest.warns(UserWarning, match="skipping damaged checkpoint"):
+            got = st.load(model2, opt2, repo=repo, run="t")
+        assert got["step"] == 1
+        for k, v in model2.state_dict().items():
+            assert torch.equal(v, good[k]), k
+        with pytest.raises(strata.NotFoundError):
+            st.load(model2, repo=repo, run="t", step=3)
+    finally:
+        repo.close()
 
 
 def test_torch_async_checkpointer_and_weights(repo, tmp_path):

@@ -130,6 +130,20 @@ Status ValidateRequest(const SaveRequest& r, uint32_t chunk_bytes) {
   return Status::OK();
 }
 
+// Float tensors of trained weights look like noise to zstd: it saves a few percent of them
+// (the exponent bits) for far more CPU than hashing and sealing, on every save and every load.
+// Their chunks are compressed only when that saves a quarter (zeros, pruned or padded tensors).
+constexpr uint32_t kFloatMinSaving = 4;
+
+bool IsFloat(DType d) {
+  switch (d) {
+    case DType::kF64: case DType::kF32: case DType::kF16: case DType::kBF16: case DType::kF8E4M3: case DType::kF8E5M2:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 // One checkpoint being persisted.
@@ -137,6 +151,7 @@ struct SaveJob {
   Manifest manifest;
   std::vector<std::string> files;             // tree path of each file, by index
   std::vector<uint64_t> file_sizes;
+  std::vector<uint32_t> min_saving;           // per file: the compression bar (codec::Compress)
   std::vector<std::vector<ChunkRef>> chunks;  // filled in by the workers
   std::vector<std::unique_ptr<store::WriteBatch>> batches;  // one per worker, opened on first use
   size_t outstanding = 0;  // chunks queued or being stored
@@ -208,6 +223,7 @@ class CheckpointerImpl : public Checkpointer {
       p.shape = t.shape;
       p.bytes = t.bytes;
       job->files.push_back(p.file);
+      job->min_saving.push_back(IsFloat(t.dtype) && !options_.compress_floats ? kFloatMinSaving : codec::kDefaultMinSaving);
       sources.push_back({static_cast<const uint8_t*>(t.data), t.bytes});
       tr.pieces.push_back(std::move(p));
       if (r.world_size == 1) STRATA_RETURN_IF_ERROR(CheckCoverage(tr).WithContext("the piece is not the whole tensor"));
@@ -220,6 +236,7 @@ class CheckpointerImpl : public Checkpointer {
       sr.file = FileName('s', r.rank, job->files.size());
       sr.bytes = s.bytes.size();
       job->files.push_back(sr.file);
+      job->min_saving.push_back(codec::kDefaultMinSaving);
       sources.push_back({reinterpret_cast<const uint8_t*>(s.bytes.data()), s.bytes.size()});
       m.states.push_back(std::move(sr));
     }
@@ -348,7 +365,7 @@ class CheckpointerImpl : public Checkpointer {
         }
         if (s.ok()) {
           std::string_view bytes(reinterpret_cast<const char*>(slot_mem_[t.slot].get()) + t.offset, t.size);
-          job.chunks[t.file][t.chunk] = {job.batches[w]->Put(ObjectKind::kData, bytes), t.size};
+          job.chunks[t.file][t.chunk] = {job.batches[w]->Put(ObjectKind::kData, bytes, job.min_saving[t.file]), t.size};
         }
         if (!s.ok()) {
           std::lock_guard<std::mutex> g(mu_);

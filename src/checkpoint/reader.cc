@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <functional>
+#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -92,36 +94,74 @@ class ReaderImpl : public CheckpointReader {
     return Status::NotFound(fmt::format("{} has no state '{}'", Where(), name));
   }
 
-  Status Verify() override {
-    // Every piece and state, split among threads; the first damaged one is named.
-    struct Item {
-      const TensorRecord* tensor;
-      const PieceRecord* piece;
-      const StateRecord* state;
-    };
-    std::vector<Item> items;
-    for (const auto& t : m_.tensors) {
-      for (const auto& p : t.pieces) items.push_back({&t, &p, nullptr});
+  Status ReadTensors(std::span<const TensorBuffer> buffers) override {
+    // Work items of one stored chunk each (chunks are aligned to the piece, so none is decrypted
+    // twice): a full-rows piece is one contiguous range of its tensor's buffer, so a large
+    // tensor is read by several threads at once.
+    const uint64_t item = std::max<uint64_t>(m_.chunk_bytes, 64 << 10);
+    std::vector<std::function<Status(std::vector<uint8_t>&)>> items;
+    for (const auto& b : buffers) {
+      STRATA_ASSIGN_OR_RETURN(const TensorRecord* t, Find(b.name));
+      uint64_t bytes = 0;
+      (void)Volume(t->shape, DTypeSize(t->dtype), &bytes);
+      if (b.dst.size() != bytes) {
+        return Status::InvalidArgument(fmt::format("tensor '{}' is {} bytes, the buffer {}", b.name, bytes, b.dst.size()));
+      }
+      const bool contiguous = std::all_of(t->pieces.begin(), t->pieces.end(), [&](const PieceRecord& p) {
+        return t->shape.empty() || std::equal(p.shape.begin() + 1, p.shape.end(), t->shape.begin() + 1);
+      });
+      if (!contiguous) {
+        items.push_back([this, &b](std::vector<uint8_t>&) { return ReadTensor(b.name, b.dst); });
+        continue;
+      }
+      const uint64_t row = t->shape.empty() ? 0 : bytes / std::max<uint64_t>(1, t->shape[0]);
+      for (const auto& p : t->pieces) {
+        uint8_t* base = b.dst.data() + (t->shape.empty() ? 0 : p.offsets[0] * row);
+        for (uint64_t off = 0; off < p.bytes; off += item) {
+          size_t n = std::min<uint64_t>(item, p.bytes - off);
+          items.push_back([this, t, &p, off, n, base](std::vector<uint8_t>&) { return Named(t, ReadPiece(p, off, n, base + off)); });
+        }
+      }
     }
-    for (const auto& s : m_.states) items.push_back({nullptr, nullptr, &s});
+    return RunParallel(items);
+  }
+
+  Status Verify() override {
+    // Every piece and state; the first damaged one is named.
+    std::vector<std::function<Status(std::vector<uint8_t>&)>> items;
+    for (const auto& t : m_.tensors) {
+      for (const auto& p : t.pieces) {
+        items.push_back([this, &t, &p](std::vector<uint8_t>& buf) {
+          buf.resize(std::min<uint64_t>(kStep, p.bytes));
+          Status s;
+          for (uint64_t off = 0; off < p.bytes && s.ok(); off += kStep) {
+            s = Named(&t, ReadPiece(p, off, std::min<uint64_t>(kStep, p.bytes - off), buf.data()));
+          }
+          return s;
+        });
+      }
+    }
+    for (const auto& s : m_.states) {
+      items.push_back([this, &s](std::vector<uint8_t>&) { return ReadState(s.name).status(); });
+    }
+    return RunParallel(items);
+  }
+
+  const Manifest& manifest() const { return m_; }
+
+ private:
+  static constexpr uint64_t kStep = 16ull << 20;  // bytes read at once by Verify
+
+  // Runs `items` on up to threads_ threads (each with its own scratch buffer); the first failure
+  // stops the rest and is returned.
+  Status RunParallel(const std::vector<std::function<Status(std::vector<uint8_t>&)>>& items) {
     std::atomic<size_t> next{0};
     std::mutex mu;
     Status first;
     auto work = [&] {
       std::vector<uint8_t> buf;
       for (size_t i; (i = next.fetch_add(1)) < items.size();) {
-        const Item& it = items[i];
-        Status s;
-        if (it.state) {
-          s = ReadState(it.state->name).status();
-        } else {
-          uint64_t step = 16ull << 20;
-          buf.resize(std::min<uint64_t>(step, it.piece->bytes));
-          for (uint64_t off = 0; off < it.piece->bytes && s.ok(); off += step) {
-            size_t n = std::min<uint64_t>(step, it.piece->bytes - off);
-            s = Named(it.tensor, ReadPiece(*it.piece, off, n, buf.data()));
-          }
-        }
+        Status s = items[i](buf);
         if (!s.ok()) {
           std::lock_guard<std::mutex> l(mu);
           if (first.ok()) first = s;
@@ -137,9 +177,6 @@ class ReaderImpl : public CheckpointReader {
     return first;
   }
 
-  const Manifest& manifest() const { return m_; }
-
- private:
   std::string Where() const { return fmt::format("checkpoint {} of run {}", m_.step, m_.run); }
 
   Status Named(const TensorRecord* t, Status s) const {

@@ -40,9 +40,9 @@ constexpr size_t kSliceSize = 16 << 10;
 
 // Compressing a sample at level 1 costs ~1/16 of compressing a 1 MiB chunk. Slices spread over
 // the input catch chunks whose start differs from the rest (a file header before random data,
-// or a JSON header before tensors). Saving under 3% on the sample predicts a full compression
-// that misses the 1/32 bar.
-bool LooksIncompressible(std::span<const uint8_t> in) {
+// or a JSON header before tensors). Saving under 96% of the bar on the sample (3% for the
+// default 1/32) predicts a full compression that misses the bar.
+bool LooksIncompressible(std::span<const uint8_t> in, uint32_t min_saving) {
   thread_local std::unique_ptr<uint8_t[]> sample(new uint8_t[kSampleSlices * kSliceSize]);
   thread_local std::unique_ptr<uint8_t[]> scratch(new uint8_t[ZSTD_COMPRESSBOUND(kSampleSlices * kSliceSize)]);
   size_t stride = (in.size() - kSliceSize) / (kSampleSlices - 1);
@@ -53,19 +53,19 @@ bool LooksIncompressible(std::span<const uint8_t> in) {
   size_t n = ZSTD_compressCCtx(ThreadCCtx(1), scratch.get(), ZSTD_COMPRESSBOUND(kSampleSize), sample.get(),
                                kSampleSize, 1);
   if (ZSTD_isError(n)) return false;  // let the full attempt decide
-  return n > kSampleSize - kSampleSize * 3 / 100;
+  return n > kSampleSize - kSampleSize * 24 / (25 * size_t(min_saving));
 }
 
 }  // namespace
 
-Codec Compress(std::span<const uint8_t> in, int level, std::string* out) {
+Codec Compress(std::span<const uint8_t> in, int level, std::string* out, uint32_t min_saving) {
   out->clear();
-  if (level == 0 || in.empty()) return Codec::kNone;
-  if (in.size() > kSampleThreshold && LooksIncompressible(in)) return Codec::kNone;
+  if (level == 0 || in.empty() || min_saving == 0) return Codec::kNone;
+  if (in.size() > kSampleThreshold && LooksIncompressible(in, min_saving)) return Codec::kNone;
 
   // Capacity is the largest size worth keeping: zstd stops with dstSize_tooSmall as soon as the
   // output would pass it, so a chunk that does not shrink enough costs no extra copy.
-  size_t limit = in.size() - in.size() / 32;
+  size_t limit = in.size() - in.size() / min_saving;
   out->resize(limit);
   size_t n = ZSTD_compressCCtx(ThreadCCtx(level), out->data(), limit, in.data(), in.size(), level);
   if (ZSTD_isError(n) || n >= limit) {

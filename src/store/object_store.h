@@ -27,8 +27,9 @@ class WriteBatch {
  public:
   virtual ~WriteBatch() = default;
 
-  // Stores a small object (a commit) and returns its id.
-  virtual ObjectId Put(ObjectKind kind, std::string_view bytes) = 0;
+  // Stores a small object (a commit, a chunk cut by the caller) and returns its id. It is kept
+  // compressed where that saves at least 1/min_saving of its size (codec::Compress).
+  virtual ObjectId Put(ObjectKind kind, std::string_view bytes, uint32_t min_saving = codec::kDefaultMinSaving) = 0;
   // Stores a directory listing and returns its id. Large directories are split into pages
   // (tree_pages.h); ReadTree reassembles them.
   virtual ObjectId PutTree(const Tree& tree) = 0;

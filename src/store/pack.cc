@@ -41,14 +41,14 @@ std::string ObjectAd(const PackEntry& e) {
 }
 
 void SealObject(const crypto::Aead& aead, const ObjectId& id, ObjectKind kind,
-                std::span<const uint8_t> plain, int compression_level, std::string* sealed,
-                PackEntry* entry) {
+                std::span<const uint8_t> plain, int compression_level, uint32_t min_saving,
+                std::string* sealed, PackEntry* entry) {
   entry->id = id;
   entry->kind = kind;
   entry->raw_size = static_cast<uint32_t>(plain.size());
   // Per thread, so its capacity is reused chunk after chunk instead of re-allocated.
   thread_local std::string compressed;
-  entry->codec = codec::Compress(plain, compression_level, &compressed);
+  entry->codec = codec::Compress(plain, compression_level, &compressed, min_saving);
   std::span<const uint8_t> payload = entry->codec == codec::Codec::kNone ? plain : AsBytes(compressed);
   sealed->resize(payload.size() + crypto::Aead::kOverhead);
   aead.Seal(payload, AsBytes(ObjectAd(*entry)), reinterpret_cast<uint8_t*>(sealed->data()));
@@ -56,27 +56,39 @@ void SealObject(const crypto::Aead& aead, const ObjectId& id, ObjectKind kind,
 }
 
 Status OpenObject(const crypto::Aead& aead, const PackEntry& entry, std::string_view pack,
-                  std::span<const uint8_t> sealed, std::string* plain) {
-  if (sealed.size() < crypto::Aead::kOverhead || entry.raw_size > kMaxObjectSize) {
+                  std::span<const uint8_t> sealed, std::span<uint8_t> out) {
+  if (sealed.size() < crypto::Aead::kOverhead || entry.raw_size > kMaxObjectSize || out.size() != entry.raw_size) {
     return Status::Corruption(fmt::format("object {} in pack {}: bad stored size {}", entry.id.Short(), pack, sealed.size()));
   }
-  std::string payload(sealed.size() - crypto::Aead::kOverhead, '\0');
-  Status s = aead.Open(sealed, AsBytes(ObjectAd(entry)), reinterpret_cast<uint8_t*>(payload.data()));
-  if (!s.ok()) {
+  const bool raw = entry.codec == codec::Codec::kNone;
+  const size_t payload_size = sealed.size() - crypto::Aead::kOverhead;
+  if (raw && payload_size != entry.raw_size) {
+    return Status::Corruption(fmt::format("object {} in pack {}: size mismatch", entry.id.Short(), pack));
+  }
+  // A raw object is decrypted straight into `out`; a compressed one through a per-thread buffer.
+  thread_local std::string compressed;
+  if (!raw) compressed.resize(payload_size);
+  std::span<uint8_t> payload = raw ? out : std::span<uint8_t>(reinterpret_cast<uint8_t*>(compressed.data()), payload_size);
+  if (!aead.Open(sealed, AsBytes(ObjectAd(entry)), payload.data()).ok()) {
+    if (!payload.empty()) std::memset(payload.data(), 0, payload.size());
     return Status::Corruption(fmt::format(
         "object {} in pack {} at offset {} failed authentication: the pack is corrupted or was tampered with",
         entry.id.Short(), pack, entry.offset));
   }
-  if (entry.codec == codec::Codec::kNone) {
-    if (payload.size() != entry.raw_size) {
-      return Status::Corruption(fmt::format("object {} in pack {}: size mismatch", entry.id.Short(), pack));
-    }
-    *plain = std::move(payload);
-    return Status::OK();
+  if (raw) return Status::OK();
+  Status s = codec::Decompress(entry.codec, payload, out.data(), entry.raw_size);
+  if (s.ok()) return s;
+  if (!out.empty()) std::memset(out.data(), 0, out.size());
+  return s.WithContext(fmt::format("object {} in pack {}", entry.id.Short(), pack));
+}
+
+Status OpenObject(const crypto::Aead& aead, const PackEntry& entry, std::string_view pack,
+                  std::span<const uint8_t> sealed, std::string* plain) {
+  if (entry.raw_size > kMaxObjectSize) {
+    return Status::Corruption(fmt::format("object {} in pack {}: bad size {}", entry.id.Short(), pack, entry.raw_size));
   }
   plain->resize(entry.raw_size);
-  return codec::Decompress(entry.codec, AsBytes(payload), reinterpret_cast<uint8_t*>(plain->data()), entry.raw_size)
-      .WithContext(fmt::format("object {} in pack {}", entry.id.Short(), pack));
+  return OpenObject(aead, entry, pack, sealed, std::span<uint8_t>(reinterpret_cast<uint8_t*>(plain->data()), plain->size()));
 }
 
 void AppendEntryRecord(const PackEntry& e, std::string* out) {

@@ -49,13 +49,18 @@ inline constexpr uint32_t kMaxObjectSize = 64u << 20;
 // that lies about any of them fails authentication on read.
 std::string ObjectAd(const PackEntry& entry);
 
-// Encrypts one object for a pack: compresses (unless kind/level say not to), seals with the
-// object's AD. `entry` gets id, kind, codec, stored_size and raw_size (offset is the writer's).
+// Encrypts one object for a pack: compresses (where that saves 1/min_saving of it, level > 0;
+// codec::Compress), seals with the object's AD. `entry` gets id, kind, codec, stored_size and
+// raw_size (offset is the writer's).
 void SealObject(const crypto::Aead& aead, const ObjectId& id, ObjectKind kind,
-                std::span<const uint8_t> plain, int compression_level, std::string* sealed,
-                PackEntry* entry);
+                std::span<const uint8_t> plain, int compression_level, uint32_t min_saving,
+                std::string* sealed, PackEntry* entry);
 
-// Decrypts and decompresses a sealed object. Errors name the object and pack.
+// Decrypts and decompresses a sealed object into `out`, exactly entry.raw_size bytes. Errors
+// name the object and pack; on any error `out` is zeroed, so no unauthenticated byte stays there.
+Status OpenObject(const crypto::Aead& aead, const PackEntry& entry, std::string_view pack,
+                  std::span<const uint8_t> sealed, std::span<uint8_t> out);
+// The same into `plain`, resized to the object's size.
 Status OpenObject(const crypto::Aead& aead, const PackEntry& entry, std::string_view pack,
                   std::span<const uint8_t> sealed, std::string* plain);
 

@@ -79,9 +79,9 @@ class PutSession {
   }
 
   // Stores a small object (tree, chunk list) synchronously and returns its id.
-  ObjectId AddObject(ObjectKind kind, std::string_view data) {
+  ObjectId AddObject(ObjectKind kind, std::string_view data, uint32_t min_saving = codec::kDefaultMinSaving) {
     ObjectId id = repo_->mac_.Hash(AsBytes(data));
-    Store(id, kind, data);
+    Store(id, kind, data, min_saving);
     return id;
   }
 
@@ -132,7 +132,7 @@ class PutSession {
     buffers_.push_back(std::move(b));
   }
 
-  void Store(const ObjectId& id, ObjectKind kind, std::string_view data) {
+  void Store(const ObjectId& id, ObjectKind kind, std::string_view data, uint32_t min_saving = codec::kDefaultMinSaving) {
     {
       std::lock_guard<std::mutex> l(mu_);
       ++stats_.chunks;
@@ -142,7 +142,7 @@ class PutSession {
     }
     thread_local std::string sealed;
     PackEntry entry;
-    SealObject(repo_->aead_, id, kind, AsBytes(data), repo_->config_.compression_level, &sealed, &entry);
+    SealObject(repo_->aead_, id, kind, AsBytes(data), repo_->config_.compression_level, min_saving, &sealed, &entry);
     std::unique_ptr<PackWriter> writer = TakeWriter();
     if (!writer) return;
     Status s = writer->Add(entry, AsBytes(sealed));
@@ -404,7 +404,9 @@ class Batch : public WriteBatch {
     return std::unique_ptr<Batch>(new Batch(repo, std::move(lock)));
   }
 
-  ObjectId Put(ObjectKind kind, std::string_view bytes) override { return session_.AddObject(kind, bytes); }
+  ObjectId Put(ObjectKind kind, std::string_view bytes, uint32_t min_saving) override {
+    return session_.AddObject(kind, bytes, min_saving);
+  }
   ObjectId PutTree(const Tree& tree) override { return session_.AddTree(tree); }
 
   Result<TreeEntry> PutPath(const std::string& path, std::string name, const TreeEntry* reuse) override {

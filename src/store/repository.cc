@@ -66,6 +66,15 @@ class ChunkedReader : public BlobReader {
     *got = 0;
     while (n > 0 && offset < size()) {
       size_t i = std::upper_bound(starts_.begin(), starts_.end(), offset) - starts_.begin() - 1;
+      if (i != cached_ && offset == starts_[i] && n >= chunks_[i].size) {
+        // The whole chunk is wanted: decrypted straight into `dst`, no copy kept.
+        STRATA_RETURN_IF_ERROR(repo_->ReadObjectInto(chunks_[i].id, ObjectKind::kData, {dst, chunks_[i].size}));
+        dst += chunks_[i].size;
+        n -= chunks_[i].size;
+        offset += chunks_[i].size;
+        *got += chunks_[i].size;
+        continue;
+      }
       if (i != cached_) {
         STRATA_ASSIGN_OR_RETURN(cache_, repo_->ReadObject(chunks_[i].id, ObjectKind::kData));
         if (cache_.size() != chunks_[i].size) {
@@ -325,15 +334,34 @@ std::optional<Location> RepositoryImpl::Locate(const ObjectId& id, bool* cached)
 }
 
 Result<std::string> RepositoryImpl::ReadObject(const ObjectId& id, ObjectKind kind) {
-  bool cached = false;
-  auto r = ReadObjectAt(id, kind, &cached);
-  // The location came from the index cache, which is not authenticated: a wrong one fails here.
-  // Rebuild the cache from the index files once and try again.
-  if (!r.ok() && cached && DistrustIndexCache().ok()) return ReadObjectAt(id, kind, &cached);
-  return r;
+  std::string plain;
+  STRATA_RETURN_IF_ERROR(ReadObjectInto(id, kind, [&](const PackEntry& e) -> Result<std::span<uint8_t>> {
+    if (e.raw_size > kMaxObjectSize) return Status::Corruption(fmt::format("object {}: bad size {}", id.Short(), e.raw_size));
+    plain.resize(e.raw_size);
+    return std::span<uint8_t>(reinterpret_cast<uint8_t*>(plain.data()), plain.size());
+  }));
+  return plain;
 }
 
-Result<std::string> RepositoryImpl::ReadObjectAt(const ObjectId& id, ObjectKind kind, bool* cached) {
+Status RepositoryImpl::ReadObjectInto(const ObjectId& id, ObjectKind kind, std::span<uint8_t> dst) {
+  return ReadObjectInto(id, kind, [&](const PackEntry& e) -> Result<std::span<uint8_t>> {
+    if (e.raw_size != dst.size()) {
+      return Status::Corruption(fmt::format("object {} has {} bytes, {} were expected", id.Short(), e.raw_size, dst.size()));
+    }
+    return dst;
+  });
+}
+
+Status RepositoryImpl::ReadObjectInto(const ObjectId& id, ObjectKind kind, const DestinationFn& dst) {
+  bool cached = false;
+  Status s = ReadObjectAt(id, kind, dst, &cached);
+  // The location came from the index cache, which is not authenticated: a wrong one fails here.
+  // Rebuild the cache from the index files once and try again.
+  if (!s.ok() && cached && DistrustIndexCache().ok()) return ReadObjectAt(id, kind, dst, &cached);
+  return s;
+}
+
+Status RepositoryImpl::ReadObjectAt(const ObjectId& id, ObjectKind kind, const DestinationFn& dst, bool* cached) {
   *cached = false;
   auto loc = Locate(id, cached);
   if (!loc) return Status::NotFound(fmt::format("object {} is not in the repository", id.Short()));
@@ -341,12 +369,12 @@ Result<std::string> RepositoryImpl::ReadObjectAt(const ObjectId& id, ObjectKind 
     return Status::InvalidArgument(fmt::format("object {} is not a {}", id.Short(),
                                                ObjectKindName(kind)));
   }
-  std::string sealed(loc->entry.stored_size, '\0');
+  STRATA_ASSIGN_OR_RETURN(std::span<uint8_t> out, dst(loc->entry));
+  thread_local std::string sealed;  // capacity reused from object to object
+  sealed.resize(loc->entry.stored_size);
   STRATA_RETURN_IF_ERROR(backend_->ReadAt(volume::ObjectType::kPack, loc->pack, loc->entry.offset, sealed.size(),
                                           reinterpret_cast<uint8_t*>(sealed.data())));
-  std::string plain;
-  STRATA_RETURN_IF_ERROR(OpenObject(aead_, loc->entry, loc->pack, AsBytes(sealed), &plain));
-  return plain;
+  return OpenObject(aead_, loc->entry, loc->pack, AsBytes(sealed), out);
 }
 
 Result<Tree> RepositoryImpl::ReadTree(const ObjectId& id) {

@@ -104,7 +104,13 @@ class RepositoryImpl : public Repository, public ObjectStore {
   Status WriteIndexFiles(const std::vector<PackListing>& listings);
   // Reads, authenticates and decompresses one object; fails if it is not of `kind`.
   Result<std::string> ReadObject(const ObjectId& id, ObjectKind kind);
-  Result<std::string> ReadObjectAt(const ObjectId& id, ObjectKind kind, bool* cached);
+  // The same straight into `dst`, which must be the object's size (kCorruption otherwise); on
+  // failure `dst` holds no byte of the object.
+  Status ReadObjectInto(const ObjectId& id, ObjectKind kind, std::span<uint8_t> dst);
+  // Where an object goes, once its index entry is known.
+  using DestinationFn = std::function<Result<std::span<uint8_t>>(const PackEntry&)>;
+  Status ReadObjectInto(const ObjectId& id, ObjectKind kind, const DestinationFn& dst);
+  Status ReadObjectAt(const ObjectId& id, ObjectKind kind, const DestinationFn& dst, bool* cached);
   // A tree object (page) through a small cache: opening many files of one version reads the
   // same directory pages again and again, and objects never change under their id.
   Result<std::string> ReadTreePageCached(const ObjectId& id);

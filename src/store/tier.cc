@@ -163,7 +163,8 @@ Result<TierMoveReport> RepositoryImpl::MoveToTier(const std::vector<ObjectId>& r
           errors[j] = Status::Corruption(fmt::format("{}: object {}: {}", kDamaged, it.entry.id.Short(), s.message()));
           continue;
         }
-        SealObject(aead_, it.entry.id, it.entry.kind, AsBytes(plain), level, &resealed[j], &entries[j]);
+        SealObject(aead_, it.entry.id, it.entry.kind, AsBytes(plain), level, codec::kDefaultMinSaving, &resealed[j],
+                   &entries[j]);
         progress.Add(it.entry.raw_size, 1);
       }
     };

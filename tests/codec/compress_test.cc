@@ -101,6 +101,19 @@ TEST(CompressTest, BarelyCompressibleIsStoredRaw) {
   EXPECT_EQ(Compress(Bytes(in), 3, &out), Codec::kNone);
 }
 
+TEST(CompressTest, AHigherBarKeepsModestSavingsRaw) {
+  // Random bytes with every 8th byte zero: saves ~12%. Kept compressed at the default bar (1/32),
+  // raw at a bar of 1/4, both for a small input and for a large one (which is sampled first).
+  for (size_t n : {size_t(100000), size_t(1) << 20}) {
+    std::string in = testing::RandomBytes(10, n);
+    for (size_t i = 0; i < in.size(); i += 8) in[i] = 0;
+    std::string out;
+    EXPECT_EQ(Compress(Bytes(in), 3, &out), Codec::kZstd) << n;
+    EXPECT_EQ(Compress(Bytes(in), 3, &out, 4), Codec::kNone) << n;
+    EXPECT_TRUE(out.empty());
+  }
+}
+
 TEST(DecompressTest, WrongRawSizeIsCorruption) {
   std::string in = TextLike(50000, 2);
   std::string compressed;

@@ -273,7 +273,7 @@ class PackFormatTest : public ::testing::Test {
       contents_.push_back(plain);
       std::string sealed;
       PackEntry e;
-      SealObject(aead_, IdFromSeed(i), i == 0 ? ObjectKind::kTree : ObjectKind::kData, Bytes(plain), 3, &sealed, &e);
+      SealObject(aead_, IdFromSeed(i), i == 0 ? ObjectKind::kTree : ObjectKind::kData, Bytes(plain), 3, codec::kDefaultMinSaving, &sealed, &e);
       EXPECT_TRUE(w.Add(e, Bytes(sealed)).ok());
     }
     EXPECT_TRUE(w.Finish().ok());
@@ -344,7 +344,7 @@ TEST_F(PackFormatTest, ObjectBoundToItsMetadata) {
   std::string plain = "some object content";
   std::string sealed;
   PackEntry e;
-  SealObject(aead_, IdFromSeed(5), ObjectKind::kData, Bytes(plain), 0, &sealed, &e);
+  SealObject(aead_, IdFromSeed(5), ObjectKind::kData, Bytes(plain), 0, codec::kDefaultMinSaving, &sealed, &e);
   std::string out;
   ASSERT_TRUE(OpenObject(aead_, e, "p", Bytes(sealed), &out).ok());
   EXPECT_EQ(out, plain);
