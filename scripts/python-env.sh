@@ -8,6 +8,7 @@
 #   STRATA_VENV=DIR   the venv (default .venv)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/compiler-env.sh
 venv=${STRATA_VENV:-.venv}
 if [[ ! -x "$venv/bin/python" ]]; then
   /usr/bin/python3 -m venv --system-site-packages "$venv"
@@ -16,4 +17,6 @@ fi
 if ! "$venv/bin/python" -c "import scikit_build_core, nanobind" 2>/dev/null; then
   "$venv/bin/pip" install -q "scikit-build-core>=0.10" "nanobind>=2.4"
 fi
-CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$venv/bin/pip" install -q --no-build-isolation --no-deps ./python
+# RelWithDebInfo, like build/: the objects they share come from ccache (compiler-env.sh).
+CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$venv/bin/pip" install -q --no-build-isolation --no-deps \
+  --config-settings=cmake.build-type=RelWithDebInfo ./python

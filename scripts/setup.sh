@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git ccache
   libssl-dev libsodium-dev libzstd-dev liblz4-dev libxxhash-dev libisal-dev liburing-dev
   libsqlite3-dev libarchive-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   libpqxx-dev postgresql

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test: installs what is missing, builds, runs the fuzz targets briefly, the test
-# suite under AddressSanitizer + UndefinedBehaviorSanitizer, the Python package's tests
-# (scripts/test-python.sh), and the test suite itself (last, so the final lines are ctest's
-# summary). Exits non-zero on any failure.
+# Runs every test: installs what is missing, builds, runs the test suite under AddressSanitizer +
+# UndefinedBehaviorSanitizer and the fuzz targets of that same clang build briefly, the Python
+# package's tests (scripts/test-python.sh), and the test suite itself (last, so the final lines
+# are ctest's summary). Exits non-zero on any failure.
 #
 #   STRATA_FUZZ_SECONDS=N      seconds per fuzz target (default 15; 0 skips fuzzing)
-#   STRATA_SKIP_SANITIZE=1     skip the sanitizer build (quicker local runs)
+#   STRATA_SKIP_SANITIZE=1     skip the sanitizer build, its tests and the fuzz targets
 #   STRATA_CRASH_ITERATIONS=N  SIGKILL iterations of the crash test (default 50)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,29 +17,33 @@ scripts/setup.sh || exit 1
 echo "== build (release with debug info)"
 scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo || exit 1
 
-fuzz_seconds=${STRATA_FUZZ_SECONDS:-15}
-if [[ "$fuzz_seconds" != 0 ]]; then
-  echo "== fuzz targets (${fuzz_seconds}s each)"
-  if scripts/build.sh build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-       -DSTRATA_FUZZ=ON -DSTRATA_TESTS=OFF -DSTRATA_BENCH=OFF; then
-    for target in build-fuzz/fuzz/*_fuzz; do
-      [[ -x "$target" ]] || continue
-      corpus="build-fuzz/corpus/$(basename "$target")"
-      mkdir -p "$corpus"
-      if "$target" "$corpus" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 >"$corpus.log" 2>&1; then
-        echo "fuzz $(basename "$target"): ok ($(grep -c . "$corpus.log") log lines)"
-      else
-        echo "fuzz $(basename "$target"): FAILED"; tail -n 40 "$corpus.log"; failed=1
-      fi
-    done
+# One fuzz target for its time budget; prints one line (and the log's tail on failure).
+fuzz_one() {
+  local target=$1 corpus
+  corpus="build-asan/corpus/$(basename "$target")"
+  mkdir -p "$corpus"
+  if "$target" "$corpus" -max_total_time="$STRATA_FUZZ_SECONDS" -rss_limit_mb=2048 >"$corpus.log" 2>&1; then
+    echo "fuzz $(basename "$target"): ok ($(grep -c . "$corpus.log") log lines)"
   else
-    echo "fuzz build FAILED"; failed=1
+    echo "fuzz $(basename "$target"): FAILED"; tail -n 40 "$corpus.log"; return 1
   fi
-fi
+}
 
 if [[ "${STRATA_SKIP_SANITIZE:-0}" != 1 ]]; then
-  echo "== test suite under ASan + UBSan"
-  if scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DSTRATA_SANITIZE=ON -DSTRATA_BENCH=OFF; then
+  echo "== sanitizer build (clang, ASan + UBSan, the test suite and the libFuzzer targets)"
+  # A tree configured by an older version of this script with another compiler starts over.
+  if [[ -f build-asan/CMakeCache.txt ]] && ! grep -q '^CMAKE_CXX_COMPILER:.*clang++' build-asan/CMakeCache.txt; then
+    rm -rf build-asan
+  fi
+  if scripts/build.sh build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+       -DSTRATA_FUZZ=ON -DSTRATA_BENCH=OFF; then
+    export STRATA_FUZZ_SECONDS=${STRATA_FUZZ_SECONDS:-15}
+    if [[ "$STRATA_FUZZ_SECONDS" != 0 ]]; then
+      echo "== fuzz targets (${STRATA_FUZZ_SECONDS}s each, $jobs at a time)"
+      export -f fuzz_one
+      printf '%s\n' build-asan/fuzz/*_fuzz | xargs -P "$jobs" -I{} bash -c 'fuzz_one "$1"' _ {} || failed=1
+    fi
+    echo "== test suite under ASan + UBSan"
     (cd build-asan && STRATA_CRASH_ITERATIONS=${STRATA_CRASH_ITERATIONS_ASAN:-15} \
        ctest -j "$jobs" --output-on-failure --timeout 1200) || failed=1
   else

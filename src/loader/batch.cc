@@ -59,7 +59,7 @@ const Column* Batch::Find(std::string_view name) const {
 }
 
 BatchBuilder::BatchBuilder(const shard::Schema& schema, const std::vector<std::vector<shard::FieldView>>& records)
-    : schema_(schema), records_(records) {
+    : records_(records) {
   using shard::FieldType;
   const uint64_t b = records.size();
   uint64_t pos = 0;

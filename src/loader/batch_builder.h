@@ -38,7 +38,6 @@ class BatchBuilder {
                                uint64_t skipped, LoaderState state_after) const;
 
  private:
-  const shard::Schema& schema_;
   const std::vector<std::vector<shard::FieldView>>& records_;
   std::vector<Column> columns_;
   uint64_t total_ = 0;

@@ -281,7 +281,7 @@ TEST(IndexCacheFormat, KWayMergeOfRuns) {
   };
   // Three runs with overlapping ids and pack tables of their own, then a delta.
   std::vector<std::unique_ptr<store::IndexCache>> runs;
-  for (int r = 0; r < 3; ++r) {
+  for (uint32_t r = 0; r < 3; ++r) {
     store::PackListing l{"run" + std::to_string(r), {}};
     for (uint32_t n = r * 100; n < r * 100 + 150; ++n) l.entries.push_back(entry(n, 16 + r));
     std::string p = dir / ("run" + std::to_string(r));
