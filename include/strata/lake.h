@@ -317,20 +317,12 @@ struct TierOptions {
   int compression_level = -1;    // -1: the tier's (archive: zstd 19; hot: the repository's)
 };
 
-struct TierReport {
+struct TierReport : TierMoveStats {
   std::string dataset;
   ObjectId commit;
   StorageTier tier = StorageTier::kHot;
   // Nothing moved and the catalog already had the version in this tier: nothing was recorded.
   bool unchanged = false;
-  bool dry_run = false;
-  uint64_t objects_reachable = 0;  // objects of the version (commit, trees, chunks)
-  uint64_t objects_moved = 0;
-  uint64_t objects_in_tier = 0;    // already there
-  uint64_t objects_kept = 0;       // restore: shared with another archived version, left archived
-  uint64_t stored_before = 0, stored_after = 0;  // stored bytes of the moved objects
-  uint64_t packs_rewritten = 0, packs_written = 0;
-  double seconds = 0;
 };
 
 // A dataset version recorded in a tier other than hot, with the numbers of its last move.

@@ -59,6 +59,22 @@ const char* StorageTierName(StorageTier tier);  // "hot", "archive"
 // kInvalidArgument for anything but "hot" and "archive".
 Result<StorageTier> ParseStorageTier(std::string_view name);
 
+// What moving the objects of a version between tiers did (or, in a dry run, would do).
+struct TierMoveStats {
+  uint64_t objects_reachable = 0;  // objects the version reaches (commit, trees, chunks)
+  uint64_t objects_moved = 0;      // of those, the ones not yet in the target tier
+  uint64_t objects_in_tier = 0;    // already in the target tier: left where they are
+  uint64_t objects_kept = 0;       // restore: shared with another archived version, left archived
+  uint64_t stored_before = 0;      // sealed bytes of the moved objects before the move
+  uint64_t stored_after = 0;       // ... and after (recompressed); estimated as before in a dry run
+  uint64_t raw_bytes = 0;          // plaintext bytes of the moved objects
+  uint64_t packs_rewritten = 0;    // packs that held a moved object (deleted at the end)
+  uint64_t packs_written = 0;      // new packs (target tier, and the rest of rewritten packs)
+  uint64_t objects_copied = 0;     // other objects of rewritten packs, copied unchanged
+  bool dry_run = false;
+  double seconds = 0;
+};
+
 // One entry of a listing (ls).
 struct EntryInfo {
   std::string path;  // relative to the listed directory

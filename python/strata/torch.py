@@ -486,7 +486,10 @@ def _set_rng_state(state: Dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _request(model, optimizer, step, loader, rng, extra):
+def _request(model, optimizer, step, loader, rng, extra, rank: int = 0, world_size: int = 1):
+    """(arrays, dtypes, skeleton JSON, names shared by every rank). In a sharded save the model and
+    optimizer are the same on every rank (their tensors are shared out by _shard); the loader
+    state, RNG states and `extra` are the rank's own, named under rank<r>/."""
     import json
 
     enc = _Encoder()
@@ -496,13 +499,45 @@ def _request(model, optimizer, step, loader, rng, extra):
         doc["model"] = enc.encode(dict(sd), "model")
     if optimizer is not None:
         doc["optimizer"] = enc.encode(optimizer.state_dict(), "optimizer")
+    shared = set(enc.arrays)
+    own = f"rank{rank}/" if world_size > 1 else ""
     if loader is not None:
-        doc["loader"] = enc.encode(loader.state_dict() if hasattr(loader, "state_dict") else loader, "loader")
+        doc["loader"] = enc.encode(loader.state_dict() if hasattr(loader, "state_dict") else loader, own + "loader")
     if rng:
-        doc["rng"] = enc.encode(_rng_state(), "rng")
+        doc["rng"] = enc.encode(_rng_state(), own + "rng")
     if extra is not None:
-        doc["extra"] = enc.encode(extra, "extra")
-    return enc.arrays, enc.dtypes, json.dumps(doc).encode()
+        doc["extra"] = enc.encode(extra, own + "extra")
+    return enc.arrays, enc.dtypes, json.dumps(doc).encode(), shared
+
+
+# In a sharded save, tensors of at least this size (and as many rows as ranks) are cut along
+# dim 0, one slice per rank; smaller ones are written whole by one rank each, in turn.
+_SHARD_MIN_BYTES = 1 << 20
+
+
+def _shard(arrays: Dict[str, np.ndarray], shared: set, rank: int, world_size: int):
+    """This rank's part of a sharded save: (arrays, global_shapes, offsets). Every rank computes
+    the same plan from the same names and shapes, so the parts cover each tensor exactly once."""
+    out: Dict[str, np.ndarray] = {}
+    global_shapes: Dict[str, List[int]] = {}
+    offsets: Dict[str, List[int]] = {}
+    turn = 0
+    for name in sorted(arrays):
+        a = arrays[name]
+        if name not in shared:
+            out[name] = a  # the rank's own (rank<r>/...)
+            continue
+        if a.ndim == 0 or a.nbytes < _SHARD_MIN_BYTES or a.shape[0] < world_size:
+            if turn % world_size == rank:
+                out[name] = a
+            turn += 1
+            continue
+        rows = a.shape[0]
+        lo, hi = rows * rank // world_size, rows * (rank + 1) // world_size
+        out[name] = a[lo:hi]
+        global_shapes[name] = list(a.shape)
+        offsets[name] = [lo] + [0] * (a.ndim - 1)
+    return out, global_shapes, offsets
 
 
 class AsyncCheckpointer:
@@ -517,22 +552,36 @@ class AsyncCheckpointer:
         ckpt.close()                                   # waits; raises a failed save's error
 
     save() returns once the tensors are copied into the staging buffer: the training loop may
-    then update them. A save that failed raises on the next save(), wait() or close()."""
+    then update them. A save that failed raises on the next save(), wait() or close().
+
+    Sharded (world_size > 1, e.g. data-parallel training): every rank calls save() with the same
+    model and optimizer, and writes only its share: a 1/world_size slice (dim 0) of each large
+    tensor and, in turn, whole small ones; its loader state, RNG states and `extra` are its own.
+    The checkpoint becomes visible when all ranks' parts are durable, and load() reads it with
+    any number of ranks. rank defaults to torch.distributed's, else $RANK."""
 
     def __init__(self, repo: Any, run: str, *, staging_bytes: int = 0, max_in_flight: int = 0, threads: int = 0,
-                 on_complete: Optional[Callable] = None):
+                 on_complete: Optional[Callable] = None, rank: Optional[int] = None,
+                 world_size: Optional[int] = None):
         from ._checkpoint import Checkpointer
 
         self.repo = repo
         self.run = run
+        self.rank, self.world_size = rank_and_world(rank, world_size) if world_size is not None else (0, 1)
         self._c = Checkpointer(repo, run, staging_bytes=staging_bytes, max_in_flight=max_in_flight, threads=threads,
                                on_complete=on_complete)
 
     def save(self, step: int, model: Any = None, optimizer: Any = None, *, loader: Any = None, rng: bool = True,
              extra: Any = None, meta: Optional[Dict[str, Any]] = None,
              metrics: Optional[Dict[str, float]] = None) -> None:
-        arrays, dtypes, skeleton = _request(model, optimizer, step, loader, rng, extra)
-        self._c.save(step, arrays, states={_SKELETON: skeleton}, meta=meta, metrics=metrics, dtypes=dtypes)
+        arrays, dtypes, skeleton, shared = _request(model, optimizer, step, loader, rng, extra, self.rank,
+                                                    self.world_size)
+        global_shapes: Dict[str, List[int]] = {}
+        offsets: Dict[str, List[int]] = {}
+        if self.world_size > 1:
+            arrays, global_shapes, offsets = _shard(arrays, shared, self.rank, self.world_size)
+        self._c.save(step, arrays, states={_SKELETON: skeleton}, meta=meta, metrics=metrics, dtypes=dtypes,
+                     global_shapes=global_shapes, offsets=offsets, rank=self.rank, world_size=self.world_size)
 
     def resume(self, model: Any = None, optimizer: Any = None, *, loader: Any = None, rng: bool = True,
                strict: bool = True) -> Optional[int]:
@@ -542,7 +591,8 @@ class AsyncCheckpointer:
 
         if not Runs(self.repo).checkpoints(self.run):
             return None
-        return load(model, optimizer, repo=self.repo, run=self.run, loader=loader, rng=rng, strict=strict)["step"]
+        return load(model, optimizer, repo=self.repo, run=self.run, loader=loader, rng=rng, strict=strict,
+                    rank=self.rank)["step"]
 
     def wait(self) -> None:
         self._c.wait()
@@ -652,6 +702,17 @@ def _check_torch_pickle(data: bytes, name: str) -> None:
         raise ValueError(f"{name}: a malformed pickle ({e})") from None
 
 
+def _skeleton_name(states: List[str], rank: Optional[int]) -> str:
+    """The skeleton state to read: the only one, or in a sharded checkpoint rank's own (rank 0's
+    when it had fewer ranks)."""
+    if _SKELETON in states:
+        return _SKELETON
+    if rank is None:
+        rank = rank_and_world()[0]
+    own = f"rank{rank}/{_SKELETON}"
+    return own if own in states else f"rank0/{_SKELETON}"
+
+
 class _StateDict:
     """Stands for an optimizer whose state_dict is already at hand."""
 
@@ -664,10 +725,13 @@ class _StateDict:
 
 def load(model: Any = None, optimizer: Any = None, *, repo: Any, run: str, step: Optional[int] = None,
          latest_valid: bool = True, loader: Any = None, rng: bool = False, strict: bool = True,
-         map_location: Any = None) -> Dict[str, Any]:
+         map_location: Any = None, rank: Optional[int] = None) -> Dict[str, Any]:
     """Loads checkpoint `step` of `run` (the newest valid one by default) into `model` and
     `optimizer` (and the loader's state; RNG states with rng=True). Returns {"step", "meta",
-    "metrics", "extra", "model", "optimizer"} (the state_dicts as loaded)."""
+    "metrics", "extra", "model", "optimizer"} (the state_dicts as loaded). A sharded checkpoint
+    loads whole tensors whatever the number of ranks now; the loader state, RNG states and
+    `extra` are those saved by `rank` (default: torch.distributed's, else $RANK), or by rank 0
+    when the checkpoint had fewer ranks."""
     import json
     import warnings
 
@@ -688,7 +752,7 @@ def load(model: Any = None, optimizer: Any = None, *, repo: Any, run: str, step:
     for s in steps:
         try:
             r = CheckpointReader(repo, run, s)
-            doc = json.loads(r.state(_SKELETON))
+            doc = json.loads(r.state(_skeleton_name(r.states, rank)))
             arrays = r.tensors()
             break
         except (_strata.CorruptionError, _strata.NotFoundError) as e:

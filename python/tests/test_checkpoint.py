@@ -326,6 +326,35 @@ def test_torch_load_falls_back_past_a_damaged_checkpoint(tmp_path):
         repo.close()
 
 
+def test_torch_sharded_save_loads_with_any_world_size(repo):
+    torch = pytest.importorskip("torch")
+    import strata.torch as st
+
+    model, opt = _torch_setup(torch)
+    model.register_buffer("table", torch.randn(1000, 300))  # 1.2 MB: cut into one slice per rank
+    _train(torch, model, opt, 3)
+    want = {k: v.clone() for k, v in model.state_dict().items()}
+    for r in range(3):
+        with st.AsyncCheckpointer(repo, "ddp", rank=r, world_size=3) as c:
+            c.save(7, model, opt, extra={"rank": r})
+        if r < 2:
+            assert not strata.Runs(repo).checkpoints("ddp"), "visible before every rank's part"
+    info = strata.CheckpointReader(repo, "ddp").info
+    pieces = {t["name"]: t["pieces"] for t in info["tensors"]}
+    assert pieces["model/table"] == 3 and pieces["model/0.weight"] == 1
+    assert sorted(info["states"]) == [f"rank{r}/strata.torch" for r in range(3)]
+
+    reference = _train(torch, model, opt, 3)
+    for rank, extra in ((1, 1), (5, 0)):  # its own part; more ranks now than saved: rank 0's
+        model2, opt2 = _torch_setup(torch, seed=99)
+        model2.register_buffer("table", torch.zeros(1000, 300))
+        got = st.load(model2, opt2, repo=repo, run="ddp", rank=rank, rng=True)
+        assert got["step"] == 7 and got["extra"] == {"rank": extra}
+        for k, v in model2.state_dict().items():
+            assert torch.equal(v, want[k]), k
+    assert _train(torch, model2, opt2, 3) == reference
+
+
 def test_torch_async_checkpointer_and_weights(repo, tmp_path):
     torch = pytest.importorskip("torch")
     import strata.torch as st

@@ -99,20 +99,8 @@ struct TierMoveOptions {
   std::vector<ObjectId> keep_roots;
 };
 
-struct TierMoveReport {
-  uint64_t objects_reachable = 0;  // objects the roots reach
-  uint64_t objects_moved = 0;      // of those, the ones not yet in the target tier
-  uint64_t objects_in_tier = 0;    // already in the target tier: left where they are
-  uint64_t objects_kept = 0;       // outside the tier but reached by keep_roots: left too
-  uint64_t stored_before = 0;      // sealed bytes of the moved objects before the move
-  uint64_t stored_after = 0;       // ... and after (recompressed); estimated as before in a dry run
-  uint64_t raw_bytes = 0;          // plaintext bytes of the moved objects
-  uint64_t packs_rewritten = 0;    // packs that held a moved object (deleted at the end)
-  uint64_t packs_written = 0;      // new packs (target tier, and the rest of rewritten packs)
-  uint64_t objects_copied = 0;     // other objects of rewritten packs, copied unchanged
-  bool dry_run = false;
-  double seconds = 0;
-};
+// Objects reached by `roots` (objects_kept: those also reached by keep_roots).
+using TierMoveReport = TierMoveStats;
 
 class ObjectStore {
  public:

@@ -1290,16 +1290,7 @@ class LakeImpl final : public Lake {
     report.dataset = dataset;
     report.commit = r.commit.id;
     report.tier = tier;
-    report.dry_run = options.dry_run;
-    report.objects_reachable = moved.objects_reachable;
-    report.objects_moved = moved.objects_moved;
-    report.objects_in_tier = moved.objects_in_tier;
-    report.objects_kept = moved.objects_kept;
-    report.stored_before = moved.stored_before;
-    report.stored_after = moved.stored_after;
-    report.packs_rewritten = moved.packs_rewritten;
-    report.packs_written = moved.packs_written;
-    report.seconds = moved.seconds;
+    static_cast<TierMoveStats&>(report) = moved;
     // The catalog follows the data: a crash after the move and before this leaves the row to the
     // next run, which finds nothing to move and records it.
     const bool recorded = tier == StorageTier::kHot ? !prev : (prev && prev->tier == tier_name);
