@@ -279,8 +279,12 @@ class CheckpointerImpl : public Checkpointer {
     // larger than itself and make Save wait for the workers. A slot is free again once its last
     // chunk is stored and, for the shared slot, this loop has moved on from it (the loop holds
     // one reference to the slot it packs into).
+    //
+    // The workers are woken when the copy is done, or earlier when it needs a slot they must
+    // free first: until then the caller, whose stall this is, has the cores to itself.
     constexpr size_t kNoSlot = SIZE_MAX;
     auto take_slot = [&] {
+      if (free_slots_.empty()) cv_.notify_all();
       cv_.wait(l, [&] { return !free_slots_.empty(); });
       size_t slot = free_slots_.back();
       free_slots_.pop_back();
@@ -315,7 +319,6 @@ class CheckpointerImpl : public Checkpointer {
         std::memcpy(slot_mem_[slot].get() + at, sources[f].data + off, n);
         l.lock();
         tasks_.push_back({job, f, c, slot, at, n});
-        cv_.notify_all();
       }
     }
     if (part != kNoSlot) ReleaseSlotLocked(part);

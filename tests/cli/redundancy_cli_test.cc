@@ -138,7 +138,9 @@ TEST_F(RedundancyCliTest, ThreeVolumesLostIsAClearErrorNamingObjects) {
     for (const auto& [path, entry] : got) {
       auto it = want_.find(path);
       ASSERT_NE(it, want_.end()) << path;
-      if (entry.type == 'f') EXPECT_EQ(entry.content, it->second.content) << path;
+      if (entry.type == 'f') {
+        EXPECT_EQ(entry.content, it->second.content) << path;
+      }
     }
   }
 }

@@ -30,7 +30,9 @@ class CurateTest : public ::testing::Test {
     auto s = std::move(*lake_->Stage("ds@main"));
     auto add = [&](const std::string& path, const std::string& data, RecordMeta meta) {
       ASSERT_TRUE(s->AddBytes(path, data, FileAttrs{.mtime_ns = 1}).ok());
-      if (!meta.empty()) ASSERT_TRUE(s->SetRecord(path, meta).ok());
+      if (!meta.empty()) {
+        ASSERT_TRUE(s->SetRecord(path, meta).ok());
+      }
     };
     add("img/a.pgm", Pgm(32, 32, 1), {{"label", std::string("cat")}});
     add("img/b.pgm", Pgm(32, 32, 1, 3), {{"label", std::string("kitty")}});  // near-duplicate of a

@@ -352,7 +352,9 @@ TEST_F(LockTest, ResetAndForgetAndGcRespectLocks) {
   auto f = lake_->Forget("d", false);
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   for (const auto& d : f->decisions) {
-    if (d.commit.ToHex() == commits_[1]) EXPECT_TRUE(d.keep);
+    if (d.commit.ToHex() == commits_[1]) {
+      EXPECT_TRUE(d.keep);
+    }
   }
   // gc while the lock is in force: the locked commit still reads whole afterwards, while an
   // unlocked forgotten commit's data is gone.
