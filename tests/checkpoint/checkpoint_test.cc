@@ -220,15 +220,23 @@ TEST_F(CheckpointTest, SmallTensorsShareStagingSlots) {
     model.push_back(MakeTensor("s" + std::to_string(i), DType::kF32, {uint64_t(1 + i * 37 % 1000)}, 100 + i));
   }
   model.push_back(MakeTensor("big", DType::kF32, {3, 100001}, 7));
+  // Last chunks of 150 and 100 KiB in turn: first fit over several open slots pairs them.
+  for (int i = 0; i < 40; ++i) {
+    model.push_back(MakeTensor("m" + std::to_string(i), DType::kU8, {uint64_t((i % 4 < 2 ? 150 : 100) << 10)}, 500 + i));
+  }
   CheckpointerOptions o;
   o.chunk_bytes = 256 << 10;
-  o.staging_bytes = 2 * o.chunk_bytes;
-  auto c = Open("small", o);
-  for (int step = 1; step <= 3; ++step) {
-    for (size_t i = step; i < model.size(); i += 7) model[i].bytes = RandomBytes(1000 * step + i, model[i].bytes.size());
-    Save(c.get(), step, model);
-    ASSERT_TRUE(c->Wait().ok());
-    ExpectLoads("small", step, model);
+  // Two slots (one open shared slot at a time), then sixteen (four open at a time).
+  for (uint64_t slots : {2, 16}) {
+    o.staging_bytes = slots * o.chunk_bytes;
+    std::string run = "small" + std::to_string(slots);
+    auto c = Open(run, o);
+    for (int step = 1; step <= 3; ++step) {
+      for (size_t i = step; i < model.size(); i += 7) model[i].bytes = RandomBytes(1000 * step + i, model[i].bytes.size());
+      Save(c.get(), step, model);
+      ASSERT_TRUE(c->Wait().ok());
+      ExpectLoads(run, step, model);
+    }
   }
 }
 
