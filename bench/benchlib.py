@@ -1,5 +1,5 @@
 """What the benchmark drivers share: logging, running commands, dropping the page cache, fio's
-sequential rate, and the bytes of torch tensors (imported only by the drivers that use torch)."""
+sequential and random-read rates, and the bytes of torch tensors (imported only by the drivers that use torch)."""
 import hashlib
 import json
 import os
@@ -38,6 +38,19 @@ def fio_seq(path, rw, size=0):
         cmd.append(f"--size={size // (1 << 20)}m")
     cmd.append("--end_fsync=1" if rw == "write" else "--readonly")
     return json.loads(run(cmd))["jobs"][0][rw]["bw_bytes"]
+
+
+def fio_randread(files, bs, qd, seconds):
+    """fio's random reads over `files` for `seconds`: io_uring, O_DIRECT, registered files and
+    buffers, block size `bs`, queue depth `qd`. {"iops", "mib_s", "mb_s", "p50_us", "p99_us"}."""
+    out = run(["fio", "--output-format=json", "--name=randread", "--rw=randread", "--ioengine=io_uring",
+               "--direct=1", "--registerfiles=1", "--fixedbufs=1", f"--bs={bs}", f"--iodepth={qd}",
+               "--norandommap", "--randrepeat=0", "--time_based", f"--runtime={seconds}",
+               "--filename=" + ":".join(files)])
+    job = json.loads(out)["jobs"][0]["read"]
+    return {"iops": job["iops"], "mib_s": job["bw_bytes"] / (1 << 20), "mb_s": job["bw_bytes"] / 1e6,
+            "p50_us": job["clat_ns"]["percentile"]["50.000000"] / 1000,
+            "p99_us": job["clat_ns"]["percentile"]["99.000000"] / 1000}
 
 
 def tensor_nbytes(t):

@@ -21,22 +21,11 @@ import os
 import platform
 import shutil
 
-from benchlib import ROOT, drop_caches, log, run
+from benchlib import ROOT, drop_caches, fio_randread, log, run
 
 
 def shard_files(d):
     return sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".shard"))
-
-
-def fio(files, bs, qd, seconds):
-    out = run(["fio", "--output-format=json", "--name=randread", "--rw=randread", "--ioengine=io_uring",
-               "--direct=1", "--registerfiles=1", "--fixedbufs=1", f"--bs={bs}", f"--iodepth={qd}",
-               "--norandommap", "--randrepeat=0", "--time_based", f"--runtime={seconds}",
-               "--filename=" + ":".join(files)])
-    job = json.loads(out)["jobs"][0]["read"]
-    return {"iops": job["iops"], "mib_s": job["bw_bytes"] / (1 << 20),
-            "p50_us": job["clat_ns"]["percentile"]["50.000000"] / 1000,
-            "p99_us": job["clat_ns"]["percentile"]["99.000000"] / 1000}
 
 
 def main():
@@ -60,7 +49,7 @@ def main():
             log(f"wrote {w}")
         files = shard_files(d)
         drop_caches()
-        f = fio(files, size, qd, int(args.seconds))
+        f = fio_randread(files, size, qd, int(args.seconds))
         log(f"fio {f}")
         drop_caches()
         l = json.loads(run([bench, "read", d, "--batch", str(batch), "--queue-depth", str(qd),

@@ -75,7 +75,7 @@ import time
 
 import numpy as np
 
-from benchlib import ROOT, drop_caches, log, run
+from benchlib import ROOT, drop_caches, fio_randread, log
 
 SYSTEMS = ["strata_iter", "strata_map", "files", "lmdb", "lmdb_readahead", "hdf5", "mds", "lance", "wds"]
 FORMAT = {"strata_iter": "strata", "strata_map": "strata", "files": "files", "lmdb": "lmdb",
@@ -471,15 +471,6 @@ def skipped_peers(systems):
     return out
 
 
-def fio(files, bs, qd, seconds):
-    out = run(["fio", "--output-format=json", "--name=randread", "--rw=randread", "--ioengine=io_uring",
-               "--direct=1", "--registerfiles=1", "--fixedbufs=1", f"--bs={bs}", f"--iodepth={qd}",
-               "--norandommap", "--randrepeat=0", "--time_based", f"--runtime={seconds}",
-               "--filename=" + ":".join(files)])
-    job = json.loads(out)["jobs"][0]["read"]
-    return {"iops": job["iops"], "mb_s": job["bw_bytes"] / 1e6}
-
-
 def one_set(size, n, batch, args, systems, skipped):
     root = os.path.join(args.dir, f"{size // 1024}k-{n}")
     os.makedirs(root, exist_ok=True)
@@ -509,7 +500,7 @@ def one_set(size, n, batch, args, systems, skipped):
     shard_dir = os.path.join(root, "strata")
     shards = sorted(os.path.join(shard_dir, f) for f in os.listdir(shard_dir) if f.endswith(".shard"))
     drop_caches()
-    f = fio(shards, size, args.qd, int(args.seconds))
+    f = fio_randread(shards, size, args.qd, int(args.seconds))
     log(f"fio {f}")
     reads = []
     for s in systems:
