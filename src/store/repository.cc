@@ -336,8 +336,7 @@ std::optional<Location> RepositoryImpl::Locate(const ObjectId& id, bool* cached)
 Result<std::string> RepositoryImpl::ReadObject(const ObjectId& id, ObjectKind kind) {
   std::string plain;
   STRATA_RETURN_IF_ERROR(ReadObjectInto(id, kind, [&](const PackEntry& e) -> Result<std::span<uint8_t>> {
-    if (e.raw_size > kMaxObjectSize) return Status::Corruption(fmt::format("object {}: bad size {}", id.Short(), e.raw_size));
-    plain.resize(e.raw_size);
+    plain.resize(e.raw_size);  // bounded by the index parsers (kMaxObjectSize)
     return std::span<uint8_t>(reinterpret_cast<uint8_t*>(plain.data()), plain.size());
   }));
   return plain;
