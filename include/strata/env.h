@@ -55,6 +55,17 @@ class MappedFile {
   virtual std::span<const uint8_t> data() const = 0;
 };
 
+// A restored user file: written in full, then published at its path (replacing a file there)
+// with its mode and mtime, so the path never shows a partial file. Destroyed unpublished, it
+// leaves nothing behind. Not synced: restores are not durable until the caller syncs them.
+// Used by one thread at a time.
+class PendingFile {
+ public:
+  virtual ~PendingFile() = default;
+  virtual Status Append(std::span<const uint8_t> data) = 0;
+  virtual Status Publish(uint32_t mode, int64_t mtime_ns) = 0;
+};
+
 enum class FileType : uint8_t { kRegular = 0, kDirectory = 1, kSymlink = 2, kOther = 3 };
 
 struct FileInfo {
@@ -114,6 +125,10 @@ class Env {
   virtual Status CreateSymlink(const std::string& target, const std::string& path) = 0;
   virtual Status SetMode(const std::string& path, uint32_t mode) = 0;
   virtual Status SetMtime(const std::string& path, int64_t mtime_ns) = 0;
+  // Starts a file that appears at `path` only on Publish(). The default writes a temporary
+  // name beside `path` and renames it into place; the POSIX Env writes an unnamed file
+  // (O_TMPFILE) and links it in: one directory entry made instead of two made and one removed.
+  virtual Result<std::unique_ptr<PendingFile>> NewPendingFile(const std::string& path);
 
   virtual int64_t NowMicros() = 0;
 };

@@ -59,7 +59,47 @@ std::string TempNameFor(std::string_view path) {
   return JoinPath(Dirname(path), fmt::format(".tmp-{:016x}-{}", r, Basename(path)));
 }
 
+// The portable PendingFile: a temporary name beside the path, renamed into place.
+class RenamedPendingFile final : public PendingFile {
+ public:
+  RenamedPendingFile(Env* env, std::string path, std::string tmp, std::unique_ptr<WritableFile> file)
+      : env_(env), path_(std::move(path)), tmp_(std::move(tmp)), file_(std::move(file)) {}
+  ~RenamedPendingFile() override {
+    if (file_ != nullptr) {
+      (void)file_->Close();
+      (void)env_->DeleteFile(tmp_);
+    }
+  }
+
+  Status Append(std::span<const uint8_t> data) override {
+    if (file_ == nullptr) return Status::FailedPrecondition(fmt::format("{} is already published", path_));
+    return file_->Append(data);
+  }
+
+  Status Publish(uint32_t mode, int64_t mtime_ns) override {
+    if (file_ == nullptr) return Status::FailedPrecondition(fmt::format("{} is already published", path_));
+    Status s = file_->Close();
+    if (s.ok()) s = env_->SetMode(tmp_, mode);
+    if (s.ok()) s = env_->SetMtime(tmp_, mtime_ns);
+    if (s.ok()) s = env_->RenameFile(tmp_, path_);
+    if (!s.ok()) (void)env_->DeleteFile(tmp_);
+    file_.reset();
+    return s;
+  }
+
+ private:
+  Env* env_;
+  std::string path_, tmp_;
+  std::unique_ptr<WritableFile> file_;  // null once published (or failed to)
+};
+
 }  // namespace
+
+Result<std::unique_ptr<PendingFile>> Env::NewPendingFile(const std::string& path) {
+  std::string tmp = TempNameFor(path);
+  STRATA_ASSIGN_OR_RETURN(auto file, NewExclusiveFile(tmp));
+  return std::unique_ptr<PendingFile>(new RenamedPendingFile(this, path, std::move(tmp), std::move(file)));
+}
 
 Status WriteFileAtomic(Env* env, const std::string& path, std::span<const uint8_t> data) {
   std::string tmp = TempNameFor(path);

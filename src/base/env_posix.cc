@@ -39,6 +39,87 @@ Status ErrnoStatus(std::string_view op, const std::string& path) {
   return Status::FromErrno(err, fmt::format("cannot {} {}", op, path));
 }
 
+Status WriteAll(int fd, std::span<const uint8_t> data, const std::string& path) {
+  const uint8_t* p = data.data();
+  size_t left = data.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("write", path);
+    }
+    // A short write is not an error (a signal, a pipe, a quota edge): write the rest; if the
+    // disk is really full the next call says so with ENOSPC.
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  return Status::OK();
+}
+
+// utimensat's times: the access time left alone, the modification time set.
+void ModificationTimes(int64_t mtime_ns, struct timespec times[2]) {
+  times[0].tv_sec = 0;
+  times[0].tv_nsec = UTIME_OMIT;
+  // Floor division, so times before the epoch keep a non-negative tv_nsec.
+  int64_t sec = mtime_ns / 1'000'000'000;
+  int64_t nsec = mtime_ns % 1'000'000'000;
+  if (nsec < 0) {
+    nsec += 1'000'000'000;
+    sec -= 1;
+  }
+  times[1].tv_sec = static_cast<time_t>(sec);
+  times[1].tv_nsec = static_cast<long>(nsec);
+}
+
+// An unnamed file (O_TMPFILE) in the destination's directory, linked in by Publish(). When a
+// file already has the name, the unnamed one is linked under a temporary name and renamed over
+// it, since link(2) never replaces.
+class LinkedPendingFile final : public PendingFile {
+ public:
+  LinkedPendingFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~LinkedPendingFile() override {
+    if (fd_ >= 0) ::close(fd_);  // an unlinked inode: closing frees it
+  }
+
+  Status Append(std::span<const uint8_t> data) override {
+    if (fd_ < 0) return Status::FailedPrecondition(fmt::format("{} is already published", path_));
+    return WriteAll(fd_, data, path_);
+  }
+
+  Status Publish(uint32_t mode, int64_t mtime_ns) override {
+    if (fd_ < 0) return Status::FailedPrecondition(fmt::format("{} is already published", path_));
+    Status s = Link(mode, mtime_ns);
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0 && errno != EINTR && s.ok()) s = ErrnoStatus("close", path_);
+    return s;
+  }
+
+ private:
+  Status Link(uint32_t mode, int64_t mtime_ns) {
+    if (::fchmod(fd_, static_cast<mode_t>(mode & 07777)) != 0) return ErrnoStatus("set mode of", path_);
+    struct timespec times[2];
+    ModificationTimes(mtime_ns, times);
+    if (::futimens(fd_, times) != 0) return ErrnoStatus("set modification time of", path_);
+    std::string self = fmt::format("/proc/self/fd/{}", fd_);
+    if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW) == 0) return Status::OK();
+    if (errno != EEXIST) return ErrnoStatus("create", path_);
+    std::string tmp = fmt::format("{}/.tmp-restore-{:x}-{}", Dirname(path_), ::getpid(), Basename(path_));
+    if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      return ErrnoStatus("create", tmp);
+    }
+    if (::rename(tmp.c_str(), path_.c_str()) != 0) {
+      Status s = ErrnoStatus("replace", path_);
+      ::unlink(tmp.c_str());
+      return s;
+    }
+    return Status::OK();
+  }
+
+  int fd_;
+  std::string path_;
+};
+
 class PosixWritableFile final : public WritableFile {
  public:
   PosixWritableFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
@@ -48,19 +129,7 @@ class PosixWritableFile final : public WritableFile {
 
   Status Append(std::span<const uint8_t> data) override {
     if (fd_ < 0) return Status::FailedPrecondition(fmt::format("write to closed file {}", path_));
-    const uint8_t* p = data.data();
-    size_t left = data.size();
-    while (left > 0) {
-      ssize_t n = ::write(fd_, p, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoStatus("write", path_);
-      }
-      // A short write is not an error (a signal, a pipe, a quota edge): write the rest; if the
-      // disk is really full the next call says so with ENOSPC.
-      p += n;
-      left -= static_cast<size_t>(n);
-    }
+    STRATA_RETURN_IF_ERROR(WriteAll(fd_, data, path_));
     written_ += data.size();
     StartWriteback();
     return Status::OK();
@@ -457,21 +526,24 @@ class PosixEnv final : public Env {
 
   Status SetMtime(const std::string& path, int64_t mtime_ns) override {
     struct timespec times[2];
-    times[0].tv_sec = 0;
-    times[0].tv_nsec = UTIME_OMIT;  // leave the access time alone
-    // Floor division, so times before the epoch keep a non-negative tv_nsec.
-    int64_t sec = mtime_ns / 1'000'000'000;
-    int64_t nsec = mtime_ns % 1'000'000'000;
-    if (nsec < 0) {
-      nsec += 1'000'000'000;
-      sec -= 1;
-    }
-    times[1].tv_sec = static_cast<time_t>(sec);
-    times[1].tv_nsec = static_cast<long>(nsec);
+    ModificationTimes(mtime_ns, times);
     if (::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
       return ErrnoStatus("set modification time of", path);
     }
     return Status::OK();
+  }
+
+  Result<std::unique_ptr<PendingFile>> NewPendingFile(const std::string& path) override {
+    // Linking an unnamed file back in needs /proc (linkat with AT_EMPTY_PATH needs a
+    // capability); file systems without O_TMPFILE refuse it. Either way: the portable file.
+    static const bool have_proc = ::access("/proc/self/fd", X_OK) == 0;
+    if (have_proc) {
+      std::string dir(Dirname(path));
+      int fd = RetryOnEintr([&] { return ::open(dir.c_str(), O_WRONLY | O_TMPFILE | O_CLOEXEC, 0600); });
+      if (fd >= 0) return std::unique_ptr<PendingFile>(new LinkedPendingFile(fd, path));
+      if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) return ErrnoStatus("create", path);
+    }
+    return Env::NewPendingFile(path);
   }
 
   int64_t NowMicros() override {

@@ -1,6 +1,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
 #include <cstring>
 #include <ctime>
 #include <unordered_set>
@@ -10,6 +12,7 @@
 
 #include "base/endian.h"
 #include "base/sysinfo.h"
+#include "base/thread_pool.h"
 #include "store/index_cache.h"
 #include "store/key_cache.h"
 #include "store/lock.h"
@@ -474,12 +477,17 @@ Result<std::vector<EntryInfo>> RepositoryImpl::List(const ObjectId& root, std::s
 namespace {
 
 // Restores one entry as `path` (which must not exist as anything but a directory we reuse).
+// The walk, directories and symlinks stay on the calling thread; files are written by a pool, so
+// a tree of many small files is not bound by one core's system calls (file creation is most of
+// a checkout's cost). A directory's mode and mtime are set after everything inside it is
+// written (Finish), since creating its entries changes its mtime.
 class Restorer {
  public:
-  Restorer(RepositoryImpl* repo, Env* env) : repo_(repo), env_(env) {}
-  uint64_t bytes() const { return bytes_; }
+  Restorer(RepositoryImpl* repo, Env* env)
+      : repo_(repo), env_(env), pool_(std::clamp<size_t>(std::thread::hardware_concurrency(), 2, 16), 256) {}
 
   Status Entry(const TreeEntry& e, const std::string& path) {
+    if (failed_.load(std::memory_order_relaxed)) return Status::OK();  // Finish reports it
     switch (e.type) {
       case EntryType::kDirectory: {
         auto st = env_->Stat(path);
@@ -488,9 +496,19 @@ class Restorer {
         }
         if (!st.ok()) STRATA_RETURN_IF_ERROR(env_->CreateDir(path));
         STRATA_ASSIGN_OR_RETURN(Tree tree, repo_->ReadTree(e.subtree));
-        for (const auto& child : tree.entries) STRATA_RETURN_IF_ERROR(Entry(child, JoinPath(path, child.name)));
-        STRATA_RETURN_IF_ERROR(env_->SetMode(path, e.mode));
-        return env_->SetMtime(path, e.mtime_ns);
+        Batch batch;
+        for (auto& child : tree.entries) {
+          if (child.type != EntryType::kFile) {
+            STRATA_RETURN_IF_ERROR(Entry(child, JoinPath(path, child.name)));
+            continue;
+          }
+          batch.bytes += child.size;
+          batch.files.emplace_back(std::move(child), JoinPath(path, child.name));
+          if (batch.bytes >= kBatchBytes) Submit(std::exchange(batch, {}));
+        }
+        if (!batch.files.empty()) Submit(std::move(batch));
+        dirs_.push_back({path, e.mode, e.mtime_ns});  // children first: post-order
+        return Status::OK();
       }
       case EntryType::kSymlink: {
         if (env_->FileExists(path)) STRATA_RETURN_IF_ERROR(env_->DeleteFile(path));
@@ -498,43 +516,84 @@ class Restorer {
         return env_->SetMtime(path, e.mtime_ns);
       }
       case EntryType::kFile: {
-        // Written under a temporary name and renamed, so an interrupted restore never leaves a
-        // partial file under the real name.
-        std::string tmp = JoinPath(Dirname(path), ".strata-restore-" + std::string(Basename(path)));
-        {
-          STRATA_ASSIGN_OR_RETURN(auto out, env_->NewWritableFile(tmp));
-          ChunkedReader reader(repo_, e.chunks);
-          std::string buf;
-          uint64_t off = 0;
-          for (const auto& c : e.chunks) {
-            buf.resize(c.size);
-            size_t got = 0;
-            Status s = reader.ReadAt(off, c.size, reinterpret_cast<uint8_t*>(buf.data()), &got);
-            if (s.ok() && got != c.size) s = Status::Corruption("short read");
-            if (s.ok()) s = out->Append(AsBytes(buf));
-            if (!s.ok()) {
-              (void)out->Close();
-              (void)env_->DeleteFile(tmp);
-              return s.WithContext(fmt::format("restoring '{}'", path));
-            }
-            off += c.size;
-          }
-          STRATA_RETURN_IF_ERROR(out->Close());
-        }
-        STRATA_RETURN_IF_ERROR(env_->SetMode(tmp, e.mode));
-        STRATA_RETURN_IF_ERROR(env_->SetMtime(tmp, e.mtime_ns));
-        STRATA_RETURN_IF_ERROR(env_->RenameFile(tmp, path));
-        bytes_ += e.size;
+        Batch batch;
+        batch.files.emplace_back(e, path);
+        Submit(std::move(batch));
         return Status::OK();
       }
     }
     return Status::Internal("unknown entry type");
   }
 
+  // Waits for the files, then sets the directories' modes and mtimes; the first error of all.
+  Status Finish(Status walk) {
+    pool_.Wait();
+    if (failed_) return error_;
+    STRATA_RETURN_IF_ERROR(walk);
+    for (const auto& d : dirs_) {
+      STRATA_RETURN_IF_ERROR(env_->SetMode(d.path, d.mode));
+      STRATA_RETURN_IF_ERROR(env_->SetMtime(d.path, d.mtime_ns));
+    }
+    return Status::OK();
+  }
+
+  uint64_t bytes() const { return bytes_.load(); }
+
  private:
+  // Files of one directory, written by one task: tasks in different directories do not
+  // contend for a directory's lock, which costs more than it gains for small files. A batch
+  // closes at kBatchBytes, so large files still spread over the pool.
+  static constexpr uint64_t kBatchBytes = 4u << 20;
+  struct Batch {
+    std::vector<std::pair<TreeEntry, std::string>> files;
+    uint64_t bytes = 0;
+  };
+
+  void Submit(Batch batch) {
+    pool_.Submit([this, batch = std::move(batch)] {
+      for (const auto& [e, path] : batch.files) {
+        if (failed_.load(std::memory_order_relaxed)) return;
+        Status s = WriteFile(e, path);
+        if (!s.ok()) {
+          std::lock_guard<std::mutex> l(mu_);
+          if (!failed_.exchange(true)) error_ = s.WithContext(fmt::format("restoring '{}'", path));
+          return;
+        }
+        bytes_.fetch_add(e.size, std::memory_order_relaxed);
+      }
+    });
+  }
+
+  // A pending file: an interrupted restore never leaves a partial file under the real name.
+  Status WriteFile(const TreeEntry& e, const std::string& path) {
+    STRATA_ASSIGN_OR_RETURN(auto out, env_->NewPendingFile(path));
+    ChunkedReader reader(repo_, e.chunks);
+    std::string buf;
+    uint64_t off = 0;
+    for (const auto& c : e.chunks) {
+      buf.resize(c.size);
+      size_t got = 0;
+      STRATA_RETURN_IF_ERROR(reader.ReadAt(off, c.size, reinterpret_cast<uint8_t*>(buf.data()), &got));
+      if (got != c.size) return Status::Corruption("short read");
+      STRATA_RETURN_IF_ERROR(out->Append(AsBytes(buf)));
+      off += c.size;
+    }
+    return out->Publish(e.mode, e.mtime_ns);
+  }
+
+  struct Dir {
+    std::string path;
+    uint32_t mode;
+    int64_t mtime_ns;
+  };
   RepositoryImpl* repo_;
   Env* env_;
-  uint64_t bytes_ = 0;
+  std::vector<Dir> dirs_;
+  std::atomic<uint64_t> bytes_{0};
+  std::atomic<bool> failed_{false};
+  std::mutex mu_;
+  Status error_;
+  ThreadPool pool_;  // last: destroyed (joined) first, while the members its tasks use live
 };
 
 }  // namespace
@@ -558,6 +617,7 @@ Status RepositoryImpl::Restore(const ObjectId& tree, std::string_view path, cons
     STRATA_ASSIGN_OR_RETURN(auto parts, SplitPath(path));
     s = r.Entry(e, JoinPath(dest, parts.back()));
   }
+  s = r.Finish(std::move(s));
   if (bytes_written) *bytes_written = r.bytes();
   return s;
 }

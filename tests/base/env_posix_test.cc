@@ -236,6 +236,60 @@ TEST_F(EnvPosixTest, WriteFileAtomicIntoMissingDirFails) {
   EXPECT_TRUE(s.IsNotFound()) << s.ToString();
 }
 
+// The POSIX pending file (an unnamed file linked in) and the portable one (a temporary name
+// renamed), which every wrapper that does not override NewPendingFile gets.
+class PendingFileTest : public EnvPosixTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  Env* env() { return GetParam() ? static_cast<Env*>(&wrapper_) : env_; }
+  EnvWrapper wrapper_{Env::Default()};
+};
+
+TEST_P(PendingFileTest, AppearsOnlyWhenPublishedWithModeAndMtime) {
+  const std::string path = dir_ / "f";
+  auto f = env()->NewPendingFile(path);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  ASSERT_TRUE((*f)->Append(Bytes("hello ")).ok());
+  ASSERT_TRUE((*f)->Append(Bytes("world")).ok());
+  EXPECT_FALSE(env_->FileExists(path));
+  const int64_t mtime = 1'600'000'000'123'456'789;
+  ASSERT_TRUE((*f)->Publish(0751, mtime).ok());
+  EXPECT_FALSE((*f)->Publish(0644, mtime).ok());  // once
+  EXPECT_EQ(ReadFile(path), "hello world");
+  auto st = env_->Stat(path);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->mode, 0751u);
+  EXPECT_EQ(st->mtime_ns, mtime);
+  EXPECT_EQ(*env_->ListDir(dir_.path()), std::vector<std::string>{"f"});
+}
+
+TEST_P(PendingFileTest, ReplacesAnExistingFile) {
+  const std::string path = dir_ / "f";
+  WriteFile(path, "old");
+  auto f = env()->NewPendingFile(path);
+  ASSERT_TRUE(f.ok());
+  ASSERT_TRUE((*f)->Append(Bytes("new")).ok());
+  EXPECT_EQ(ReadFile(path), "old");
+  ASSERT_TRUE((*f)->Publish(0644, 0).ok());
+  EXPECT_EQ(ReadFile(path), "new");
+  EXPECT_EQ(*env_->ListDir(dir_.path()), std::vector<std::string>{"f"});
+}
+
+TEST_P(PendingFileTest, AbandonedLeavesNothing) {
+  const std::string path = dir_ / "f";
+  WriteFile(path, "old");
+  {
+    auto f = env()->NewPendingFile(path);
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE((*f)->Append(Bytes("partial")).ok());
+  }
+  EXPECT_EQ(ReadFile(path), "old");
+  EXPECT_EQ(*env_->ListDir(dir_.path()), std::vector<std::string>{"f"});
+  EXPECT_FALSE(env()->NewPendingFile(dir_ / "missing-dir/f").ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(PosixAndPortable, PendingFileTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Portable" : "Posix"; });
+
 TEST_F(EnvPosixTest, NowMicrosIsWallClock) {
   int64_t now = env_->NowMicros();
   EXPECT_GT(now, int64_t{1'600'000'000} * 1'000'000);
