@@ -8,9 +8,9 @@
 // Rules (YAML; docs/CURATION.md has the reference and examples) check each record's metadata
 // (required columns, types, value ranges, allowed labels after remapping and joining a labels
 // CSV, a SQL filter expression), the content of text files (UTF-8, length, NFC and whitespace
-// normalisation) and images (header and PGM/PPM payload checks, size and channel limits), and
-// find exact duplicates (same content id) and near duplicates (MinHash over shingles for text,
-// a difference hash for PGM/PPM images), keeping one per group by a stated rule. The first rule
+// normalisation) and images (decoded in full; size and channel limits), and find exact
+// duplicates (same content id) and near duplicates (MinHash over shingles for text, a DCT
+// perceptual hash for images), keeping one per group by a stated rule. The first rule
 // a record fails is the one reported.
 #pragma once
 
@@ -60,7 +60,7 @@ struct CurationRules {
     std::string keep = "first";   // first, last (by path), largest, smallest
     double near_text = 0;         // MinHash Jaccard threshold (0: off), e.g. 0.8
     uint32_t shingle = 5;         // characters per shingle
-    int near_image = -1;          // difference-hash Hamming distance (-1: off), e.g. 4
+    int near_image = -1;          // perceptual-hash Hamming distance (-1: off), e.g. 8
   };
   Duplicates duplicates;
 };

@@ -1,22 +1,31 @@
 // Curation: rules over a version's records and content -> a derived branch plus a quarantine.
 #include <fnmatch.h>
+#include <csetjmp>
+#include <cstdio>
+#include <jpeglib.h>
 #include <openssl/evp.h>
 #include <utf8proc.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <mutex>
 #include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <xxhash.h>
 
 #include "base/progress.h"
+#include "base/thread_pool.h"
 #include "ingest/image_probe.h"
 #include "ingest/labels.h"
 #include "ingest/source.h"
@@ -125,75 +134,121 @@ double Similarity(const Signature& a, const Signature& b) {
   return double(same) / kHashes;
 }
 
-// A PGM/PPM (binary P5/P6) decoded to grey levels; nullopt when malformed.
-struct Grey {
-  uint32_t w = 0, h = 0;
-  std::vector<float> px;
+// Files larger than this are not decoded (an image bomb's file is small; its pixels are not,
+// and the header check below bounds those).
+constexpr uint64_t kMaxImageFileBytes = uint64_t{256} << 20;
+constexpr uint64_t kMaxImagePixels = uint64_t{1} << 28;
+
+// libjpeg's errors and its warnings both end a decode: a warning means damaged data that
+// libjpeg would otherwise paper over (grey blocks, a missing end), and it would print it.
+struct JpegError {
+  jpeg_error_mgr mgr;
+  jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
 };
 
-std::optional<Grey> DecodePnm(const std::string& data, std::string* why) {
-  if (data.size() < 2 || data[0] != 'P' || (data[1] != '5' && data[1] != '6')) {
-    *why = "not a binary PGM/PPM";
-    return std::nullopt;
-  }
-  int channels = data[1] == '5' ? 1 : 3;
-  size_t pos = 2;
-  uint64_t vals[3];
-  for (auto& v : vals) {
-    while (pos < data.size()) {
-      if (isspace(static_cast<unsigned char>(data[pos]))) ++pos;
-      else if (data[pos] == '#') while (pos < data.size() && data[pos] != '\n') ++pos;
-      else break;
-    }
-    size_t start = pos;
-    v = 0;
-    while (pos < data.size() && isdigit(static_cast<unsigned char>(data[pos])) && pos - start < 9) v = v * 10 + (data[pos++] - '0');
-    if (pos == start) {
-      *why = "truncated header";
-      return std::nullopt;
-    }
-  }
-  ++pos;  // the single whitespace after maxval
-  uint64_t w = vals[0], h = vals[1], maxval = vals[2];
-  if (w == 0 || h == 0 || maxval == 0 || maxval > 65535) {
-    *why = "bad dimensions or maximum value";
-    return std::nullopt;
-  }
-  uint64_t bps = maxval > 255 ? 2 : 1;
-  uint64_t need = w * h * channels * bps;
-  if (pos > data.size() || data.size() - pos < need) {
-    *why = fmt::format("pixel data truncated: {} of {} bytes", pos > data.size() ? 0 : data.size() - pos, need);
-    return std::nullopt;
-  }
-  Grey g{uint32_t(w), uint32_t(h), std::vector<float>(w * h)};
-  const auto* p = reinterpret_cast<const uint8_t*>(data.data() + pos);
-  for (uint64_t i = 0; i < w * h; ++i) {
-    float sum = 0;
-    for (int c = 0; c < channels; ++c) {
-      const uint8_t* s = p + (i * channels + c) * bps;
-      sum += bps == 2 ? float(s[0] << 8 | s[1]) : float(s[0]);
-    }
-    g.px[i] = sum / channels / float(maxval);
-  }
-  return g;
+[[noreturn]] void OnJpegError(j_common_ptr c) {
+  auto* e = reinterpret_cast<JpegError*>(c->err);
+  (*c->err->format_message)(c, e->message);
+  longjmp(e->jump, 1);
 }
 
-// Difference hash: the image averaged down to 9x8 cells; one bit per horizontal neighbour pair.
-uint64_t DHash(const Grey& g) {
-  float cell[8][9] = {};
-  for (int y = 0; y < 8; ++y) {
-    for (int x = 0; x < 9; ++x) {
-      uint32_t y0 = y * g.h / 8, y1 = std::max(y0 + 1, (y + 1) * g.h / 8);
-      uint32_t x0 = x * g.w / 9, x1 = std::max(x0 + 1, (x + 1) * g.w / 9);
-      float sum = 0;
-      for (uint32_t yy = y0; yy < y1 && yy < g.h; ++yy)
-        for (uint32_t xx = x0; xx < x1 && xx < g.w; ++xx) sum += g.px[yy * g.w + xx];
-      cell[y][x] = sum / float((y1 - y0) * (x1 - x0));
-    }
+void OnJpegMessage(j_common_ptr c, int level) {
+  if (level < 0) OnJpegError(c);  // a warning; trace messages (level >= 0) are ignored
+}
+
+// Decodes a JPEG to grey at 1/`denom` of its size (libjpeg's DCT scaling: every block is still
+// decoded, the inverse transforms are smaller). False with `why` set when it does not decode.
+// Only plain C objects live in this frame across setjmp; `out` belongs to the caller.
+bool DecodeJpegGrey(const std::string& data, unsigned denom, cv::Mat* out, std::string* why) {
+  jpeg_decompress_struct cinfo;
+  JpegError err;
+  cinfo.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = OnJpegError;
+  err.mgr.emit_message = OnJpegMessage;
+  if (setjmp(err.jump)) {
+    *why = err.message;
+    jpeg_destroy_decompress(&cinfo);
+    return false;
   }
-  uint64_t bits = 0;
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(data.data()), static_cast<unsigned long>(data.size()));
+  jpeg_read_header(&cinfo, TRUE);
+  if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
+    jpeg_destroy_decompress(&cinfo);
+    *why = "cmyk";  // no grey conversion in libjpeg: the caller decodes it otherwise
+    return false;
+  }
+  cinfo.out_color_space = JCS_GRAYSCALE;
+  cinfo.scale_num = 1;
+  cinfo.scale_denom = denom;
+  jpeg_start_decompress(&cinfo);
+  out->create(static_cast<int>(cinfo.output_height), static_cast<int>(cinfo.output_width), CV_8U);
+  while (cinfo.output_scanline < cinfo.output_height) {
+    JSAMPROW row = out->ptr(static_cast<int>(cinfo.output_scanline));
+    jpeg_read_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_decompress(&cinfo);  // reads on to the end marker: a truncated file warns here
+  jpeg_destroy_decompress(&cinfo);
+  return true;
+}
+
+// Why a binary PGM/PPM is shorter than its header says (OpenCV would print, then fail); empty
+// when it is not.
+std::string PixelsMissing(const std::string& data, const ingest::ImageInfo& info) {
+  uint64_t have = data.size() - std::min<uint64_t>(data.size(), info.data_offset);
+  if (have >= info.data_bytes) return {};
+  return fmt::format("pixel data truncated: {} of {} bytes", have, info.data_bytes);
+}
+
+// Decodes the whole image to grey: every entropy-coded block is decoded, so a damaged body
+// fails here, not only a damaged header. A JPEG is decoded at the smallest DCT scale that
+// keeps 32 pixels a side for the hash. Empty with `why` set when it does not decode.
+cv::Mat DecodeGrey(const std::string& data, const ingest::ImageInfo& info, std::string* why) {
+  if (uint64_t{info.width} * info.height > kMaxImagePixels) {
+    *why = fmt::format("{}x{} pixels is more than this check decodes", info.width, info.height);
+    return {};
+  }
+  if (*why = PixelsMissing(data, info); !why->empty()) return {};
+  cv::Mat img;
+  if (info.format == "jpeg") {
+    uint32_t side = std::min(info.width, info.height);
+    unsigned denom = side >= 256 ? 8 : side >= 128 ? 4 : side >= 64 ? 2 : 1;
+    if (DecodeJpegGrey(data, denom, &img, why)) return img;
+    if (*why != "cmyk") {
+      *why = fmt::format("does not decode: {}", *why);
+      return {};
+    }
+    why->clear();
+  }
+  try {
+    img = cv::imdecode(cv::Mat(1, int(data.size()), CV_8U, const_cast<char*>(data.data())), cv::IMREAD_GRAYSCALE);
+  } catch (const cv::Exception& e) {
+    *why = fmt::format("does not decode ({})", e.err);
+    return {};
+  }
+  if (img.empty()) *why = "the image data does not decode";
+  return img;
+}
+
+// Perceptual hash: the grey image at 32x32 (area average), its 2-D DCT, and one bit per
+// coefficient of the 8x8 lowest frequencies, set when it is above their median. Resizing,
+// re-encoding and small edits move few bits; different images differ in about half.
+uint64_t PHash(const cv::Mat& grey) {
+  cv::Mat small, f, d;
+  cv::resize(grey, small, cv::Size(32, 32), 0, 0, cv::INTER_AREA);
+  small.convertTo(f, CV_32F);
+  cv::dct(f, d);
+  std::array<float, 64> low, sorted;
   for (int y = 0; y < 8; ++y)
-    for (int x = 0; x < 8; ++x) bits = bits << 1 | (cell[y][x] < cell[y][x + 1] ? 1 : 0);
+    for (int x = 0; x < 8; ++x) low[y * 8 + x] = d.at<float>(y, x);
+  sorted = low;
+  std::nth_element(sorted.begin(), sorted.begin() + 32, sorted.end());
+  float hi = sorted[32];
+  float lo = *std::max_element(sorted.begin(), sorted.begin() + 32);
+  float median = (lo + hi) / 2;
+  uint64_t bits = 0;
+  for (float v : low) bits = bits << 1 | (v > median ? 1 : 0);
   return bits;
 }
 
@@ -206,7 +261,7 @@ struct Item {
   bool normalised = false;
   std::string rule, reason;  // first failure
   std::optional<Signature> minhash;
-  std::optional<uint64_t> dhash;
+  std::optional<uint64_t> phash;
 };
 
 class Collector final : public ingest::RejectSink {
@@ -244,6 +299,59 @@ Result<std::set<std::string>> PathsWhere(const std::vector<RecordMeta>& rows, co
     if (auto* s = std::get_if<std::string>(&r[0])) out.insert(*s);
   }
   return out;
+}
+
+// The text or image checks of one file (other records pass untouched). Touches only `it`.
+Status CheckContent(Lake* lake, const Resolved& from, const CurationRules& rules, Item& it, Progress& progress) {
+  if (!it.is_file) return Status::OK();
+  if (rules.text && Matches(rules.text->files, it.path)) {
+    const auto& t = *rules.text;
+    STRATA_ASSIGN_OR_RETURN(std::string text, ReadAll(lake, from, it.path, UINT64_MAX));
+    progress.Add(text.size(), 1);
+    if (t.utf8 && !ingest::IsValidUtf8(text)) {
+      Fail(it, "utf8", "not valid UTF-8");
+      return Status::OK();
+    }
+    std::string norm = text;
+    if (t.nfc) norm = Nfc(norm);
+    if (t.collapse_whitespace) norm = CollapseWhitespace(norm);
+    if (t.min_bytes && norm.size() < t.min_bytes) Fail(it, "length", fmt::format("{} bytes, fewer than {}", norm.size(), t.min_bytes));
+    if (t.max_bytes && norm.size() > t.max_bytes) Fail(it, "length", fmt::format("{} bytes, more than {}", norm.size(), t.max_bytes));
+    if (norm != text) {
+      it.new_content = norm;
+      it.normalised = true;
+    }
+    if (rules.duplicates.near_text > 0) it.minhash = MinHash(norm, rules.duplicates.shingle);
+  } else if (rules.images && Matches(rules.images->files, it.path)) {
+    const auto& im = *rules.images;
+    STRATA_ASSIGN_OR_RETURN(std::string data, ReadAll(lake, from, it.path, kMaxImageFileBytes + 1));
+    progress.Add(data.size(), 1);
+    if (data.size() > kMaxImageFileBytes) {
+      Fail(it, "image-size", fmt::format("a file of more than {}", Progress::FormatBytes(kMaxImageFileBytes)));
+      return Status::OK();
+    }
+    auto info = ingest::ProbeImage({reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+    if (!info.ok()) {
+      Fail(it, "decode", std::string(info.status().message()));
+      return Status::OK();
+    }
+    if ((im.min_width && info->width < im.min_width) || (im.min_height && info->height < im.min_height) ||
+        (im.max_width && info->width > im.max_width) || (im.max_height && info->height > im.max_height)) {
+      Fail(it, "image-size", fmt::format("{}x{} is outside the limits", info->width, info->height));
+    }
+    if (!im.channels.empty() && std::find(im.channels.begin(), im.channels.end(), info->channels) == im.channels.end()) {
+      Fail(it, "channels", fmt::format("{} channels are not allowed", info->channels));
+    }
+    if (!it.rule.empty()) return Status::OK();
+    std::string why;
+    cv::Mat grey = DecodeGrey(data, *info, &why);
+    if (grey.empty()) {
+      Fail(it, "decode", why);
+      return Status::OK();
+    }
+    if (rules.duplicates.near_image >= 0) it.phash = PHash(grey);
+  }
+  return Status::OK();
 }
 
 }  // namespace
@@ -354,54 +462,26 @@ Result<CurationReport> Curate(Lake* lake, std::string_view src, std::string_view
     }
   }
 
-  // Content checks: text and images.
-  for (auto& it : items) {
-    if (!it.is_file) continue;
-    if (rules.text && Matches(rules.text->files, it.path)) {
-      const auto& t = *rules.text;
-      STRATA_ASSIGN_OR_RETURN(std::string text, ReadAll(lake, from, it.path, UINT64_MAX));
-      progress.Add(text.size(), 1);
-      if (t.utf8 && !ingest::IsValidUtf8(text)) {
-        Fail(it, "utf8", "not valid UTF-8");
-        continue;
-      }
-      std::string norm = text;
-      if (t.nfc) norm = Nfc(norm);
-      if (t.collapse_whitespace) norm = CollapseWhitespace(norm);
-      if (t.min_bytes && norm.size() < t.min_bytes) Fail(it, "length", fmt::format("{} bytes, fewer than {}", norm.size(), t.min_bytes));
-      if (t.max_bytes && norm.size() > t.max_bytes) Fail(it, "length", fmt::format("{} bytes, more than {}", norm.size(), t.max_bytes));
-      if (norm != text) {
-        it.new_content = norm;
-        it.normalised = true;
-      }
-      if (rules.duplicates.near_text > 0) it.minhash = MinHash(norm, rules.duplicates.shingle);
-    } else if (rules.images && Matches(rules.images->files, it.path)) {
-      const auto& im = *rules.images;
-      bool pnm = it.path.ends_with(".pgm") || it.path.ends_with(".ppm");
-      STRATA_ASSIGN_OR_RETURN(std::string data, ReadAll(lake, from, it.path, pnm ? UINT64_MAX : 64 << 10));
-      progress.Add(data.size(), 1);
-      auto info = ingest::ProbeImage({reinterpret_cast<const uint8_t*>(data.data()), data.size()});
-      if (!info.ok()) {
-        Fail(it, "decode", std::string(info.status().message()));
-        continue;
-      }
-      if (pnm) {
-        std::string why;
-        auto grey = DecodePnm(data, &why);
-        if (!grey) {
-          Fail(it, "decode", why);
-          continue;
+  // Content checks (text and images) on a pool: reading and decoding are most of the work.
+  {
+    constexpr size_t kPerTask = 32;
+    std::mutex mu;
+    Status first;
+    std::atomic<bool> failed{false};
+    ThreadPool pool(0, 64);
+    for (size_t b = 0; b < items.size() && !failed; b += kPerTask) {
+      pool.Submit([&, b] {
+        for (size_t i = b; i < std::min(items.size(), b + kPerTask) && !failed; ++i) {
+          Status s = CheckContent(lake, from, rules, items[i], progress);
+          if (!s.ok()) {
+            std::lock_guard<std::mutex> l(mu);
+            if (!failed.exchange(true)) first = std::move(s);
+          }
         }
-        if (rules.duplicates.near_image >= 0) it.dhash = DHash(*grey);
-      }
-      if ((im.min_width && info->width < im.min_width) || (im.min_height && info->height < im.min_height) ||
-          (im.max_width && info->width > im.max_width) || (im.max_height && info->height > im.max_height)) {
-        Fail(it, "image-size", fmt::format("{}x{} is outside the limits", info->width, info->height));
-      }
-      if (!im.channels.empty() && std::find(im.channels.begin(), im.channels.end(), info->channels) == im.channels.end()) {
-        Fail(it, "channels", fmt::format("{} channels are not allowed", info->channels));
-      }
+      });
     }
+    pool.Wait();
+    STRATA_RETURN_IF_ERROR(first);
   }
 
   // Duplicates among the records that passed so far, in the keep rule's order.
@@ -450,12 +530,12 @@ Result<CurationReport> Curate(Lake* lake, std::string_view src, std::string_view
     std::vector<std::unordered_map<uint8_t, std::vector<const Item*>>> buckets(8);
     std::vector<const Item*> kept;
     for (Item* it : order) {
-      if (!it->dhash || !it->rule.empty()) continue;
+      if (!it->phash || !it->rule.empty()) continue;
       const Item* match = nullptr;
-      auto close = [&](const Item* o) { return std::popcount(*it->dhash ^ *o->dhash) <= rules.duplicates.near_image; };
+      auto close = [&](const Item* o) { return std::popcount(*it->phash ^ *o->phash) <= rules.duplicates.near_image; };
       if (rules.duplicates.near_image < 8) {
         for (int b = 0; b < 8 && !match; ++b) {
-          for (const Item* o : buckets[b][uint8_t(*it->dhash >> (8 * b))]) {
+          for (const Item* o : buckets[b][uint8_t(*it->phash >> (8 * b))]) {
             if (close(o)) {
               match = o;
               break;
@@ -471,11 +551,11 @@ Result<CurationReport> Curate(Lake* lake, std::string_view src, std::string_view
         }
       }
       if (match) {
-        Fail(*it, "near-duplicate", fmt::format("image similar to {} (difference hash distance {})", match->path,
-                                                 std::popcount(*it->dhash ^ *match->dhash)));
+        Fail(*it, "near-duplicate", fmt::format("image similar to {} (perceptual hash distance {})", match->path,
+                                                 std::popcount(*it->phash ^ *match->phash)));
         continue;
       }
-      for (int b = 0; b < 8; ++b) buckets[b][uint8_t(*it->dhash >> (8 * b))].push_back(it);
+      for (int b = 0; b < 8; ++b) buckets[b][uint8_t(*it->phash >> (8 * b))].push_back(it);
       kept.push_back(it);
     }
   }
@@ -590,28 +670,22 @@ std::string Base64(std::string_view in) {
   return out;
 }
 
-// A grey image as an uncompressed 24-bit BMP, which every browser shows.
-std::string Bmp(const Grey& g) {
-  uint32_t row = (g.w * 3 + 3) & ~3u, size = 54 + row * g.h;
-  std::string b(size, '\0');
-  auto put32 = [&](size_t at, uint32_t v) { for (int i = 0; i < 4; ++i) b[at + i] = char(v >> (8 * i)); };
-  b[0] = 'B';
-  b[1] = 'M';
-  put32(2, size);
-  put32(10, 54);
-  put32(14, 40);
-  put32(18, g.w);
-  put32(22, g.h);
-  b[26] = 1;
-  b[28] = 24;
-  for (uint32_t y = 0; y < g.h; ++y) {
-    for (uint32_t x = 0; x < g.w; ++x) {
-      char v = char(std::lround(std::clamp(g.px[(g.h - 1 - y) * g.w + x], 0.f, 1.f) * 255));
-      size_t at = 54 + y * row + x * 3;
-      b[at] = b[at + 1] = b[at + 2] = v;
-    }
+// A PNG thumbnail (longer side at most 112 pixels) of an image file; empty when it does not decode.
+std::string Thumbnail(const std::string& data) {
+  auto info = ingest::ProbeImage({reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+  if (!info.ok() || !PixelsMissing(data, *info).empty()) return {};
+  cv::Mat img;
+  try {
+    img = cv::imdecode(cv::Mat(1, int(data.size()), CV_8U, const_cast<char*>(data.data())), cv::IMREAD_COLOR);
+    if (img.empty()) return {};
+    double scale = 112.0 / std::max(img.cols, img.rows);
+    if (scale < 1) cv::resize(img, img, cv::Size(), scale, scale, cv::INTER_AREA);
+    std::vector<uint8_t> png;
+    if (!cv::imencode(".png", img, png)) return {};
+    return std::string(png.begin(), png.end());
+  } catch (const cv::Exception&) {
+    return {};
   }
-  return b;
 }
 
 }  // namespace
@@ -623,21 +697,15 @@ Result<std::string> CurationReportHtml(Lake* lake, const CurationReport& r) {
   out += "<pre>" + HtmlEscape(CurationReportText(r)) + "</pre>\n";
   auto target = lake->Resolve(r.target.substr(0, r.target.find('@')) + "@" + r.commit.commit.ToHex());
   if (!target.ok()) return target.status();
+  const std::vector<std::string> image_files = CurationRules::Images{}.files;
   size_t shown = 0;
   for (const auto& f : r.quarantined) {
     if (shown >= 500) break;
-    bool pnm = f.path.ends_with(".pgm") || f.path.ends_with(".ppm");
-    bool web = f.path.ends_with(".png") || f.path.ends_with(".jpg") || f.path.ends_with(".jpeg");
-    if (!pnm && !web) continue;
+    if (!Matches(image_files, f.path)) continue;
     auto data = ReadAll(lake, *target, std::string(kQuarantine) + f.path, 16 << 20);
     std::string img;
     if (data.ok()) {
-      std::string why;
-      if (pnm) {
-        if (auto g = DecodePnm(*data, &why); g && g->w <= 4096 && g->h <= 4096) img = "data:image/bmp;base64," + Base64(Bmp(*g));
-      } else {
-        img = std::string("data:image/") + (f.path.ends_with(".png") ? "png" : "jpeg") + ";base64," + Base64(*data);
-      }
+      if (std::string png = Thumbnail(*data); !png.empty()) img = "data:image/png;base64," + Base64(png);
     }
     out += "<figure>";
     if (!img.empty()) out += "<img src=\"" + img + "\">";

@@ -15,6 +15,18 @@ Status Short(std::string_view fmt_name) {
   return Status::NotFound(fmt::format("{} header ends before the image dimensions", fmt_name));
 }
 
+void SkipSpaceAndComments(std::span<const uint8_t> b, size_t& pos) {
+  while (pos < b.size()) {
+    if (b[pos] == '#') {
+      while (pos < b.size() && b[pos] != '\n') ++pos;
+    } else if (b[pos] == ' ' || b[pos] == '\t' || b[pos] == '\n' || b[pos] == '\r') {
+      ++pos;
+    } else {
+      return;
+    }
+  }
+}
+
 // Netpbm: magic, then width, height (and maxval) as decimal numbers separated by whitespace
 // and '#' comments.
 Result<ImageInfo> ProbeNetpbm(std::span<const uint8_t> b) {
@@ -26,16 +38,8 @@ Result<ImageInfo> ProbeNetpbm(std::span<const uint8_t> b) {
   size_t pos = 2;
   uint64_t dims[2];
   for (uint64_t& d : dims) {
-    for (;;) {
-      if (pos >= b.size()) return Short(info.format);
-      if (b[pos] == '#') {
-        while (pos < b.size() && b[pos] != '\n') ++pos;
-      } else if (b[pos] == ' ' || b[pos] == '\t' || b[pos] == '\n' || b[pos] == '\r') {
-        ++pos;
-      } else {
-        break;
-      }
-    }
+    SkipSpaceAndComments(b, pos);
+    if (pos >= b.size()) return Short(info.format);
     if (b[pos] < '0' || b[pos] > '9') return Status::Corruption(info.format + " header: dimension is not a number");
     d = 0;
     while (pos < b.size() && b[pos] >= '0' && b[pos] <= '9') {
@@ -48,6 +52,17 @@ Result<ImageInfo> ProbeNetpbm(std::span<const uint8_t> b) {
   if (dims[0] == 0 || dims[1] == 0) return Status::Corruption(info.format + " header: zero dimension");
   info.width = static_cast<uint32_t>(dims[0]);
   info.height = static_cast<uint32_t>(dims[1]);
+  if (kind == '5' || kind == '6') {
+    // Binary: maxval, one whitespace byte, then the pixels, 1 or 2 bytes per sample.
+    SkipSpaceAndComments(b, pos);
+    uint64_t maxval = 0;
+    size_t start = pos;
+    while (pos < b.size() && b[pos] >= '0' && b[pos] <= '9' && pos - start < 6) maxval = maxval * 10 + (b[pos++] - '0');
+    if (pos >= b.size()) return info;  // the header continues past what was given
+    if (pos == start || maxval == 0 || maxval > 65535) return Status::Corruption(info.format + " header: bad maximum value");
+    info.data_offset = pos + 1;
+    info.data_bytes = uint64_t{info.width} * info.height * info.channels * (maxval > 255 ? 2 : 1);
+  }
   return info;
 }
 

@@ -16,6 +16,10 @@ struct ImageInfo {
   uint32_t width = 0;
   uint32_t height = 0;
   uint32_t channels = 0;  // 1 grey, 2 grey+alpha, 3 colour, 4 colour+alpha
+  // Binary PGM/PPM, when the header was complete: where the pixels start and how many bytes
+  // they take, so a truncated file is known without decoding it. 0 otherwise.
+  uint64_t data_offset = 0;
+  uint64_t data_bytes = 0;
 };
 
 // kNotFound when `head` is no known image or ends before its dimensions; kCorruption when

@@ -1,6 +1,9 @@
 // Curation end to end through the C++ API: each rule on a small dataset, the quarantine, the
 // report, and a second run that changes nothing.
 #include <gtest/gtest.h>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "strata/curate.h"
 #include "testutil/testutil.h"
@@ -116,7 +119,7 @@ TEST_F(CurateTest, EachRuleQuarantinesWithAReasonAndNothingIsDropped) {
   EXPECT_NE(CurationReportText(*r).find("near-duplicate"), std::string::npos);
   auto html = CurationReportHtml(lake_.get(), *r);
   ASSERT_TRUE(html.ok());
-  EXPECT_NE(html->find("data:image/bmp;base64,"), std::string::npos);
+  EXPECT_NE(html->find("data:image/png;base64,"), std::string::npos);
 
   // The same rules again: nothing changes, no commit.
   auto again = Curate(lake_.get(), "ds@main", "ds@curated", rules, {});
@@ -145,6 +148,64 @@ TEST_F(CurateTest, LabelsAreRemappedAndCheckedAgainstTheAllowedSet) {
   EXPECT_EQ(std::get<std::string>(q->rows.at(0).at(0)), "cat");
   // Records outside `select` pass untouched.
   EXPECT_EQ(ReadLakeFile(*lake_, "ds@labelled:txt/4.txt"), "bad \xff utf8");
+}
+
+// A photo-like test card: smooth gradients and a few shapes whose places depend on `seed`.
+cv::Mat Card(int seed, int side) {
+  cv::Mat img(side, side, CV_8UC3);
+  for (int y = 0; y < side; ++y)
+    for (int x = 0; x < side; ++x) img.at<cv::Vec3b>(y, x) = cv::Vec3b(x * 255 / side, y * 255 / side, (x + y) * 127 / side);
+  for (int i = 0; i < 4; ++i) {
+    int cx = (seed * 97 + i * 61) % side, cy = (seed * 53 + i * 89) % side;
+    cv::circle(img, {cx, cy}, side / 6, cv::Scalar(255 - 60 * i, 40 * i, 200), cv::FILLED);
+  }
+  return img;
+}
+
+std::string Encode(const cv::Mat& img, const std::string& ext, int quality = 90) {
+  std::vector<uint8_t> out;
+  EXPECT_TRUE(cv::imencode(ext, img, out, {cv::IMWRITE_JPEG_QUALITY, quality}));
+  return std::string(out.begin(), out.end());
+}
+
+// JPEG and PNG bodies are decoded in full, and near duplicates found by perceptual hash survive
+// a resize and a re-encode while different images do not match.
+TEST_F(CurateTest, ImagesAreDecodedInFullAndNearDuplicatesFoundByPerceptualHash) {
+  ASSERT_TRUE(lake_->CreateDataset("photos").ok());
+  auto s = std::move(*lake_->Stage("photos@main"));
+  cv::Mat a = Card(1, 400), smaller;
+  cv::resize(a, smaller, {300, 300}, 0, 0, cv::INTER_AREA);
+  std::string jpeg_b = Encode(Card(2, 400), ".jpg");
+  std::string corrupt = jpeg_b;
+  for (size_t i = corrupt.size() / 3; i < corrupt.size() * 2 / 3; ++i) corrupt[i] = char(i * 7);  // the body, not the header
+  std::map<std::string, std::string> files = {
+      {"a.jpg", Encode(a, ".jpg")},
+      {"a-small.jpg", Encode(smaller, ".jpg", 60)},  // the same picture, resized and re-encoded
+      {"a.png", Encode(a, ".png")},                  // the same picture as PNG
+      {"b.jpg", jpeg_b},
+      {"c.jpg", Encode(Card(3, 200), ".jpg")},
+      {"d.png", Encode(Card(4, 64), ".png")},
+      {"truncated.jpg", jpeg_b.substr(0, jpeg_b.size() / 2)},
+      {"truncated.png", Encode(Card(5, 100), ".png").substr(0, 2000)},
+      {"x-corrupt.jpg", corrupt},
+  };
+  for (const auto& [path, data] : files) ASSERT_TRUE(s->AddBytes(path, data, FileAttrs{.mtime_ns = 1}).ok());
+  ASSERT_TRUE(s->Commit(CommitOptions{.message = "photos"}).ok());
+
+  auto rules = ParseCurationRules("images: {}\nduplicates: {exact: true, near_image: 8}\n");
+  ASSERT_TRUE(rules.ok()) << rules.status().ToString();
+  auto r = Curate(lake_.get(), "photos@main", "photos@curated", *rules, {});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::map<std::string, std::string> rule_of;
+  for (const auto& f : r->quarantined) rule_of[f.path] = f.rule + ": " + f.reason;
+  EXPECT_EQ(rule_of["a.png"].substr(0, 14), "near-duplicate") << rule_of["a.png"];
+  EXPECT_EQ(rule_of["a.jpg"].substr(0, 14), "near-duplicate") << rule_of["a.jpg"];
+  EXPECT_EQ(rule_of.count("a-small.jpg"), 0u) << "the first of the group by path is kept";
+  EXPECT_EQ(rule_of["truncated.jpg"].substr(0, 6), "decode");
+  EXPECT_EQ(rule_of["truncated.png"].substr(0, 6), "decode");
+  EXPECT_EQ(rule_of["x-corrupt.jpg"].substr(0, 6), "decode") << rule_of["x-corrupt.jpg"];
+  EXPECT_EQ(rule_of.count("b.jpg") + rule_of.count("c.jpg") + rule_of.count("d.png"), 0u) << CurationReportText(*r);
+  EXPECT_EQ(r->records_after, 4u) << CurationReportText(*r);
 }
 
 TEST(CurationRules, BadRulesNameTheProblem) {
