@@ -170,7 +170,8 @@ def main():
     a = ap.parse_args()
     if not os.path.isdir(a.root):
         sys.exit(f"{a.root} is not a directory")
-    print(json.dumps(curate(a.root, a.threshold, a.min_width, a.min_height, a.header_only, a.draft, a.procs)), flush=True)
+    result = curate(a.root, a.threshold, a.min_width, a.min_height, a.header_only, a.draft, a.procs)
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -14,18 +14,19 @@ Parts (--parts, default all four; sizes times --scale):
                      (the page cache is not dropped in between: it is one pipeline).
   jpeg    a folder of 100,000 JPEG images (--jpegs) of about 100 KiB each, 640x480, made with
           OpenCV (python3-opencv) in ten class folders; some of them are exact copies, near
-          copies (re-encoded at another quality, brightened, or scaled down by 10%), too small
+          copies (re-encoded at another quality, brightened, or scaled to 88-95%), too small
           (24x24), or corrupt (truncated to 40%, random bytes, or a JPEG header followed by
           zeros); the report lists how many of each:
             strata:  `strata ingest DIR NAME@main --image-folder`;
             restic:  `restic backup DIR`.
   tar     a 4 GiB (--tar-bytes) tar.gz of mixed files, built deterministically by this script:
           regular files of /usr/share and /usr/lib (in a seeded shuffled order, at most
-          64 MiB each), generated text (log lines and prose from seeded pools, ~3x
-          compressible), seeded random bytes (incompressible), and exact copies of earlier
-          members under other names (so deduplication has work); 35/25/25/15% of the
-          uncompressed bytes, members interleaved, written with Python's tarfile + gzip
-          level 6 until the compressed size reaches the target:
+          64 MiB each), generated text (log lines and prose from seeded pools, which gzip
+          shrinks about 3x and 2x), seeded random bytes (incompressible), and exact copies
+          of earlier members under other names (so deduplication has work); 35/25/25/15% of
+          the uncompressed bytes, members interleaved, written with Python's tarfile + gzip
+          level 6 until the compressed size reaches the target (the real files make it
+          depend on the machine's packages; the report gives its SHA-256):
             strata:       `strata ingest mixed.tar.gz NAME@main` (streamed, deduplicated,
                           compressed and encrypted; never extracted to disk);
             tar -xzf:     GNU tar extracting it to disk (tar runs gzip -d in a second process);
@@ -53,7 +54,8 @@ time; strata with STRATA_PASSWORD and `strata init`'s defaults (FastCDC 1 MiB av
 AES-256-GCM); restic 0.14 with RESTIC_PASSWORD and a local repository (format v2, compression
 auto). MB/s = logical bytes (extracted / file bytes) / wall seconds, 1 MB = 10^6 B; cores = CPU
 seconds of the command and its children / wall seconds. Stored sizes are the apparent sizes of
-the files in each repository or directory.
+the files in each repository or directory. --no-drop keeps the page cache (for a trial run
+while another benchmark shares the machine; the report says so).
 
 Python: this script needs only the standard library. The JPEG generator runs in a child process
 under --gen-python (default /usr/bin/python3, which has Debian's python3-opencv and numpy; it is
@@ -68,8 +70,8 @@ The report (markdown) goes to bench/results/ingest-<date>.md and is printed. Gen
 kept under --workdir/data between runs with --keep (and reused when its parameters match);
 repositories and extracted trees are removed as soon as they are measured.
 
-  sudo python3 bench/ingest.py                               # full size, see docs/PERFORMANCE.md
-  sudo python3 bench/ingest.py --scale 0.01                  # 1,000 JPEGs, a 43 MB tar.gz
+  sudo python3 bench/ingest.py --pil-procs 1,2    # full size: about an hour on 2 cores, ~21 GB disk
+  sudo python3 bench/ingest.py --scale 0.01       # 1,000 JPEGs, a 43 MB tar.gz: about 2 minutes
   sudo python3 bench/ingest.py --parts jpeg,curate --jpegs 20000 --keep
 """
 import argparse
@@ -107,7 +109,7 @@ MTIME = 1767225600  # 2026-01-01 00:00 UTC: every generated tar member
 JPEG_ROLES = [("truncated", 0.002), ("garbage", 0.0015), ("badheader", 0.0015), ("small", 0.002),
               ("exact", 0.02), ("near", 0.02)]
 # Shares of the tar.gz's uncompressed bytes.
-TAR_SHARES = {"real": 0.35, "text": 0.25, "random": 0.25, "dup": 0.15}
+TAR_SHARES = {"real": 0.35, "text": 0.25, "random": 0.25, "copies": 0.15}
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -342,7 +344,10 @@ def gen_jpegs(out, count, seed, procs):
     roles = {}
     for role, _ in plan:
         roles[role] = roles.get(role, 0) + 1
-    return {"count": count, "seed": seed, "version": JPEG_GEN_VERSION, "bytes": total, "roles": roles}
+    import cv2
+
+    return {"count": count, "seed": seed, "version": JPEG_GEN_VERSION, "bytes": total, "roles": roles,
+            "opencv": cv2.__version__}
 
 
 # --- the mixed tar.gz (standard library) -------------------------------------------------------
@@ -437,7 +442,7 @@ def build_tar(path, target, seed):
         while raw.tell() < target:
             total = sum(c["bytes"] for c in comp.values()) + 1
             order = sorted(TAR_SHARES, key=lambda c: comp[c]["bytes"] - TAR_SHARES[c] * total)
-            kind = next(k for k in order if (k != "real" or real_pos < len(reals)) and (k != "dup" or sources))
+            kind = next(k for k in order if (k != "real" or real_pos < len(reals)) and (k != "copies" or sources))
             seq += 1
             mode = 0o644
             if kind == "real":
@@ -512,6 +517,7 @@ class Bench:
         self.datasets = {}  # part -> description facts
         self.notes = []
         self.setup = []     # (what, seconds)
+        self.venv_python = "?"
 
     # ---- running things ------------------------------------------------------------------
     def s(self, repo, *args):
@@ -588,6 +594,7 @@ class Bench:
         py = os.path.join(venv, "bin", "python")
         probe = [py, "-c", "import PIL, imagehash"]
         if os.path.exists(py) and run(probe, check=False).returncode == 0:
+            self.venv_python = run([py, "-c", "import sys; print(sys.version.split()[0])"]).stdout.strip()
             return py
         if not os.path.exists(py):
             log(f"creating the bench venv {venv}")
@@ -595,6 +602,7 @@ class Bench:
         log("pip install --upgrade pillow imagehash")
         run([os.path.join(venv, "bin", "pip"), "install", "-q", "--upgrade", "pillow", "imagehash"])
         run(probe)
+        self.venv_python = run([py, "-c", "import sys; print(sys.version.split()[0])"]).stdout.strip()
         return py
 
     def jpeg_dir(self):
@@ -786,11 +794,11 @@ class Bench:
              run(["tar", "--version"], check=False).stdout.splitlines()[0],
              run(["gzip", "--version"], check=False).stdout.splitlines()[0],
              f"Python {sys.version.split()[0]}"]
-        for key in ("curate/pil", "curate/pil-header"):
-            c = self.counts.get(key)
-            if c:
-                v.append(f"Pillow {c['pil']}, imagehash {c['imagehash']}")
-                break
+        if "jpeg" in self.datasets:
+            v.append(f"OpenCV {self.datasets['jpeg'].get('opencv', '?')} (generator)")
+        c = self.counts.get("curate/pil")
+        if c:
+            v.append(f"Pillow {c['pil']}, imagehash {c['imagehash']} (bench venv, Python {self.venv_python})")
         return ", ".join(v)
 
     def rate_cells(self, st):
@@ -815,8 +823,9 @@ class Bench:
         w(f"- load average at start / end: {' '.join(f'{x:.2f}' for x in self.load0)} / "
           f"{' '.join(f'{x:.2f}' for x in self.load1)} (other jobs on these cores make every number lower and "
           "noisier; the ratios come from the same run)")
-        w(f"- page cache dropped before each cold step: {'yes' if self.can_drop else 'NO (' + ('--no-drop' if self.a.no_drop else 'not root') + '): inputs may be read from the cache'}; "
-          "every timed step ends with `sync`")
+        why = "--no-drop" if self.a.no_drop else "not root"
+        dropped = "yes" if self.can_drop else f"NO ({why}): inputs may be read from the cache"
+        w(f"- page cache dropped before each cold step: {dropped}; every timed step ends with `sync`")
         w("- defaults: strata `init` (FastCDC 1 MiB average, zstd-3, AES-256-GCM, 32 MiB packs), restic "
           "repository v2 with compression auto, tar with gzip -d")
         w(f"- total wall time: {self.wall / 60:.1f} min\n")
@@ -832,7 +841,8 @@ class Bench:
                 return
             s = st[key]
             x = "" if key == ref or ref not in st else f"{self.ratio(st[ref]['wall'], s['wall']):.2f}x"
-            w(f"| {part} | {s['tool']} | {s['what']}{'' if s['cold'] else ' (page cache warm)'} | {self.rate_cells(s)} | {x} |")
+            warm = "" if s["cold"] else " (page cache warm)"
+            w(f"| {part} | {s['tool']} | {s['what']}{warm} | {self.rate_cells(s)} | {x} |")
 
         def combined(part, keys, ref, label):
             if not all(k in st for k in keys) or ref not in st:
@@ -913,15 +923,20 @@ class Bench:
         w("|---|---|---|")
         if "tar/strata" in st and "tar/tar" in st:
             x = self.ratio(st["tar/strata"]["wall"], st["tar/tar"]["wall"])
-            extra = f"; {self.ratio(st['tar/strata']['wall'], tar_pipe):.2f}x tar -xzf + restic backup" if tar_pipe else ""
+            extra = ""
+            if tar_pipe:
+                extra = f"; {self.ratio(st['tar/strata']['wall'], tar_pipe):.2f}x tar -xzf + restic backup"
             w(f"| archive ingest at least as fast as `tar -xzf` alone (while deduplicating and encrypting) | "
               f"{x:.2f}x ({st['tar/strata']['wall']:.1f} s vs {st['tar/tar']['wall']:.1f} s){extra} | "
               f"{'yes' if x >= 1 else '**no**'} |")
         if "curate/strata" in st and "curate/pil" in st:
             x = self.ratio(st["curate/strata"]["wall"], st["curate/pil"]["wall"])
             sc, pc = self.counts.get("strata", {}), self.counts.get("curate/pil", {})
-            less = [k.replace("_", " ") for k in ("decode_failed", "near_duplicates") if sc.get(k, 0) < pc.get(k, 0)]
-            caveat = f" (strata found fewer: {', '.join(less)}; it did less work)" if less else ""
+            keys = ("decode_failed", "size_failed", "exact_duplicates", "near_duplicates")
+            less = [k.replace("_", " ") for k in keys if sc.get(k, 0) < pc.get(k, 0)]
+            more = [k.replace("_", " ") for k in keys if sc.get(k, 0) > pc.get(k, 0)]
+            caveat = (f" (strata found fewer {', '.join(less)}: it did less work)" if less else
+                      f" (strata found more {', '.join(more)}: see the counts)" if more else "")
             w(f"| curation at least 5x the Python script's images/s | {x:.2f}x "
               f"({st['curate/strata']['files'] / st['curate/strata']['wall']:,.0f} vs "
               f"{st['curate/pil']['files'] / st['curate/pil']['wall']:,.0f} images/s) | "
@@ -939,15 +954,28 @@ class Bench:
               f"{f['files']:,} images of 28x28 as {f['bytes'] / 1e6:.1f} MB of PGM files.")
         if "jpeg" in self.datasets:
             j = self.datasets["jpeg"]
-            w(f"- jpeg: {j['count']:,} files, {j['bytes'] / 1e6:.1f} MB ({j['bytes'] / max(1, j['count']) / KiB:.0f} KiB "
-              f"per file), {JPEG_W}x{JPEG_H} quality 90 (OpenCV), seed {j['seed']}; "
-              + ", ".join(f"{k} {v:,}" for k, v in sorted(j["roles"].items())) + ".")
+            per = j["bytes"] / max(1, j["count"]) / KiB
+            w(f"- jpeg: {j['count']:,} files, {j['bytes'] / 1e6:.1f} MB ({per:.0f} KiB per file) in ten class "
+              f"folders, generated with OpenCV (seed {j['seed']}): {JPEG_W}x{JPEG_H} at quality 90, a smooth "
+              "field from an upscaled 6x8 random grid, six random shapes and noise; "
+              + ", ".join(f"{k} {v:,}" for k, v in sorted(j["roles"].items()))
+              + " (exact: byte copies of a unique image; near: a unique image re-encoded at quality 62-76, "
+              "brightened by 8-15 levels or scaled to 88-95%; small: 24x24; truncated: the first 40% of a JPEG; "
+              "garbage: 100 KiB of random bytes; badheader: the JPEG's first 20 bytes (SOI, JFIF) then zeros).")
         if "tar" in self.datasets:
             t = self.datasets["tar"]
-            comp = ", ".join(f"{k} {v['files']:,} files / {v['bytes'] / 1e6:.0f} MB" for k, v in t["composition"].items())
+            comp = ", ".join(f"{k} {v['files']:,} files / {v['bytes'] / 1e6:.0f} MB"
+                             for k, v in t["composition"].items())
             w(f"- tar: mixed.tar.gz, {t['compressed'] / 1e6:.1f} MB compressed, {t['bytes'] / 1e6:.1f} MB in "
-              f"{t['members']:,} members ({comp}); members at most {t['max_member'] / MiB:.1f} MiB; "
-              f"{t['real_files_available']:,} real files were eligible; seed {t['seed']}; sha256 {t['sha256'][:16]}.")
+              f"{t['members']:,} members ({comp}), sha256 {t['sha256'][:16]}. Built by this script "
+              f"(seed {t['seed']}): "
+              "members interleaved so that each kind keeps its share of the uncompressed bytes (real 35%, text 25%, "
+              "random 25%, copies 15%): real = regular files of /usr/share and /usr/lib in a seeded shuffled order "
+              f"({t['real_files_available']:,} eligible here, so the archive depends on this machine's packages); "
+              "text = log lines and prose drawn from seeded pools; random = seeded random bytes; copies = exact "
+              "copies of earlier members under other names. Sizes log-uniform (text 1 KiB-8 MiB, random "
+              f"4 KiB-64 MiB), every member at most {t['max_member'] / MiB:.1f} MiB; Python tarfile (PAX) + gzip "
+              "level 6, mtime 2026-01-01, stopped once the compressed size reached the target.")
         if self.setup:
             w("\n| setup (not timed as a result) | s |")
             w("|---|---:|")
@@ -972,6 +1000,15 @@ class Bench:
         os.makedirs(self.data, exist_ok=True)
         if os.geteuid() != 0 and not a.no_drop:
             log("warning: not root, cannot drop the page cache: cold steps may read from the cache")
+        # Peak disk use: the JPEG folder with one repository of it; or the tar.gz, its extracted
+        # tree and restic's repository (plus the JPEG folder when kept).
+        jpeg_bytes = a.jpegs * 105_000 if {"jpeg", "curate"} & set(a.parts) else 0
+        tar_need = 3.8 * a.tar_bytes if "tar" in a.parts else 0
+        need = max(2.1 * jpeg_bytes, tar_need + (jpeg_bytes if a.keep else 0))
+        st = os.statvfs(self.work)
+        if st.f_bavail * st.f_frsize < 1.1 * need:
+            log(f"warning: {self.work} has {st.f_bavail * st.f_frsize / 1e9:.0f} GB free; this run needs about "
+                f"{need / 1e9:.0f} GB")
         self.started = datetime.datetime.now()
         self.machine = machine(self.work)
         self.load0 = os.getloadavg()
