@@ -19,6 +19,36 @@ def run(cmd):
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
 
+def cpu_model_and_memory():
+    """(the CPU's model name from lscpu, or "?"; total RAM in bytes)."""
+    model = "?"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    mem = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) * 1024
+    return model, mem
+
+
+def save_report(name, md, when):
+    """Writes `md` to bench/results/<name>-<when as YYYYMMDD-HHMM>.md, prints it, returns the path."""
+    outdir = os.path.join(ROOT, "bench", "results")
+    os.makedirs(outdir, exist_ok=True)
+    out = os.path.join(outdir, f"{name}-{when:%Y%m%d-%H%M}.md")
+    with open(out, "w") as f:
+        f.write(md)
+    print(md)
+    log(f"report: {out}")
+    return out
+
+
 def drop_caches():
     """Writes dirty pages back and drops the page cache (needs root; warns otherwise)."""
     subprocess.run(["sync"], check=True)

@@ -91,7 +91,7 @@ import tarfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ROOT, drop_caches, log  # noqa: E402
+from benchlib import ROOT, cpu_model_and_memory, drop_caches, log, save_report  # noqa: E402
 
 PASSWORD = "strata-bench-passphrase"
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
@@ -157,18 +157,7 @@ def last_json(text):
 
 
 def machine(work):
-    model = "?"
-    try:
-        for line in run(["lscpu"]).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except (OSError, RuntimeError):
-        pass
-    mem = 0
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                mem = int(line.split()[1]) * 1024
+    model, mem = cpu_model_and_memory()
     src = run(["findmnt", "-no", "SOURCE,FSTYPE", "-T", work], check=False).stdout.strip()
     dev = run(["lsblk", "-dno", "NAME,SIZE,ROTA,MODEL"], check=False).stdout.strip().replace("\n", "; ")
     st = os.statvfs(work)
@@ -1029,14 +1018,7 @@ class Bench:
             self.part_tar()
         self.load1 = os.getloadavg()
         self.wall = time.perf_counter() - wall0
-        md = self.report()
-        outdir = os.path.join(ROOT, "bench", "results")
-        os.makedirs(outdir, exist_ok=True)
-        out = os.path.join(outdir, f"ingest-{self.started:%Y%m%d-%H%M}.md")
-        with open(out, "w") as f:
-            f.write(md)
-        print(md)
-        log(f"report: {out}")
+        save_report("ingest", self.report(), self.started)
         if not a.keep:
             rm(self.work)
 

@@ -33,7 +33,8 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, cpu_model_and_memory, save_report  # noqa: E402
 GiB = 1 << 30
 MiB = 1 << 20
 KiB = 1 << 10
@@ -375,15 +376,8 @@ class Bench:
 
     # ---- report --------------------------------------------------------------------------
     def machine(self):
-        model = "?"
-        for line in run(["lscpu"]).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-        mem = "?"
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+        model, mem_bytes = cpu_model_and_memory()
+        mem = f"{mem_bytes / GiB:.1f} GiB"
         src = run(["findmnt", "-no", "SOURCE,FSTYPE", "-T", self.work], check=False).stdout.strip()
         dev = run(["lsblk", "-dno", "NAME,SIZE,ROTA,MODEL"], check=False).stdout.strip().replace("\n", "; ")
         return f"{model}; {os.cpu_count()} cores; {mem} RAM; disk {src} ({dev})"
@@ -478,14 +472,7 @@ class Bench:
         self.bench_dataset("ds2", ds2)
         ds3_size = self.bench_versions() if not self.args.skip_versions else 0
         stages = self.bench_stages()
-        md = self.report(stages, ds3_size)
-        outdir = os.path.join(ROOT, "bench", "results")
-        os.makedirs(outdir, exist_ok=True)
-        out = os.path.join(outdir, f"put_get-{datetime.datetime.now():%Y%m%d-%H%M}.md")
-        with open(out, "w") as f:
-            f.write(md)
-        print(md)
-        log(f"written to {out}")
+        save_report("put_get", self.report(stages, ds3_size), datetime.datetime.now())
         if not self.args.keep:
             self.rm(self.work)
 

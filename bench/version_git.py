@@ -52,7 +52,8 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, cpu_model_and_memory, save_report  # noqa: E402
 PASSWORD = "strata-bench-passphrase"
 MiB = 1 << 20
 
@@ -478,13 +479,7 @@ class Bench:
             self.bench_log(want_log)
         self.load1 = os.getloadavg()
         self.wall = time.perf_counter() - wall0
-        rep = self.report()
-        print(rep)
-        os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-        path = os.path.join(ROOT, "bench", "results", f"version_git-{self.started:%Y%m%d-%H%M}.md")
-        with open(path, "w") as f:
-            f.write(rep)
-        log(f"report: {path}")
+        save_report("version_git", self.report(), self.started)
         if not a.keep:
             shutil.rmtree(self.work, ignore_errors=True)
 
@@ -540,18 +535,7 @@ def du(path):
 
 
 def machine():
-    model = "?"
-    try:
-        for line in run(["lscpu"]).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except Exception:
-        pass
-    mem = 0
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                mem = int(line.split()[1]) * 1024
+    model, mem = cpu_model_and_memory()
     fs = run(["df", "-T", "/tmp"], check=False).stdout.splitlines()[-1].split()
     return f"{model}; {os.cpu_count()} cores; {mem / (1 << 30):.1f} GiB RAM; work dir on {fs[0]} ({fs[1]})"
 

@@ -256,13 +256,13 @@ class StreamChunker {
 // tick, so its size and mtime prove nothing (git's "racy" entries): it is read again.
 constexpr int64_t kRacyWindowNs = 2'000'000'000;
 
-// Builds the in-memory tree of `path` (stat only; contents are read later). `reuse`, when
-// given, is the entry previously stored from the same path: files whose size and mtime match
-// it take its chunks and are not read.
-Status Scan(RepositoryImpl* repo, const std::string& path, std::string name, const TreeEntry* reuse, Node* node,
-            uint64_t* total, PutStats* stats) {
+// Builds the in-memory tree of `path` (stat only; contents are read later). `info` is the
+// path's lstat: each entry is stat'ed once, by its parent's loop (a rescan of small files is
+// mostly stat calls). `reuse`, when given, is the entry previously stored from the same path:
+// files whose size and mtime match it take its chunks and are not read.
+Status ScanEntry(RepositoryImpl* repo, const std::string& path, std::string name, const FileInfo& info,
+                 const TreeEntry* reuse, Node* node, uint64_t* total, PutStats* stats) {
   Env* env = repo->options_.env;
-  STRATA_ASSIGN_OR_RETURN(FileInfo info, env->Stat(path));
   node->source = path;
   node->entry.name = std::move(name);
   node->entry.mode = info.mode & 07777;
@@ -303,12 +303,12 @@ Status Scan(RepositoryImpl* repo, const std::string& path, std::string name, con
         }
         auto child = std::make_unique<Node>();
         std::string child_path = JoinPath(path, n);
-        auto st = env->Stat(child_path);
-        if (st.ok() && st->type == FileType::kOther) {
+        STRATA_ASSIGN_OR_RETURN(FileInfo st, env->Stat(child_path));
+        if (st.type == FileType::kOther) {
           stats->skipped.push_back(child_path + " (special file)");
           continue;
         }
-        STRATA_RETURN_IF_ERROR(Scan(repo, child_path, n, previous.Find(n), child.get(), total, stats));
+        STRATA_RETURN_IF_ERROR(ScanEntry(repo, child_path, n, st, previous.Find(n), child.get(), total, stats));
         node->children.push_back(std::move(child));
       }
       return Status::OK();
@@ -317,6 +317,13 @@ Status Scan(RepositoryImpl* repo, const std::string& path, std::string name, con
       return Status::InvalidArgument(fmt::format("'{}' is not a file, directory or symlink", path));
   }
   return Status::OK();
+}
+
+// ScanEntry of a path not yet stat'ed.
+Status Scan(RepositoryImpl* repo, const std::string& path, std::string name, const TreeEntry* reuse, Node* node,
+            uint64_t* total, PutStats* stats) {
+  STRATA_ASSIGN_OR_RETURN(FileInfo info, repo->options_.env->Stat(path));
+  return ScanEntry(repo, path, std::move(name), info, reuse, node, total, stats);
 }
 
 // Lists the regular files below `node`, in tree order.
