@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "strata/status.h"
@@ -108,6 +109,10 @@ class Env {
   virtual bool FileExists(const std::string& path) = 0;
   // Names (not paths) of the entries of `dir`, without "." and "..", in no particular order.
   virtual Result<std::vector<std::string>> ListDir(const std::string& dir) = 0;
+  // The entries of `dir` with their Stat (lstat), in no particular order. The default stats each
+  // joined path; the POSIX Env stats each name relative to the open directory (one path lookup
+  // per entry instead of one per component: a rescan of many small files is mostly stats).
+  virtual Result<std::vector<std::pair<std::string, FileInfo>>> ListDirInfo(const std::string& dir);
   virtual Result<std::string> ReadLink(const std::string& path) = 0;
 
   // Creates one directory; OK if it already exists as a directory.

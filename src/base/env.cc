@@ -95,6 +95,17 @@ class RenamedPendingFile final : public PendingFile {
 
 }  // namespace
 
+Result<std::vector<std::pair<std::string, FileInfo>>> Env::ListDirInfo(const std::string& dir) {
+  STRATA_ASSIGN_OR_RETURN(auto names, ListDir(dir));
+  std::vector<std::pair<std::string, FileInfo>> out;
+  out.reserve(names.size());
+  for (auto& name : names) {
+    STRATA_ASSIGN_OR_RETURN(FileInfo info, Stat(JoinPath(dir, name)));
+    out.emplace_back(std::move(name), info);
+  }
+  return out;
+}
+
 Result<std::unique_ptr<PendingFile>> Env::NewPendingFile(const std::string& path) {
   std::string tmp = TempNameFor(path);
   STRATA_ASSIGN_OR_RETURN(auto file, NewExclusiveFile(tmp));

@@ -329,6 +329,17 @@ FileType TypeOf(mode_t mode) {
   return FileType::kOther;
 }
 
+FileInfo InfoOf(const struct stat& st) {
+  FileInfo info;
+  info.type = TypeOf(st.st_mode);
+  info.size = static_cast<uint64_t>(st.st_size);
+  info.mode = st.st_mode & 07777;
+  info.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  info.inode = st.st_ino;
+  info.device = st.st_dev;
+  return info;
+}
+
 class PosixMappedFile final : public MappedFile {
  public:
   PosixMappedFile(void* addr, size_t size) : addr_(addr), size_(size) {}
@@ -406,14 +417,26 @@ class PosixEnv final : public Env {
   Result<FileInfo> Stat(const std::string& path) override {
     struct stat st;
     if (::lstat(path.c_str(), &st) != 0) return ErrnoStatus("stat", path);
-    FileInfo info;
-    info.type = TypeOf(st.st_mode);
-    info.size = static_cast<uint64_t>(st.st_size);
-    info.mode = st.st_mode & 07777;
-    info.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-    info.inode = st.st_ino;
-    info.device = st.st_dev;
-    return info;
+    return InfoOf(st);
+  }
+
+  Result<std::vector<std::pair<std::string, FileInfo>>> ListDirInfo(const std::string& dir) override {
+    STRATA_ASSIGN_OR_RETURN(auto names, ListDir(dir));
+    int fd = RetryOnEintr([&] { return ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+    if (fd < 0) return ErrnoStatus("open directory", dir);
+    std::vector<std::pair<std::string, FileInfo>> out;
+    out.reserve(names.size());
+    for (auto& name : names) {
+      struct stat st;
+      if (::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        Status s = ErrnoStatus("stat", JoinPath(dir, name));
+        ::close(fd);
+        return s;
+      }
+      out.emplace_back(std::move(name), InfoOf(st));
+    }
+    ::close(fd);
+    return out;
   }
 
   bool FileExists(const std::string& path) override {

@@ -257,8 +257,8 @@ class StreamChunker {
 constexpr int64_t kRacyWindowNs = 2'000'000'000;
 
 // Builds the in-memory tree of `path` (stat only; contents are read later). `info` is the
-// path's lstat: each entry is stat'ed once, by its parent's loop (a rescan of small files is
-// mostly stat calls). `reuse`, when given, is the entry previously stored from the same path:
+// path's lstat: each entry is stat'ed once, when its parent is listed (a rescan of small files
+// is mostly stat calls). `reuse`, when given, is the entry previously stored from the same path:
 // files whose size and mtime match it take its chunks and are not read.
 Status ScanEntry(RepositoryImpl* repo, const std::string& path, std::string name, const FileInfo& info,
                  const TreeEntry* reuse, Node* node, uint64_t* total, PutStats* stats) {
@@ -294,16 +294,15 @@ Status ScanEntry(RepositoryImpl* repo, const std::string& path, std::string name
         auto tree = repo->ReadTree(reuse->subtree);
         if (tree.ok()) previous = std::move(*tree);  // unreadable: everything is read afresh
       }
-      STRATA_ASSIGN_OR_RETURN(auto names, env->ListDir(path));
-      std::sort(names.begin(), names.end());
-      for (auto& n : names) {
+      STRATA_ASSIGN_OR_RETURN(auto entries, env->ListDirInfo(path));
+      std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (auto& [n, st] : entries) {
         if (!ValidEntryName(n)) {
           stats->skipped.push_back(JoinPath(path, n) + " (invalid name)");
           continue;
         }
         auto child = std::make_unique<Node>();
         std::string child_path = JoinPath(path, n);
-        STRATA_ASSIGN_OR_RETURN(FileInfo st, env->Stat(child_path));
         if (st.type == FileType::kOther) {
           stats->skipped.push_back(child_path + " (special file)");
           continue;

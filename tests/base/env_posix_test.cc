@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -285,6 +286,22 @@ TEST_P(PendingFileTest, AbandonedLeavesNothing) {
   EXPECT_EQ(ReadFile(path), "old");
   EXPECT_EQ(*env_->ListDir(dir_.path()), std::vector<std::string>{"f"});
   EXPECT_FALSE(env()->NewPendingFile(dir_ / "missing-dir/f").ok());
+}
+
+TEST_P(PendingFileTest, ListDirInfoStatsEachEntryWithoutFollowingLinks) {
+  WriteFile(dir_ / "f", "12345");
+  ASSERT_TRUE(env_->CreateDir(dir_ / "d").ok());
+  ASSERT_TRUE(env_->CreateSymlink("f", dir_ / "l").ok());
+  auto r = env()->ListDirInfo(dir_.path());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::map<std::string, FileInfo> got(r->begin(), r->end());
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got["f"].type, FileType::kRegular);
+  EXPECT_EQ(got["f"].size, 5u);
+  EXPECT_EQ(got["f"].inode, env_->Stat(dir_ / "f")->inode);
+  EXPECT_EQ(got["d"].type, FileType::kDirectory);
+  EXPECT_EQ(got["l"].type, FileType::kSymlink);
+  EXPECT_FALSE(env()->ListDirInfo(dir_ / "missing").ok());
 }
 
 INSTANTIATE_TEST_SUITE_P(PosixAndPortable, PendingFileTest, ::testing::Bool(),
