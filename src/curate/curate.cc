@@ -1,8 +1,5 @@
 // Curation: rules over a version's records and content -> a derived branch plus a quarantine.
 #include <fnmatch.h>
-#include <csetjmp>
-#include <cstdio>
-#include <jpeglib.h>
 #include <openssl/evp.h>
 #include <utf8proc.h>
 
@@ -12,12 +9,15 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <csetjmp>
+#include <cstdio>  // before jpeglib.h, which uses FILE
 #include <map>
 #include <mutex>
 #include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
+#include <jpeglib.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -157,10 +157,13 @@ void OnJpegMessage(j_common_ptr c, int level) {
   if (level < 0) OnJpegError(c);  // a warning; trace messages (level >= 0) are ignored
 }
 
+enum class JpegDecode { kOk, kFailed, kNotGrey };
+
 // Decodes a JPEG to grey at 1/`denom` of its size (libjpeg's DCT scaling: every block is still
-// decoded, the inverse transforms are smaller). False with `why` set when it does not decode.
-// Only plain C objects live in this frame across setjmp; `out` belongs to the caller.
-bool DecodeJpegGrey(const std::string& data, unsigned denom, cv::Mat* out, std::string* why) {
+// decoded, the inverse transforms are smaller). kFailed with `why` set when it does not decode;
+// kNotGrey for CMYK/YCCK, which libjpeg cannot turn into grey. Only plain C objects live in this
+// frame across setjmp; `out` belongs to the caller.
+JpegDecode DecodeJpegGrey(const std::string& data, unsigned denom, cv::Mat* out, std::string* why) {
   jpeg_decompress_struct cinfo;
   JpegError err;
   cinfo.err = jpeg_std_error(&err.mgr);
@@ -169,15 +172,14 @@ bool DecodeJpegGrey(const std::string& data, unsigned denom, cv::Mat* out, std::
   if (setjmp(err.jump)) {
     *why = err.message;
     jpeg_destroy_decompress(&cinfo);
-    return false;
+    return JpegDecode::kFailed;
   }
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(data.data()), static_cast<unsigned long>(data.size()));
   jpeg_read_header(&cinfo, TRUE);
   if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
     jpeg_destroy_decompress(&cinfo);
-    *why = "cmyk";  // no grey conversion in libjpeg: the caller decodes it otherwise
-    return false;
+    return JpegDecode::kNotGrey;
   }
   cinfo.out_color_space = JCS_GRAYSCALE;
   cinfo.scale_num = 1;
@@ -190,7 +192,7 @@ bool DecodeJpegGrey(const std::string& data, unsigned denom, cv::Mat* out, std::
   }
   jpeg_finish_decompress(&cinfo);  // reads on to the end marker: a truncated file warns here
   jpeg_destroy_decompress(&cinfo);
-  return true;
+  return JpegDecode::kOk;
 }
 
 // Why a binary PGM/PPM is shorter than its header says (OpenCV would print, then fail); empty
@@ -210,16 +212,19 @@ cv::Mat DecodeGrey(const std::string& data, const ingest::ImageInfo& info, std::
     return {};
   }
   if (*why = PixelsMissing(data, info); !why->empty()) return {};
+  if (info.format == "png" && data.find("IEND", data.size() - std::min<size_t>(data.size(), 64)) == std::string::npos) {
+    *why = "truncated: no end chunk";  // libpng would print its error before failing
+    return {};
+  }
   cv::Mat img;
   if (info.format == "jpeg") {
     uint32_t side = std::min(info.width, info.height);
     unsigned denom = side >= 256 ? 8 : side >= 128 ? 4 : side >= 64 ? 2 : 1;
-    if (DecodeJpegGrey(data, denom, &img, why)) return img;
-    if (*why != "cmyk") {
-      *why = fmt::format("does not decode: {}", *why);
-      return {};
+    switch (DecodeJpegGrey(data, denom, &img, why)) {
+      case JpegDecode::kOk: return img;
+      case JpegDecode::kFailed: *why = fmt::format("does not decode: {}", *why); return {};
+      case JpegDecode::kNotGrey: break;  // OpenCV converts it below
     }
-    why->clear();
   }
   try {
     img = cv::imdecode(cv::Mat(1, int(data.size()), CV_8U, const_cast<char*>(data.data())), cv::IMREAD_GRAYSCALE);
