@@ -7,6 +7,8 @@
 
 #include "strata/env.h"
 
+#include "base/temp_name.h"
+
 namespace strata {
 
 Result<std::string> ReadFileToString(Env* env, const std::string& path) {
@@ -48,16 +50,14 @@ Result<std::unique_ptr<MappedFile>> Env::MapFile(const std::string& path) {
   return std::unique_ptr<MappedFile>(new BufferMappedFile(std::move(bytes)));
 }
 
-namespace {
-
-// Temp names must not collide between processes writing the same file, and must be
-// recognisable (a leading dot and ".tmp-") so a cleanup pass can remove leftovers of a crash.
 std::string TempNameFor(std::string_view path) {
   static std::atomic<uint64_t> counter{0};
   thread_local std::mt19937_64 rng{std::random_device{}()};
   uint64_t r = rng() ^ counter.fetch_add(1, std::memory_order_relaxed);
   return JoinPath(Dirname(path), fmt::format(".tmp-{:016x}-{}", r, Basename(path)));
 }
+
+namespace {
 
 // The portable PendingFile: a temporary name beside the path, renamed into place.
 class RenamedPendingFile final : public PendingFile {

@@ -21,6 +21,8 @@
 
 #include "strata/env.h"
 
+#include "base/temp_name.h"
+
 namespace strata {
 namespace {
 
@@ -104,7 +106,7 @@ class LinkedPendingFile final : public PendingFile {
     std::string self = fmt::format("/proc/self/fd/{}", fd_);
     if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW) == 0) return Status::OK();
     if (errno != EEXIST) return ErrnoStatus("create", path_);
-    std::string tmp = fmt::format("{}/.tmp-restore-{:x}-{}", Dirname(path_), ::getpid(), Basename(path_));
+    std::string tmp = TempNameFor(path_);
     if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) {
       return ErrnoStatus("create", tmp);
     }
@@ -353,6 +355,29 @@ class PosixMappedFile final : public MappedFile {
   size_t size_;
 };
 
+// Calls fn(directory descriptor, name) for each entry of `dir` but "." and "..", over one
+// open of the directory; stops at the first error fn returns.
+template <class Fn>
+Status ForEachName(const std::string& dir, Fn fn) {
+  DIR* d = ::opendir(dir.c_str());  // glibc opens with O_CLOEXEC
+  if (d == nullptr) return ErrnoStatus("list directory", dir);
+  Status s;
+  for (;;) {
+    errno = 0;
+    struct dirent* e = ::readdir(d);
+    if (e == nullptr) {
+      if (errno != 0) s = ErrnoStatus("list directory", dir);
+      break;
+    }
+    std::string_view name(e->d_name);
+    if (name == "." || name == "..") continue;
+    s = fn(::dirfd(d), name);
+    if (!s.ok()) break;
+  }
+  ::closedir(d);
+  return s;
+}
+
 class PosixEnv final : public Env {
  public:
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
@@ -421,23 +446,17 @@ class PosixEnv final : public Env {
   }
 
   Result<std::vector<std::pair<std::string, FileInfo>>> ListDirInfo(const std::string& dir) override {
-    STRATA_ASSIGN_OR_RETURN(auto names, ListDir(dir));
-    int fd = RetryOnEintr([&] { return ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
-    if (fd < 0) return ErrnoStatus("open directory", dir);
     std::vector<std::pair<std::string, FileInfo>> out;
-    out.reserve(names.size());
-    for (auto& name : names) {
+    STRATA_RETURN_IF_ERROR(ForEachName(dir, [&](int fd, std::string_view name) {
+      std::string n(name);
       struct stat st;
-      if (::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        Status s = ErrnoStatus("stat", JoinPath(dir, name));
-        ::close(fd);
-        return s;
-      }
-      out.emplace_back(std::move(name), InfoOf(st));
-    }
-    ::close(fd);
+      if (::fstatat(fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return ErrnoStatus("stat", JoinPath(dir, n));
+      out.emplace_back(std::move(n), InfoOf(st));
+      return Status::OK();
+    }));
     return out;
   }
+
 
   bool FileExists(const std::string& path) override {
     // lstat, like Stat: a dangling symlink is an existing entry.
@@ -446,25 +465,11 @@ class PosixEnv final : public Env {
   }
 
   Result<std::vector<std::string>> ListDir(const std::string& dir) override {
-    DIR* d = ::opendir(dir.c_str());  // glibc opens with O_CLOEXEC
-    if (d == nullptr) return ErrnoStatus("list directory", dir);
     std::vector<std::string> names;
-    for (;;) {
-      errno = 0;
-      struct dirent* e = ::readdir(d);
-      if (e == nullptr) {
-        if (errno != 0) {
-          Status s = ErrnoStatus("list directory", dir);
-          ::closedir(d);
-          return s;
-        }
-        break;
-      }
-      std::string_view name(e->d_name);
-      if (name == "." || name == "..") continue;
+    STRATA_RETURN_IF_ERROR(ForEachName(dir, [&](int, std::string_view name) {
       names.emplace_back(name);
-    }
-    ::closedir(d);
+      return Status::OK();
+    }));
     return names;
   }
 
