@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (again->tree != commit->tree || again->parents != commit->parents || again->meta != commit->meta) std::abort();
   }
 
-  (void)version::DecodeRefEvent(text);
+  (void)version::DecodeRefEvents(text);
 
   auto spec = ParseRefSpec(text);
   if (spec.ok()) {

@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <sodium.h>
 
 #include "base/endian.h"
 #include "crypto/random.h"
@@ -91,6 +92,15 @@ bool UpdateAll(UpdateFn update, const uint8_t* in, size_t n, uint8_t* out) {
   return true;
 }
 
+// libsodium's AES-256-GCM needs AES-NI and PCLMULQDQ.
+bool SodiumAesGcm() {
+  static const bool available = [] {
+    EnsureSodium();
+    return crypto_aead_aes256gcm_is_available() == 1;
+  }();
+  return available;
+}
+
 bool UpdateAad(bool encrypt, EVP_CIPHER_CTX* ctx, std::span<const uint8_t> ad) {
   if (ad.empty()) return true;
   auto fn = [&](uint8_t* out, int* outl, const uint8_t* in, int inl) {
@@ -106,9 +116,21 @@ bool UpdateAad(bool encrypt, EVP_CIPHER_CTX* ctx, std::span<const uint8_t> ad) {
 // ---------------------------------------------------------------------------------------------
 // Aead
 
-Aead::Aead(const Key256& key) : key_(key) {}
+struct Aead::SodiumState {
+  crypto_aead_aes256gcm_state state;  // aligned by libsodium's declaration
+};
 
-Aead::~Aead() { OPENSSL_cleanse(key_.data(), key_.size()); }
+Aead::Aead(const Key256& key) : key_(key) {
+  if (SodiumAesGcm()) {
+    sodium_ = std::make_unique<SodiumState>();
+    crypto_aead_aes256gcm_beforenm(&sodium_->state, key_.data());
+  }
+}
+
+Aead::~Aead() {
+  OPENSSL_cleanse(key_.data(), key_.size());
+  if (sodium_) sodium_memzero(&sodium_->state, sizeof(sodium_->state));
+}
 
 void Aead::Seal(std::span<const uint8_t> plain, std::span<const uint8_t> ad, uint8_t* out) const {
   uint8_t* nonce = out;
@@ -117,6 +139,13 @@ void Aead::Seal(std::span<const uint8_t> plain, std::span<const uint8_t> ad, uin
   // Random 96-bit nonces: with at most 2^32 seals per key the collision chance stays below
   // 2^-32 (NIST SP 800-38D), far beyond any repository's chunk count.
   RandomBytes({nonce, kNonceSize});
+
+  if (sodium_ && plain.size() <= kShortInput) {
+    unsigned long long tag_len = 0;
+    crypto_aead_aes256gcm_encrypt_detached_afternm(cipher, tag, &tag_len, plain.data(), plain.size(), ad.data(),
+                                                   ad.size(), nullptr, nonce, &sodium_->state);
+    return;
+  }
 
   EVP_CIPHER_CTX* ctx = ThreadCipherCtx();
   if (EVP_EncryptInit_ex2(ctx, AesGcm(), key_.data(), nonce, nullptr) != 1) Fatal("GCM encrypt init");
@@ -139,6 +168,15 @@ Status Aead::Open(std::span<const uint8_t> sealed, std::span<const uint8_t> ad, 
   const uint8_t* cipher = nonce + kNonceSize;
   size_t plain_size = sealed.size() - kOverhead;
   const uint8_t* tag = cipher + plain_size;
+
+  if (sodium_ && plain_size <= kShortInput) {
+    if (crypto_aead_aes256gcm_decrypt_detached_afternm(out, nullptr, cipher, plain_size, tag, ad.data(), ad.size(),
+                                                       nonce, &sodium_->state) != 0) {
+      if (plain_size > 0) sodium_memzero(out, plain_size);
+      return Status::Corruption("authentication failed: wrong key, wrong context, or damaged bytes");
+    }
+    return Status::OK();
+  }
 
   EVP_CIPHER_CTX* ctx = ThreadCipherCtx();
   if (EVP_DecryptInit_ex2(ctx, AesGcm(), key_.data(), nonce, nullptr) != 1) Fatal("GCM decrypt init");
@@ -180,17 +218,31 @@ Result<std::string> Aead::Open(std::string_view sealed, std::string_view ad) con
 // ---------------------------------------------------------------------------------------------
 // KeyedHash
 
-// An EVP_MAC_CTX carries the keyed inner and outer SHA-256 states, so re-initialising one with
-// a null key restarts HMAC without re-hashing the key. Contexts are not thread-safe, so idle
-// ones wait in a pool: a call takes one (or duplicates the keyed template when the pool is
-// empty) and gives it back. The pool never holds more contexts than threads that hashed at
-// once, and every context dies with this object.
+// Short inputs: a copy of libsodium's keyed state (inner and outer SHA-256 after the key's
+// blocks). Long ones: an EVP_MAC_CTX, which carries the same keyed states, so re-initialising
+// one with a null key restarts HMAC without re-hashing the key. EVP contexts are not
+// thread-safe, so idle ones wait in a pool: a call takes one (or duplicates the keyed template,
+// made at the first long input, when the pool is empty) and gives it back. The pool never holds
+// more contexts than threads that hashed at once, and every context dies with this object.
 struct KeyedHash::Impl {
+  crypto_auth_hmacsha256_state sodium_keyed;  // template: never updated
+  Key256 key;
+  std::once_flag keyed_once;
   EVP_MAC_CTX* keyed = nullptr;  // template: initialised with the key, never updated
   std::mutex mu;
   std::vector<EVP_MAC_CTX*> idle;
 
   EVP_MAC_CTX* Take() {
+    std::call_once(keyed_once, [this] {
+      keyed = EVP_MAC_CTX_new(HmacMac());
+      if (keyed == nullptr) Fatal("EVP_MAC_CTX_new");
+      char digest[] = "SHA256";
+      OSSL_PARAM params[] = {
+          OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+          OSSL_PARAM_construct_end(),
+      };
+      if (EVP_MAC_init(keyed, key.data(), key.size(), params) != 1) Fatal("HMAC init");
+    });
     {
       std::lock_guard<std::mutex> lock(mu);
       if (!idle.empty()) {
@@ -210,29 +262,33 @@ struct KeyedHash::Impl {
   ~Impl() {
     for (EVP_MAC_CTX* ctx : idle) EVP_MAC_CTX_free(ctx);
     EVP_MAC_CTX_free(keyed);
+    sodium_memzero(&sodium_keyed, sizeof(sodium_keyed));
+    sodium_memzero(key.data(), key.size());
   }
 };
 
 KeyedHash::KeyedHash(const Key256& key) : impl_(std::make_unique<Impl>()) {
-  impl_->keyed = EVP_MAC_CTX_new(HmacMac());
-  if (impl_->keyed == nullptr) Fatal("EVP_MAC_CTX_new");
-  char digest[] = "SHA256";
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-      OSSL_PARAM_construct_end(),
-  };
-  if (EVP_MAC_init(impl_->keyed, key.data(), key.size(), params) != 1) Fatal("HMAC init");
+  EnsureSodium();
+  impl_->key = key;
+  crypto_auth_hmacsha256_init(&impl_->sodium_keyed, key.data(), key.size());
 }
 
 // The Impl destructor frees (and OpenSSL cleanses) every context holding the keyed state.
 KeyedHash::~KeyedHash() = default;
 
 ObjectId KeyedHash::Hash(std::span<const uint8_t> data) const {
+  ObjectId id;
+  if (data.size() <= kShortInput) {
+    crypto_auth_hmacsha256_state st = impl_->sodium_keyed;
+    crypto_auth_hmacsha256_update(&st, data.data(), data.size());
+    crypto_auth_hmacsha256_final(&st, id.bytes.data());
+    sodium_memzero(&st, sizeof(st));
+    return id;
+  }
   EVP_MAC_CTX* ctx = impl_->Take();
   // Null key: restart from the keyed state held in the context.
   if (EVP_MAC_init(ctx, nullptr, 0, nullptr) != 1) Fatal("HMAC reinit");
   if (EVP_MAC_update(ctx, data.data(), data.size()) != 1) Fatal("HMAC update");
-  ObjectId id;
   size_t len = 0;
   if (EVP_MAC_final(ctx, id.bytes.data(), &len, id.bytes.size()) != 1 || len != id.bytes.size()) {
     Fatal("HMAC final");
@@ -247,6 +303,11 @@ ObjectId KeyedHash::Hash(std::string_view data) const { return Hash(AsBytes(data
 
 std::array<uint8_t, 32> Sha256(std::span<const uint8_t> data) {
   std::array<uint8_t, 32> out;
+  if (data.size() <= kShortInput) {
+    EnsureSodium();
+    crypto_hash_sha256(out.data(), data.data(), data.size());
+    return out;
+  }
   unsigned int len = 0;
   if (EVP_Digest(data.data(), data.size(), out.data(), &len, Sha256Md(), nullptr) != 1 || len != out.size()) {
     Fatal("SHA-256");

@@ -1,4 +1,12 @@
-// Authenticated encryption (AES-256-GCM, OpenSSL, AES-NI) and keyed hashing (HMAC-SHA-256).
+// Authenticated encryption (AES-256-GCM) and keyed hashing (HMAC-SHA-256).
+//
+// Two libraries compute the same functions: inputs up to kShortInput bytes go to libsodium,
+// longer ones to OpenSSL. OpenSSL is faster per byte (VAES and SHA-NI: 4.5 against 1.8 GB/s for
+// AES-GCM on a Xeon of 2024), but the first use of an algorithm makes it construct every
+// algorithm its provider offers, about 1.5 ms: more than a small command's whole work (a tag,
+// a branch). libsodium has no such start-up cost, so a command that only seals and hashes small
+// objects never initialises OpenSSL. Where the CPU lacks AES-NI, libsodium offers no AES-GCM
+// and OpenSSL seals everything.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +20,9 @@
 #include "strata/status.h"
 
 namespace strata::crypto {
+
+// Inputs up to this size are sealed and hashed by libsodium, longer ones by OpenSSL.
+inline constexpr size_t kShortInput = 16 << 10;
 
 // Sealed form: nonce (12 random bytes) || ciphertext || tag (16 bytes).
 class Aead {
@@ -38,7 +49,10 @@ class Aead {
   Result<std::string> Open(std::string_view sealed, std::string_view ad) const;
 
  private:
+  struct SodiumState;  // libsodium's expanded key; null without AES-NI
+
   Key256 key_;
+  std::unique_ptr<SodiumState> sodium_;
 };
 
 // HMAC-SHA-256 under a fixed key. Thread-safe.

@@ -31,17 +31,6 @@ static_assert(sizeof(KeySlot::salt) == crypto_pwhash_SALTBYTES);
 static_assert(KdfParams::kMinOps >= crypto_pwhash_OPSLIMIT_MIN);
 static_assert(KdfParams::kMinMem >= crypto_pwhash_MEMLIMIT_MIN);
 
-void EnsureSodium() {
-  static const bool ready = [] {
-    if (sodium_init() < 0) {
-      std::fprintf(stderr, "strata: fatal: libsodium failed to initialise\n");
-      std::abort();
-    }
-    return true;
-  }();
-  (void)ready;
-}
-
 // Wipes a buffer holding key material when it goes out of scope, on every return path.
 template <class T>
 struct Wiped {

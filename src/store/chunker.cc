@@ -1,7 +1,5 @@
 #include "store/chunker.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <bit>
 #include <cassert>
@@ -10,6 +8,8 @@
 #include <string>
 
 #include <fmt/format.h>
+
+#include "crypto/aead.h"
 
 namespace strata::store {
 namespace {
@@ -114,14 +114,8 @@ GearTable DeriveGearTable(const crypto::Key256& secret) {
   for (uint32_t counter = 0; counter < 256 / 4; ++counter) {
     uint8_t* ctr = input + 32 + kLabelLen;
     for (int b = 0; b < 4; ++b) ctr[b] = static_cast<uint8_t>(counter >> (8 * b));
-    uint8_t digest[32];
-    unsigned int len = 0;
-    // SHA-256 of a fixed-size buffer cannot fail short of memory exhaustion inside OpenSSL;
-    // a silently wrong table would change every chunk boundary, so treat failure as fatal.
-    if (EVP_Digest(input, sizeof(input), digest, &len, EVP_sha256(), nullptr) != 1 || len != 32) {
-      std::abort();
-    }
-    for (int k = 0; k < 4; ++k) table[counter * 4 + k] = LoadLe64(digest + 8 * k);
+    std::array<uint8_t, 32> digest = crypto::Sha256(input);
+    for (int k = 0; k < 4; ++k) table[counter * 4 + k] = LoadLe64(digest.data() + 8 * k);
   }
   return table;
 }

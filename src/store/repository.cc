@@ -178,20 +178,33 @@ Result<std::string> RepositoryImpl::ReadRecord(const std::string& name) {
   return std::move(*plain);
 }
 
+Status RepositoryImpl::DeleteRecord(const std::string& name) {
+  return backend_->Delete(volume::ObjectType::kRecord, name);
+}
+
 Result<std::vector<std::string>> RepositoryImpl::Records() {
-  STRATA_ASSIGN_OR_RETURN(auto names, backend_->List(volume::ObjectType::kRecord));
-  std::vector<std::string> out;
-  out.reserve(names.size());
-  for (const auto& name : names) {
-    STRATA_ASSIGN_OR_RETURN(std::string plain, ReadRecord(name));
-    out.push_back(std::move(plain));
+  for (int pass = 0;; ++pass) {
+    STRATA_ASSIGN_OR_RETURN(auto names, backend_->List(volume::ObjectType::kRecord));
+    std::vector<std::string> out;
+    out.reserve(names.size());
+    bool relist = false;
+    for (const auto& name : names) {
+      auto plain = ReadRecord(name);
+      // Merged into a segment since the listing (which is then listed too): list again.
+      if (!plain.ok() && plain.status().IsNotFound() && pass < kIndexLoadPasses) {
+        relist = true;
+        break;
+      }
+      if (!plain.ok()) return plain.status();
+      out.push_back(std::move(*plain));
+    }
+    if (!relist) return out;
   }
-  return out;
 }
 
 std::string RepositoryImpl::IndexCachePath() { return JoinPath(local_state_dir(), "index.cache"); }
 
-Status RepositoryImpl::WriteIndexFiles(const std::vector<PackListing>& listings) {
+Status RepositoryImpl::WriteIndexFiles(const std::vector<PackListing>& listings, std::vector<std::string>* names) {
   // Several files of bounded size rather than one: whoever loads, rewrites or garbage-collects
   // them holds one file at a time. A pack's listing is never split (loaders keep the first
   // listing of a pack).
@@ -207,8 +220,29 @@ Status RepositoryImpl::WriteIndexFiles(const std::vector<PackListing>& listings)
     }
     std::string name = NewRandomName();
     STRATA_RETURN_IF_ERROR(backend_->Put(volume::ObjectType::kIndex, name, SerializeIndexFile(aead_, name, part)));
+    if (names != nullptr) names->push_back(std::move(name));
   }
   return Status::OK();
+}
+
+Result<std::vector<std::string>> RepositoryImpl::CompactIndexFiles(const std::vector<std::string>& files,
+                                                                   const std::vector<PackListing>& listings) {
+  STRATA_ASSIGN_OR_RETURN(auto lock, RepositoryLock::Acquire(backend_.get(), /*exclusive=*/false));
+  // A gc that ran since `files` were read may have removed packs they list: then leave them.
+  STRATA_ASSIGN_OR_RETURN(auto present, backend_->List(volume::ObjectType::kIndex));
+  std::sort(present.begin(), present.end());
+  for (const auto& f : files) {
+    if (!std::binary_search(present.begin(), present.end(), f)) {
+      return Status::Aborted(fmt::format("index file {} was removed meanwhile", f));
+    }
+  }
+  std::vector<std::string> written;
+  STRATA_RETURN_IF_ERROR(WriteIndexFiles(listings, &written));
+  for (const auto& f : files) {
+    Status s = backend_->Delete(volume::ObjectType::kIndex, f);
+    if (!s.ok() && !s.IsNotFound()) return s.WithContext("removing a compacted index file");
+  }
+  return written;
 }
 
 Status RepositoryImpl::LoadIndex(bool fold_all, bool trust_cache) {
@@ -282,9 +316,19 @@ Status RepositoryImpl::LoadIndex(bool fold_all, bool trust_cache) {
       return true;
     };
     bool failed = false;
+    bool relist = false;
     for (const auto& name : uncovered) {
-      STRATA_ASSIGN_OR_RETURN(std::string bytes, backend_->Get(volume::ObjectType::kIndex, name));
-      auto packs = ParseIndexFile(aead_, name, bytes);
+      auto bytes = backend_->Get(volume::ObjectType::kIndex, name);
+      // Compacted (or replaced by gc) since the listing: list again.
+      if (!bytes.ok() && bytes.status().IsNotFound() && pass < kIndexLoadPasses) {
+        relist = true;
+        break;
+      }
+      if (!bytes.ok()) {
+        drop_runs();
+        return bytes.status();
+      }
+      auto packs = ParseIndexFile(aead_, name, *bytes);
       if (!packs.ok()) {
         drop_runs();
         return packs.status().WithContext("loading the chunk index (run `strata repair index` to rebuild it from the packs)");
@@ -299,10 +343,20 @@ Status RepositoryImpl::LoadIndex(bool fold_all, bool trust_cache) {
         break;
       }
     }
+    if (relist) {
+      drop_runs();
+      continue;
+    }
     uint64_t base_size = base ? base->size() : 0;
     if (!failed && may_write && (!runs.empty() || !delta_files.empty()) &&
         (!runs.empty() || fold_all || !trust_cache || delta_entries >= std::max<uint64_t>(fold_entries, base_size / 8) ||
          delta_files.size() >= kIndexCacheFoldFiles)) {
+      // Many small index files (one per put or commit): compacted into one, so that later
+      // opens list fewer. Best effort: the cache below covers whichever files hold the entries.
+      if (trust_cache && runs.empty() && delta_files.size() >= kIndexCacheFoldFiles) {
+        auto compacted = CompactIndexFiles(delta_files, delta);
+        if (compacted.ok()) delta_files = std::move(*compacted);
+      }
       failed = !fold();
     }
     if (failed) {

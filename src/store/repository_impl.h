@@ -27,11 +27,15 @@ namespace strata::store {
 
 // Index files are written in parts of at most this much plaintext (about 1.2M entries).
 inline constexpr uint64_t kMaxIndexFilePlain = 64ull << 20;
-// The index cache is rewritten when this many index files are outside it...
+// The index cache is rewritten when this many index files are outside it (they are then also
+// compacted into one: RepositoryImpl::CompactIndexFiles)...
 inline constexpr size_t kIndexCacheFoldFiles = 32;
 // ... and built from index files in sorted runs of at most this many entries, merged in one
 // pass (bounded memory, and each entry written twice whatever the repository's size).
 inline constexpr uint64_t kIndexCacheBuildGroup = 500'000;
+// An open lists index/ again when a file it listed is gone (compacted meanwhile), at most this
+// many times.
+inline constexpr int kIndexLoadPasses = 8;
 
 class RepositoryImpl : public Repository, public ObjectStore {
  public:
@@ -71,6 +75,7 @@ class RepositoryImpl : public Repository, public ObjectStore {
   Status AppendRecord(std::string_view json, std::string_view key) override;
   Result<std::vector<std::string>> RecordNames() override;
   Result<std::string> ReadRecord(const std::string& name) override;
+  Status DeleteRecord(const std::string& name) override;
   Result<std::vector<std::string>> Records() override;
   Result<GcReport> CollectGarbage(const GcOptions& options) override;
   Result<TierMoveReport> MoveToTier(const std::vector<ObjectId>& roots, StorageTier tier,
@@ -100,8 +105,17 @@ class RepositoryImpl : public Repository, public ObjectStore {
   // absent. `cached` (may be null) tells whether the location came from the cache.
   std::optional<Location> Locate(const ObjectId& id, bool* cached);
   std::string IndexCachePath();
-  // Writes `listings` as index files of at most kMaxIndexFilePlain bytes of plaintext each.
-  Status WriteIndexFiles(const std::vector<PackListing>& listings);
+  // Writes `listings` as index files of at most kMaxIndexFilePlain bytes of plaintext each;
+  // their names are appended to `names` (may be null).
+  Status WriteIndexFiles(const std::vector<PackListing>& listings, std::vector<std::string>* names = nullptr);
+  // Replaces `files`, index files this process has read and authenticated into `listings`, by
+  // new index files holding the same listings, then deletes them, so that a run of small puts
+  // (one index file each) leaves one file to list and read instead of dozens. Runs under a
+  // shared lock (gc, which rewrites every index file, holds an exclusive one) and only while
+  // every one of `files` still exists. Returns the new files' names. A failure part-way leaves
+  // listings twice, which loaders allow; a read-only or exclusively locked repository fails.
+  Result<std::vector<std::string>> CompactIndexFiles(const std::vector<std::string>& files,
+                                                     const std::vector<PackListing>& listings);
   // Reads, authenticates and decompresses one object; fails if it is not of `kind`.
   Result<std::string> ReadObject(const ObjectId& id, ObjectKind kind);
   // The same straight into `dst`, which must be the object's size (kCorruption otherwise); on

@@ -124,59 +124,80 @@ struct RecordState {
   size_t count = 0;              // ref-event records
   uint64_t epoch = 0;        // the current chain
   uint64_t chain_start = 1;  // its first seq that is not a replay of an older chain
-  std::set<uint64_t> recorded;  // seqs of the current chain that have a record
+  SeqSet recorded;           // seqs of the current chain that have a record
   std::optional<catalog::AuditHead> head;
+  std::vector<std::pair<RecordRange, std::string>> keyed;  // records named by their range
 };
 
 // With `all_events` (rebuild) every record is read. Otherwise only the names are listed and
 // the newest ref event is read (plus any record whose name does not carry its (epoch, seq):
 // those written before names did), so the cost of an open does not grow with history.
+// Reads the newest keyed record (its last event) into `st`; false when it was merged into a
+// segment since the listing.
+Result<bool> ReadNewest(store::ObjectStore* objects, const std::pair<RecordRange, std::string>& newest,
+                        RecordState* st) {
+  auto text = objects->ReadRecord(newest.second);
+  if (!text.ok() && text.status().IsNotFound()) return false;
+  if (!text.ok()) return text.status();
+  STRATA_ASSIGN_OR_RETURN(auto events, DecodeRefEvents(*text));
+  const RecordRange& r = newest.first;
+  if (events.empty() || events.front().epoch != r.epoch || events.front().seq != r.first ||
+      events.back().seq != r.last) {
+    return Status::Corruption(fmt::format("record {} does not hold the ref events its name says", newest.second));
+  }
+  st->events.push_back(std::move(events.back()));
+  return true;
+}
+
 Result<RecordState> LoadRecordState(store::ObjectStore* objects, bool all_events = false) {
   RecordState st;
   if (all_events) {
     STRATA_ASSIGN_OR_RETURN(auto records, objects->Records());
     STRATA_ASSIGN_OR_RETURN(st.events, LoadRefEvents(records));
   } else {
-    STRATA_ASSIGN_OR_RETURN(auto names, objects->RecordNames());
-    std::vector<std::string> legacy;
-    std::optional<std::pair<uint64_t, uint64_t>> newest;
-    std::string newest_name;
-    std::vector<std::pair<uint64_t, uint64_t>> keyed;
-    for (const auto& name : names) {
-      auto k = ParseRefEventName(name);
-      if (!k) {
-        STRATA_ASSIGN_OR_RETURN(std::string r, objects->ReadRecord(name));
-        legacy.push_back(std::move(r));
-        continue;
+    for (int pass = 0;; ++pass) {
+      st = RecordState();
+      STRATA_ASSIGN_OR_RETURN(auto names, objects->RecordNames());
+      std::vector<std::string> legacy;
+      const std::pair<RecordRange, std::string>* newest = nullptr;
+      for (auto& name : names) {
+        auto k = ParseRefEventName(name);
+        if (!k) {
+          STRATA_ASSIGN_OR_RETURN(std::string r, objects->ReadRecord(name));
+          legacy.push_back(std::move(r));
+          continue;
+        }
+        st.keyed.emplace_back(*k, std::move(name));
       }
-      keyed.push_back(*k);
-      if (!newest || *k > *newest) {
-        newest = *k;
-        newest_name = name;
+      for (const auto& k : st.keyed) {
+        if (!newest || std::make_pair(k.first.epoch, k.first.last) >
+                           std::make_pair(newest->first.epoch, newest->first.last)) {
+          newest = &k;
+        }
       }
-    }
-    STRATA_ASSIGN_OR_RETURN(st.events, LoadRefEvents(legacy));
-    st.count = st.events.size() + keyed.size();
-    if (newest && (st.events.empty() || *newest > std::make_pair(st.events.back().epoch, st.events.back().seq))) {
-      STRATA_ASSIGN_OR_RETURN(std::string r, objects->ReadRecord(newest_name));
-      STRATA_ASSIGN_OR_RETURN(auto e, DecodeRefEvent(r));
-      if (!e || e->epoch != newest->first || e->seq != newest->second) {
-        return Status::Corruption(fmt::format("record {} does not hold the ref event its name says", newest_name));
+      STRATA_ASSIGN_OR_RETURN(st.events, LoadRefEvents(legacy));
+      for (const auto& k : st.keyed) st.count += k.first.size();
+      st.count += st.events.size();
+      if (newest && (st.events.empty() || std::make_pair(newest->first.epoch, newest->first.last) >
+                                              std::make_pair(st.events.back().epoch, st.events.back().seq))) {
+        STRATA_ASSIGN_OR_RETURN(bool found, ReadNewest(objects, *newest, &st));
+        if (!found && pass < 8) continue;  // merged meanwhile: list again
+        if (!found) return Status::NotFound(fmt::format("record {} vanished while read", newest->second));
       }
-      st.events.push_back(std::move(*e));
+      break;
     }
     if (st.events.empty()) return st;
     st.epoch = st.events.back().epoch;
     st.head = catalog::AuditHead{st.events.back().seq, st.events.back().hash};
-    for (const auto& [epoch, seq] : keyed) {
-      if (epoch == st.epoch) st.recorded.insert(seq);
+    for (const auto& [range, name] : st.keyed) {
+      if (range.epoch == st.epoch) st.recorded.Add(range.first, range.last);
     }
     for (const auto& e : st.events) {
-      if (e.epoch == st.epoch) st.recorded.insert(e.seq);
+      if (e.epoch == st.epoch) st.recorded.Add(e.seq, e.seq);
     }
     // A rebuilt chain (epoch > 0) starts at its rebuild marker, the first entry it recorded
     // (the replayed entries before it are not recorded again); the first chain starts at 1.
-    if (st.epoch > 0 && !st.recorded.empty()) st.chain_start = *st.recorded.begin();
+    if (st.epoch > 0 && !st.recorded.empty()) st.chain_start = st.recorded.min();
     st.events.clear();
     return st;
   }
@@ -187,7 +208,7 @@ Result<RecordState> LoadRecordState(store::ObjectStore* objects, bool all_events
   bool marker = false;
   for (const auto& e : st.events) {
     if (e.epoch != st.epoch) continue;
-    st.recorded.insert(e.seq);
+    st.recorded.Add(e.seq, e.seq);
     if (e.op == kOpRebuild && !marker) {
       st.chain_start = e.seq;
       marker = true;
@@ -222,25 +243,21 @@ class LakeImpl final : public Lake {
     epoch_ = st.epoch;
     chain_start_ = st.chain_start;
     recorded_ = std::move(st.recorded);
-    synced_ = recorded_.empty() ? 0 : *recorded_.rbegin();
+    synced_ = recorded_.empty() ? 0 : recorded_.max();
   }
 
   // The first seq of the current chain without a record: entries from there on are checked
   // against the catalog at open (normally just those after the newest record).
-  uint64_t FirstUnrecorded() const {
-    uint64_t s = chain_start_;
-    for (auto it = recorded_.lower_bound(s); it != recorded_.end() && *it == s; ++it) ++s;
-    return s;
-  }
+  uint64_t FirstUnrecorded() const { return recorded_.FirstMissing(chain_start_); }
 
   // Records every entry of the current chain from `from` on that has no record yet.
   Status SyncRecords(uint64_t from) {
     STRATA_ASSIGN_OR_RETURN(auto entries, cat_->ListAudit(std::max(from, chain_start_), SIZE_MAX));
     for (const auto& e : entries) {
-      if (!recorded_.count(e.seq)) {
+      if (!recorded_.Contains(e.seq)) {
         STRATA_RETURN_IF_ERROR(
             objects_->AppendRecord(EncodeRefEvent(EventFromAudit(e, epoch_)), RefEventKey(epoch_, e.seq)));
-        recorded_.insert(e.seq);
+        recorded_.Add(e.seq, e.seq);
       }
       synced_ = std::max(synced_, e.seq);
     }
@@ -1395,7 +1412,7 @@ class LakeImpl final : public Lake {
   std::string actor_;
   uint64_t epoch_ = 0;
   uint64_t chain_start_ = 1;
-  std::set<uint64_t> recorded_;
+  SeqSet recorded_;
   uint64_t synced_ = 0;
 };
 
@@ -1476,6 +1493,7 @@ Result<std::unique_ptr<Lake>> Lake::Open(Repository* repo, const LakeOptions& op
   store::ObjectStore* objects = repo->objects();
   STRATA_ASSIGN_OR_RETURN(RecordState st, LoadRecordState(objects));
   std::string path = CatalogPath(objects);
+  auto keyed = std::move(st.keyed);
   if (st.head && !objects->env()->FileExists(path)) {
     return Status::Corruption(fmt::format("the catalog database {} is missing but the repository records {} ref "
                                           "events: {}",
@@ -1494,6 +1512,12 @@ Result<std::unique_ptr<Lake>> Lake::Open(Repository* repo, const LakeOptions& op
                                          std::move(st));
   // Catch up with changes a crashed process made in the catalog but did not record.
   if (consistent) STRATA_RETURN_IF_ERROR(lake->SyncRecords(lake->FirstUnrecorded()));
+  // Merge small records, so the next open lists fewer. Best effort: a read-only repository, or
+  // a failure part-way, leaves records that every reader still understands.
+  if (consistent) {
+    Status s = CompactRefEventRecords(objects, keyed);
+    if (!s.ok()) LogDebug(fmt::format("ref event records not merged: {}", s.ToString()));
+  }
   return std::unique_ptr<Lake>(std::move(lake));
 }
 

@@ -22,10 +22,9 @@ Result<ObjectId> IdField(const json& j, const char* key) {
 std::string StringField(const json& j, const char* key) {
   return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
 }
-}  // namespace
 
-std::string EncodeRefEvent(const RefEvent& e) {
-  json j = {{"type", kRefEventType},
+json EventJson(const RefEvent& e) {
+  return {{"type", kRefEventType},
             {"v", 1},
             {"epoch", e.epoch},
             {"seq", e.seq},
@@ -41,13 +40,10 @@ std::string EncodeRefEvent(const RefEvent& e) {
             {"action", e.action},
             {"target", e.target},
             {"details", e.details}};
-  return j.dump();
 }
 
-Result<std::optional<RefEvent>> DecodeRefEvent(std::string_view text) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return Status::Corruption("record is not a JSON object");
-  if (StringField(j, "type") != kRefEventType) return std::optional<RefEvent>();
+Result<RefEvent> EventFromJson(const json& j) {
+  if (!j.is_object() || StringField(j, "type") != kRefEventType) return Status::Corruption("ref event: not an event");
   if (!j.contains("v") || !j["v"].is_number_integer() || j["v"].get<int64_t>() != 1) {
     return Status::Unsupported("ref event of an unsupported version (written by a newer strata?)");
   }
@@ -72,7 +68,43 @@ Result<std::optional<RefEvent>> DecodeRefEvent(std::string_view text) {
   e.target = StringField(j, "target");
   e.details = StringField(j, "details");
   if (e.seq == 0 || e.op.empty()) return Status::Corruption("ref event: no seq or op");
-  return std::optional<RefEvent>(std::move(e));
+  return e;
+}
+}  // namespace
+
+std::string EncodeRefEvent(const RefEvent& e) { return EventJson(e).dump(); }
+
+std::string EncodeRefSegment(const std::vector<RefEvent>& events) {
+  json list = json::array();
+  for (const auto& e : events) list.push_back(EventJson(e));
+  return json{{"type", kRefSegmentType}, {"v", 1}, {"events", std::move(list)}}.dump();
+}
+
+Result<std::vector<RefEvent>> DecodeRefEvents(std::string_view text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return Status::Corruption("record is not a JSON object");
+  std::vector<RefEvent> out;
+  std::string type = StringField(j, "type");
+  if (type == kRefEventType) {
+    STRATA_ASSIGN_OR_RETURN(RefEvent e, EventFromJson(j));
+    out.push_back(std::move(e));
+  } else if (type == kRefSegmentType) {
+    if (!j.contains("v") || !j["v"].is_number_integer() || j["v"].get<int64_t>() != 1) {
+      return Status::Unsupported("ref event segment of an unsupported version (written by a newer strata?)");
+    }
+    if (!j.contains("events") || !j["events"].is_array() || j["events"].empty()) {
+      return Status::Corruption("ref event segment without events");
+    }
+    for (const auto& item : j["events"]) {
+      STRATA_ASSIGN_OR_RETURN(RefEvent e, EventFromJson(item));
+      // A segment holds consecutive entries of one chain: the range its name claims.
+      if (!out.empty() && (e.epoch != out.back().epoch || e.seq != out.back().seq + 1)) {
+        return Status::Corruption("ref event segment whose entries are not consecutive");
+      }
+      out.push_back(std::move(e));
+    }
+  }
+  return out;
 }
 
 RefEvent EventFromAudit(const catalog::AuditRecord& r, uint64_t epoch) {
@@ -99,12 +131,14 @@ RefEvent EventFromAudit(const catalog::AuditRecord& r, uint64_t epoch) {
 
 std::string RefEventKey(uint64_t epoch, uint64_t seq) { return fmt::format("e{:016x}s{:016x}", epoch, seq); }
 
-std::optional<std::pair<uint64_t, uint64_t>> ParseRefEventName(std::string_view name) {
-  // e + 16 hex + s + 16 hex + '-' + randomness
-  if (name.size() < 35 || name[0] != 'e' || name[17] != 's' || name[34] != '-') return std::nullopt;
-  auto hex = [](std::string_view h, uint64_t* out) {
+std::string RefSegmentKey(const RecordRange& r) {
+  return fmt::format("g{:016x}s{:016x}t{:016x}", r.epoch, r.first, r.last);
+}
+
+std::optional<RecordRange> ParseRefEventName(std::string_view name) {
+  auto hex = [&](size_t at, uint64_t* out) {
     uint64_t v = 0;
-    for (char c : h) {
+    for (char c : name.substr(at, 16)) {
       int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
       if (d < 0) return false;
       v = v << 4 | static_cast<uint64_t>(d);
@@ -112,25 +146,112 @@ std::optional<std::pair<uint64_t, uint64_t>> ParseRefEventName(std::string_view 
     *out = v;
     return true;
   };
-  uint64_t epoch = 0, seq = 0;
-  if (!hex(name.substr(1, 16), &epoch) || !hex(name.substr(18, 16), &seq) || seq == 0) return std::nullopt;
-  return std::make_pair(epoch, seq);
+  RecordRange r;
+  // e + 16 hex + s + 16 hex + '-' + randomness
+  if (name.size() >= 35 && name[0] == 'e' && name[17] == 's' && name[34] == '-') {
+    if (!hex(1, &r.epoch) || !hex(18, &r.first) || r.first == 0) return std::nullopt;
+    r.last = r.first;
+    return r;
+  }
+  // g + 16 hex + s + 16 hex + t + 16 hex + '-' + randomness
+  if (name.size() >= 52 && name[0] == 'g' && name[17] == 's' && name[34] == 't' && name[51] == '-') {
+    if (!hex(1, &r.epoch) || !hex(18, &r.first) || !hex(35, &r.last) || r.first == 0 || r.last < r.first) {
+      return std::nullopt;
+    }
+    return r;
+  }
+  return std::nullopt;
 }
+
+namespace {
+void SortUnique(std::vector<RefEvent>* events) {
+  std::sort(events->begin(), events->end(), [](const RefEvent& a, const RefEvent& b) {
+    return a.epoch != b.epoch ? a.epoch < b.epoch : a.seq < b.seq;
+  });
+  // Two processes may both record the same entry (one recovering the other's, or both merging
+  // the same records): same content.
+  events->erase(std::unique(events->begin(), events->end(),
+                            [](const RefEvent& a, const RefEvent& b) { return a.epoch == b.epoch && a.seq == b.seq; }),
+                events->end());
+}
+}  // namespace
 
 Result<std::vector<RefEvent>> LoadRefEvents(const std::vector<std::string>& records) {
   std::vector<RefEvent> out;
   for (const auto& r : records) {
-    STRATA_ASSIGN_OR_RETURN(auto e, DecodeRefEvent(r));
-    if (e) out.push_back(std::move(*e));
+    STRATA_ASSIGN_OR_RETURN(auto events, DecodeRefEvents(r));
+    for (auto& e : events) out.push_back(std::move(e));
   }
-  std::sort(out.begin(), out.end(), [](const RefEvent& a, const RefEvent& b) {
-    return a.epoch != b.epoch ? a.epoch < b.epoch : a.seq < b.seq;
-  });
-  // Two processes may both record the same entry (one recovering the other's): same content.
-  out.erase(std::unique(out.begin(), out.end(),
-                        [](const RefEvent& a, const RefEvent& b) { return a.epoch == b.epoch && a.seq == b.seq; }),
-            out.end());
+  SortUnique(&out);
   return out;
+}
+
+void SeqSet::Add(uint64_t first, uint64_t last) {
+  // Absorb every range that overlaps or touches [first, last].
+  auto it = ranges_.upper_bound(first);
+  if (it != ranges_.begin() && std::prev(it)->second + 1 >= first) --it;
+  while (it != ranges_.end() && it->first <= last + 1) {
+    first = std::min(first, it->first);
+    last = std::max(last, it->second);
+    it = ranges_.erase(it);
+  }
+  ranges_.emplace(first, last);
+}
+
+bool SeqSet::Contains(uint64_t seq) const {
+  auto it = ranges_.upper_bound(seq);
+  return it != ranges_.begin() && std::prev(it)->second >= seq;
+}
+
+uint64_t SeqSet::FirstMissing(uint64_t from) const {
+  auto it = ranges_.upper_bound(from);
+  if (it != ranges_.begin() && std::prev(it)->second >= from) return std::prev(it)->second + 1;
+  return from;
+}
+
+Status CompactRefEventRecords(store::ObjectStore* objects,
+                              const std::vector<std::pair<RecordRange, std::string>>& keyed) {
+  // Group by (epoch, tier): tier t holds records of fewer than kRecordMergeWidth^(t+1) entries.
+  std::map<std::pair<uint64_t, int>, std::vector<const std::pair<RecordRange, std::string>*>> tiers;
+  for (const auto& k : keyed) {
+    int tier = 0;
+    for (uint64_t n = k.first.size(); n >= kRecordMergeWidth; n /= kRecordMergeWidth) ++tier;
+    tiers[{k.first.epoch, tier}].push_back(&k);
+  }
+  for (const auto& [key, records] : tiers) {
+    if (records.size() < kRecordMergeWidth) continue;
+    std::vector<RefEvent> events;
+    for (const auto* r : records) {
+      STRATA_ASSIGN_OR_RETURN(std::string text, objects->ReadRecord(r->second));
+      STRATA_ASSIGN_OR_RETURN(auto decoded, DecodeRefEvents(text));
+      if (decoded.empty() || decoded.front().epoch != r->first.epoch || decoded.front().seq != r->first.first ||
+          decoded.back().seq != r->first.last) {
+        return Status::Corruption(fmt::format("record {} does not hold the ref events its name says", r->second));
+      }
+      for (auto& e : decoded) events.push_back(std::move(e));
+    }
+    SortUnique(&events);
+    // One segment per run of consecutive entries; a record is deleted once the segment that
+    // holds its entries is durable. A run of one entry stays where it is.
+    size_t begin = 0;
+    while (begin < events.size()) {
+      size_t end = begin + 1;
+      while (end < events.size() && events[end].seq == events[end - 1].seq + 1) ++end;
+      RecordRange run{key.first, events[begin].seq, events[end - 1].seq};
+      if (end - begin > 1) {
+        std::vector<RefEvent> part(std::make_move_iterator(events.begin() + begin),
+                                   std::make_move_iterator(events.begin() + end));
+        STRATA_RETURN_IF_ERROR(objects->AppendRecord(EncodeRefSegment(part), RefSegmentKey(run)));
+        for (const auto* r : records) {
+          if (r->first.first < run.first || r->first.last > run.last) continue;
+          Status s = objects->DeleteRecord(r->second);
+          if (!s.ok() && !s.IsNotFound()) return s;
+        }
+      }
+      begin = end;
+    }
+  }
+  return Status::OK();
 }
 
 }  // namespace strata::version

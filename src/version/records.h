@@ -6,12 +6,14 @@
 // another copy is detected. Format in docs/FORMAT.md ("Records").
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "catalog/catalog.h"
+#include "store/object_store.h"
 
 namespace strata::version {
 
@@ -44,24 +46,64 @@ struct RefEvent {
   std::string details;  // the audit entry's details, verbatim
 };
 
-// The record type tag; records of other types (other layers) are skipped.
+// The record type tags: one event, or a segment (a run of consecutive events of one chain,
+// written by CompactRefEventRecords). Records of other types (other layers) are skipped.
 inline constexpr std::string_view kRefEventType = "strata.ref-event";
+inline constexpr std::string_view kRefSegmentType = "strata.ref-events";
 
 std::string EncodeRefEvent(const RefEvent& e);
-// nullopt for a record of another type; kCorruption for a malformed ref event.
-Result<std::optional<RefEvent>> DecodeRefEvent(std::string_view json);
+// `events`: consecutive seqs of one epoch.
+std::string EncodeRefSegment(const std::vector<RefEvent>& events);
+// The events a record holds: none for a record of another type, one, or a segment's run;
+// kCorruption for a malformed one.
+Result<std::vector<RefEvent>> DecodeRefEvents(std::string_view json);
 
 // The event an audit entry the lake appended describes (its details carry the op and names).
 RefEvent EventFromAudit(const catalog::AuditRecord& r, uint64_t epoch);
 
-// The name key of a ref event's record ("e<epoch>s<seq>", 16 hex digits each), so the newest
-// record and the set of recorded entries are known from one directory listing.
+// The entries of one chain that one record holds: [first, last].
+struct RecordRange {
+  uint64_t epoch = 0;
+  uint64_t first = 0;
+  uint64_t last = 0;
+  uint64_t size() const { return last - first + 1; }
+};
+
+// The name key of a ref event's record ("e<epoch>s<seq>", 16 hex digits each) and of a
+// segment's ("g<epoch>s<first>t<last>"), so the newest record and the set of recorded entries
+// are known from one directory listing.
 std::string RefEventKey(uint64_t epoch, uint64_t seq);
-// (epoch, seq) from a record name made with RefEventKey; nullopt for other names (records of
+std::string RefSegmentKey(const RecordRange& range);
+// The range a record name made with either key holds; nullopt for other names (records of
 // other types, or ref events written before names carried their key).
-std::optional<std::pair<uint64_t, uint64_t>> ParseRefEventName(std::string_view name);
+std::optional<RecordRange> ParseRefEventName(std::string_view name);
 
 // Every ref event among `records`, sorted by (epoch, seq), duplicates dropped.
 Result<std::vector<RefEvent>> LoadRefEvents(const std::vector<std::string>& records);
+
+// A set of seqs held as disjoint ranges (a segment records a whole run of entries).
+class SeqSet {
+ public:
+  void Add(uint64_t first, uint64_t last);
+  bool Contains(uint64_t seq) const;
+  bool empty() const { return ranges_.empty(); }
+  uint64_t min() const { return ranges_.begin()->first; }   // not empty()
+  uint64_t max() const { return ranges_.rbegin()->second; }  // not empty()
+  // The smallest seq >= `from` that is not in the set.
+  uint64_t FirstMissing(uint64_t from) const;
+
+ private:
+  std::map<uint64_t, uint64_t> ranges_;  // first -> last; disjoint and not adjacent
+};
+
+// Records of one chain are merged by size tier: when kRecordMergeWidth records hold fewer than
+// kRecordMergeWidth^t entries each (t = 1, 2, ...), they are rewritten as segments (one per run
+// of consecutive entries) and deleted, so a repository with a million ref events keeps a few
+// hundred records at most and an open lists those. `keyed`: every record with a key, as listed.
+// Best effort and safe to race: segments are durable before any record they replace is deleted,
+// and two processes merging the same records leave duplicates, which loaders drop.
+inline constexpr uint64_t kRecordMergeWidth = 32;
+Status CompactRefEventRecords(store::ObjectStore* objects,
+                              const std::vector<std::pair<RecordRange, std::string>>& keyed);
 
 }  // namespace strata::version

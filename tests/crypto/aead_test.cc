@@ -1,6 +1,8 @@
 #include "crypto/aead.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <set>
 #include <thread>
@@ -143,6 +145,56 @@ TEST(Sha256Test, KnownAnswer) {
   EXPECT_EQ(ToHex(d.data(), d.size()), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   auto e = Sha256({});
   EXPECT_EQ(ToHex(e.data(), e.size()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+// Inputs up to kShortInput go to libsodium, longer ones to OpenSSL: around the boundary both
+// must compute the standard functions, checked here against OpenSSL's one-shot interfaces.
+std::vector<size_t> BoundarySizes() {
+  return {0, 1, kShortInput - 1, kShortInput, kShortInput + 1, 3 * kShortInput};
+}
+
+TEST(AeadTest, BothLibrariesSealStandardAesGcm) {
+  Key256 key = TestKey(3);
+  Aead aead(key);
+  for (size_t n : BoundarySizes()) {
+    std::string plain = testing::RandomBytes(n + 1, n);
+    std::string sealed = aead.Seal(plain, "ad");
+    // Decrypt with OpenSSL directly: nonce || ciphertext || tag.
+    const auto* b = reinterpret_cast<const uint8_t*>(sealed.data());
+    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+    ASSERT_EQ(EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key.data(), b), 1);
+    int len = 0;
+    ASSERT_EQ(EVP_DecryptUpdate(ctx, nullptr, &len, reinterpret_cast<const uint8_t*>("ad"), 2), 1);
+    std::string out(n + 16, '\0');
+    ASSERT_EQ(EVP_DecryptUpdate(ctx, reinterpret_cast<uint8_t*>(out.data()), &len, b + Aead::kNonceSize,
+                                static_cast<int>(n)), 1);
+    ASSERT_EQ(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, 16, const_cast<uint8_t*>(b + Aead::kNonceSize + n)), 1);
+    int fin = 0;
+    EXPECT_EQ(EVP_DecryptFinal_ex(ctx, reinterpret_cast<uint8_t*>(out.data()) + len, &fin), 1) << "size " << n;
+    EVP_CIPHER_CTX_free(ctx);
+    out.resize(n);
+    EXPECT_EQ(out, plain) << "size " << n;
+    // And a damaged tag fails on whichever side opens it.
+    sealed.back() ^= 1;
+    EXPECT_EQ(aead.Open(sealed, "ad").status().code(), StatusCode::kCorruption) << "size " << n;
+  }
+}
+
+TEST(KeyedHashTest, BothLibrariesComputeStandardHmac) {
+  Key256 key = TestKey(5);
+  KeyedHash h(key);
+  for (size_t n : BoundarySizes()) {
+    std::string data = testing::RandomBytes(n + 2, n);
+    uint8_t expected[32];
+    unsigned int len = 0;
+    ASSERT_NE(HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const uint8_t*>(data.data()),
+                   data.size(), expected, &len), nullptr);
+    EXPECT_EQ(Hex(h.Hash(std::string_view(data))), ToHex(expected, 32)) << "size " << n;
+    auto sha = Sha256({reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+    uint8_t sha_expected[32];
+    ASSERT_EQ(EVP_Digest(data.data(), data.size(), sha_expected, &len, EVP_sha256(), nullptr), 1);
+    EXPECT_EQ(ToHex(sha.data(), 32), ToHex(sha_expected, 32)) << "size " << n;
+  }
 }
 
 TEST(RandomTest, FillsAndDiffers) {

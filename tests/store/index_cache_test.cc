@@ -145,6 +145,49 @@ TEST_F(IndexCacheTest, ConcurrentWritersAddingIndexFiles) {
   for (int t = 0; t < 4; ++t) ExpectReadable(repo.get(), roots[t], 4, 10 + t);
 }
 
+// Every put writes an index file; an open that finds kIndexCacheFoldFiles of them outside the
+// cache rewrites them as one and deletes them (under a shared lock), while other threads put,
+// open and read.
+TEST_F(IndexCacheTest, ManySmallIndexFilesAreCompacted) {
+  constexpr uint64_t kFoldByFilesOnly = uint64_t{1} << 40;
+  constexpr int kThreads = 4, kPutsEach = 15;
+  std::vector<std::thread> threads;
+  std::vector<std::vector<ObjectId>> roots(kThreads, std::vector<ObjectId>(kPutsEach));
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPutsEach; ++i) {
+        auto repo = Open(repo_, kFoldByFilesOnly);
+        if (!repo) return;
+        roots[t][i] = Put(repo.get(), 1, 100 * (t + 1) + i);
+        if (i > 0) ExpectReadable(repo.get(), roots[t][i - 1], 1, 100 * (t + 1) + i - 1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto repo = Open(repo_, kFoldByFilesOnly);
+  ASSERT_TRUE(repo);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPutsEach; ++i) ExpectReadable(repo.get(), roots[t][i], 1, 100 * (t + 1) + i);
+  }
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(repo_ + "/index")) files += e.is_regular_file();
+  EXPECT_LT(files, static_cast<size_t>(kThreads * kPutsEach) - store::kIndexCacheFoldFiles + 8);
+  // The cache names only index files that exist.
+  auto cache = store::IndexCache::Open(Env::Default(), CachePath(repo_));
+  ASSERT_TRUE(cache.ok()) << cache.status().ToString();
+  for (const auto& f : (*cache)->index_files()) EXPECT_TRUE(fs::exists(repo_ + "/index/" + f)) << f;
+  // gc reads what the compacted files list (every put's root keeps its data).
+  store::GcOptions o;
+  o.grace_seconds = 0;
+  auto report = repo->objects()->CollectGarbage(o);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  repo = Open(repo_, kFoldByFilesOnly);
+  ASSERT_TRUE(repo);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPutsEach; ++i) ExpectReadable(repo.get(), roots[t][i], 1, 100 * (t + 1) + i);
+  }
+}
+
 TEST_F(IndexCacheTest, StaleAfterGcIsRebuilt) {
   ObjectId keep, drop;
   {
