@@ -1,6 +1,7 @@
 #include "crypto/aead.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
@@ -92,6 +93,15 @@ bool UpdateAll(UpdateFn update, const uint8_t* in, size_t n, uint8_t* out) {
   return true;
 }
 
+std::atomic<uint64_t> sodium_bytes{0};
+
+// Whether an input of `n` bytes goes to libsodium (aead.h); counts it when it does.
+bool UseSodium(size_t n) {
+  if (n > kShortInput || sodium_bytes.load(std::memory_order_relaxed) >= kSodiumBudget) return false;
+  sodium_bytes.fetch_add(n + 64, std::memory_order_relaxed);  // + a call's fixed cost
+  return true;
+}
+
 // libsodium's AES-256-GCM needs AES-NI and PCLMULQDQ.
 bool SodiumAesGcm() {
   static const bool available = [] {
@@ -112,6 +122,8 @@ bool UpdateAad(bool encrypt, EVP_CIPHER_CTX* ctx, std::span<const uint8_t> ad) {
 
 
 }  // namespace
+
+void ResetSodiumBudgetForTesting() { sodium_bytes.store(0); }
 
 // ---------------------------------------------------------------------------------------------
 // Aead
@@ -140,7 +152,7 @@ void Aead::Seal(std::span<const uint8_t> plain, std::span<const uint8_t> ad, uin
   // 2^-32 (NIST SP 800-38D), far beyond any repository's chunk count.
   RandomBytes({nonce, kNonceSize});
 
-  if (sodium_ && plain.size() <= kShortInput) {
+  if (sodium_ && UseSodium(plain.size())) {
     unsigned long long tag_len = 0;
     crypto_aead_aes256gcm_encrypt_detached_afternm(cipher, tag, &tag_len, plain.data(), plain.size(), ad.data(),
                                                    ad.size(), nullptr, nonce, &sodium_->state);
@@ -169,7 +181,7 @@ Status Aead::Open(std::span<const uint8_t> sealed, std::span<const uint8_t> ad, 
   size_t plain_size = sealed.size() - kOverhead;
   const uint8_t* tag = cipher + plain_size;
 
-  if (sodium_ && plain_size <= kShortInput) {
+  if (sodium_ && UseSodium(plain_size)) {
     if (crypto_aead_aes256gcm_decrypt_detached_afternm(out, nullptr, cipher, plain_size, tag, ad.data(), ad.size(),
                                                        nonce, &sodium_->state) != 0) {
       if (plain_size > 0) sodium_memzero(out, plain_size);
@@ -278,7 +290,7 @@ KeyedHash::~KeyedHash() = default;
 
 ObjectId KeyedHash::Hash(std::span<const uint8_t> data) const {
   ObjectId id;
-  if (data.size() <= kShortInput) {
+  if (UseSodium(data.size())) {
     crypto_auth_hmacsha256_state st = impl_->sodium_keyed;
     crypto_auth_hmacsha256_update(&st, data.data(), data.size());
     crypto_auth_hmacsha256_final(&st, id.bytes.data());
@@ -303,7 +315,7 @@ ObjectId KeyedHash::Hash(std::string_view data) const { return Hash(AsBytes(data
 
 std::array<uint8_t, 32> Sha256(std::span<const uint8_t> data) {
   std::array<uint8_t, 32> out;
-  if (data.size() <= kShortInput) {
+  if (UseSodium(data.size())) {
     EnsureSodium();
     crypto_hash_sha256(out.data(), data.data(), data.size());
     return out;
