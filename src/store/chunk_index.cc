@@ -1,5 +1,7 @@
 #include "store/chunk_index.h"
 
+#include <unordered_set>
+
 #include <fmt/format.h>
 
 #include "base/endian.h"
@@ -9,7 +11,7 @@ namespace strata::store {
 
 void ChunkIndex::AddPack(const std::string& pack, const std::vector<PackEntry>& entries) {
   std::unique_lock l(mu_);
-  AddPackLocked(pack, entries);
+  AddPackLocked(pack, entries, /*search_base=*/false);
 }
 
 std::optional<ChunkIndex::BaseHit> ChunkIndex::FindBaseLocked(const ObjectId& id) const {
@@ -21,23 +23,40 @@ std::optional<ChunkIndex::BaseHit> ChunkIndex::FindBaseLocked(const ObjectId& id
   return BaseHit{*pos, at->first, at->second};
 }
 
-void ChunkIndex::AddPackLocked(const std::string& pack, const std::vector<PackEntry>& entries) {
-  auto [it, inserted] = pack_ids_.emplace(pack, static_cast<uint32_t>(pack_names_.size()));
-  if (!inserted) return;  // already known (listed in two index files, or in the cache)
+std::optional<uint32_t> ChunkIndex::PackOrdinalLocked(std::string_view pack, bool search_base) const {
+  std::lock_guard l(ids_mu_);
+  if (search_base && !base_ids_) {
+    pack_ids_.reserve(pack_ids_.size() + base_packs_);
+    for (uint32_t i = 0; i < base_packs_; ++i) pack_ids_.emplace((*base_pack_names_)[i], i);
+    base_ids_ = true;
+  }
+  auto it = pack_ids_.find(pack);
+  if (it == pack_ids_.end()) return std::nullopt;
+  return it->second;
+}
+
+void ChunkIndex::AddPackLocked(const std::string& pack, const std::vector<PackEntry>& entries, bool search_base) {
+  // Already known (listed in two index files, or in the cache).
+  if (PackOrdinalLocked(pack, search_base)) return;
+  uint32_t ordinal = PackCountLocked();
   pack_names_.push_back(pack);
+  {
+    std::lock_guard l(ids_mu_);
+    pack_ids_.emplace(pack_names_.back(), ordinal);
+  }
   pack_entries_.push_back(entries);
   for (const auto& e : entries) {
     if (base_ && FindBaseLocked(e.id)) continue;
-    map_.emplace(e.id, Slot{it->second, static_cast<uint32_t>(base_size_ + map_.size()), e});
+    map_.emplace(e.id, Slot{ordinal, static_cast<uint32_t>(base_size_ + map_.size()), e});
   }
 }
 
 std::optional<Location> ChunkIndex::Find(const ObjectId& id) const {
   std::shared_lock l(mu_);
-  if (auto hit = FindBaseLocked(id)) return Location{pack_names_[hit->pack], hit->entry, true};
+  if (auto hit = FindBaseLocked(id)) return Location{PackNameLocked(hit->pack), hit->entry, true};
   auto it = map_.find(id);
   if (it == map_.end()) return std::nullopt;
-  return Location{pack_names_[it->second.pack], it->second.entry, false};
+  return Location{PackNameLocked(it->second.pack), it->second.entry, false};
 }
 
 bool ChunkIndex::Contains(const ObjectId& id) const {
@@ -85,9 +104,9 @@ std::shared_ptr<const IndexCache> ChunkIndex::base() const {
 std::vector<PackListing> ChunkIndex::Packs() const {
   std::shared_lock l(mu_);
   std::vector<PackListing> out;
-  out.reserve(pack_names_.size());
-  for (size_t i = 0; i < pack_names_.size(); ++i) {
-    out.push_back({pack_names_[i], i < base_packs_ ? std::vector<PackEntry>{} : pack_entries_[i - base_packs_]});
+  out.reserve(PackCountLocked());
+  for (uint32_t i = 0; i < PackCountLocked(); ++i) {
+    out.push_back({PackNameLocked(i), i < base_packs_ ? std::vector<PackEntry>{} : pack_entries_[i - base_packs_]});
   }
   // The cache keeps one copy of each id, so its packs list the copies the index uses.
   for (uint64_t i = 0; i < base_size_; ++i) {
@@ -98,14 +117,12 @@ std::vector<PackListing> ChunkIndex::Packs() const {
 
 bool ChunkIndex::HasPack(const std::string& pack) const {
   std::shared_lock l(mu_);
-  return pack_ids_.count(pack) != 0;
+  return PackOrdinalLocked(pack).has_value();
 }
 
 std::optional<uint32_t> ChunkIndex::PackOrdinal(const std::string& pack) const {
   std::shared_lock l(mu_);
-  auto it = pack_ids_.find(pack);
-  if (it == pack_ids_.end()) return std::nullopt;
-  return it->second;
+  return PackOrdinalLocked(pack);
 }
 
 std::optional<ChunkIndex::Dense> ChunkIndex::FindDense(const ObjectId& id) const {
@@ -118,7 +135,10 @@ std::optional<ChunkIndex::Dense> ChunkIndex::FindDense(const ObjectId& id) const
 
 std::vector<std::string> ChunkIndex::PackNames() const {
   std::shared_lock l(mu_);
-  return pack_names_;
+  std::vector<std::string> out;
+  out.reserve(PackCountLocked());
+  for (uint32_t i = 0; i < PackCountLocked(); ++i) out.push_back(PackNameLocked(i));
+  return out;
 }
 
 void ChunkIndex::ForEach(const std::function<void(uint32_t, uint32_t, const PackEntry&)>& fn) const {
@@ -139,14 +159,24 @@ void ChunkIndex::Reset(std::shared_ptr<const IndexCache> base, const std::vector
   if (base) {
     base_ = std::move(base);
     base_size_ = base_->size();
-    pack_names_ = base_->packs();
-    base_packs_ = static_cast<uint32_t>(pack_names_.size());
-    for (uint32_t i = 0; i < pack_names_.size(); ++i) pack_ids_.emplace(pack_names_[i], i);
+    base_pack_names_ = &base_->packs();
+    base_packs_ = static_cast<uint32_t>(base_pack_names_->size());
+  }
+  // Which of `packs` the base already lists, by one pass over its names (no map of them).
+  std::unordered_set<std::string_view> in_base;
+  if (base_ && !packs.empty()) {
+    std::unordered_set<std::string_view> wanted;
+    for (const auto& p : packs) wanted.insert(p.pack);
+    for (const auto& name : *base_pack_names_) {
+      if (wanted.count(name)) in_base.insert(name);
+    }
   }
   // One allocation up front: growing the table entry by entry rehashed it ~20 times and was
   // most of the time of opening a large repository.
   map_.reserve(total);
-  for (const auto& p : packs) AddPackLocked(p.pack, p.entries);
+  for (const auto& p : packs) {
+    if (!in_base.count(p.pack)) AddPackLocked(p.pack, p.entries, /*search_base=*/false);
+  }
 }
 
 void ChunkIndex::Clear() {
@@ -158,8 +188,13 @@ void ChunkIndex::ClearLocked() {
   base_.reset();
   base_size_ = 0;
   base_packs_ = 0;
+  base_pack_names_ = nullptr;
   pack_names_.clear();
-  pack_ids_.clear();
+  {
+    std::lock_guard l(ids_mu_);
+    pack_ids_.clear();
+    base_ids_ = false;
+  }
   pack_entries_.clear();
   map_.clear();
 }

@@ -3,12 +3,14 @@
 // indexes (`strata repair index`), so losing an index file loses no data.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -36,8 +38,9 @@ class IndexCache;
 // cover, and packs added since). An id in both keeps its base location.
 class ChunkIndex {
  public:
-  // Adds every entry of `pack`. An id already present keeps its first location (a duplicate
-  // copy written by a concurrent writer is harmless).
+  // Adds every entry of `pack`, a pack just written (under a fresh name, so the base is not
+  // searched for it). An id already present keeps its first location (a duplicate copy written
+  // by a concurrent writer is harmless).
   void AddPack(const std::string& pack, const std::vector<PackEntry>& entries);
   std::optional<Location> Find(const ObjectId& id) const;
   bool Contains(const ObjectId& id) const;
@@ -80,8 +83,18 @@ class ChunkIndex {
     uint32_t ordinal;
     PackEntry entry;
   };
-  void AddPackLocked(const std::string& pack, const std::vector<PackEntry>& entries);
+  // `search_base` false: the caller knows the base does not list `pack`.
+  void AddPackLocked(const std::string& pack, const std::vector<PackEntry>& entries, bool search_base = true);
   void ClearLocked();
+  // Pack `i`'s name: the base's table, then the delta's.
+  const std::string& PackNameLocked(uint32_t i) const {
+    return i < base_packs_ ? (*base_pack_names_)[i] : pack_names_[i - base_packs_];
+  }
+  uint32_t PackCountLocked() const { return base_packs_ + static_cast<uint32_t>(pack_names_.size()); }
+  // The ordinal of a pack by name, nullopt if unknown. The base's packs join the map at the
+  // first lookup that must search them: an open that only reads never builds it (a history of
+  // 10,000 small commits has 10,000 packs; building the map cost ~1.5 ms of every command).
+  std::optional<uint32_t> PackOrdinalLocked(std::string_view pack, bool search_base = true) const;
   // The base's entry for `id` with its pack ordinal and position.
   struct BaseHit {
     uint64_t pos;
@@ -92,9 +105,14 @@ class ChunkIndex {
   mutable std::shared_mutex mu_;
   std::shared_ptr<const IndexCache> base_;
   uint64_t base_size_ = 0;
-  // Every pack: the base's first (same ordinals), then the delta's.
-  std::vector<std::string> pack_names_;
-  std::unordered_map<std::string, uint32_t> pack_ids_;
+  // Every pack: the base's first (same ordinals: its table, read in place), then the delta's
+  // (a deque: the map's keys view the names, which must not move).
+  const std::vector<std::string>* base_pack_names_ = nullptr;
+  std::deque<std::string> pack_names_;
+  // Name -> ordinal of the delta's packs, and (once base_ids_) of the base's.
+  mutable std::mutex ids_mu_;
+  mutable std::unordered_map<std::string_view, uint32_t> pack_ids_;
+  mutable bool base_ids_ = false;
   // Listings of the delta's packs, by ordinal - base pack count.
   std::vector<std::vector<PackEntry>> pack_entries_;
   uint32_t base_packs_ = 0;
