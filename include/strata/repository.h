@@ -35,8 +35,10 @@ struct OpenOptions {
   bool progress = false;
   // The local index cache (docs/FORMAT.md, "Index cache") is rewritten when at least this many
   // indexed entries (or an eighth of the cache, whichever is more) are outside it; 0 never
-  // writes one (an existing cache is still used).
-  uint64_t index_cache_fold_entries = 50'000;
+  // writes one (an existing cache is still used). Entries outside it are decrypted, parsed and
+  // hashed by every open, about 0.6 us each (at 50,000 a repository of 30,000 objects spent
+  // 20 ms of every command on them).
+  uint64_t index_cache_fold_entries = 4096;
 };
 
 struct InitOptions {

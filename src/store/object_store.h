@@ -131,8 +131,8 @@ class ObjectStore {
   virtual Result<std::vector<std::string>> RecordNames() = 0;
   // One record by name (kCorruption if it fails authentication, kNotFound if it is gone).
   virtual Result<std::string> ReadRecord(const std::string& name) = 0;
-  // Removes a record another one now holds (kNotFound if it is already gone).
-  virtual Status DeleteRecord(const std::string& name) = 0;
+  // Removes records others now hold (absent ones are skipped).
+  virtual Status DeleteRecords(const std::vector<std::string>& names) = 0;
 
   // Deletes what no root reaches (see GcOptions) and rewrites mostly dead packs. Takes the
   // exclusive repository lock for its whole run: fails at once with kFailedPrecondition

@@ -178,8 +178,8 @@ Result<std::string> RepositoryImpl::ReadRecord(const std::string& name) {
   return std::move(*plain);
 }
 
-Status RepositoryImpl::DeleteRecord(const std::string& name) {
-  return backend_->Delete(volume::ObjectType::kRecord, name);
+Status RepositoryImpl::DeleteRecords(const std::vector<std::string>& names) {
+  return backend_->DeleteAll(volume::ObjectType::kRecord, names);
 }
 
 Result<std::vector<std::string>> RepositoryImpl::Records() {
@@ -238,10 +238,7 @@ Result<std::vector<std::string>> RepositoryImpl::CompactIndexFiles(const std::ve
   }
   std::vector<std::string> written;
   STRATA_RETURN_IF_ERROR(WriteIndexFiles(listings, &written));
-  for (const auto& f : files) {
-    Status s = backend_->Delete(volume::ObjectType::kIndex, f);
-    if (!s.ok() && !s.IsNotFound()) return s.WithContext("removing a compacted index file");
-  }
+  STRATA_RETURN_IF_ERROR(backend_->DeleteAll(volume::ObjectType::kIndex, files).WithContext("removing compacted index files"));
   return written;
 }
 

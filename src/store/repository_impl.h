@@ -75,7 +75,7 @@ class RepositoryImpl : public Repository, public ObjectStore {
   Status AppendRecord(std::string_view json, std::string_view key) override;
   Result<std::vector<std::string>> RecordNames() override;
   Result<std::string> ReadRecord(const std::string& name) override;
-  Status DeleteRecord(const std::string& name) override;
+  Status DeleteRecords(const std::vector<std::string>& names) override;
   Result<std::vector<std::string>> Records() override;
   Result<GcReport> CollectGarbage(const GcOptions& options) override;
   Result<TierMoveReport> MoveToTier(const std::vector<ObjectId>& roots, StorageTier tier,

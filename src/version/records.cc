@@ -242,11 +242,11 @@ Status CompactRefEventRecords(store::ObjectStore* objects,
         std::vector<RefEvent> part(std::make_move_iterator(events.begin() + begin),
                                    std::make_move_iterator(events.begin() + end));
         STRATA_RETURN_IF_ERROR(objects->AppendRecord(EncodeRefSegment(part), RefSegmentKey(run)));
+        std::vector<std::string> merged;
         for (const auto* r : records) {
-          if (r->first.first < run.first || r->first.last > run.last) continue;
-          Status s = objects->DeleteRecord(r->second);
-          if (!s.ok() && !s.IsNotFound()) return s;
+          if (r->first.first >= run.first && r->first.last <= run.last) merged.push_back(r->second);
         }
+        STRATA_RETURN_IF_ERROR(objects->DeleteRecords(merged));
       }
       begin = end;
     }

@@ -67,6 +67,9 @@ class Backend {
   virtual Result<std::vector<std::string>> List(ObjectType type) = 0;
   // Durable once it returns. kNotFound if absent.
   virtual Status Delete(ObjectType type, const std::string& name) = 0;
+  // Deletes each of `names`, skipping absent ones; durable once it returns. A local directory
+  // syncs each directory once, not once per file (compactions delete dozens of small files).
+  virtual Status DeleteAll(ObjectType type, const std::vector<std::string>& names);
 
   // Removes temporaries of interrupted writes older than `min_age_seconds`.
   virtual Result<size_t> CleanTemporaries(int64_t min_age_seconds) = 0;

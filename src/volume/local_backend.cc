@@ -7,6 +7,7 @@
 #include <atomic>
 #include <list>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -32,6 +33,14 @@ Status Backend::Put(ObjectType type, const std::string& name, std::span<const ui
   STRATA_ASSIGN_OR_RETURN(auto writer, Create(type, name));
   STRATA_RETURN_IF_ERROR(writer->Append(data));
   return writer->Commit();
+}
+
+Status Backend::DeleteAll(ObjectType type, const std::vector<std::string>& names) {
+  for (const auto& name : names) {
+    Status s = Delete(type, name);
+    if (!s.ok() && !s.IsNotFound()) return s;
+  }
+  return Status::OK();
 }
 
 Status Backend::Put(ObjectType type, const std::string& name, std::string_view data) {
@@ -211,6 +220,20 @@ class LocalBackend : public Backend {
     ForgetOpen(path);
     STRATA_RETURN_IF_ERROR(env_->DeleteFile(path));
     return env_->SyncDir(std::string(Dirname(path)));
+  }
+
+  Status DeleteAll(ObjectType type, const std::vector<std::string>& names) override {
+    std::set<std::string> dirs;
+    for (const auto& name : names) {
+      STRATA_ASSIGN_OR_RETURN(std::string path, PathOf(type, name));
+      ForgetOpen(path);
+      Status s = env_->DeleteFile(path);
+      if (s.IsNotFound()) continue;
+      STRATA_RETURN_IF_ERROR(s);
+      dirs.emplace(Dirname(path));
+    }
+    for (const auto& dir : dirs) STRATA_RETURN_IF_ERROR(env_->SyncDir(dir));
+    return Status::OK();
   }
 
   Result<size_t> CleanTemporaries(int64_t min_age_seconds) override {

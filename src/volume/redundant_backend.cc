@@ -512,6 +512,11 @@ Result<std::vector<std::string>> RedundantBackend::List(ObjectType type) {
   return names;
 }
 
+Status RedundantBackend::DeleteAll(ObjectType type, const std::vector<std::string>& names) {
+  if (type != ObjectType::kPack) return primary_->DeleteAll(type, names);
+  return Backend::DeleteAll(type, names);
+}
+
 Status RedundantBackend::Delete(ObjectType type, const std::string& name) {
   if (type != ObjectType::kPack) return primary_->Delete(type, name);
   STRATA_ASSIGN_OR_RETURN(auto p, FindPlacement(name, true));

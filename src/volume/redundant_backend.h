@@ -100,6 +100,7 @@ class RedundantBackend : public Backend {
   Result<ObjectInfo> Stat(ObjectType type, const std::string& name) override;
   Result<std::vector<std::string>> List(ObjectType type) override;
   Status Delete(ObjectType type, const std::string& name) override;
+  Status DeleteAll(ObjectType type, const std::vector<std::string>& names) override;
   Result<size_t> CleanTemporaries(int64_t min_age_seconds) override;
 
   // Maintenance. The caller holds the repository's exclusive lock for Repair (it deletes
