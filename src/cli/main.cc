@@ -7,6 +7,7 @@
 #include <iostream>
 #include <filesystem>
 #include <optional>
+#include <unordered_set>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -16,6 +17,9 @@
 #include "base/progress.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "store/object_store.h"
+#include "strata/env.h"
+#include "strata/lake.h"
 #include "strata/repository.h"
 
 namespace strata::cli {
@@ -217,20 +221,41 @@ int Run(int argc, char** argv) {
   stats->callback([&] {
     auto repo = OpenRepo(g);
     auto st = Check(repo->Stats());
+    // Dataset versions count in full too, like puts: every commit a ref reaches by first
+    // parents, once each, at the size of its whole tree. A repository without a catalog has none
+    // (and stats does not create one).
+    uint64_t versions = 0;
+    uint64_t version_bytes = 0;
+    store::ObjectStore* objects = repo->objects();
+    if (objects->env()->FileExists(JoinPath(objects->local_state_dir(), "catalog.db"))) {
+      auto lake = Check(Lake::Open(repo.get()));
+      std::unordered_set<ObjectId, ObjectIdHash> seen;
+      for (const auto& ds : Check(lake->ListDatasets())) {
+        for (const auto& ref : Check(lake->ListRefs(ds))) {
+          for (const auto& c : Check(lake->Log(ds + "@" + ref.name, SIZE_MAX))) {
+            if (!seen.insert(c.id).second) continue;
+            ++versions;
+            for (const auto& e : Check(lake->List(ds + "@" + c.id.ToHex(), false))) version_bytes += e.size;
+          }
+        }
+      }
+    }
+    st.logical_bytes += version_bytes;
     if (g.json) {
       PrintJson({{"logical_bytes", st.logical_bytes}, {"unique_bytes", st.unique_bytes}, {"stored_bytes", st.stored_bytes},
                  {"dedup_ratio", st.dedup_ratio()}, {"compression_ratio", st.compression_ratio()},
                  {"objects", st.objects}, {"data_chunks", st.data_chunks}, {"trees", st.trees},
-                 {"packs", st.packs}, {"index_files", st.index_files}, {"roots", st.roots}});
+                 {"packs", st.packs}, {"index_files", st.index_files}, {"roots", st.roots},
+                 {"versions", versions}, {"version_bytes", version_bytes}});
       return;
     }
     std::cout << fmt::format(
-        "logical bytes   {} in {} puts\n"
+        "logical bytes   {} in {} puts and {} dataset versions\n"
         "unique bytes    {} (dedup ratio {:.2f}x)\n"
         "stored bytes    {} (compression ratio {:.2f}x, overall {:.2f}x)\n"
         "objects         {} ({} data chunks, {} trees)\n"
         "packs           {} ({} index files)\n",
-        Bytes(st.logical_bytes), st.roots, Bytes(st.unique_bytes), st.dedup_ratio(), Bytes(st.stored_bytes),
+        Bytes(st.logical_bytes), st.roots, versions, Bytes(st.unique_bytes), st.dedup_ratio(), Bytes(st.stored_bytes),
         st.compression_ratio(), st.stored_bytes ? double(st.logical_bytes) / st.stored_bytes : 1.0, st.objects,
         st.data_chunks, st.trees, st.packs, st.index_files);
   });

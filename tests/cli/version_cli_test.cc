@@ -169,6 +169,22 @@ TEST_F(VersionCliTest, MainFlows) {
   EXPECT_EQ(J({"audit", "verify"})["ok"], true);
 }
 
+// `stats` counts every dataset version a ref reaches in full (dedup across versions shows in
+// the ratio), each commit once however many refs reach it.
+TEST_F(VersionCliTest, StatsCountDatasetVersions) {
+  ASSERT_EQ(S({"dataset", "create", "fm"}).exit_code, 0);
+  const uint64_t size = 6 + 200000 + 100000;
+  ASSERT_TRUE(J({"commit", "fm@main", src_, "-m", "one"}).is_object());
+  WriteFile(src_ + "/b.txt", "beta\n");
+  ASSERT_TRUE(J({"commit", "fm@main", src_, "-m", "two"}).is_object());
+  ASSERT_EQ(S({"branch", "create", "fm@dev", "fm@main"}).exit_code, 0);
+  json st = J({"stats"});
+  EXPECT_EQ(st["versions"], 3);  // the empty first commit, one, two
+  EXPECT_EQ(st["version_bytes"], size + size + 5);
+  EXPECT_EQ(st["logical_bytes"], st["version_bytes"]);  // no puts
+  EXPECT_GT(st["dedup_ratio"].get<double>(), 1.9);
+}
+
 TEST_F(VersionCliTest, OlderCatalogCopyIsDetected) {
   ASSERT_EQ(S({"dataset", "create", "fm"}).exit_code, 0);
   ASSERT_EQ(S({"commit", "fm@main", src_, "-m", "one"}).exit_code, 0);
