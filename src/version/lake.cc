@@ -129,9 +129,9 @@ struct RecordState {
   std::vector<std::pair<RecordRange, std::string>> keyed;  // records named by their range
 };
 
-// With `all_events` (rebuild) every record is read. Otherwise only the names are listed and
-// the newest ref event is read (plus any record whose name does not carry its (epoch, seq):
-// those written before names did), so the cost of an open does not grow with history.
+// How many times an open lists records/ again when the newest record was merged meanwhile.
+constexpr int kListPasses = 8;
+
 // Reads the newest keyed record (its last event) into `st`; false when it was merged into a
 // segment since the listing.
 Result<bool> ReadNewest(store::ObjectStore* objects, const std::pair<RecordRange, std::string>& newest,
@@ -149,6 +149,9 @@ Result<bool> ReadNewest(store::ObjectStore* objects, const std::pair<RecordRange
   return true;
 }
 
+// With `all_events` (rebuild) every record is read. Otherwise only the names are listed and
+// the newest record is read (plus any record whose name does not carry its range: those
+// written before names did), so the cost of an open does not grow with history.
 Result<RecordState> LoadRecordState(store::ObjectStore* objects, bool all_events = false) {
   RecordState st;
   if (all_events) {
@@ -181,7 +184,7 @@ Result<RecordState> LoadRecordState(store::ObjectStore* objects, bool all_events
       if (newest && (st.events.empty() || std::make_pair(newest->first.epoch, newest->first.last) >
                                               std::make_pair(st.events.back().epoch, st.events.back().seq))) {
         STRATA_ASSIGN_OR_RETURN(bool found, ReadNewest(objects, *newest, &st));
-        if (!found && pass < 8) continue;  // merged meanwhile: list again
+        if (!found && pass < kListPasses) continue;  // merged meanwhile: list again
         if (!found) return Status::NotFound(fmt::format("record {} vanished while read", newest->second));
       }
       break;
