@@ -21,6 +21,7 @@ void EnsureSodium() {
 void RandomBytes(std::span<uint8_t> out) {
   // getrandom(2) underneath, which blocks until the kernel's pool is seeded and never returns
   // short; libsodium aborts the process itself if it fails, so a nonce is never reused.
+  if (out.empty()) return;  // randombytes_buf's buffer must not be null
   EnsureSodium();
   randombytes_buf(out.data(), out.size());
 }
