@@ -309,10 +309,10 @@ class Bench:
                           a, b, "< 100 ms", a < 0.1))
         log(f"  [{name}] diff: strata {fmt_s(a)}, git {fmt_s(b)}")
 
-        # branch, tag, and the cost of opening the repository. Written back first: on ext4
-        # (data=ordered) an fsync commits the journal, which first writes out whatever the
-        # previous step left dirty (git's 10-file commit rewrites its index, ~15 MB at 150k
-        # files), so strata's fsyncs would pay for git's writes.
+        # branch, tag, and the cost of opening the repository. Written back first, so neither
+        # tool's fsyncs wait on what earlier steps left dirty (on ext4 an fsync commits the
+        # journal). strata's ref change makes four fsyncs, git's none: on a disk still busy
+        # with the steps before (dataset a), they are most of strata's time.
         os.sync()
         a = self.median(lambda i: timed(self.s(repo, "branch", "create", f"{name}@br{i}", ref), env=env)[0])
         b = self.median(lambda i: timed(git + ["branch", f"br{i}"], env=env)[0])
