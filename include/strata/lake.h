@@ -379,6 +379,8 @@ class Lake {
   // Recreates the catalog from the repository's records and commit objects alone (the old
   // database, if any, is replaced only when the new one is complete).
   static Result<RebuildReport> RebuildCatalog(Repository* repo, const LakeOptions& options = {});
+  // Whether `repo` has a catalog (any dataset was ever made), without creating one.
+  static bool Exists(Repository* repo);
 
   // --- datasets ---
   // Creates the dataset with branch `main` at an empty root commit.

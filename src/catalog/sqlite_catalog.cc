@@ -40,12 +40,12 @@ bool IsNameChar(char c) {
          c == '_' || c == '-';
 }
 
-// A thin owner of the connection that turns SQLite result codes into Statuses naming what was
-// being done, so "catalog /r/catalog.db: update branch: disk I/O error" reaches the user rather
-// than a bare "disk I/O error".
 // A commit that leaves this many WAL frames (pages) or more checkpoints and empties the WAL.
 constexpr int kWalCheckpointFrames = 256;
 
+// A thin owner of the connection that turns SQLite result codes into Statuses naming what was
+// being done, so "catalog /r/catalog.db: update branch: disk I/O error" reaches the user rather
+// than a bare "disk I/O error".
 class Db {
  public:
   Db(sqlite3* db, std::string path, int busy_ms) : db_(db), path_(std::move(path)), busy_ms_(busy_ms) {}
@@ -57,6 +57,7 @@ class Db {
   Db& operator=(const Db&) = delete;
 
   sqlite3* raw() const { return db_; }
+  int busy_ms() const { return busy_ms_; }
 
   Status Error(int rc, std::string_view purpose) const {
     const char* detail = sqlite3_errmsg(db_);
@@ -390,12 +391,10 @@ class SqliteCatalog final : public Catalog {
 
   std::mutex mu_;  // one connection; SQLite serializes processes, this serializes threads
   std::unique_ptr<Db> db_;
-  int busy_ms_ = 0;  // read by the WAL hook
   crypto::KeyedHash mac_;
 };
 
 Status SqliteCatalog::Init(int busy_ms) {
-  busy_ms_ = busy_ms;
   sqlite3_extended_result_codes(db_->raw(), 1);
   sqlite3_busy_timeout(db_->raw(), busy_ms);
   // journal_mode is the first statement that reads the file: a damaged header shows up here.
@@ -417,14 +416,14 @@ Status SqliteCatalog::Init(int busy_ms) {
   // index forgets what was copied back), so the WAL grew with every change. Instead, a commit
   // that leaves kWalCheckpointFrames or more frames copies them into the database and empties
   // the WAL, without waiting: when a reader is in the way, a later commit tries again.
-  sqlite3_wal_hook(db_->raw(), [](void* busy, sqlite3* db, const char* name, int frames) {
+  sqlite3_wal_hook(db_->raw(), [](void* owner, sqlite3* db, const char* name, int frames) {
     if (frames >= kWalCheckpointFrames) {
       sqlite3_busy_timeout(db, 0);
       (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
-      sqlite3_busy_timeout(db, *static_cast<int*>(busy));
+      sqlite3_busy_timeout(db, static_cast<const Db*>(owner)->busy_ms());
     }
     return SQLITE_OK;
-  }, &busy_ms_);
+  }, db_.get());
   STRATA_RETURN_IF_ERROR(db_->Exec("PRAGMA foreign_keys=ON", "enable foreign keys"));
 
   // Checking reads only, so opening never waits for another process's writer; only a fresh

@@ -17,8 +17,6 @@
 #include "base/progress.h"
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "store/object_store.h"
-#include "strata/env.h"
 #include "strata/lake.h"
 #include "strata/repository.h"
 
@@ -226,8 +224,7 @@ int Run(int argc, char** argv) {
     // (and stats does not create one).
     uint64_t versions = 0;
     uint64_t version_bytes = 0;
-    store::ObjectStore* objects = repo->objects();
-    if (objects->env()->FileExists(JoinPath(objects->local_state_dir(), "catalog.db"))) {
+    if (Lake::Exists(repo.get())) {
       auto lake = Check(Lake::Open(repo.get()));
       std::unordered_set<ObjectId, ObjectIdHash> seen;
       for (const auto& ds : Check(lake->ListDatasets())) {
@@ -235,7 +232,7 @@ int Run(int argc, char** argv) {
           for (const auto& c : Check(lake->Log(ds + "@" + ref.name, SIZE_MAX))) {
             if (!seen.insert(c.id).second) continue;
             ++versions;
-            for (const auto& e : Check(lake->List(ds + "@" + c.id.ToHex(), false))) version_bytes += e.size;
+            for (const auto& e : Check(repo->List(c.tree, "", false))) version_bytes += e.size;
           }
         }
       }

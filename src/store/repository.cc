@@ -191,7 +191,7 @@ Result<std::vector<std::string>> RepositoryImpl::Records() {
     for (const auto& name : names) {
       auto plain = ReadRecord(name);
       // Merged into a segment since the listing (which is then listed too): list again.
-      if (!plain.ok() && plain.status().IsNotFound() && pass < kIndexLoadPasses) {
+      if (!plain.ok() && plain.status().IsNotFound() && pass < kRelistPasses) {
         relist = true;
         break;
       }
@@ -317,7 +317,7 @@ Status RepositoryImpl::LoadIndex(bool fold_all, bool trust_cache) {
     for (const auto& name : uncovered) {
       auto bytes = backend_->Get(volume::ObjectType::kIndex, name);
       // Compacted (or replaced by gc) since the listing: list again.
-      if (!bytes.ok() && bytes.status().IsNotFound() && pass < kIndexLoadPasses) {
+      if (!bytes.ok() && bytes.status().IsNotFound() && pass < kRelistPasses) {
         relist = true;
         break;
       }

@@ -136,16 +136,10 @@ constexpr int kListPasses = 8;
 // segment since the listing.
 Result<bool> ReadNewest(store::ObjectStore* objects, const std::pair<RecordRange, std::string>& newest,
                         RecordState* st) {
-  auto text = objects->ReadRecord(newest.second);
-  if (!text.ok() && text.status().IsNotFound()) return false;
-  if (!text.ok()) return text.status();
-  STRATA_ASSIGN_OR_RETURN(auto events, DecodeRefEvents(*text));
-  const RecordRange& r = newest.first;
-  if (events.empty() || events.front().epoch != r.epoch || events.front().seq != r.first ||
-      events.back().seq != r.last) {
-    return Status::Corruption(fmt::format("record {} does not hold the ref events its name says", newest.second));
-  }
-  st->events.push_back(std::move(events.back()));
+  auto events = ReadRefRecord(objects, newest.first, newest.second);
+  if (!events.ok() && events.status().IsNotFound()) return false;
+  if (!events.ok()) return events.status();
+  st->events.push_back(std::move(events->back()));
   return true;
 }
 
@@ -1522,6 +1516,11 @@ Result<std::unique_ptr<Lake>> Lake::Open(Repository* repo, const LakeOptions& op
     if (!s.ok()) LogDebug(fmt::format("ref event records not merged: {}", s.ToString()));
   }
   return std::unique_ptr<Lake>(std::move(lake));
+}
+
+bool Lake::Exists(Repository* repo) {
+  store::ObjectStore* objects = repo->objects();
+  return objects->env()->FileExists(version::CatalogPath(objects));
 }
 
 Result<RebuildReport> Lake::RebuildCatalog(Repository* repo, const LakeOptions& options) {

@@ -176,6 +176,17 @@ void SortUnique(std::vector<RefEvent>* events) {
 }
 }  // namespace
 
+Result<std::vector<RefEvent>> ReadRefRecord(store::ObjectStore* objects, const RecordRange& range,
+                                            const std::string& name) {
+  STRATA_ASSIGN_OR_RETURN(std::string text, objects->ReadRecord(name));
+  STRATA_ASSIGN_OR_RETURN(auto events, DecodeRefEvents(text));
+  if (events.empty() || events.front().epoch != range.epoch || events.front().seq != range.first ||
+      events.back().seq != range.last) {
+    return Status::Corruption(fmt::format("record {} does not hold the ref events its name says", name));
+  }
+  return events;
+}
+
 Result<std::vector<RefEvent>> LoadRefEvents(const std::vector<std::string>& records) {
   std::vector<RefEvent> out;
   for (const auto& r : records) {
@@ -222,12 +233,7 @@ Status CompactRefEventRecords(store::ObjectStore* objects,
     if (records.size() < kRecordMergeWidth) continue;
     std::vector<RefEvent> events;
     for (const auto* r : records) {
-      STRATA_ASSIGN_OR_RETURN(std::string text, objects->ReadRecord(r->second));
-      STRATA_ASSIGN_OR_RETURN(auto decoded, DecodeRefEvents(text));
-      if (decoded.empty() || decoded.front().epoch != r->first.epoch || decoded.front().seq != r->first.first ||
-          decoded.back().seq != r->first.last) {
-        return Status::Corruption(fmt::format("record {} does not hold the ref events its name says", r->second));
-      }
+      STRATA_ASSIGN_OR_RETURN(auto decoded, ReadRefRecord(objects, r->first, r->second));
       for (auto& e : decoded) events.push_back(std::move(e));
     }
     SortUnique(&events);

@@ -78,6 +78,11 @@ std::string RefSegmentKey(const RecordRange& range);
 // other types, or ref events written before names carried their key).
 std::optional<RecordRange> ParseRefEventName(std::string_view name);
 
+// The events of the keyed record `name`, checked against the range its name says
+// (kCorruption otherwise; kNotFound if it is gone).
+Result<std::vector<RefEvent>> ReadRefRecord(store::ObjectStore* objects, const RecordRange& range,
+                                            const std::string& name);
+
 // Every ref event among `records`, sorted by (epoch, seq), duplicates dropped.
 Result<std::vector<RefEvent>> LoadRefEvents(const std::vector<std::string>& records);
 
