@@ -121,11 +121,13 @@ class ObjectStore {
 
   // Durable, sealed records (JSON text) kept in the repository beside the objects: what the
   // layers above must not lose with their catalog (ref changes, audit heads). A record is
-  // durable when AppendRecord returns OK. Records() returns them all, in no particular order.
+  // durable when AppendRecord returns OK; with `name_may_be_lost`, a power cut may still remove
+  // it whole (never leave part of it), for a caller that writes it again when it finds it
+  // missing. Records() returns them all, in no particular order.
   // `key`, when not empty ([0-9a-z], at most 64 characters), starts the record's name (then "-"
   // and randomness), so readers can find a record by its name without reading every one; the
   // name is bound to the sealed content, so a renamed record fails authentication.
-  virtual Status AppendRecord(std::string_view json, std::string_view key = {}) = 0;
+  virtual Status AppendRecord(std::string_view json, std::string_view key = {}, bool name_may_be_lost = false) = 0;
   virtual Result<std::vector<std::string>> Records() = 0;
   // The names of every record, without reading any (one directory listing).
   virtual Result<std::vector<std::string>> RecordNames() = 0;

@@ -152,7 +152,7 @@ Status PackWriter::Finish() {
   tail.append(kPackTrailerMagic, sizeof(kPackTrailerMagic));
   STRATA_RETURN_IF_ERROR(out_->Append(AsBytes(tail)));
   size_ += tail.size();
-  status_ = out_->Commit();
+  status_ = out_->Commit(volume::Durability::kDurable);
   return status_;
 }
 

@@ -159,14 +159,15 @@ namespace {
 std::string RecordAd(const std::string& name) { return "strata-record-v1:" + name; }
 }  // namespace
 
-Status RepositoryImpl::AppendRecord(std::string_view json, std::string_view key) {
+Status RepositoryImpl::AppendRecord(std::string_view json, std::string_view key, bool name_may_be_lost) {
   if (key.size() > 64 || !std::all_of(key.begin(), key.end(), [](char c) {
         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z');
       })) {
     return Status::InvalidArgument(fmt::format("record key '{}' is not 1-64 of [0-9a-z]", key));
   }
   std::string name = key.empty() ? NewRandomName() : fmt::format("{}-{}", key, NewRandomName());
-  return backend_->Put(volume::ObjectType::kRecord, name, aead_.Seal(json, RecordAd(name)));
+  return backend_->Put(volume::ObjectType::kRecord, name, aead_.Seal(json, RecordAd(name)),
+                       name_may_be_lost ? volume::Durability::kNameMayBeLost : volume::Durability::kDurable);
 }
 
 Result<std::vector<std::string>> RepositoryImpl::RecordNames() { return backend_->List(volume::ObjectType::kRecord); }

@@ -72,7 +72,7 @@ class RepositoryImpl : public Repository, public ObjectStore {
   Env* env() override { return options_.env; }
   std::string local_state_dir() override;
   const crypto::Key256& audit_key() override { return audit_key_; }
-  Status AppendRecord(std::string_view json, std::string_view key) override;
+  Status AppendRecord(std::string_view json, std::string_view key, bool name_may_be_lost) override;
   Result<std::vector<std::string>> RecordNames() override;
   Result<std::string> ReadRecord(const std::string& name) override;
   Status DeleteRecords(const std::vector<std::string>& names) override;

@@ -32,14 +32,25 @@ std::string_view ObjectTypeName(ObjectType type);
 inline constexpr std::string_view kArchivePackSuffix = "-archive";
 inline bool IsArchivePack(std::string_view name) { return name.ends_with(kArchivePackSuffix); }
 
+// What a power cut may take from an object once its Commit() has returned.
+enum class Durability : uint8_t {
+  // Nothing: the object and its name are on stable storage.
+  kDurable,
+  // Its name (then the object is absent), never part of its content: for an object the caller
+  // writes again from its own durable state when it finds it missing (a ref event, which the
+  // catalog holds). Saves the directory sync.
+  kNameMayBeLost,
+};
+
 // Streams one new object. Nothing is visible until Commit() returns OK. Destroying an
 // uncommitted writer aborts it. Used by one thread at a time.
 class ObjectWriter {
  public:
   virtual ~ObjectWriter() = default;
   virtual Status Append(std::span<const uint8_t> data) = 0;
-  // Makes the object durable and visible under its name (replacing any object of that name).
-  virtual Status Commit() = 0;
+  // Makes the object visible under its name (replacing any object of that name), complete and
+  // as durable as asked.
+  virtual Status Commit(Durability durability) = 0;
   virtual uint64_t size() const = 0;
 };
 
@@ -57,8 +68,10 @@ class Backend {
 
   virtual Result<std::unique_ptr<ObjectWriter>> Create(ObjectType type, const std::string& name) = 0;
   // Whole-object write: Create + Append + Commit.
-  Status Put(ObjectType type, const std::string& name, std::span<const uint8_t> data);
-  Status Put(ObjectType type, const std::string& name, std::string_view data);
+  Status Put(ObjectType type, const std::string& name, std::span<const uint8_t> data,
+             Durability durability = Durability::kDurable);
+  Status Put(ObjectType type, const std::string& name, std::string_view data,
+             Durability durability = Durability::kDurable);
   // Reads exactly `n` bytes at `offset`; a shorter object gives kCorruption ("truncated").
   virtual Status ReadAt(ObjectType type, const std::string& name, uint64_t offset, size_t n,
                         uint8_t* dst) = 0;

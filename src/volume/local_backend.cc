@@ -29,10 +29,11 @@ std::string_view ObjectTypeName(ObjectType type) {
   return "object";
 }
 
-Status Backend::Put(ObjectType type, const std::string& name, std::span<const uint8_t> data) {
+Status Backend::Put(ObjectType type, const std::string& name, std::span<const uint8_t> data,
+                    Durability durability) {
   STRATA_ASSIGN_OR_RETURN(auto writer, Create(type, name));
   STRATA_RETURN_IF_ERROR(writer->Append(data));
-  return writer->Commit();
+  return writer->Commit(durability);
 }
 
 Status Backend::DeleteAll(ObjectType type, const std::vector<std::string>& names) {
@@ -43,8 +44,8 @@ Status Backend::DeleteAll(ObjectType type, const std::vector<std::string>& names
   return Status::OK();
 }
 
-Status Backend::Put(ObjectType type, const std::string& name, std::string_view data) {
-  return Put(type, name, std::span(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+Status Backend::Put(ObjectType type, const std::string& name, std::string_view data, Durability durability) {
+  return Put(type, name, std::span(reinterpret_cast<const uint8_t*>(data.data()), data.size()), durability);
 }
 
 namespace {
@@ -73,7 +74,7 @@ class LocalWriter : public ObjectWriter {
     size_ += data.size();
     return file_->Append(data);
   }
-  Status Commit() override;
+  Status Commit(Durability durability) override;
   uint64_t size() const override { return size_; }
 
  private:
@@ -268,13 +269,16 @@ LocalWriter::~LocalWriter() {
   }
 }
 
-Status LocalWriter::Commit() {
+// The content is synced before the rename in both modes, so a name never points at a torn
+// object; only the directory sync that makes the name itself durable is optional.
+Status LocalWriter::Commit(Durability durability) {
   Env* env = backend_->env();
   STRATA_RETURN_IF_ERROR(file_->Sync());
   STRATA_RETURN_IF_ERROR(file_->Close());
   STRATA_RETURN_IF_ERROR(env->RenameFile(tmp_, final_));
   committed_ = true;
   backend_->ForgetOpen(final_);
+  if (durability == Durability::kNameMayBeLost) return Status::OK();
   return env->SyncDir(std::string(Dirname(final_)));
 }
 

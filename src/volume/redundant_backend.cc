@@ -74,7 +74,8 @@ class RedundantWriter : public ObjectWriter {
     buf_.append(reinterpret_cast<const char*>(data.data()), data.size());
     return Status::OK();
   }
-  Status Commit() override { return backend_->WritePlaced(name_, buf_, 0); }
+  // Packs only, which are always durable.
+  Status Commit(Durability) override { return backend_->WritePlaced(name_, buf_, 0); }
   uint64_t size() const override { return buf_.size(); }
 
  private:

@@ -682,6 +682,30 @@ TEST_F(CatalogTest, DamagedPagesAreCorruptionWithRebuildHint) {
   EXPECT_NE(s.message().find("strata catalog rebuild"), std::string::npos) << s.message();
 }
 
+// The catalog opens an existing WAL without asking SQLite to create it (which would sync the
+// directory again in every process) and creates one when it is gone; both keep every change.
+TEST_F(CatalogTest, WalIsCreatedWhenMissingAndReusedWhenPresent) {
+  MakeDataset("a");
+  cat_.reset();
+  {
+    SqliteCatalogOptions o = Options();
+    o.checkpoint_on_close = true;  // the last connection out then removes the WAL
+    ASSERT_TRUE(OpenSqliteCatalog(o).ok());
+  }
+  ASSERT_FALSE(std::filesystem::exists(path_ + "-wal"));
+  Reopen();
+  MakeDataset("b");
+  ASSERT_TRUE(std::filesystem::exists(path_ + "-wal"));
+  Reopen();
+  MakeDataset("c");
+  Reopen();
+  auto list = cat_->ListDatasets();
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  std::vector<std::string> names;
+  for (const auto& d : *list) names.push_back(d.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "b", "c"}));
+}
+
 TEST_F(CatalogTest, NewerSchemaIsUnsupported) {
   cat_.reset();
   Tamper(path_, "UPDATE catalog_meta SET value = '2' WHERE key = 'schema_version'");
