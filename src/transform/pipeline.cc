@@ -11,6 +11,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "strata/object_id.h"
+#include "transform/text_ops.h"
 
 namespace strata::transform {
 namespace {
@@ -129,6 +130,16 @@ std::vector<double> ParseVector(const YAML::Node& n, std::string_view where, con
     Fail(n, fmt::format("{}: '{}' is 'fit', a number or a list of numbers (one per channel)", where, key));
   }
   if (v.empty() || v.size() > 4) Fail(n, fmt::format("{}: '{}' needs 1 to 4 values", where, key));
+  return v;
+}
+
+std::vector<std::string> StringList(const YAML::Node& n, std::string_view where, const char* key) {
+  if (!n.IsSequence()) Fail(n, fmt::format("{}: '{}' is a list", where, key));
+  std::vector<std::string> v;
+  for (const auto& x : n) {
+    if (!x.IsScalar() || x.Scalar().empty()) Fail(x, fmt::format("{}: '{}' holds non-empty names", where, key));
+    v.push_back(x.Scalar());
+  }
   return v;
 }
 
@@ -274,26 +285,227 @@ Op ParseOpAt(const YAML::Node& entry, Op& op) {
     std::string layout = Get<std::string>(params, "layout", "chw", where);
     if (dtype == "float32") op.dtype = shard::DType::kFloat32;
     else if (dtype == "uint8") op.dtype = shard::DType::kUint8;
-    else if (!dtype.empty()) Fail(params["dtype"], fmt::format("{}: dtype is float32 or uint8 (got '{}')", where, dtype));
+    else if (dtype == "float64") op.dtype = shard::DType::kFloat64;
+    else if (!dtype.empty()) Fail(params["dtype"], fmt::format("{}: dtype is float32, float64 (tables) or uint8 (images) (got '{}')", where, dtype));
     if (layout != "chw" && layout != "hwc") Fail(params["layout"], fmt::format("{}: layout is chw or hwc", where));
     op.chw = layout == "chw";
     op.mode = dtype;  // empty: decided by the pipeline (float32 after normalize, else uint8)
     p["layout"] = layout;
+  } else if (op.name == "text") {
+    op.kind = OpKind::kText;
+    CheckKeys(params, {"column"}, where);
+    op.column = Get<std::string>(params, "column", "", where);
+    p["column"] = op.column;
+  } else if (op.name == "unicode") {
+    op.kind = OpKind::kUnicode;
+    CheckKeys(params, {"form"}, where);
+    op.mode = Get<std::string>(params, "form", "NFC", where);
+    if (op.mode != "NFC" && op.mode != "NFD" && op.mode != "NFKC" && op.mode != "NFKD") {
+      Fail(params["form"], fmt::format("{}: form is NFC, NFD, NFKC or NFKD (got '{}')", where, op.mode));
+    }
+    p["form"] = op.mode;
+  } else if (op.name == "lowercase" || op.name == "whitespace") {
+    op.kind = op.name == "lowercase" ? OpKind::kLowercase : OpKind::kWhitespace;
+    CheckKeys(params, {}, where);
+  } else if (op.name == "stopwords") {
+    op.kind = OpKind::kStopwords;
+    CheckKeys(params, {"words"}, where);
+    YAML::Node w = params ? params["words"] : YAML::Node();
+    std::vector<std::string> words;
+    if (!w) Fail(params ? params : entry, fmt::format("{}: 'words' is required (a list, or english)", where));
+    if (w.IsScalar()) {
+      const auto* builtin = BuiltinStopwords(w.Scalar());
+      if (!builtin) Fail(w, fmt::format("{}: no built-in list '{}' (english, or give a list)", where, w.Scalar()));
+      words = *builtin;
+    } else {
+      words = StringList(w, where, "words");
+    }
+    std::sort(words.begin(), words.end());
+    words.erase(std::unique(words.begin(), words.end()), words.end());
+    op.word_set = std::make_shared<const std::unordered_set<std::string>>(words.begin(), words.end());
+    p["words"] = words;
+  } else if (op.name == "tokenize") {
+    op.kind = OpKind::kTokenize;
+    CheckKeys(params, {"model", "vocab_size", "model_type", "character_coverage", "add_bos", "add_eos"}, where);
+    op.model = Get<std::string>(params, "model", "train", where);
+    op.add_bos = Get<bool>(params, "add_bos", false, where);
+    op.add_eos = Get<bool>(params, "add_eos", false, where);
+    p["model"] = op.model;
+    p["add_bos"] = op.add_bos;
+    p["add_eos"] = op.add_eos;
+    if (op.model == "train") {
+      op.vocab_size = Get<int>(params, "vocab_size", 8000, where);
+      op.model_type = Get<std::string>(params, "model_type", "unigram", where);
+      op.character_coverage = Get<double>(params, "character_coverage", 0.9995, where);
+      if (op.vocab_size < 8 || op.vocab_size > 1'000'000) Fail(params["vocab_size"], fmt::format("{}: vocab_size is 8..1000000", where));
+      if (op.model_type != "unigram" && op.model_type != "bpe" && op.model_type != "word" && op.model_type != "char") {
+        Fail(params["model_type"], fmt::format("{}: model_type is unigram, bpe, word or char (got '{}')", where, op.model_type));
+      }
+      if (!(op.character_coverage > 0 && op.character_coverage <= 1)) {
+        Fail(params["character_coverage"], fmt::format("{}: character_coverage is in (0, 1]", where));
+      }
+      p["vocab_size"] = op.vocab_size;
+      p["model_type"] = op.model_type;
+      p["character_coverage"] = op.character_coverage;
+    } else {
+      for (const char* k : {"vocab_size", "model_type", "character_coverage"}) {
+        if (params[k]) Fail(params[k], fmt::format("{}: '{}' is a training setting; a given model has its own", where, k));
+      }
+      while (!op.model.empty() && op.model.front() == '/') op.model.erase(op.model.begin());
+      if (op.model.empty()) Fail(params["model"], fmt::format("{}: model is train or a path in the input dataset", where));
+      p["model"] = op.model;
+    }
+  } else if (op.name == "pad") {
+    op.kind = OpKind::kPad;
+    CheckKeys(params, {"length", "pad_id"}, where);
+    op.length = Get<int>(params, "length", 0, where);
+    if (op.length < 1 || op.length > (1 << 24)) Fail(params ? params : entry, fmt::format("{}: length is 1..16777216", where));
+    op.pad_id = Get<int>(params, "pad_id", -1, where);
+    if (op.pad_id < -1) Fail(params["pad_id"], fmt::format("{}: pad_id is >= 0", where));
+    p["length"] = op.length;
+    p["pad_id"] = op.pad_id;
+  } else if (op.name == "columns") {
+    op.kind = OpKind::kColumns;
+    // `columns: [a, b]` or `columns: {names: [a, b]}`
+    YAML::Node names = params && params.IsMap() ? params["names"] : params;
+    if (params && params.IsMap()) CheckKeys(params, {"names"}, where);
+    if (!names || !names.IsSequence() || names.size() == 0) Fail(params ? params : entry, fmt::format("{}: a non-empty list of column names", where));
+    op.columns = StringList(names, where, "names");
+    std::set<std::string> seen(op.columns.begin(), op.columns.end());
+    if (seen.size() != op.columns.size()) Fail(names, fmt::format("{}: a column is listed twice", where));
+    p["names"] = op.columns;
+  } else if (op.name == "fill_missing" || op.name == "standardize" || op.name == "standardise" ||
+             op.name == "min_max" || op.name == "one_hot" || op.name == "bucketize" || op.name == "bucketise") {
+    if (op.name == "standardise") op.name = "standardize";
+    if (op.name == "bucketise") op.name = "bucketize";
+    op.kind = op.name == "fill_missing" ? OpKind::kFillMissing
+              : op.name == "standardize" ? OpKind::kStandardize
+              : op.name == "min_max"     ? OpKind::kMinMax
+              : op.name == "one_hot"     ? OpKind::kOneHot
+                                         : OpKind::kBucketize;
+    std::vector<std::string> known = {"columns"};
+    if (op.kind == OpKind::kFillMissing) known.push_back("with");
+    if (op.kind == OpKind::kMinMax) known.push_back("range");
+    if (op.kind == OpKind::kOneHot) known.push_back("categories");
+    if (op.kind == OpKind::kBucketize) known.push_back("boundaries");
+    CheckKeys(params, known, where);
+    if (params && params["columns"]) op.columns = StringList(params["columns"], where, "columns");
+    if ((op.kind == OpKind::kOneHot || op.kind == OpKind::kBucketize) && op.columns.empty()) {
+      Fail(params ? params : entry, fmt::format("{}: 'columns' is required", where));
+    }
+    p["columns"] = op.columns;
+    if (op.kind == OpKind::kFillMissing) {
+      YAML::Node with = params ? params["with"] : YAML::Node();
+      op.mode = with ? with.Scalar() : "mean";
+      if (op.mode != "mean" && op.mode != "median" && op.mode != "most_frequent") {
+        try {
+          op.fill_value = with.as<double>();
+        } catch (const YAML::Exception&) {
+          Fail(with, fmt::format("{}: with is mean, median, most_frequent or a number (got '{}')", where, op.mode));
+        }
+        op.mode = "value";
+        p["with"] = op.fill_value;
+      } else {
+        p["with"] = op.mode;
+      }
+    } else if (op.kind == OpKind::kMinMax) {
+      std::vector<double> r = params && params["range"] ? ParseVector(params["range"], where, "range") : std::vector<double>{0, 1};
+      if (r.size() != 2 || !(r[0] < r[1])) Fail(params["range"], fmt::format("{}: range is [low, high] with low < high", where));
+      op.range_lo = r[0];
+      op.range_hi = r[1];
+      p["range"] = r;
+    } else if (op.kind == OpKind::kOneHot) {
+      if (params["categories"]) {
+        if (op.columns.size() != 1) Fail(params["categories"], fmt::format("{}: categories need exactly one column", where));
+        op.categories = StringList(params["categories"], where, "categories");
+        std::set<std::string> seen(op.categories.begin(), op.categories.end());
+        if (seen.size() != op.categories.size()) Fail(params["categories"], fmt::format("{}: a category is listed twice", where));
+      }
+      p["categories"] = op.categories.empty() ? json("fit") : json(op.categories);
+    } else if (op.kind == OpKind::kBucketize) {
+      if (!params["boundaries"]) Fail(params, fmt::format("{}: 'boundaries' is required", where));
+      try {
+        for (const auto& x : params["boundaries"]) op.boundaries.push_back(x.as<double>());
+      } catch (const YAML::Exception&) {
+        Fail(params["boundaries"], fmt::format("{}: boundaries is a list of numbers", where));
+      }
+      if (op.boundaries.empty() || !std::is_sorted(op.boundaries.begin(), op.boundaries.end()) ||
+          std::adjacent_find(op.boundaries.begin(), op.boundaries.end()) != op.boundaries.end()) {
+        Fail(params["boundaries"], fmt::format("{}: boundaries is a non-empty list of increasing numbers", where));
+      }
+      p["boundaries"] = op.boundaries;
+    }
   } else {
-    Fail(entry, fmt::format("unknown op '{}' (decode, resize, center_crop, random_crop, clahe, brightness, "
-                            "grayscale, rgb, flip, rotate, normalize, tensor)",
+    Fail(entry, fmt::format("unknown op '{}' (image: decode, resize, center_crop, random_crop, clahe, brightness, "
+                            "grayscale, rgb, flip, rotate, normalize, tensor; text: text, unicode, lowercase, "
+                            "whitespace, stopwords, tokenize, pad; tabular: columns, fill_missing, standardize, "
+                            "min_max, one_hot, bucketize, tensor)",
                             op.name));
   }
   return op;
 }
 
+PipelineKind KindOf(OpKind op) {
+  if (op >= OpKind::kText && op <= OpKind::kPad) return PipelineKind::kText;
+  if (op >= OpKind::kColumns && op <= OpKind::kBucketize) return PipelineKind::kTabular;
+  return PipelineKind::kImage;
+}
+
+// "an image", "a text", "a table": for "is an image op", "makes it a table pipeline".
+std::string_view KindName(PipelineKind kind) {
+  switch (kind) {
+    case PipelineKind::kImage: return "an image";
+    case PipelineKind::kText: return "a text";
+    case PipelineKind::kTabular: return "a table";
+  }
+  return "?";
+}
+
 // Checks the order of ops and works out the output's shape and type.
 void CheckOps(const YAML::Node& ops_node, Pipeline* p) {
-  if (p->ops.empty() || p->ops[0].kind != OpKind::kDecode) Fail(ops_node, "the first op must be decode");
+  const OpKind first = p->ops[0].kind;
+  if (first != OpKind::kDecode && first != OpKind::kText && first != OpKind::kColumns) {
+    Fail(ops_node, "the first op must be decode (images), text (text) or columns (tables)");
+  }
+  p->kind = KindOf(first);
+  if (p->kind == PipelineKind::kTabular) p->out_dtype = shard::DType::kFloat32;
   for (size_t i = 0; i < p->ops.size(); ++i) {
     Op& op = p->ops[i];
     auto fail = [&](const std::string& msg) { throw SpecError{op.line, fmt::format("op '{}': {}", op.name, msg)}; };
-    if (i > 0 && op.kind == OpKind::kDecode) fail("decode may appear only once, first");
+    if (i > 0 && op.kind == first) fail(fmt::format("{} may appear only once, first", op.name));
+    if (i > 0 && (op.kind == OpKind::kDecode || op.kind == OpKind::kText || op.kind == OpKind::kColumns)) {
+      fail(fmt::format("is the first op of {} pipeline; this one is {} pipeline", KindName(KindOf(op.kind)),
+                       KindName(p->kind)));
+    }
+    bool tensor_ok = op.kind == OpKind::kTensor && p->kind != PipelineKind::kText;
+    if (KindOf(op.kind) != p->kind && !tensor_ok) {
+      fail(fmt::format("is {} op; this pipeline's first op makes it {} pipeline",
+                       op.kind == OpKind::kTensor ? "an image or table" : KindName(KindOf(op.kind)), KindName(p->kind)));
+    }
+    if (p->kind == PipelineKind::kText) {
+      if (op.kind == OpKind::kTokenize) {
+        if (p->tokenize_index >= 0) fail("tokenize may appear only once");
+        p->tokenize_index = static_cast<int>(i);
+      } else if (op.kind == OpKind::kPad) {
+        if (p->tokenize_index < 0) fail("pad needs a tokenize op before it");
+        if (i + 1 != p->ops.size()) fail("pad must be the last op");
+        p->pad_index = static_cast<int>(i);
+      } else if (p->tokenize_index >= 0) {
+        fail("comes after tokenize: text ops must come before it");
+      }
+      continue;
+    }
+    if (p->kind == PipelineKind::kTabular) {
+      if (op.kind == OpKind::kTensor) {
+        if (i + 1 != p->ops.size()) fail("tensor must be the last op");
+        if (op.mode == "uint8") fail("dtype of a table's features is float32 or float64");
+        if (op.mode == "float64") p->out_dtype = shard::DType::kFloat64;
+        op.params.erase("layout");
+        op.params["dtype"] = op.mode == "float64" ? "float64" : "float32";
+      }
+      continue;
+    }
+    if (op.kind == OpKind::kTensor && op.mode == "float64") fail("dtype of an image is float32 or uint8");
     if (p->normalize_index >= 0 && op.kind != OpKind::kTensor) {
       fail("comes after normalize: normalize must be the last image op (only tensor may follow)");
     }
@@ -363,11 +575,7 @@ void ParseDocument(const YAML::Node& root, Pipeline* p) {
       if (!s.starts_with(".")) s = "." + s;
       p->extensions.push_back(s);
     }
-  } else {
-    p->extensions = {".bmp", ".jpeg", ".jpg", ".pbm", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"};
   }
-  std::sort(p->extensions.begin(), p->extensions.end());
-  p->extensions.erase(std::unique(p->extensions.begin(), p->extensions.end()), p->extensions.end());
 
   YAML::Node label = root["label"];
   if (label && label.IsScalar() && (label.Scalar() == "none" || label.Scalar() == "false")) {
@@ -397,12 +605,32 @@ void ParseDocument(const YAML::Node& root, Pipeline* p) {
   if (!ops || !ops.IsSequence() || ops.size() == 0) Fail(ops ? ops : root, "pipeline: 'ops' is a non-empty list");
   for (const auto& entry : ops) p->ops.push_back(ParseOp(entry));
   CheckOps(ops, p);
+  // Files are chosen by extension unless the records are rows (`table.csv#17`): a table's
+  // columns, or a text column.
+  const bool rows = p->kind == PipelineKind::kTabular || !p->ops[0].column.empty();
+  if (!(select && select["extensions"]) && !rows) {
+    if (p->kind == PipelineKind::kImage) {
+      p->extensions = {".bmp", ".jpeg", ".jpg", ".pbm", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"};
+    } else {
+      p->extensions = {".txt"};
+    }
+  }
+  std::sort(p->extensions.begin(), p->extensions.end());
+  p->extensions.erase(std::unique(p->extensions.begin(), p->extensions.end()), p->extensions.end());
 
   YAML::Node output = root["output"];
   CheckKeys(output, {"field", "keep_path", "shard_size"}, "output");
-  p->image_field = Get<std::string>(output, "field", "image", "output");
-  if (p->image_field.empty() || p->image_field.size() > 255 || p->image_field == "label" || p->image_field == "path") {
-    Fail(output["field"], "output: field is a name of 1..255 bytes other than label and path");
+  const char* field = p->kind == PipelineKind::kImage      ? "image"
+                      : p->kind == PipelineKind::kTabular  ? "features"
+                      : p->tokenize_index >= 0             ? "tokens"
+                                                           : "text";
+  p->field = Get<std::string>(output, "field", field, "output");
+  if (p->field.empty() || p->field.size() > 255 || p->field == "label" || p->field == "path" ||
+      p->field == "variant" || p->field == "length") {
+    Fail(output["field"], "output: field is a name of 1..255 bytes other than label, path, variant and length");
+  }
+  if (p->kind != PipelineKind::kImage && p->variants > 1) {
+    Fail(augment["variants"], "augment: variants are made by image ops; a text or table pipeline has one per record");
   }
   p->keep_path = Get<bool>(output, "keep_path", true, "output");
   if (output && output["shard_size"]) p->shard_size = ParseSize(output["shard_size"], "output: shard_size");
@@ -440,7 +668,7 @@ Result<Pipeline> ParsePipeline(std::string_view yaml, std::string_view source_na
                  {"label", label},
                  {"variants", p.variants},
                  {"ops", ops},
-                 {"output", {{"field", p.image_field}, {"keep_path", p.keep_path}, {"shard_size", p.shard_size}}}};
+                 {"output", {{"field", p.field}, {"keep_path", p.keep_path}, {"shard_size", p.shard_size}}}};
   std::string digest = Sha256(p.canonical.dump());
   p.hash = ToHex(reinterpret_cast<const uint8_t*>(digest.data()), digest.size());
   return p;

@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -16,9 +18,18 @@
 namespace strata::transform {
 
 enum class OpKind : uint8_t {
+  // image
   kDecode, kResize, kCenterCrop, kRandomCrop, kClahe, kBrightness, kGrayscale, kRgb, kFlip, kRotate,
   kNormalize, kTensor,
+  // text
+  kText, kUnicode, kLowercase, kWhitespace, kStopwords, kTokenize, kPad,
+  // tabular
+  kColumns, kFillMissing, kStandardize, kMinMax, kOneHot, kBucketize,
 };
+
+// What a pipeline reads, set by its first op: decode (files as images), text (files, or a
+// column of the records file, as UTF-8 text) or columns (rows of the records file).
+enum class PipelineKind : uint8_t { kImage, kText, kTabular };
 
 struct Op {
   OpKind kind = OpKind::kDecode;
@@ -43,9 +54,28 @@ struct Op {
   double scale = 255.0;             // normalize: pixels are divided by this first
   shard::DType dtype = shard::DType::kFloat32;  // tensor
   bool chw = true;                  // tensor layout
+
+  // text: `column` (empty: the file's bytes); unicode: `mode` is NFC, NFD, NFKC or NFKD
+  std::string column;
+  std::shared_ptr<const std::unordered_set<std::string>> word_set;  // stopwords
+  // tokenize: `model` is "train" or a path in the input version
+  std::string model, model_type = "unigram";
+  int vocab_size = 8000;
+  double character_coverage = 0.9995;
+  bool add_bos = false, add_eos = false;
+  int length = 0;                   // pad: tokens per record
+  int pad_id = -1;                  // pad: -1 = the model's pad id (0 when it has none)
+
+  // tabular: the columns an op applies to (empty: every column); columns: those read
+  std::vector<std::string> columns;
+  double fill_value = 0;            // fill_missing with a number (`mode` mean|median|most_frequent|value)
+  double range_lo = 0, range_hi = 1;  // min_max
+  std::vector<std::string> categories;  // one_hot: given (empty: fitted)
+  std::vector<double> boundaries;   // bucketize, ascending
 };
 
 struct Pipeline {
+  PipelineKind kind = PipelineKind::kImage;
   std::string name;
   uint64_t seed = 0;
   // select
@@ -59,11 +89,12 @@ struct Pipeline {
   uint32_t variants = 1;
   std::vector<Op> ops;
   // output
-  std::string image_field = "image";
+  std::string field = "image";       // the output field (default by kind: image, tokens or text, features)
   bool keep_path = true;                    // a string field "path" with the input record's path
   uint64_t shard_size = uint64_t{64} << 20;
 
   int normalize_index = -1;                 // in ops, or -1
+  int tokenize_index = -1, pad_index = -1;  // text: in ops, or -1
   int channels = 0;                         // known from decode/grayscale/rgb; 0: any
   int out_height = 0, out_width = 0;        // known from the last sizing op; 0: any
   shard::DType out_dtype = shard::DType::kUint8;

@@ -19,18 +19,24 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/core/utility.hpp>
+#include <utf8proc.h>
 
 #include "base/progress.h"
 #include "base/thread_pool.h"
 #include "strata/shard.h"
 #include "transform/image_ops.h"
 #include "transform/pipeline.h"
+#include "transform/tabular_ops.h"
+#include "transform/text_ops.h"
 
 #ifndef STRATA_VERSION
 #define STRATA_VERSION "unknown"
 #endif
 #ifndef STRATA_YAMLCPP_VERSION
 #define STRATA_YAMLCPP_VERSION "unknown"
+#endif
+#ifndef STRATA_SENTENCEPIECE_VERSION
+#define STRATA_SENTENCEPIECE_VERSION "unknown"
 #endif
 
 namespace strata {
@@ -43,12 +49,14 @@ using transform::Pipeline;
 
 namespace {
 
-constexpr uint64_t kMaxImageBytes = uint64_t{256} << 20;
+constexpr uint64_t kMaxInputBytes = uint64_t{256} << 20;
 constexpr std::string_view kErrorsPath = ".strata/transform-errors.jsonl";
+constexpr std::string_view kTokenizerPath = "tokenizer.model";
 
 // One selected input record.
 struct Item {
   std::string path;
+  const RecordMeta* row = nullptr;  // its row of the records file
   uint64_t size = 0;
   int64_t label = -1;        // class index; -1: none
   std::string label_error;   // why the record has no usable label
@@ -58,9 +66,12 @@ struct Item {
 struct ItemResult {
   Status fatal;              // the input could not be read: the whole transform fails
   std::string error_op, error;
-  std::string raw;           // the encoded bytes (first pass), kept for the second when they fit
+  std::string raw;           // image: the encoded bytes (first pass), kept for the second when they fit
   ChannelSums sums;
-  std::vector<shard::Tensor> tensors;  // one per variant
+  std::string text;          // text: after the string ops (the tokenizer's training pass)
+  // Per variant, the values of the fields the pipeline makes (the record less label, path and
+  // variant, which the writer adds).
+  std::vector<shard::Record> values;
   uint64_t bytes = 0;        // memory the result holds
 };
 
@@ -107,9 +118,9 @@ Status RunOrdered(ThreadPool& pool, size_t n, uint64_t budget, Produce produce, 
 
 Result<std::string> ReadInput(Repository* repo, const ObjectId& tree, const std::string& path) {
   STRATA_ASSIGN_OR_RETURN(auto reader, repo->OpenFile(tree, path));
-  if (reader->size() > kMaxImageBytes) {
-    return Status::InvalidArgument(fmt::format("{}: {} bytes is over the {} byte limit for one image", path,
-                                               reader->size(), kMaxImageBytes));
+  if (reader->size() > kMaxInputBytes) {
+    return Status::InvalidArgument(fmt::format("{}: {} bytes is over the {} byte limit for one record", path,
+                                               reader->size(), kMaxInputBytes));
   }
   std::string data(reader->size(), '\0');
   size_t got = 0;
@@ -204,6 +215,10 @@ class Driver {
     auto phase = std::chrono::steady_clock::now();
     if (pipeline_.normalize_index >= 0 && pipeline_.ops[pipeline_.normalize_index].fit) {
       STRATA_RETURN_IF_ERROR(Fit(pool));
+    } else if (pipeline_.tokenize_index >= 0) {
+      STRATA_RETURN_IF_ERROR(PrepareTokenizer(pool));
+    } else if (pipeline_.kind == transform::PipelineKind::kTabular) {
+      STRATA_RETURN_IF_ERROR(FitTable());
     }
     report_.fit_seconds = Seconds(phase);
     phase = std::chrono::steady_clock::now();
@@ -226,19 +241,30 @@ class Driver {
   }
 
   // The input records the pipeline takes, in path order, with their labels.
+  // Files (images, text files) are rows with content; a table's rows and text in a column are
+  // rows of the records file, content or not.
+  bool ReadsRows() const {
+    return pipeline_.kind == transform::PipelineKind::kTabular || !pipeline_.ops[0].column.empty();
+  }
+
   Status Select() {
-    STRATA_ASSIGN_OR_RETURN(auto rows, lake_->Records(in_.spec.ToString()));
+    STRATA_ASSIGN_OR_RETURN(rows_, lake_->Records(in_.spec.ToString()));
     std::string prefix = in_.spec.path.empty() ? pipeline_.prefix
                          : pipeline_.prefix.empty() ? in_.spec.path + "/"
                                                     : JoinPath(in_.spec.path, pipeline_.prefix);
     std::vector<const RecordMeta*> chosen;
-    for (const auto& row : rows) {
+    for (const auto& row : rows_) {
       auto path = row.find("path");
       auto content = row.find("content");
-      if (path == row.end() || content == row.end() || std::holds_alternative<std::monostate>(content->second)) continue;
+      if (path == row.end()) continue;
+      bool has_content = content != row.end() && !std::holds_alternative<std::monostate>(content->second);
+      if (!has_content && !ReadsRows()) continue;
       const auto* p = std::get_if<std::string>(&path->second);
       if (!p || p->starts_with(".strata/") || !p->starts_with(prefix)) continue;
-      if (!std::binary_search(pipeline_.extensions.begin(), pipeline_.extensions.end(), ExtensionOf(*p))) continue;
+      if (!pipeline_.extensions.empty() &&
+          !std::binary_search(pipeline_.extensions.begin(), pipeline_.extensions.end(), ExtensionOf(*p))) {
+        continue;
+      }
       chosen.push_back(&row);
     }
     // Lake::Records returns rows in path order; sorting is only a guard.
@@ -267,6 +293,7 @@ class Driver {
 
     for (const auto* row : chosen) {
       Item item;
+      item.row = row;
       item.path = std::get<std::string>(row->at("path"));
       if (auto s = row->find("size"); s != row->end()) {
         if (const auto* v = std::get_if<int64_t>(&s->second)) item.size = static_cast<uint64_t>(*v);
@@ -357,6 +384,185 @@ class Driver {
     return end;
   }
 
+  // --- text ---
+
+  // Reads record i's text (its file, or its column) and runs the string ops on it; false (and
+  // `r` says why) when it cannot.
+  bool LoadText(size_t i, ItemResult& r) {
+    const Item& item = items_[i];
+    auto fail = [&](std::string op, std::string error) {
+      r.error_op = std::move(op);
+      r.error = std::move(error);
+      return false;
+    };
+    if (!item.label_error.empty()) return fail("label", item.label_error);
+    const Op& first = pipeline_.ops[0];
+    if (first.column.empty()) {
+      auto data = ReadInput(repo_, in_.commit.tree, item.path);
+      if (!data.ok()) {
+        if (data.status().code() == StatusCode::kInvalidArgument) return fail("read", data.status().message());
+        r.fatal = data.status().WithContext(fmt::format("reading {}", item.path));
+        return false;
+      }
+      r.text = std::move(*data);
+    } else {
+      auto v = item.row->find(first.column);
+      if (v == item.row->end() || std::holds_alternative<std::monostate>(v->second)) {
+        return fail("text", fmt::format("no '{}' column", first.column));
+      }
+      const auto* s = std::get_if<std::string>(&v->second);
+      if (!s) return fail("text", fmt::format("column '{}' is not text", first.column));
+      r.text = *s;
+    }
+    if (!transform::IsValidUtf8(r.text)) return fail("text", "not valid UTF-8");
+    const size_t end = pipeline_.tokenize_index >= 0 ? pipeline_.tokenize_index : pipeline_.ops.size();
+    std::string error;
+    for (size_t k = 1; k < end; ++k) {
+      if (!transform::ApplyTextOp(pipeline_.ops[k], r.text, &error)) return fail(pipeline_.ops[k].name, error);
+    }
+    return true;
+  }
+
+  // A tokenizer given as a file of the input version is read from it; otherwise one is trained
+  // on the records' text after the string ops (in path order, up to half the memory budget).
+  // Either way its model is stored with the output as tokenizer.model.
+  Status PrepareTokenizer(ThreadPool& pool) {
+    const Op& op = pipeline_.ops[pipeline_.tokenize_index];
+    if (op.model != "train") {
+      auto model = ReadInput(repo_, in_.commit.tree, op.model);
+      if (!model.ok()) {
+        return model.status().WithContext(fmt::format("tokenize: reading the model {} of {}", op.model, in_.spec.dataset));
+      }
+      tokenizer_model_ = std::move(*model);
+    } else {
+      Progress progress("transform: reading text for the tokenizer", 0, o_.progress);
+      std::vector<std::string> texts;
+      uint64_t bytes = 0;
+      bool full = false;
+      STRATA_RETURN_IF_ERROR(RunOrdered<ItemResult>(
+          pool, items_.size(), o_.memory_budget,
+          [&](size_t i) {
+            ItemResult r;
+            if (!LoadText(i, r)) r.text.clear();
+            r.bytes = r.text.size();
+            return r;
+          },
+          [&](size_t, ItemResult& r) -> Status {
+            if (!r.fatal.ok()) return r.fatal;
+            progress.Add(r.text.size(), 1);
+            if (r.text.empty() || full) return Status::OK();
+            if (bytes + r.text.size() > o_.memory_budget / 2) {
+              full = true;
+              return Status::OK();
+            }
+            bytes += r.text.size();
+            texts.push_back(std::move(r.text));
+            return Status::OK();
+          }));
+      progress.Finish();
+      tokenizer_texts_ = texts.size();
+      STRATA_ASSIGN_OR_RETURN(tokenizer_model_, transform::Tokenizer::Train(op, texts, pipeline_.seed));
+    }
+    STRATA_ASSIGN_OR_RETURN(tokenizer_, transform::Tokenizer::Load(tokenizer_model_, op.model == "train" ? "the trained model" : op.model));
+    std::string digest = transform::Sha256(tokenizer_model_);
+    json t = {{"model", kTokenizerPath},
+              {"source", op.model},
+              {"sha256", ToHex(reinterpret_cast<const uint8_t*>(digest.data()), digest.size())},
+              {"vocab_size", tokenizer_->vocab_size()},
+              {"pad_id", PadId()}};
+    if (op.model == "train") t["trained_on"] = tokenizer_texts_;
+    stats_["tokenizer"] = t;
+    return Status::OK();
+  }
+
+  int32_t PadId() const {
+    if (pipeline_.pad_index >= 0 && pipeline_.ops[pipeline_.pad_index].pad_id >= 0) {
+      return pipeline_.ops[pipeline_.pad_index].pad_id;
+    }
+    return tokenizer_ && tokenizer_->pad_id() >= 0 ? tokenizer_->pad_id() : 0;
+  }
+
+  // The values of text record i: its token ids (and their count before padding), or its text.
+  void MakeText(size_t i, ItemResult& r) {
+    if (!LoadText(i, r)) return;
+    shard::Record values;
+    if (!tokenizer_) {
+      values.emplace_back(std::move(r.text));
+    } else {
+      auto ids = tokenizer_->Encode(r.text, pipeline_.ops[pipeline_.tokenize_index]);
+      if (!ids.ok()) {
+        r.error_op = "tokenize";
+        r.error = ids.status().message();
+        return;
+      }
+      int64_t n = static_cast<int64_t>(ids->size());
+      const Op* pad = pipeline_.pad_index >= 0 ? &pipeline_.ops[pipeline_.pad_index] : nullptr;
+      values.emplace_back(transform::TokensToTensor(std::move(*ids), pad, PadId()));
+      if (pad) values.emplace_back(std::min<int64_t>(n, pad->length));
+    }
+    r.text.clear();
+    r.bytes = 64;
+    for (const auto& v : values) {
+      if (const auto* t = std::get_if<shard::Tensor>(&v)) r.bytes += t->data.size();
+      if (const auto* s = std::get_if<std::string>(&v)) r.bytes += s->size();
+    }
+    r.values.push_back(std::move(values));
+  }
+
+  // --- tables ---
+
+  // The selected rows as a table of the columns op, then every op fitted and applied in order.
+  Status FitTable() {
+    const Op& first = pipeline_.ops[0];
+    table_.columns = first.columns;
+    table_.rows.resize(items_.size());
+    table_.errors.resize(items_.size());
+    table_.error_ops.resize(items_.size());
+    for (size_t i = 0; i < items_.size(); ++i) {
+      if (!items_[i].label_error.empty()) {
+        table_.errors[i] = items_[i].label_error;
+        table_.error_ops[i] = "label";
+      }
+      auto& row = table_.rows[i];
+      row.reserve(first.columns.size());
+      for (const auto& name : first.columns) {
+        auto v = items_[i].row->find(name);
+        transform::Cell cell;
+        if (v != items_[i].row->end()) {
+          if (const auto* x = std::get_if<int64_t>(&v->second)) cell = static_cast<double>(*x);
+          else if (const auto* d = std::get_if<double>(&v->second)) cell = *d;
+          else if (const auto* b = std::get_if<bool>(&v->second)) cell = *b ? 1.0 : 0.0;
+          else if (const auto* s = std::get_if<std::string>(&v->second)) cell = *s;
+        }
+        row.push_back(std::move(cell));
+      }
+    }
+    json fitted = json::array();
+    for (size_t k = 1; k < pipeline_.ops.size(); ++k) {
+      const Op& op = pipeline_.ops[k];
+      if (op.kind == OpKind::kTensor) continue;
+      STRATA_ASSIGN_OR_RETURN(json st, transform::FitAndApply(op, &table_));
+      if (!st.empty()) fitted.push_back({{"op", op.name}, {"index", k}, {"fitted", std::move(st)}});
+    }
+    stats_["tabular"] = std::move(fitted);
+    stats_["features"] = table_.columns;
+    return Status::OK();
+  }
+
+  void MakeRow(size_t i, ItemResult& r) {
+    shard::Tensor t;
+    if (table_.errors[i].empty()) transform::RowToTensor(&table_, i, pipeline_.out_dtype, &t);
+    if (!table_.errors[i].empty()) {
+      r.error_op = table_.error_ops[i];
+      r.error = table_.errors[i];
+      return;
+    }
+    r.bytes = t.data.size() + 64;
+    shard::Record values;
+    values.emplace_back(std::move(t));
+    r.values.push_back(std::move(values));
+  }
+
   void RecordError(size_t i, const ItemResult& r) {
     report_.errors.push_back({items_[i].path, r.error_op, r.error});
     ++report_.failed;
@@ -410,13 +616,28 @@ class Driver {
       f.type = type;
       return f;
     };
-    shard::Field image = field(pipeline_.image_field, shard::FieldType::kTensor);
-    image.dtype = pipeline_.out_dtype;
-    int64_t c = pipeline_.channels ? pipeline_.channels : -1;
-    int64_t h = pipeline_.out_height ? pipeline_.out_height : -1;
-    int64_t w = pipeline_.out_width ? pipeline_.out_width : -1;
-    image.shape = pipeline_.out_chw ? std::vector<int64_t>{c, h, w} : std::vector<int64_t>{h, w, c};
-    schema.fields.push_back(image);
+    if (pipeline_.kind == transform::PipelineKind::kImage) {
+      shard::Field image = field(pipeline_.field, shard::FieldType::kTensor);
+      image.dtype = pipeline_.out_dtype;
+      int64_t c = pipeline_.channels ? pipeline_.channels : -1;
+      int64_t h = pipeline_.out_height ? pipeline_.out_height : -1;
+      int64_t w = pipeline_.out_width ? pipeline_.out_width : -1;
+      image.shape = pipeline_.out_chw ? std::vector<int64_t>{c, h, w} : std::vector<int64_t>{h, w, c};
+      schema.fields.push_back(image);
+    } else if (pipeline_.kind == transform::PipelineKind::kTabular) {
+      shard::Field features = field(pipeline_.field, shard::FieldType::kTensor);
+      features.dtype = pipeline_.out_dtype;
+      features.shape = {static_cast<int64_t>(table_.columns.size())};
+      schema.fields.push_back(features);
+    } else if (pipeline_.tokenize_index < 0) {
+      schema.fields.push_back(field(pipeline_.field, shard::FieldType::kString));
+    } else {
+      shard::Field tokens = field(pipeline_.field, shard::FieldType::kTensor);
+      tokens.dtype = shard::DType::kInt32;
+      tokens.shape = {pipeline_.pad_index >= 0 ? pipeline_.ops[pipeline_.pad_index].length : -1};
+      schema.fields.push_back(tokens);
+      if (pipeline_.pad_index >= 0) schema.fields.push_back(field("length", shard::FieldType::kInt));
+    }
     if (pipeline_.has_label) {
       uint32_t n = classes_.empty() ? static_cast<uint32_t>(max_label_ + 1) : static_cast<uint32_t>(classes_.size());
       schema.fields.push_back(field("label", shard::FieldType::kLabel));
@@ -512,6 +733,14 @@ class Driver {
         pool, items_.size(), o_.memory_budget,
         [&](size_t i) {
           ItemResult r;
+          if (pipeline_.kind == transform::PipelineKind::kText) {
+            MakeText(i, r);
+            return r;
+          }
+          if (pipeline_.kind == transform::PipelineKind::kTabular) {
+            MakeRow(i, r);
+            return r;
+          }
           if (auto f = fit_errors_.find(i); f != fit_errors_.end()) {
             r.error_op = "normalize";
             r.error = f->second;
@@ -523,17 +752,18 @@ class Driver {
           for (uint32_t v = 0; v < pipeline_.variants; ++v) {
             cv::Mat img = v + 1 < pipeline_.variants ? decoded.clone() : decoded;
             if (!RunOps(i, end, v, img, r)) {
-              r.tensors.clear();
+              r.values.clear();
               return r;
             }
             if (!mean.empty() && mean.size() != 1 && static_cast<int>(mean.size()) != img.channels()) {
               r.error_op = "normalize";
               r.error = fmt::format("{} mean/std values for an image of {} channels", mean.size(), img.channels());
-              r.tensors.clear();
+              r.values.clear();
               return r;
             }
-            r.tensors.push_back(transform::ToTensor(img, pipeline_.out_dtype, pipeline_.out_chw, scale, mean, std));
-            r.bytes += r.tensors.back().data.size();
+            shard::Tensor t = transform::ToTensor(img, pipeline_.out_dtype, pipeline_.out_chw, scale, mean, std);
+            r.bytes += t.data.size();
+            r.values.emplace_back().emplace_back(std::move(t));
           }
           return r;
         },
@@ -546,10 +776,9 @@ class Driver {
             RecordError(i, r);
             return Status::OK();
           }
-          for (uint32_t v = 0; v < r.tensors.size(); ++v) {
-            shard::Record rec;
-            rec.reserve(4);
-            rec.emplace_back(std::in_place_type<shard::Tensor>, std::move(r.tensors[v]));
+          for (uint32_t v = 0; v < r.values.size(); ++v) {
+            shard::Record rec = std::move(r.values[v]);
+            rec.reserve(rec.size() + 3);
             if (pipeline_.has_label) rec.push_back(shard::Label{static_cast<uint32_t>(items_[i].label)});
             if (pipeline_.keep_path) rec.push_back(items_[i].path);
             if (pipeline_.variants > 1) rec.push_back(static_cast<int64_t>(v));
@@ -569,9 +798,9 @@ class Driver {
       switch (f.type) {
         case shard::FieldType::kTensor:
           j["type"] = "tensor";
-          j["dtype"] = f.dtype == shard::DType::kFloat32 ? "float32" : "uint8";
+          j["dtype"] = DTypeName(f.dtype);
           j["shape"] = f.shape;
-          j["layout"] = pipeline_.out_chw ? "chw" : "hwc";
+          if (pipeline_.kind == transform::PipelineKind::kImage) j["layout"] = pipeline_.out_chw ? "chw" : "hwc";
           break;
         case shard::FieldType::kLabel:
           j["type"] = "label";
@@ -586,8 +815,19 @@ class Driver {
     return fields;
   }
 
+  static std::string_view DTypeName(shard::DType dtype) {
+    switch (dtype) {
+      case shard::DType::kFloat32: return "float32";
+      case shard::DType::kFloat64: return "float64";
+      case shard::DType::kInt32: return "int32";
+      case shard::DType::kUint8: return "uint8";
+      default: return "other";
+    }
+  }
+
   std::string ToolVersions() const {
-    return fmt::format("strata {}; opencv {}; yaml-cpp {}", STRATA_VERSION, CV_VERSION, STRATA_YAMLCPP_VERSION);
+    return fmt::format("strata {}; opencv {}; yaml-cpp {}; sentencepiece {}; utf8proc {}", STRATA_VERSION, CV_VERSION,
+                       STRATA_YAMLCPP_VERSION, STRATA_SENTENCEPIECE_VERSION, utf8proc_version());
   }
 
   // Creates the output branch when it is missing; returns whether it did.
@@ -627,7 +867,7 @@ class Driver {
       ops.push_back({{"op", op.name}, {"version", op.version}});
       op_versions.push_back(fmt::format("{}@{}", op.name, op.version));
     }
-    json stats = json::object();
+    json stats = stats_;
     if (!mean_.empty()) stats["normalize"] = {{"mean", mean_}, {"std", std_}, {"pixels", fitted_pixels_}};
     json manifest = {
         {"format", "strata.transform.manifest"},
@@ -649,6 +889,7 @@ class Driver {
     StagedCommit* stage = stage_.get();
     const FileAttrs& attrs = attrs_;
     STRATA_RETURN_IF_ERROR(stage->AddBytes("manifest.json", report_.manifest, attrs));
+    if (tokenizer_) STRATA_RETURN_IF_ERROR(stage->AddBytes(std::string(kTokenizerPath), tokenizer_model_, attrs));
     if (!report_.errors.empty()) {
       std::string lines;
       for (const auto& e : report_.errors) {
@@ -686,6 +927,7 @@ class Driver {
   Resolved in_;
   RefSpec out_;
   std::string key_;
+  std::vector<RecordMeta> rows_;           // the input's records file
   std::vector<Item> items_;
   std::vector<std::string> raw_;           // encoded bytes kept from the first pass
   std::map<size_t, std::string> fit_errors_;
@@ -693,6 +935,11 @@ class Driver {
   int64_t max_label_ = -1;
   std::vector<double> mean_, std_;
   uint64_t fitted_pixels_ = 0;
+  json stats_ = json::object();            // fitted by text and table pipelines
+  std::string tokenizer_model_;            // serialized SentencePiece model
+  std::unique_ptr<transform::Tokenizer> tokenizer_;
+  uint64_t tokenizer_texts_ = 0;
+  transform::Table table_;
   shard::Schema schema_;
   std::string dir_;                        // where shards are built, one at a time
   std::unique_ptr<StagedCommit> stage_;

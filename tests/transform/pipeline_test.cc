@@ -25,6 +25,52 @@ void ExpectError(const std::string& yaml, const std::string& want) {
   EXPECT_NE(s.message().find(want), std::string::npos) << "message: " << s.message() << "\nwanted: " << want;
 }
 
+TEST(PipelineTest, TheTextAndTableExamplesParse) {
+  std::string dir = ExamplePath().substr(0, ExamplePath().rfind('/'));
+  auto text = ParsePipeline(strata::testing::ReadFile(dir + "/text-pipeline.yaml"), "text-pipeline.yaml");
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  EXPECT_EQ(text->kind, PipelineKind::kText);
+  EXPECT_EQ(text->tokenize_index, 5);
+  EXPECT_EQ(text->pad_index, 6);
+  EXPECT_EQ(text->extensions, (std::vector<std::string>{".txt"}));
+  auto table = ParsePipeline(strata::testing::ReadFile(dir + "/tabular-pipeline.yaml"), "tabular-pipeline.yaml");
+  ASSERT_TRUE(table.ok()) << table.status().ToString();
+  EXPECT_EQ(table->kind, PipelineKind::kTabular);
+  EXPECT_TRUE(table->extensions.empty());  // rows, not files
+  EXPECT_EQ(table->field, "features");
+  EXPECT_EQ(table->out_dtype, shard::DType::kFloat32);
+}
+
+TEST(PipelineTest, TextAndTableOpsAreCheckedLikeImageOps) {
+  ExpectError("ops: [text, {tokenize: {vocab_size: 10}}, lowercase]\n", "op 'lowercase': comes after tokenize");
+  ExpectError("ops: [text, {pad: {length: 8}}]\n", "op 'pad': pad needs a tokenize op before it");
+  ExpectError("ops: [text, {pad: {length: 0}}]\n", "length is 1..16777216");
+  ExpectError("ops: [text, {stopwords: {words: klingon}}]\n", "no built-in list 'klingon'");
+  ExpectError("ops: [text, {unicode: {form: NFX}}]\n", "form is NFC, NFD, NFKC or NFKD");
+  ExpectError("ops: [text, {tokenize: {model: m.model, vocab_size: 10}}]\n", "'vocab_size' is a training setting");
+  ExpectError("ops: [text, {tokenize: {model_type: bytes}}]\n", "model_type is unigram, bpe, word or char");
+  ExpectError("ops: [decode, lowercase]\n", "op 'lowercase': is a text op; this pipeline's first op makes it an image pipeline");
+  ExpectError("ops: [text, tensor]\n", "op 'tensor': is an image or table op");
+  ExpectError("ops: [decode, text]\n", "is the first op of a text pipeline; this one is an image pipeline");
+  ExpectError("augment: {variants: 2}\nops: [text]\n", "variants are made by image ops");
+  ExpectError("ops: [{columns: []}]\n", "a non-empty list of column names");
+  ExpectError("ops: [{columns: [a, a]}]\n", "a column is listed twice");
+  ExpectError("ops: [{columns: [a]}, {one_hot: {}}]\n", "op 'one_hot': 'columns' is required");
+  ExpectError("ops: [{columns: [a, b]}, {one_hot: {columns: [a, b], categories: [x]}}]\n",
+              "categories need exactly one column");
+  ExpectError("ops: [{columns: [a]}, {bucketize: {columns: [a], boundaries: [3, 1]}}]\n", "increasing numbers");
+  ExpectError("ops: [{columns: [a]}, {fill_missing: {with: mode}}]\n", "with is mean, median, most_frequent or a number");
+  ExpectError("ops: [{columns: [a]}, {min_max: {range: [1, 0]}}]\n", "range is [low, high] with low < high");
+  ExpectError("ops: [{columns: [a]}, {tensor: {dtype: uint8}}]\n", "float32 or float64");
+  ExpectError("ops: [{columns: [a]}, {resize: {size: 3}}]\n", "is an image op; this pipeline's first op makes it a table pipeline");
+  // A constant fill is a number in the canonical form; given categories are kept in order.
+  auto p = ParsePipeline("ops: [{columns: [a, c]}, {fill_missing: {with: 0}}, {one_hot: {columns: [c], categories: [z, y]}}]\n", "p");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->ops[1].mode, "value");
+  EXPECT_EQ(p->ops[1].params["with"], 0.0);
+  EXPECT_EQ(p->ops[2].categories, (std::vector<std::string>{"z", "y"}));
+}
+
 TEST(PipelineTest, TheFashionMnistExampleParses) {
   auto p = ParsePipeline(strata::testing::ReadFile(ExamplePath()), "fmnist-pipeline.yaml");
   ASSERT_TRUE(p.ok()) << p.status().ToString();

@@ -10,6 +10,8 @@
 #include "strata/shard.h"
 #include "strata/transform.h"
 #include "testutil/testutil.h"
+#include "transform/pipeline.h"
+#include "transform/text_ops.h"
 
 namespace strata {
 namespace {
@@ -371,6 +373,233 @@ TEST_F(TransformTest, OutputToAnotherDatasetAndInputPaths) {
   EXPECT_EQ(ReadShards("ready@main").records.size(), 4u);
   auto bad_out = Transform(repo_.get(), lake_.get(), "ds@main", "ready@main:sub", o);
   EXPECT_EQ(bad_out.status().code(), StatusCode::kInvalidArgument);
+}
+
+// ---------------------------------------------------------------------------- text
+
+constexpr const char* kTextPipeline = R"(
+name: tok
+seed: 5
+select: {prefix: docs/}
+label: {column: label}
+ops:
+  - text
+  - unicode: {form: NFC}
+  - lowercase
+  - whitespace
+  - stopwords: {words: english}
+  - tokenize: {vocab_size: 60, model_type: unigram, add_eos: true}
+  - pad: {length: 12}
+)";
+
+// Document i: words from a small vocabulary, some in capitals, with stray white space.
+std::string Doc(int i) {
+  static const char* kWords[] = {"river", "stone", "The", "bright", "a", "LIGHT", "over", "garden", "of", "silver",
+                                 "quiet", "and", "morning", "field", "Café"};
+  std::string s = "  ";
+  for (int k = 0; k < 6 + i % 9; ++k) {
+    s += kWords[(i * 7 + k * 3) % 15];
+    s += k % 4 == 3 ? " \t\n " : " ";
+  }
+  return s;
+}
+
+uint32_t U32At(const std::string& data, size_t i) {
+  uint32_t v;
+  std::memcpy(&v, data.data() + 4 * i, 4);
+  return v;
+}
+
+TEST_F(TransformTest, TextIsNormalisedTokenizedWithATrainedModelAndPadded) {
+  {
+    auto stage = lake_->Stage("ds@main");
+    ASSERT_TRUE(stage.ok());
+    for (int i = 0; i < 40; ++i) {
+      char path[32];
+      snprintf(path, sizeof path, "docs/%03d.txt", i);
+      ASSERT_TRUE((*stage)->AddBytes(path, Doc(i)).ok());
+      ASSERT_TRUE((*stage)->SetRecord(path, {{"label", std::string(i % 2 ? "pos" : "neg")}}).ok());
+    }
+    ASSERT_TRUE((*stage)->AddBytes("docs/bad.txt", std::string("caf\xc3 \xff")).ok());
+    ASSERT_TRUE((*stage)->SetRecord("docs/bad.txt", {{"label", std::string("pos")}}).ok());
+    ASSERT_TRUE((*stage)->Commit(Message("docs")).ok());
+  }
+  auto r = Run(kTextPipeline, "ds@tok");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->records_in, 41u);
+  EXPECT_EQ(r->records_out, 40u);
+  ASSERT_EQ(r->errors.size(), 1u);
+  EXPECT_EQ(r->errors[0].path, "docs/bad.txt");
+  EXPECT_EQ(r->errors[0].message, "not valid UTF-8");
+
+  ShardContents c = ReadShards("ds@tok");
+  ASSERT_EQ(c.records.size(), 40u);
+  ASSERT_EQ(c.schema.fields.size(), 4u);
+  EXPECT_EQ(c.schema.fields[0].name, "tokens");
+  EXPECT_EQ(c.schema.fields[0].dtype, shard::DType::kInt32);
+  EXPECT_EQ(c.schema.fields[0].shape, (std::vector<int64_t>{12}));
+  EXPECT_EQ(c.schema.fields[1].name, "length");
+
+  // The stored model encodes the normalised text of each record to the ids in its shard.
+  std::string model = ReadAll("ds@tok:tokenizer.model");
+  auto tok = transform::Tokenizer::Load(model, "tokenizer.model");
+  ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+  auto pipeline = transform::ParsePipeline(kTextPipeline, "p");
+  ASSERT_TRUE(pipeline.ok());
+  for (int i = 0; i < 40; ++i) {
+    std::string text = Doc(i);
+    std::string error;
+    for (size_t k = 1; k < 5; ++k) ASSERT_TRUE(transform::ApplyTextOp(pipeline->ops[k], text, &error)) << error;
+    EXPECT_EQ(text.find("the"), std::string::npos) << text;  // a stop word
+    EXPECT_EQ(text.find("  "), std::string::npos) << text;
+    auto ids = (*tok)->Encode(text, pipeline->ops[5]);
+    ASSERT_TRUE(ids.ok());
+    EXPECT_EQ(ids->back(), 3) << "eos";
+    const auto& t = std::get<shard::Tensor>(c.records[i][0]);
+    int64_t length = std::get<int64_t>(c.records[i][1]);
+    EXPECT_EQ(length, std::min<int64_t>(static_cast<int64_t>(ids->size()), 12)) << i;
+    for (size_t k = 0; k < 12; ++k) {
+      uint32_t want = k < ids->size() ? static_cast<uint32_t>((*ids)[k]) : 0;  // pad id 0
+      EXPECT_EQ(U32At(t.data, k), want) << i << " " << k;
+    }
+    EXPECT_EQ(std::get<shard::Label>(c.records[i][2]).value, static_cast<uint32_t>(i % 2 ? 1 : 0));
+  }
+  auto manifest = nlohmann::json::parse(ReadAll("ds@tok:manifest.json"));
+  EXPECT_EQ(manifest["stats"]["tokenizer"]["trained_on"], 40);
+  EXPECT_EQ(manifest["stats"]["tokenizer"]["vocab_size"], (*tok)->vocab_size());
+
+  // Deterministic: the model and the shards are the same bytes on one thread as on two.
+  auto again = Run(kTextPipeline, "ds@tok2", 1);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(ReadAll("ds@tok2:tokenizer.model"), model);
+  EXPECT_EQ(ReadShards("ds@tok2").bytes, c.bytes);
+
+  // A model given as a file of the input, and text taken from a column of the records file.
+  {
+    auto stage = lake_->Stage("ds@main");
+    ASSERT_TRUE(stage.ok());
+    ASSERT_TRUE((*stage)->AddBytes("models/sp.model", model).ok());
+    ASSERT_TRUE((*stage)->SetRecord("reviews.jsonl#1", {{"body", std::string("  The   RIVER  ")}}).ok());
+    ASSERT_TRUE((*stage)->SetRecord("reviews.jsonl#2", {{"body", int64_t{7}}}).ok());
+    ASSERT_TRUE((*stage)->Commit(Message("rows")).ok());
+  }
+  auto rows = Run("select: {prefix: 'reviews.jsonl#'}\nlabel: none\n"
+                  "ops: [{text: {column: body}}, lowercase, whitespace, {tokenize: {model: models/sp.model}}]\n",
+                  "ds@rows");
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(rows->records_out, 1u);
+  ASSERT_EQ(rows->errors.size(), 1u);
+  EXPECT_EQ(rows->errors[0].message, "column 'body' is not text");
+  ShardContents rc = ReadShards("ds@rows");
+  ASSERT_EQ(rc.records.size(), 1u);
+  EXPECT_EQ(rc.schema.fields[0].shape, (std::vector<int64_t>{-1}));  // not padded
+  auto want = (*tok)->Encode("the river", pipeline->ops[0]);
+  ASSERT_TRUE(want.ok());
+  const auto& t = std::get<shard::Tensor>(rc.records[0][0]);
+  ASSERT_EQ(t.shape, (std::vector<uint64_t>{want->size()}));
+  for (size_t k = 0; k < want->size(); ++k) EXPECT_EQ(U32At(t.data, k), static_cast<uint32_t>((*want)[k]));
+  EXPECT_EQ(ReadAll("ds@rows:tokenizer.model"), model);
+
+  // Without a tokenizer, the text itself is the output.
+  auto plain = Run("select: {prefix: 'reviews.jsonl#'}\nlabel: none\nops: [{text: {column: body}}, lowercase, whitespace]\n",
+                   "ds@plain");
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  ShardContents pc = ReadShards("ds@plain");
+  ASSERT_EQ(pc.records.size(), 1u);
+  EXPECT_EQ(pc.schema.fields[0].name, "text");
+  EXPECT_EQ(std::get<std::string>(pc.records[0][0]), "the river");
+}
+
+// ---------------------------------------------------------------------------- tables
+
+float F32At(const std::string& data, size_t i) {
+  float v;
+  std::memcpy(&v, data.data() + 4 * i, 4);
+  return v;
+}
+
+TEST_F(TransformTest, TableColumnsAreFilledScaledAndEncodedWithFittedStatistics) {
+  {
+    auto stage = lake_->Stage("ds@main");
+    ASSERT_TRUE(stage.ok());
+    // age: 20, 30, missing, 50, 40; city: categories; score: 0..8; row 6 has text for an age.
+    const std::vector<std::pair<MetaValue, std::string>> rows = {
+        {int64_t{20}, "oslo"}, {30.0, "rome"}, {MetaValue{}, "oslo"}, {int64_t{50}, "lima"}, {int64_t{40}, "rome"},
+        {std::string("old"), "rome"}};
+    for (size_t i = 0; i < rows.size(); ++i) {
+      RecordMeta m = {{"city", rows[i].second}, {"score", static_cast<int64_t>(2 * i)},
+                      {"label", static_cast<int64_t>(i % 2)}};
+      if (!std::holds_alternative<std::monostate>(rows[i].first)) m["age"] = rows[i].first;
+      ASSERT_TRUE((*stage)->SetRecord("people.csv#" + std::to_string(i + 1), m).ok());
+    }
+    ASSERT_TRUE((*stage)->Commit(Message("table")).ok());
+  }
+  constexpr const char* kTable = R"(
+select: {prefix: 'people.csv#'}
+label: {column: label}
+ops:
+  - columns: [age, city, score]
+  - fill_missing: {columns: [age], with: mean}
+  - standardize: {columns: [age]}
+  - min_max: {columns: [score], range: [-1, 1]}
+  - one_hot: {columns: [city]}
+)";
+  auto r = Run(kTable, "ds@tab");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->records_in, 6u);
+  EXPECT_EQ(r->records_out, 5u);
+  ASSERT_EQ(r->errors.size(), 1u);
+  EXPECT_EQ(r->errors[0].path, "people.csv#6");
+  EXPECT_EQ(r->errors[0].op, "fill_missing");
+  EXPECT_EQ(r->errors[0].message, "column 'age': 'old' is not a number");
+
+  ShardContents c = ReadShards("ds@tab");
+  ASSERT_EQ(c.records.size(), 5u);
+  EXPECT_EQ(c.schema.fields[0].name, "features");
+  EXPECT_EQ(c.schema.fields[0].shape, (std::vector<int64_t>{5}));
+  auto manifest = nlohmann::json::parse(ReadAll("ds@tab:manifest.json"));
+  EXPECT_EQ(manifest["stats"]["features"],
+            nlohmann::json::array({"age", "city=lima", "city=oslo", "city=rome", "score"}));
+  // age: the missing one filled with the mean of 20, 30, 50, 40 (35), then standardised.
+  const double ages[] = {20, 30, 35, 50, 40};
+  double mean = 35, var = 0;
+  for (double a : ages) var += (a - mean) * (a - mean);
+  double sd = std::sqrt(var / 5);
+  EXPECT_DOUBLE_EQ(manifest["stats"]["tabular"][0]["fitted"]["age"].get<double>(), 35.0);
+  const char* cities[] = {"oslo", "rome", "oslo", "lima", "rome"};
+  for (int i = 0; i < 5; ++i) {
+    const auto& t = std::get<shard::Tensor>(c.records[i][0]);
+    EXPECT_FLOAT_EQ(F32At(t.data, 0), static_cast<float>((ages[i] - mean) / sd)) << i;
+    EXPECT_EQ(F32At(t.data, 1), std::string(cities[i]) == "lima" ? 1.0f : 0.0f);
+    EXPECT_EQ(F32At(t.data, 2), std::string(cities[i]) == "oslo" ? 1.0f : 0.0f);
+    EXPECT_EQ(F32At(t.data, 3), std::string(cities[i]) == "rome" ? 1.0f : 0.0f);
+    EXPECT_FLOAT_EQ(F32At(t.data, 4), static_cast<float>(-1 + 2 * (2.0 * i) / 8.0)) << i;  // score 0..8 of good rows
+    EXPECT_EQ(std::get<shard::Label>(c.records[i][1]).value, static_cast<uint32_t>(i % 2));
+  }
+
+  // A missing value that no op fills fails its row; bucketize counts the boundaries passed.
+  auto b = Run("select: {prefix: 'people.csv#'}\nlabel: none\n"
+               "ops: [{columns: [age]}, {bucketize: {columns: [age], boundaries: [25, 45]}}, {tensor: {dtype: float64}}]\n",
+               "ds@buckets");
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(b->records_out, 4u);
+  ASSERT_EQ(b->errors.size(), 2u);
+  EXPECT_EQ(b->errors[0].message, "column 'age' is missing (add a fill_missing op)");
+  ShardContents bc = ReadShards("ds@buckets");
+  ASSERT_EQ(bc.records.size(), 4u);
+  EXPECT_EQ(bc.schema.fields[0].dtype, shard::DType::kFloat64);
+  const double want[] = {0, 1, 2, 1};  // 20, 30, 50, 40
+  for (int i = 0; i < 4; ++i) {
+    double v;
+    std::memcpy(&v, std::get<shard::Tensor>(bc.records[i][0]).data.data(), 8);
+    EXPECT_EQ(v, want[i]) << i;
+  }
+
+  // A column the table does not have fails the whole transform.
+  auto bad = Run("select: {prefix: 'people.csv#'}\nops: [{columns: [age]}, {standardize: {columns: [height]}}]\n",
+                 "ds@bad");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("no column 'height'"), std::string::npos) << bad.status().ToString();
 }
 
 }  // namespace
