@@ -49,11 +49,16 @@ inline constexpr const char* kCurateHelp =
     "columns quarantine_rule and quarantine_reason. Prints a report (text or --json).\n"
     "  strata curate fm@main fm@curated --rules rules.yaml --report-dir report/";
 inline constexpr const char* kTransformHelp =
-    "Run the pipeline PIPELINE.yaml over the files of NAME@REF[:PATH] and commit the results as\n"
+    "Run the pipeline PIPELINE.yaml over the records of NAME@REF[:PATH] and commit the results as\n"
     "training-tier shards to OUT@BRANCH (shards/, manifest.json; records that fail go to\n"
-    ".strata/transform-errors.jsonl). Deterministic: the same input and pipeline give the same\n"
-    "bytes. When OUT@BRANCH already holds this input transformed by this pipeline, nothing runs.\n"
-    "  strata transform fm@main --pipeline examples/fmnist-pipeline.yaml --out fm@train-ready";
+    ".strata/transform-errors.jsonl). The first op says what a record is: decode (an image file),\n"
+    "text (a text file, or a column of the records file; a trained tokenizer is stored as\n"
+    "tokenizer.model) or columns (a row of a table). Statistics the ops fit are in manifest.json.\n"
+    "Deterministic: the same input and pipeline give the same bytes. When OUT@BRANCH already\n"
+    "holds this input transformed by this pipeline, nothing runs.\n"
+    "  strata transform fm@main --pipeline examples/fmnist-pipeline.yaml --out fm@train-ready\n"
+    "  strata transform rv@main --pipeline examples/text-pipeline.yaml --out rv@tokens\n"
+    "  strata transform census@main --pipeline examples/tabular-pipeline.yaml --out census@features";
 
 // run create|list|show|log|status|compare|best and ckpt list|show|verify|export|import|rm|label|
 // retain. `exit_code` is set when a checkpoint fails verification.
