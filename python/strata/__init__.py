@@ -10,7 +10,8 @@
     strata.load_checkpoint(repo, "exp1").tensors["w"]
     strata.Models(repo).register("cnn", "exp1")          # model version 1 from run exp1
 
-strata.torch has PyTorch datasets over the same shards (import it only where torch is).
+strata.torch has PyTorch datasets over the same shards (import it only where torch is);
+strata.augment applies a pipeline's on-the-fly augmentation (manifest.json) as they read.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from ._loader import HAVE_LOADER, Loader, Shuffle
 from ._checkpoint import (Checkpoint, CheckpointReader, Checkpointer, Runs, Weights, load_checkpoint,
                           load_weights)
 from ._registry import Models
+from . import augment  # noqa: F401  (strata.augment.OnlineAugment)
 
 __version__ = "0.1.0"
 

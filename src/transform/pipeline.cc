@@ -554,6 +554,27 @@ void CheckOps(const YAML::Node& ops_node, Pipeline* p) {
   }
 }
 
+// augment.online: what the loader does to each image sample it reads (a different draw each
+// time), on the pipeline's output tensor, so only ops that move or mirror pixels.
+void ParseOnline(const YAML::Node& online, Pipeline* p) {
+  if (!online.IsSequence()) Fail(online, "augment: online is a list of ops (random_crop, flip, rotate)");
+  if (p->kind != PipelineKind::kImage) Fail(online, "augment: online ops are image ops; this is not an image pipeline");
+  for (const auto& entry : online) {
+    Op op = ParseOp(entry);
+    auto fail = [&](const std::string& msg) { throw SpecError{op.line, fmt::format("augment: online op '{}': {}", op.name, msg)}; };
+    if (op.kind != OpKind::kRandomCrop && op.kind != OpKind::kFlip && op.kind != OpKind::kRotate) {
+      fail("the loader applies random_crop, flip and rotate (by 90, 180 or 270 degrees)");
+    }
+    if (op.kind == OpKind::kRotate && op.params.contains("degrees")) fail("rotates by 90, 180 or 270 degrees only");
+    if (op.kind == OpKind::kRandomCrop && p->out_height > 0 &&
+        (op.height > p->out_height + 2 * op.padding || op.width > p->out_width + 2 * op.padding)) {
+      fail(fmt::format("{}x{} is larger than the {}x{} output plus padding", op.height, op.width, p->out_height,
+                       p->out_width));
+    }
+    p->online.push_back(std::move(op));
+  }
+}
+
 void ParseDocument(const YAML::Node& root, Pipeline* p) {
   if (!root.IsMap()) Fail(root, "a pipeline is a map with keys version, name, seed, select, label, augment, ops, output");
   CheckKeys(root, {"version", "name", "seed", "select", "label", "augment", "ops", "output"}, "pipeline");
@@ -596,7 +617,7 @@ void ParseDocument(const YAML::Node& root, Pipeline* p) {
   }
 
   YAML::Node augment = root["augment"];
-  CheckKeys(augment, {"variants"}, "augment");
+  CheckKeys(augment, {"variants", "online"}, "augment");
   int variants = Get<int>(augment, "variants", 1, "augment");
   if (variants < 1 || variants > 1024) Fail(augment["variants"], "augment: variants is 1..1024");
   p->variants = static_cast<uint32_t>(variants);
@@ -632,6 +653,7 @@ void ParseDocument(const YAML::Node& root, Pipeline* p) {
   if (p->kind != PipelineKind::kImage && p->variants > 1) {
     Fail(augment["variants"], "augment: variants are made by image ops; a text or table pipeline has one per record");
   }
+  if (augment && augment["online"]) ParseOnline(augment["online"], p);
   p->keep_path = Get<bool>(output, "keep_path", true, "output");
   if (output && output["shard_size"]) p->shard_size = ParseSize(output["shard_size"], "output: shard_size");
   if (p->shard_size < (uint64_t{1} << 16)) Fail(output["shard_size"], "output: shard_size is at least 64KiB");
@@ -646,6 +668,12 @@ std::string Sha256(std::string_view data) {
   return std::string(reinterpret_cast<const char*>(md), len);
 }
 
+json OpsJson(const std::vector<Op>& ops) {
+  json out = json::array();
+  for (const Op& op : ops) out.push_back({{"op", op.name}, {"version", op.version}, {"params", op.params}});
+  return out;
+}
+
 Result<Pipeline> ParsePipeline(std::string_view yaml, std::string_view source_name) {
   Pipeline p;
   std::string where = source_name.empty() ? std::string("pipeline") : std::string(source_name);
@@ -658,8 +686,7 @@ Result<Pipeline> ParsePipeline(std::string_view yaml, std::string_view source_na
   } catch (const YAML::Exception& e) {
     return Status::InvalidArgument(fmt::format("{} line {}: {}", where, e.mark.line + 1, e.msg));
   }
-  json ops = json::array();
-  for (const Op& op : p.ops) ops.push_back({{"op", op.name}, {"version", op.version}, {"params", op.params}});
+  json ops = OpsJson(p.ops);
   json label = p.has_label ? json{{"column", p.label_column}, {"classes", p.classes}} : json(nullptr);
   p.canonical = {{"format", "strata.transform.pipeline"},
                  {"version", 1},
@@ -669,6 +696,7 @@ Result<Pipeline> ParsePipeline(std::string_view yaml, std::string_view source_na
                  {"variants", p.variants},
                  {"ops", ops},
                  {"output", {{"field", p.field}, {"keep_path", p.keep_path}, {"shard_size", p.shard_size}}}};
+  if (!p.online.empty()) p.canonical["online"] = OpsJson(p.online);
   std::string digest = Sha256(p.canonical.dump());
   p.hash = ToHex(reinterpret_cast<const uint8_t*>(digest.data()), digest.size());
   return p;

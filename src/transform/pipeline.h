@@ -87,6 +87,9 @@ struct Pipeline {
   std::vector<std::string> classes;         // empty: integer labels, or the sorted distinct values
   // augmentation
   uint32_t variants = 1;
+  // augment.online: ops the loader applies to each sample as it reads it (random_crop, flip,
+  // rotate by a right angle), described in the manifest; they change no stored byte.
+  std::vector<Op> online;
   std::vector<Op> ops;
   // output
   std::string field = "image";       // the output field (default by kind: image, tokens or text, features)
@@ -106,6 +109,9 @@ struct Pipeline {
 
 // kInvalidArgument naming `source_name`, the line and the op for anything wrong.
 Result<Pipeline> ParsePipeline(std::string_view yaml, std::string_view source_name);
+
+// Ops as in the canonical form: [{"op", "version", "params"}, ...].
+nlohmann::json OpsJson(const std::vector<Op>& ops);
 
 // SHA-256 of `data`, as 32 raw bytes.
 std::string Sha256(std::string_view data);

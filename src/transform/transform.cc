@@ -891,6 +891,12 @@ class Driver {
         {"failed", report_.failed},
         {"shards", shard_list},
     };
+    if (!pipeline_.online.empty()) {
+      manifest["augment"] = {{"online", transform::OpsJson(pipeline_.online)},
+                             {"field", pipeline_.field},
+                             {"layout", pipeline_.out_chw ? "chw" : "hwc"},
+                             {"seed", pipeline_.seed}};
+    }
     report_.manifest = manifest.dump(2) + "\n";
     StagedCommit* stage = stage_.get();
     const FileAttrs& attrs = attrs_;

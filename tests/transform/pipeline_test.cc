@@ -71,6 +71,23 @@ TEST(PipelineTest, TextAndTableOpsAreCheckedLikeImageOps) {
   EXPECT_EQ(p->ops[2].categories, (std::vector<std::string>{"z", "y"}));
 }
 
+TEST(PipelineTest, OnlineAugmentationIsDescribedAndHashed) {
+  const std::string base = "ops: [decode, {resize: {size: 32}}]\n";
+  auto plain = ParsePipeline(base, "p");
+  auto online = ParsePipeline(base + "augment: {online: [{random_crop: {size: 32, padding: 4}}, flip]}\n", "p");
+  ASSERT_TRUE(plain.ok());
+  ASSERT_TRUE(online.ok()) << online.status().ToString();
+  ASSERT_EQ(online->online.size(), 2u);
+  EXPECT_EQ(online->online[0].kind, OpKind::kRandomCrop);
+  EXPECT_EQ(online->canonical["online"][1]["params"]["probability"], 1.0);
+  EXPECT_FALSE(plain->canonical.contains("online"));  // hashes of pipelines without it unchanged
+  EXPECT_NE(online->hash, plain->hash);
+  ExpectError(base + "augment: {online: [clahe]}\n", "augment: online op 'clahe': the loader applies random_crop");
+  ExpectError(base + "augment: {online: [{rotate: {degrees: [-10, 10]}}]}\n", "rotates by 90, 180 or 270 degrees only");
+  ExpectError(base + "augment: {online: [{random_crop: {size: 48}}]}\n", "48x48 is larger than the 32x32 output");
+  ExpectError("ops: [text]\naugment: {online: [flip]}\n", "online ops are image ops");
+}
+
 TEST(PipelineTest, TheFashionMnistExampleParses) {
   auto p = ParsePipeline(strata::testing::ReadFile(ExamplePath()), "fmnist-pipeline.yaml");
   ASSERT_TRUE(p.ok()) << p.status().ToString();

@@ -185,6 +185,15 @@ TEST_F(TransformTest, ShardsHoldTheImagesAndLabels) {
   EXPECT_EQ(manifest["pipeline"]["hash"], r->pipeline_hash);
   EXPECT_EQ(manifest["classes"], nlohmann::json::array({"cat", "dog"}));
   EXPECT_EQ(manifest["records"], 10);
+  EXPECT_FALSE(manifest.contains("augment"));
+  // Online augmentation is a description for the loader: the same shards, and the manifest says it.
+  auto online = Run(std::string(kRawPipeline) + "augment: {online: [{flip: {probability: 0.5}}]}\n", "ds@online");
+  ASSERT_TRUE(online.ok()) << online.status().ToString();
+  EXPECT_EQ(ReadShards("ds@online").records, ReadShards("ds@raw").records);
+  auto described = nlohmann::json::parse(ReadAll("ds@online:manifest.json"));
+  EXPECT_EQ(described["augment"]["online"][0]["op"], "flip");
+  EXPECT_EQ(described["augment"]["layout"], "chw");
+  EXPECT_EQ(described["augment"]["field"], "image");
   // The new branch started at the input commit and holds only the output.
   EXPECT_EQ(r->commit.parent, main->commit.id);
   auto files = lake_->List("ds@raw", true);
