@@ -124,6 +124,9 @@ struct CommitResult {
 using MetaValue = std::variant<std::monostate, int64_t, double, bool, std::string>;
 using RecordMeta = std::map<std::string, MetaValue>;
 inline constexpr std::string_view kRecordsPath = ".strata/records.jsonl";
+// Where curation moves what it sets aside (files, and the keys of table rows); what consumes a
+// dataset's data (transforms) skips it.
+inline constexpr std::string_view kQuarantineDir = ".quarantine/";
 
 struct QueryResult {
   std::vector<std::string> columns;

@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "common.h"
+#include "native_call.h"
 #include "strata/ingest.h"
 #include "strata/lake.h"
 #include "strata/repository.h"
@@ -39,27 +40,7 @@ MetaValue FromPython(nb::handle h) {
   return nb::cast<std::string>(nb::str(h));
 }
 
-std::map<std::string, std::string> MetaStrings(const std::optional<nb::dict>& meta) {
-  std::map<std::string, std::string> out;
-  if (!meta) return out;
-  for (auto [k, v] : *meta) out[nb::cast<std::string>(nb::str(k))] = nb::cast<std::string>(nb::str(v));
-  return out;
-}
 
-nb::dict CommitResultDict(const CommitResult& r) {
-  nb::dict d;
-  d["commit"] = r.unchanged ? std::string() : r.commit.ToHex();
-  d["parent"] = r.parent.ToHex();
-  d["tree"] = r.tree.ToHex();
-  d["unchanged"] = r.unchanged;
-  d["files"] = r.put.files;
-  d["bytes"] = r.put.bytes;
-  d["unchanged_files"] = r.put.unchanged_files;
-  d["new_bytes"] = r.put.new_bytes;
-  d["stored_bytes"] = r.put.stored_bytes;
-  d["seconds"] = r.put.seconds;
-  return d;
-}
 
 std::string ReadPasswordFile(const std::string& path) {
   std::ifstream f(path);
@@ -449,6 +430,14 @@ void BindRepository(nb::module_& m) {
         nb::dict out;
         for (size_t c = 0; c < q.columns.size(); ++c) out[q.columns[c].c_str()] = ColumnArray(q.rows, c);
         return out;
+      })
+      .def("_run_native", [](PyRepository& r, nb::capsule call) {
+        if (call.name() == nullptr || std::string_view(call.name()) != kNativeLakeCallName) {
+          throw StatusError(Status::InvalidArgument("_run_native: not a strata native call"));
+        }
+        auto* c = static_cast<NativeLakeCall*>(call.data());
+        r.WithLake([&](Lake* l) { c->fn(r.repo(), l, c->ctx, &c->status); });
+        Check(c->status);
       })
       // ingest
       .def("ingest", [](PyRepository& r, const std::string& source, const std::string& target,

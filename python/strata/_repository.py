@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 import numpy as np
 
@@ -54,6 +54,15 @@ class File(io.RawIOBase):
 
     def readall(self) -> bytes:
         return self.read(-1)
+
+
+def _yaml_arg(value: Union[str, os.PathLike]) -> "tuple[str, str]":
+    """(YAML text, a name for messages) from a path or from the text itself."""
+    if isinstance(value, os.PathLike) or ("\n" not in value and os.path.exists(value)):
+        path = os.fspath(value)
+        with open(path, encoding="utf-8") as f:
+            return f.read(), os.path.basename(path)
+    return value, "pipeline"
 
 
 class Repository:
@@ -166,6 +175,28 @@ class Repository:
         `target` (as `strata ingest`); returns the report (files, records, rejects, commit)."""
         return self._r.ingest(os.fspath(source), target, prefix, format, image_folder, labels_csv, query,
                               replace, message, dict(meta) if meta else None)
+
+    # --- transforms and curation (strata._strata_data, imported on first use) ---
+    def transform(self, input: str, output: str, pipeline: Union[str, os.PathLike], *, threads: int = 0,
+                  memory_mib: int = 0, force: bool = False, message: str = "",
+                  meta: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        """Runs a transform pipeline over `input` (NAME@REF[:PATH]) into shards on `output`
+        (NAME@BRANCH), as `strata transform`. `pipeline` is a YAML file's path or YAML text.
+        Returns the report: records, failed, errors, shards, manifest (text), commit, ...; an
+        up-to-date output computes nothing (`up_to_date`)."""
+        from . import _strata_data
+        text, name = _yaml_arg(pipeline)
+        return _strata_data.transform(self._r, input, output, text, name, threads, memory_mib, force, message,
+                                      dict(meta) if meta else None)
+
+    def curate(self, source: str, target: str, rules: Union[str, os.PathLike], *, message: str = "",
+               meta: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        """Applies curation rules (a YAML file's path or YAML text) to `source` and commits what
+        passes to branch `target`, as `strata curate`. Returns the report: records_before/after,
+        per_rule, quarantined (path, rule, reason), commit, report_json."""
+        from . import _strata_data
+        text, _ = _yaml_arg(rules)
+        return _strata_data.curate(self._r, source, target, text, message, dict(meta) if meta else None)
 
     # --- content ---
     def ls(self, spec: str, recursive: bool = False) -> List[_strata.Entry]:

@@ -36,7 +36,6 @@ namespace strata {
 
 namespace {
 
-constexpr std::string_view kQuarantine = ".quarantine/";
 
 std::string PathOf(const RecordMeta& row) { return std::get<std::string>(row.at("path")); }
 
@@ -384,7 +383,7 @@ Result<CurationReport> Curate(Lake* lake, std::string_view src, std::string_view
   STRATA_ASSIGN_OR_RETURN(auto all, lake->Records(src_at));
   std::vector<RecordMeta> rows;
   for (auto& r : all) {
-    if (!PathOf(r).starts_with(kQuarantine)) rows.push_back(std::move(r));
+    if (!PathOf(r).starts_with(kQuarantineDir)) rows.push_back(std::move(r));
   }
   std::set<std::string> selected;
   if (!rules.select.empty()) {
@@ -569,7 +568,7 @@ Result<CurationReport> Curate(Lake* lake, std::string_view src, std::string_view
   STRATA_ASSIGN_OR_RETURN(auto stage, lake->Stage(dst, StageOptions{.from = src_at}));
   for (auto& it : items) {
     if (!it.rule.empty()) {
-      std::string qpath = std::string(kQuarantine) + it.path;
+      std::string qpath = std::string(kQuarantineDir) + it.path;
       RecordMeta q = it.row;
       q.erase("path");
       q.erase("size");
@@ -707,7 +706,7 @@ Result<std::string> CurationReportHtml(Lake* lake, const CurationReport& r) {
   for (const auto& f : r.quarantined) {
     if (shown >= 500) break;
     if (!Matches(image_files, f.path)) continue;
-    auto data = ReadAll(lake, *target, std::string(kQuarantine) + f.path, 16 << 20);
+    auto data = ReadAll(lake, *target, std::string(kQuarantineDir) + f.path, 16 << 20);
     std::string img;
     if (data.ok()) {
       if (std::string png = Thumbnail(*data); !png.empty()) img = "data:image/png;base64," + Base64(png);

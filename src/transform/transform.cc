@@ -266,7 +266,7 @@ class Driver {
       bool has_content = content != row.end() && !std::holds_alternative<std::monostate>(content->second);
       if (!has_content && !ReadsRows()) continue;
       const auto* p = std::get_if<std::string>(&path->second);
-      if (!p || p->starts_with(".strata/") || !p->starts_with(prefix)) continue;
+      if (!p || p->starts_with(".strata/") || p->starts_with(kQuarantineDir) || !p->starts_with(prefix)) continue;
       if (!pipeline_.extensions.empty() &&
           !std::binary_search(pipeline_.extensions.begin(), pipeline_.extensions.end(), ExtensionOf(*p))) {
         continue;

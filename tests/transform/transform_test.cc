@@ -326,6 +326,13 @@ TEST_F(TransformTest, ACorruptImageGoesToTheErrorReportAndTheRestIsWritten) {
   EXPECT_EQ(ReadShards("ds@out").records.size(), 6u);
 }
 
+TEST_F(TransformTest, QuarantinedFilesAreNotTransformed) {
+  AddImages(2, 0, {{".quarantine/img/0009.pgm", Pgm(6, 5, Pixels(9, 6, 5))}});
+  auto r = Run(kRawPipeline, "ds@out");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->records_in, 2u);
+}
+
 TEST_F(TransformTest, RecordsWithoutAUsableLabelAreReported) {
   AddImages(3);
   auto stage = lake_->Stage("ds@main");
