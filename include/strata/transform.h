@@ -17,7 +17,9 @@
 // Deterministic: the same input tree and the same pipeline give byte-identical shards whatever
 // the thread count (records in path order, randomness seeded from the pipeline seed and each
 // record's path, shard ids derived from the pipeline hash). Cached: when the output branch's head
-// records the same (input tree, path, pipeline hash), nothing is computed. A record that fails
+// records the same (input tree, path, pipeline hash), nothing is computed; when only the input
+// tree differs and the fitted statistics are the same, only the files that changed are computed
+// and the others' records are copied from the head. A record that fails
 // (an image that does not decode, a missing label) is reported and skipped; anything else that
 // fails (a bad pipeline, unreadable or corrupt input) fails the whole transform and the output
 // branch does not move.
@@ -66,6 +68,9 @@ struct TransformReport {
   uint64_t records_in = 0;        // input records selected
   uint64_t records_out = 0;       // shard records written (records_in - failed, times variants)
   uint64_t failed = 0;            // input records that failed (all are in `errors`)
+  // Input files unchanged since the output branch's head, whose records were copied from it
+  // instead of computed (same pipeline, path, fitted statistics and classes).
+  uint64_t reused = 0;
   std::vector<TransformError> errors;
   std::vector<TransformShard> shards;
   std::map<std::string, std::vector<double>> stats;  // fitted: "mean", "std" (per channel)

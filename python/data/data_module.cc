@@ -46,6 +46,7 @@ nb::dict TransformDict(const TransformReport& r) {
   d["records_in"] = r.records_in;
   d["records"] = r.records_out;
   d["failed"] = r.failed;
+  d["reused"] = r.reused;
   nb::list errors;
   for (const auto& e : r.errors) {
     nb::dict x;

@@ -61,6 +61,7 @@ void AddTransformCommands(CLI::App& app, Globals& g) {
                  {"records_in", r.records_in},
                  {"records", r.records_out},
                  {"failed", r.failed},
+                 {"reused", r.reused},
                  {"errors", errors},
                  {"shards", shards},
                  {"stats", r.stats},
@@ -79,6 +80,10 @@ void AddTransformCommands(CLI::App& app, Globals& g) {
         std::cerr << fmt::format("{}: {} records in, {} written to {} shard(s), {} failed, in {:.1f} s ({:.0f} records/s)\n",
                                  input, r.records_in, r.records_out, r.shards.size(), r.failed, r.seconds,
                                  r.seconds > 0 ? r.records_in / r.seconds : 0.0);
+        if (r.reused > 0) {
+          std::cerr << fmt::format("  {} unchanged input(s) copied from {}'s previous output, {} computed\n", r.reused,
+                                   output, r.records_in - r.reused);
+        }
         for (const auto& [name, values] : r.stats) {
           std::cerr << fmt::format("  fitted {}: [{:.6g}]\n", name, fmt::join(values, ", "));
         }

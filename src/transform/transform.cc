@@ -52,12 +52,16 @@ namespace {
 constexpr uint64_t kMaxInputBytes = uint64_t{256} << 20;
 constexpr std::string_view kErrorsPath = ".strata/transform-errors.jsonl";
 constexpr std::string_view kTokenizerPath = "tokenizer.model";
+constexpr std::string_view kInputsPath = ".strata/transform-inputs.jsonl";
 
 // One selected input record.
 struct Item {
   std::string path;
   const RecordMeta* row = nullptr;  // its row of the records file
+  std::string content;              // content id (hex) of a file; empty for a table row
   uint64_t size = 0;
+  int64_t reuse_from = -1;          // set-wide index of its first record in the previous output
+  uint32_t written = 0;             // records written for it (0: it failed)
   int64_t label = -1;        // class index; -1: none
   std::string label_error;   // why the record has no usable label
 };
@@ -227,6 +231,7 @@ class Driver {
       STRATA_RETURN_IF_ERROR(FitTable());
     }
     report_.fit_seconds = Seconds(phase);
+    if (!o_.force) STRATA_RETURN_IF_ERROR(PlanReuse());
     phase = std::chrono::steady_clock::now();
     WorkDir work;
     STRATA_RETURN_IF_ERROR(work.Create(o_.work_dir));
@@ -301,6 +306,9 @@ class Driver {
       Item item;
       item.row = row;
       item.path = std::get<std::string>(row->at("path"));
+      if (auto c = row->find("content"); c != row->end()) {
+        if (const auto* hex = std::get_if<std::string>(&c->second)) item.content = *hex;
+      }
       if (auto s = row->find("size"); s != row->end()) {
         if (const auto* v = std::get_if<int64_t>(&s->second)) item.size = static_cast<uint64_t>(*v);
       }
@@ -660,10 +668,14 @@ class Driver {
   // deleted, so the temporary space is one shard.
   Status AddRecord(const shard::Record& rec) {
     STRATA_RETURN_IF_ERROR(shard::EncodeRecord(schema_, rec, &payload_));
-    if (!shard_ || (shard_->record_count() > 0 && shard_->SizeWith(payload_.size()) > pipeline_.shard_size)) {
+    return AddPayload(payload_);
+  }
+
+  Status AddPayload(std::string_view payload) {
+    if (!shard_ || (shard_->record_count() > 0 && shard_->SizeWith(payload.size()) > pipeline_.shard_size)) {
       STRATA_RETURN_IF_ERROR(RollShard());
     }
-    return shard_->AddEncoded({reinterpret_cast<const uint8_t*>(payload_.data()), payload_.size()});
+    return shard_->AddEncoded({reinterpret_cast<const uint8_t*>(payload.data()), payload.size()});
   }
 
   Status RollShard() {
@@ -739,6 +751,7 @@ class Driver {
         pool, items_.size(), o_.memory_budget,
         [&](size_t i) {
           ItemResult r;
+          if (items_[i].reuse_from >= 0) return r;  // copied by the writer from the previous output
           if (pipeline_.kind == transform::PipelineKind::kText) {
             MakeText(i, r);
             return r;
@@ -778,6 +791,7 @@ class Driver {
           progress.Add(items_[i].size, 1);
           raw_[i].clear();
           raw_[i].shrink_to_fit();
+          if (items_[i].reuse_from >= 0) return CopyPrevious(i);
           if (!r.error.empty()) {
             RecordError(i, r);
             return Status::OK();
@@ -791,6 +805,7 @@ class Driver {
             Status added = AddRecord(rec);
             if (!added.ok()) return added.WithContext(fmt::format("record {}", items_[i].path));
             ++report_.records_out;
+            ++items_[i].written;
           }
           return Status::OK();
         });
@@ -861,6 +876,126 @@ class Driver {
     return true;
   }
 
+  // What was fitted on the data (the manifest's "stats").
+  json StatsJson() const {
+    json stats = stats_;
+    if (!mean_.empty()) stats["normalize"] = {{"mean", mean_}, {"std", std_}, {"pixels", fitted_pixels_}};
+    return stats;
+  }
+
+  // --- reuse of the previous output ---
+
+  // When the output branch's head was made by this pipeline from the same path of an earlier
+  // version of the input, with the same fitted statistics and classes, the records of input
+  // files whose content did not change are copied from its shards instead of being computed
+  // again: they would come out byte for byte the same (same bytes in, same ops, same
+  // statistics, randomness drawn from path and variant). A pipeline whose statistics change
+  // with the data (normalize: fit, a trained tokenizer, a table) recomputes everything once
+  // the input changes.
+  Status PlanReuse() {
+    auto head = lake_->Resolve(out_.ToString());
+    if (!head.ok()) return head.status().IsNotFound() ? Status::OK() : head.status();
+    const auto& meta = head->commit.meta;
+    auto key = meta.find("transform.key");
+    auto stats = meta.find("transform.stats");
+    if (key == meta.end() || stats == meta.end() || stats->second != StatsJson().dump()) return Status::OK();
+    if (!key->second.ends_with(fmt::format(":{}:{}", in_.spec.path, pipeline_.hash))) return Status::OK();
+    auto manifest_text = ReadAll(*head, "manifest.json");
+    auto inputs_text = ReadAll(*head, std::string(kInputsPath));
+    if (!manifest_text.ok() || !inputs_text.ok()) return Status::OK();  // made before inputs were listed
+    json manifest = json::parse(*manifest_text, nullptr, false);
+    if (manifest.is_discarded() || manifest.value("classes", json::array()) != json(classes_)) return Status::OK();
+    std::map<std::string, std::pair<std::string, std::pair<uint64_t, uint64_t>>> previous;  // path -> content, first, count
+    uint64_t next = 0;
+    size_t start = 0;
+    while (start < inputs_text->size()) {
+      size_t end = inputs_text->find('\n', start);
+      if (end == std::string::npos) end = inputs_text->size();
+      json line = json::parse(inputs_text->substr(start, end - start), nullptr, false);
+      start = end + 1;
+      if (line.is_discarded() || !line.is_object()) return Status::OK();
+      uint64_t count = line.value("records", uint64_t{0});
+      previous[line.value("path", "")] = {line.value("content", ""), {next, count}};
+      next += count;
+    }
+    for (auto& item : items_) {
+      auto it = previous.find(item.path);
+      if (it == previous.end() || item.content.empty() || it->second.first != item.content ||
+          it->second.second.second != pipeline_.variants || !item.label_error.empty()) {
+        continue;
+      }
+      item.reuse_from = static_cast<int64_t>(it->second.second.first);
+    }
+    for (const auto& sh : manifest.value("shards", json::array())) {
+      previous_shards_.push_back({sh.value("path", ""), sh.value("first_record", uint64_t{0}),
+                                  sh.value("records", uint64_t{0})});
+    }
+    previous_ = *head;
+    return Status::OK();
+  }
+
+  Result<std::string> ReadAll(const Resolved& version, const std::string& path) {
+    STRATA_ASSIGN_OR_RETURN(auto reader, lake_->OpenFile(version, path));
+    std::string data(reader->size(), '\0');
+    size_t got = 0;
+    STRATA_RETURN_IF_ERROR(reader->ReadAt(0, data.size(), reinterpret_cast<uint8_t*>(data.data()), &got));
+    data.resize(got);
+    return data;
+  }
+
+  // Copies item i's records from the previous output. Its shards are read in order (inputs are
+  // in path order in both), each copied into the work directory while it is read.
+  Status CopyPrevious(size_t i) {
+    Item& item = items_[i];
+    for (uint32_t v = 0; v < pipeline_.variants; ++v) {
+      uint64_t g = static_cast<uint64_t>(item.reuse_from) + v;
+      while (!old_reader_ || g >= old_shard_.first + old_shard_.records) {
+        STRATA_RETURN_IF_ERROR(NextPreviousShard(g));
+      }
+      STRATA_ASSIGN_OR_RETURN(std::string payload, old_reader_->ReadPayload(g - old_shard_.first));
+      Status added = AddPayload(payload);
+      if (!added.ok()) return added.WithContext(fmt::format("record {}", item.path));
+      ++report_.records_out;
+      ++item.written;
+    }
+    ++report_.reused;
+    return Status::OK();
+  }
+
+  Status NextPreviousShard(uint64_t g) {
+    if (old_reader_) {
+      std::string path = old_reader_->path();
+      old_reader_.reset();
+      (void)Env::Default()->DeleteFile(path);
+    }
+    auto it = std::find_if(previous_shards_.begin(), previous_shards_.end(),
+                           [&](const PreviousShard& s) { return g >= s.first && g < s.first + s.records; });
+    if (it == previous_shards_.end()) {
+      return Status::Corruption(fmt::format("the previous output {} lists no shard holding record {}",
+                                            previous_->commit.id.ToHex().substr(0, 12), g));
+    }
+    old_shard_ = *it;
+    std::string local = JoinPath(dir_, "previous.shard");
+    {
+      STRATA_ASSIGN_OR_RETURN(auto reader, lake_->OpenFile(*previous_, old_shard_.path));
+      STRATA_ASSIGN_OR_RETURN(auto file, Env::Default()->NewWritableFile(local));
+      std::string buf;
+      for (uint64_t off = 0; off < reader->size(); off += buf.size()) {
+        buf.resize(std::min<uint64_t>(reader->size() - off, 4 << 20));
+        size_t got = 0;
+        STRATA_RETURN_IF_ERROR(reader->ReadAt(off, buf.size(), reinterpret_cast<uint8_t*>(buf.data()), &got));
+        buf.resize(got);
+        if (got == 0) return Status::Corruption(fmt::format("{} of the previous output is truncated", old_shard_.path));
+        STRATA_RETURN_IF_ERROR(file->Append({reinterpret_cast<const uint8_t*>(buf.data()), buf.size()}));
+      }
+      STRATA_RETURN_IF_ERROR(file->Close());
+    }
+    shard::ReaderOptions ro;
+    ro.direct_io = false;
+    STRATA_ASSIGN_OR_RETURN(old_reader_, shard::ShardReader::Open(local, ro));
+    return Status::OK();
+  }
+
   Status Commit() {
     json shard_list = json::array();
     for (const auto& t : report_.shards) {
@@ -873,8 +1008,7 @@ class Driver {
       ops.push_back({{"op", op.name}, {"version", op.version}});
       op_versions.push_back(fmt::format("{}@{}", op.name, op.version));
     }
-    json stats = stats_;
-    if (!mean_.empty()) stats["normalize"] = {{"mean", mean_}, {"std", std_}, {"pixels", fitted_pixels_}};
+    json stats = StatsJson();
     json manifest = {
         {"format", "strata.transform.manifest"},
         {"version", 1},
@@ -902,6 +1036,14 @@ class Driver {
     const FileAttrs& attrs = attrs_;
     STRATA_RETURN_IF_ERROR(stage->AddBytes("manifest.json", report_.manifest, attrs));
     if (tokenizer_) STRATA_RETURN_IF_ERROR(stage->AddBytes(std::string(kTokenizerPath), tokenizer_model_, attrs));
+    {
+      std::string lines;
+      for (const auto& item : items_) {
+        lines += json{{"path", item.path}, {"content", item.content}, {"records", item.written}}.dump(
+                     -1, ' ', false, json::error_handler_t::replace) + "\n";
+      }
+      STRATA_RETURN_IF_ERROR(stage->AddBytes(std::string(kInputsPath), lines, attrs));
+    }
     if (!report_.errors.empty()) {
       std::string lines;
       for (const auto& e : report_.errors) {
@@ -927,6 +1069,7 @@ class Driver {
     co.meta["transform.records"] = std::to_string(report_.records_out);
     co.meta["transform.records_in"] = std::to_string(report_.records_in);
     co.meta["transform.failed"] = std::to_string(report_.failed);
+    co.meta["transform.reused"] = std::to_string(report_.reused);
     co.meta["transform.shards"] = std::to_string(report_.shards.size());
     STRATA_ASSIGN_OR_RETURN(report_.commit, stage->Commit(co));
     return Status::OK();
@@ -952,6 +1095,14 @@ class Driver {
   std::unique_ptr<transform::Tokenizer> tokenizer_;
   uint64_t tokenizer_texts_ = 0;
   transform::Table table_;
+  struct PreviousShard {
+    std::string path;
+    uint64_t first = 0, records = 0;
+  };
+  std::optional<Resolved> previous_;       // the output branch's head whose records are reused
+  std::vector<PreviousShard> previous_shards_;
+  PreviousShard old_shard_;
+  std::unique_ptr<shard::ShardReader> old_reader_;
   shard::Schema schema_;
   std::string dir_;                        // where shards are built, one at a time
   std::unique_ptr<StagedCommit> stage_;

@@ -306,6 +306,46 @@ TEST_F(TransformTest, ASecondRunIsUpToDateAndAChangedInputRecomputes) {
   ASSERT_TRUE(forced.ok());
   EXPECT_FALSE(forced->up_to_date);
   EXPECT_EQ(ReadAll("ds@out:" + forced->shards[0].path), shard_before);  // recomputed to the same bytes
+  EXPECT_EQ(changed->reused, 0u);  // normalize: fit, and the new image changed the statistics
+}
+
+TEST_F(TransformTest, AChangedInputRecomputesOnlyTheRecordsThatChanged) {
+  // Random crops and flips, two variants, small shards: reused records must be the bytes a full
+  // run makes, in the right places.
+  const std::string pipeline = R"(
+seed: 4
+augment: {variants: 2}
+ops:
+  - decode: {mode: grayscale}
+  - random_crop: {size: [5, 4], padding: 1}
+  - flip: {probability: 0.5}
+output: {shard_size: 64KiB}
+)";
+  AddImages(40);
+  auto first = Run(pipeline, "ds@out");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->reused, 0u);
+  // Change one image, add one, remove one.
+  {
+    auto stage = lake_->Stage("ds@main");
+    ASSERT_TRUE(stage.ok());
+    ASSERT_TRUE((*stage)->AddBytes(fmt_path(7), Pgm(6, 5, Pixels(99, 6, 5))).ok());
+    ASSERT_TRUE((*stage)->AddBytes(fmt_path(40), Pgm(6, 5, Pixels(40, 6, 5))).ok());
+    ASSERT_TRUE((*stage)->SetRecord(fmt_path(40), {{"label", std::string("cat")}}).ok());
+    ASSERT_TRUE((*stage)->Remove(fmt_path(12)).ok());
+    ASSERT_TRUE((*stage)->Commit(Message("edit")).ok());
+  }
+  auto second = Run(pipeline, "ds@out");
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(second->records_in, 40u);
+  EXPECT_EQ(second->reused, 38u);  // all but the changed and the new one
+  EXPECT_EQ(second->records_out, 80u);
+  EXPECT_EQ(lake_->Resolve("ds@out")->commit.meta.at("transform.reused"), "38");
+  // The same bytes as a run that computes everything.
+  auto full = Run(pipeline, "ds@full");
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->reused, 0u);
+  EXPECT_EQ(ReadShards("ds@out").bytes, ReadShards("ds@full").bytes);
 }
 
 TEST_F(TransformTest, ACorruptImageGoesToTheErrorReportAndTheRestIsWritten) {
