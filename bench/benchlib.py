@@ -106,3 +106,16 @@ def check_names(sd):
     n = len(names)
     return list(dict.fromkeys([by_size[-1], by_size[0], names[0], names[-1], names[n // 3], names[n // 2],
                                names[2 * n // 3]]))
+
+
+def timed_json(cmd, env):
+    """Runs cmd (a strata command with --json), returns (wall seconds, CPU seconds of the child,
+    its JSON output parsed)."""
+    import resource
+    import time
+    start = time.perf_counter()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    wall = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime), json.loads(out)

@@ -29,7 +29,6 @@ import os
 import platform
 import random
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -37,7 +36,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ROOT, cpu_model_and_memory, log, save_report  # noqa: E402
+from benchlib import ROOT, cpu_model_and_memory, log, save_report, timed_json  # noqa: E402
 
 PASSWORD = "strata-bench-passphrase"
 
@@ -144,15 +143,8 @@ def main():
                     "ops: [text, {tokenize: {model: models/sp.model}}]\noutput: {keep_path: false}\n")
         rows = []
         for threads in (1, 2):
-            start = time.perf_counter()
-            cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            out = subprocess.run([strata, "--json", "--threads", str(threads), "-r", repo, "transform", "bench@main",
-                                  "--pipeline", pipe, "--out", f"bench@t{threads}"], env=env, check=True,
-                                 capture_output=True, text=True).stdout
-            wall = time.perf_counter() - start
-            cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-            r = json.loads(out)
+            wall, cpu, r = timed_json([strata, "--json", "--threads", str(threads), "-r", repo, "transform",
+                                       "bench@main", "--pipeline", pipe, "--out", f"bench@t{threads}"], env)
             assert r["records"] == args.docs, r
             rows.append((f"strata transform, {threads} thread(s)", threads, wall, cpu,
                          f"tokenize+write {r['write_seconds']:.2f} s, store {r['store_seconds']:.2f} s"))

@@ -24,15 +24,16 @@ Debian's python3-opencv). Prints a markdown summary and writes it to bench/resul
 """
 import argparse
 import datetime
-import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import timed_json  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PASSWORD = "strata-bench-passphrase"
@@ -118,15 +119,8 @@ def main():
                        stdout=subprocess.DEVNULL)
         rows = []
         for threads in (1, 2):
-            start = time.perf_counter()
-            cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            out = subprocess.run([strata, "--json", "--threads", str(threads), "-r", repo, "transform", "bench@main",
-                                  "--pipeline", pipe, "--out", f"bench@t{threads}"], env=env, check=True,
-                                 capture_output=True, text=True).stdout
-            wall = time.perf_counter() - start
-            cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-            r = json.loads(out)
+            wall, cpu, r = timed_json([strata, "--json", "--threads", str(threads), "-r", repo, "transform",
+                                       "bench@main", "--pipeline", pipe, "--out", f"bench@t{threads}"], env)
             assert r["records"] == args.images, r
             phases = f"transform+write {r['write_seconds']:.2f} s, store {r['store_seconds']:.2f} s"
             rows.append((f"strata transform, {threads} thread(s)", threads, wall, cpu, phases))
