@@ -118,6 +118,31 @@ class Bench:
             with open("/proc/sys/vm/drop_caches", "w") as f:
                 f.write("3\n")
 
+    def settle(self, quiet_s=2.0, limit_s=120.0):
+        """sync, then waits (at most limit_s) until the work directory's disk has completed no
+        write or discard and has none in flight for quiet_s seconds; returns the seconds waited."""
+        os.sync()
+        st = os.stat(self.work)
+        device = [str(os.major(st.st_dev)), str(os.minor(st.st_dev))]
+
+        def sample():  # (writes completed, discards completed, I/Os in flight) of that device
+            with open("/proc/diskstats") as f:
+                for x in (line.split() for line in f):
+                    if x[:2] == device:
+                        return int(x[7]), int(x[14]) if len(x) > 14 else 0, int(x[11])
+            return None
+        start = time.perf_counter()
+        last, quiet_since = sample(), time.perf_counter()
+        while last is not None and time.perf_counter() - start < limit_s:
+            time.sleep(0.25)
+            now = sample()
+            if now != last or now[2] != 0:
+                quiet_since = time.perf_counter()
+            elif time.perf_counter() - quiet_since >= quiet_s:
+                break
+            last = now
+        return time.perf_counter() - start
+
     def unlock(self, repo):
         # `strata unlock` (unless --no-unlock): commands then skip Argon2id, as a user working
         # in a session would; the repository id, not the path, keys the cached keys.
@@ -309,11 +334,13 @@ class Bench:
                           a, b, "< 100 ms", a < 0.1))
         log(f"  [{name}] diff: strata {fmt_s(a)}, git {fmt_s(b)}")
 
-        # branch, tag, and the cost of opening the repository. Written back first, so neither
-        # tool's fsyncs wait on what earlier steps left dirty (on ext4 an fsync commits the
-        # journal). strata's ref change makes four fsyncs, git's none: on a disk still busy
-        # with the steps before (dataset a), they are most of strata's time.
-        os.sync()
+        # branch, tag, and the cost of opening the repository. Written back first, and timed
+        # once the disk is quiet, so neither tool's fsyncs wait on what earlier steps left
+        # behind (on ext4 an fsync commits the journal; with `discard` the deletions of the
+        # steps before keep the disk busy after `sync`). strata's ref change makes two fsyncs,
+        # git's none: on a disk still busy, they are most of strata's time.
+        waited = self.settle()
+        log(f"  [{name}] disk quiet after {waited:.1f} s")
         a = self.median(lambda i: timed(self.s(repo, "branch", "create", f"{name}@br{i}", ref), env=env)[0])
         b = self.median(lambda i: timed(git + ["branch", f"br{i}"], env=env)[0])
         self.rows.append((name, "branch create", a, b, "< 10 ms", a < 0.01))
