@@ -278,21 +278,31 @@ void RedundantBackend::ForgetFragment(const std::string& path) {
   if (open_.erase(path)) open_order_.erase(std::remove(open_order_.begin(), open_order_.end(), path), open_order_.end());
 }
 
-Result<std::shared_ptr<RedundantBackend::FragmentFile>> RedundantBackend::OpenFragment(const Placement& p, int index) {
-  VolumeConfig vol;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    const VolumeConfig* v = layout_.Find(p.volumes[index]);
-    if (!v) return Status::NotFound(fmt::format("volume {} is not part of this repository any more", p.volumes[index]));
-    vol = *v;
+Result<std::string> RedundantBackend::FragmentPathOf(const Placement& p, int index,
+                                                     std::shared_ptr<FragmentFile>* cached) {
+  std::lock_guard<std::mutex> l(mu_);
+  const VolumeConfig* v = layout_.Find(p.volumes[index]);
+  if (!v) return Status::NotFound(fmt::format("volume {} is not part of this repository any more", p.volumes[index]));
+  std::string path = FragmentPath(*v, FragmentFileName(p.pack, p.generation, index));
+  auto it = open_.find(path);
+  if (cached) *cached = it != open_.end() ? it->second : nullptr;
+  return path;
+}
+
+void RedundantBackend::CacheFragment(const std::shared_ptr<FragmentFile>& f) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (open_.size() >= kMaxOpenFragments && !open_order_.empty()) {
+    open_.erase(open_order_.front());
+    open_order_.erase(open_order_.begin());
   }
-  std::string path = FragmentPath(vol, FragmentFileName(p.pack, p.generation, index));
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = open_.find(path);
-    if (it != open_.end()) return it->second;
-  }
-  STRATA_ASSIGN_OR_RETURN(auto file, env_->NewRandomAccessFile(path));
+  if (open_.emplace(f->path, f).second) open_order_.push_back(f->path);
+}
+
+Result<std::shared_ptr<RedundantBackend::FragmentFile>> RedundantBackend::LoadFragmentFile(Env* env,
+                                                                                          const std::string& path,
+                                                                                          const Placement& p,
+                                                                                          int index) {
+  STRATA_ASSIGN_OR_RETURN(auto file, env->NewRandomAccessFile(path));
   auto f = std::make_shared<FragmentFile>();
   f->path = path;
   f->file = std::move(file);
@@ -314,48 +324,102 @@ Result<std::shared_ptr<RedundantBackend::FragmentFile>> RedundantBackend::OpenFr
   if (size != header_size + h.body_size) {
     return Status::Corruption(fmt::format("fragment has {} bytes, its header says {}", size, header_size + h.body_size));
   }
-  std::lock_guard<std::mutex> l(mu_);
-  if (open_.size() >= kMaxOpenFragments && !open_order_.empty()) {
-    open_.erase(open_order_.front());
-    open_order_.erase(open_order_.begin());
-  }
-  if (open_.emplace(path, f).second) open_order_.push_back(path);
   return f;
 }
 
+Result<std::shared_ptr<RedundantBackend::FragmentFile>> RedundantBackend::OpenFragment(const Placement& p, int index) {
+  std::shared_ptr<FragmentFile> cached;
+  STRATA_ASSIGN_OR_RETURN(std::string path, FragmentPathOf(p, index, &cached));
+  if (cached) return cached;
+  STRATA_ASSIGN_OR_RETURN(auto f, LoadFragmentFile(env_, path, p, index));
+  CacheFragment(f);
+  return f;
+}
+
+Status RedundantBackend::CheckAnswering(const std::string& volume) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = silent_until_.find(volume);
+  if (it == silent_until_.end()) return Status::OK();
+  if (std::chrono::steady_clock::now() >= it->second) {
+    silent_until_.erase(it);  // try it again
+    return Status::OK();
+  }
+  return Status::IOError(fmt::format("volume {} did not answer a read within {:.1f} s; this process skips it for {} s",
+                                     volume, read_deadline_.count() / 1000.0, kSilentPeriod.count()));
+}
+
+// The read (open, header, the blocks the range touches, their checksums) runs on `reads_`, in
+// state of its own: a volume that hangs keeps a runner thread, not the caller, which gets an
+// I/O error after the deadline (and reads the other fragments) and copies the bytes into `dst`
+// only when the read answered.
 Status RedundantBackend::ReadFragmentRange(const Placement& p, int index, uint64_t off, size_t n, uint8_t* dst) {
+  const std::string& volume = p.volumes[index];
   auto context = [&](const Status& s) {
-    return s.WithContext(fmt::format("fragment {} of pack {} on volume {}", index, ShortPack(p.pack), p.volumes[index]));
+    return s.WithContext(fmt::format("fragment {} of pack {} on volume {}", index, ShortPack(p.pack), volume));
   };
-  auto f = OpenFragment(p, index);
-  if (!f.ok()) return context(f.status());
-  const FragmentHeader& h = (*f)->header;
-  if (off + n > h.body_size) return context(Status::Corruption("read beyond the fragment's body"));
-  if (n == 0) return Status::OK();
-  const uint64_t b = h.block_size;
-  uint64_t first = off / b, last = (off + n - 1) / b;
-  uint64_t start = first * b, end = std::min<uint64_t>((last + 1) * b, h.body_size);
-  // Reads straight into `dst` when the range is whole blocks; otherwise through a buffer.
-  std::string buf;
-  uint8_t* into = dst;
-  if (start != off || end != off + n) {
-    buf.resize(end - start);
-    into = reinterpret_cast<uint8_t*>(buf.data());
-  }
-  size_t got = 0;
-  Status s = (*f)->file->Read((*f)->header_size + start, end - start, into, &got);
-  if (s.ok() && got != end - start) s = Status::Corruption("fragment is truncated");
-  for (uint64_t blk = first; s.ok() && blk <= last; ++blk) {
-    uint64_t bs = blk * b - start, be = std::min<uint64_t>(bs + b, end - start);
-    if (Crc32c(std::span<const uint8_t>(into + bs, be - bs)) != h.block_crcs[blk]) {
-      s = Status::Corruption(fmt::format("block {} failed its checksum", blk));
+  if (Status s = CheckAnswering(volume); !s.ok()) return context(s);
+  struct Io {
+    Env* env;
+    Placement p;
+    int index;
+    std::string path;
+    std::shared_ptr<FragmentFile> f;
+    bool loaded = false;  // f was opened by this read (to be cached)
+    uint64_t off;
+    size_t n;
+    std::string buf;      // the blocks the range touches
+    uint64_t start = 0;   // body offset of buf
+    Status status;
+  };
+  auto io = std::make_shared<Io>(Io{env_, p, index, {}, nullptr, false, off, n, {}, 0, Status::OK()});
+  STRATA_ASSIGN_OR_RETURN(io->path, FragmentPathOf(p, index, &io->f));
+  bool answered = reads_.Run([io] {
+    if (!io->f) {
+      auto f = LoadFragmentFile(io->env, io->path, io->p, io->index);
+      if (!f.ok()) {
+        io->status = f.status();
+        return;
+      }
+      io->f = std::move(*f);
+      io->loaded = true;
     }
+    const FragmentHeader& h = io->f->header;
+    if (io->off + io->n > h.body_size) {
+      io->status = Status::Corruption("read beyond the fragment's body");
+      return;
+    }
+    if (io->n == 0) return;
+    const uint64_t b = h.block_size;
+    uint64_t first = io->off / b, last = (io->off + io->n - 1) / b;
+    io->start = first * b;
+    uint64_t end = std::min<uint64_t>((last + 1) * b, h.body_size);
+    io->buf.resize(end - io->start);
+    uint8_t* into = reinterpret_cast<uint8_t*>(io->buf.data());
+    size_t got = 0;
+    Status s = io->f->file->Read(io->f->header_size + io->start, io->buf.size(), into, &got);
+    if (s.ok() && got != io->buf.size()) s = Status::Corruption("fragment is truncated");
+    for (uint64_t blk = first; s.ok() && blk <= last; ++blk) {
+      uint64_t bs = blk * b - io->start, be = std::min<uint64_t>(bs + b, io->buf.size());
+      if (Crc32c(std::span<const uint8_t>(into + bs, be - bs)) != h.block_crcs[blk]) {
+        s = Status::Corruption(fmt::format("block {} failed its checksum", blk));
+      }
+    }
+    io->status = s;
+  }, read_deadline_);
+  if (!answered) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      silent_until_[volume] = std::chrono::steady_clock::now() + kSilentPeriod;
+    }
+    return context(Status::IOError(fmt::format("no answer within {:.1f} s (the volume hangs?); skipping it for {} s",
+                                               read_deadline_.count() / 1000.0, kSilentPeriod.count())));
   }
-  if (!s.ok()) {
-    ForgetFragment((*f)->path);
-    return context(s);
+  if (!io->status.ok()) {
+    ForgetFragment(io->path);
+    return context(io->status);
   }
-  if (into != dst) std::memcpy(dst, into + (off - start), n);
+  if (io->loaded) CacheFragment(io->f);
+  if (n > 0) std::memcpy(dst, io->buf.data() + (off - io->start), n);
   return Status::OK();
 }
 

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,6 +23,7 @@
 #include "strata/env.h"
 #include "strata/volumes.h"
 #include "volume/backend.h"
+#include "volume/deadline_runner.h"
 #include "volume/fragment.h"
 
 namespace strata::volume {
@@ -122,6 +124,12 @@ class RedundantBackend : public Backend {
     uint64_t degraded_reads = 0, read_errors = 0, write_errors = 0;
   };
 
+  // A fragment read that takes longer than this fails over to the other fragments, and its
+  // volume is skipped by this process's reads for kSilentPeriod (then tried again).
+  static constexpr std::chrono::milliseconds kReadDeadline{10'000};
+  static constexpr std::chrono::seconds kSilentPeriod{60};
+  void SetReadDeadlineForTesting(std::chrono::milliseconds deadline) { read_deadline_ = deadline; }
+
  private:
   struct FragmentFile;
   struct Health;
@@ -137,6 +145,15 @@ class RedundantBackend : public Backend {
   Status StorePlacement(const Placement& p);
 
   Result<std::shared_ptr<FragmentFile>> OpenFragment(const Placement& p, int index);
+  // The path of fragment `index` and its open file when cached (no I/O).
+  Result<std::string> FragmentPathOf(const Placement& p, int index, std::shared_ptr<FragmentFile>* cached);
+  void CacheFragment(const std::shared_ptr<FragmentFile>& f);
+  // Opens a fragment file and checks its header against the placement. Touches nothing but its
+  // arguments, so that it can run where a deadline may abandon it.
+  static Result<std::shared_ptr<FragmentFile>> LoadFragmentFile(Env* env, const std::string& path, const Placement& p,
+                                                                int index);
+  // kIOError while `volume` is in its silent period after a missed deadline.
+  Status CheckAnswering(const std::string& volume);
   void ForgetFragment(const std::string& path);
   // Reads body bytes [off, off+n) of fragment `index`, checking every block it touches.
   Status ReadFragmentRange(const Placement& p, int index, uint64_t off, size_t n, uint8_t* dst);
@@ -170,6 +187,9 @@ class RedundantBackend : public Backend {
   std::map<std::string, Counters> counters_;  // per volume, this process
   std::set<std::string> warned_;
   std::set<std::string> failed_writes_;  // volumes that failed a write: avoided by this process
+  std::map<std::string, std::chrono::steady_clock::time_point> silent_until_;  // missed a read deadline
+  std::chrono::milliseconds read_deadline_ = kReadDeadline;
+  DeadlineRunner reads_{8};  // fragment reads, each waited for at most read_deadline_
 };
 
 }  // namespace strata::volume

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 
@@ -325,6 +327,56 @@ class FailingReadsEnv : public EnvWrapper {
  private:
   std::string filter_;
 };
+
+// Reads of one volume's files block until released: a disk that hangs.
+class HangingReadsEnv : public EnvWrapper {
+ public:
+  HangingReadsEnv(Env* target, std::string filter) : EnvWrapper(target), filter_(std::move(filter)) {}
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& p) override {
+    if (p.find(filter_) != std::string::npos) {
+      std::unique_lock<std::mutex> l(mu_);
+      ++hung_;
+      cv_.wait(l, [&] { return released_; });
+    }
+    return target()->NewRandomAccessFile(p);
+  }
+  void Release() {
+    std::lock_guard<std::mutex> l(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  int hung() {
+    std::lock_guard<std::mutex> l(mu_);
+    return hung_;
+  }
+
+ private:
+  std::string filter_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+  int hung_ = 0;
+};
+
+TEST_F(RedundantBackendTest, AVolumeThatHangsIsSkippedAfterTheDeadline) {
+  WritePacks();
+  HangingReadsEnv hanging(Env::Default(), "/vol2/");
+  Build(6, "rs:4+2", &hanging);
+  backend_->SetReadDeadlineForTesting(std::chrono::milliseconds(300));
+  auto start = std::chrono::steady_clock::now();
+  ExpectAllReadable("volume 2 hangs");
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // One read waited out the deadline; the others skipped the volume at once.
+  EXPECT_EQ(hanging.hung(), 1);
+  EXPECT_LT(seconds, 10.0);
+  auto st = backend_->GetStatus();
+  ASSERT_TRUE(st.ok());
+  EXPECT_GT(st->volumes[1].degraded_reads, 0u);
+  EXPECT_GT(st->volumes[1].read_errors, 0u);
+  EXPECT_EQ(st->volumes[0].degraded_reads, 0u);
+  hanging.Release();  // the stuck read returns; its result is dropped
+  backend_.reset();
+}
 
 TEST_F(RedundantBackendTest, AVolumeFailingReadsFallsBackToTheOthers) {
   WritePacks();
