@@ -757,9 +757,15 @@ TEST_F(DamageTest, MissingPackIsNamed) {
 }
 
 TEST_F(DamageTest, TruncatedPackIsReported) {
+  // A pack of file data, larger than every cut: cutting a small pack (trees) to 100,000 bytes
+  // would only remove its trailer, and its objects would still read back through the index.
+  std::vector<std::string> packs = PackPaths(repo_dir());
+  const std::string victim = *std::max_element(packs.begin(), packs.end(), [](const auto& a, const auto& b) {
+    return fs::file_size(a) < fs::file_size(b);
+  });
+  ASSERT_GT(fs::file_size(victim), 100'000u);
   for (uint64_t keep : {uint64_t{0}, uint64_t{10}, uint64_t{100'000}}) {
     SCOPED_TRACE("kept " + std::to_string(keep));
-    const std::string victim = PackPaths(repo_dir())[0];
     const std::string saved = ReadFile(victim);
     const std::string name = fs::path(victim).filename().string();
     fs::resize_file(victim, std::min<uint64_t>(keep, saved.size() - 1));
