@@ -372,7 +372,9 @@ Status RedundantBackend::ReadFragmentRange(const Placement& p, int index, uint64
     Status status;
   };
   auto io = std::make_shared<Io>(Io{env_, p, index, {}, nullptr, false, off, n, {}, 0, Status::OK()});
-  STRATA_ASSIGN_OR_RETURN(io->path, FragmentPathOf(p, index, &io->f));
+  auto path = FragmentPathOf(p, index, &io->f);
+  if (!path.ok()) return context(path.status());
+  io->path = std::move(*path);
   bool answered = reads_.Run([io] {
     if (!io->f) {
       auto f = LoadFragmentFile(io->env, io->path, io->p, io->index);
