@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "ingest/source.h"
 #include "transform/pipeline.h"
 #include "transform/text_ops.h"
 
@@ -19,11 +20,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return new Pipeline(std::move(*p));
   }();
   std::string text(reinterpret_cast<const char*>(data), size);
-  if (!IsValidUtf8(text)) return 0;
+  if (!strata::ingest::IsValidUtf8(text)) return 0;
   std::string error;
   for (size_t k = 1; k < pipeline->ops.size(); ++k) {
     if (!ApplyTextOp(pipeline->ops[k], text, &error)) return 0;
-    if (!IsValidUtf8(text)) std::abort();
+    if (!strata::ingest::IsValidUtf8(text)) std::abort();
   }
   std::string again = text;
   if (!ApplyTextOp(pipeline->ops[4], again, &error) || again != text) std::abort();

@@ -8,7 +8,6 @@
 //
 // Ids are stored as 64-digit lowercase hex text: prefix lookups become index range scans and a
 // person inspecting the file with the sqlite3 shell can read them.
-#include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,6 +24,7 @@
 
 #include "catalog/catalog.h"
 #include "crypto/aead.h"
+#include "strata/env.h"
 
 namespace strata::catalog {
 namespace {
@@ -68,13 +68,9 @@ sqlite3_vfs* WalReusingVfs() {
         if (rc != SQLITE_CANTOPEN) return rc;  // else removed meanwhile: create it
       }
       int rc = base->xOpen(base, name, file, flags, out_flags);
-      if (rc == SQLITE_OK) {
-        std::string dir(name);
-        dir.resize(dir.find_last_of('/') == std::string::npos ? 0 : dir.find_last_of('/'));
-        int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0 || ::fsync(fd) != 0) rc = SQLITE_IOERR_DIR_FSYNC;
-        if (fd >= 0) ::close(fd);
-        if (rc != SQLITE_OK) file->pMethods->xClose(file);
+      if (rc == SQLITE_OK && !Env::Default()->SyncDir(std::string(Dirname(name))).ok()) {
+        file->pMethods->xClose(file);
+        rc = SQLITE_IOERR_DIR_FSYNC;
       }
       return rc;
     };

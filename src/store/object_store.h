@@ -102,6 +102,10 @@ struct TierMoveOptions {
 // Objects reached by `roots` (objects_kept: those also reached by keep_roots).
 using TierMoveReport = TierMoveStats;
 
+// A reader lists index/ or records/ again when a file it listed is gone (merged into a
+// compacted file or segment meanwhile), at most this many times.
+inline constexpr int kRelistPasses = 8;
+
 class ObjectStore {
  public:
   virtual ~ObjectStore() = default;

@@ -33,9 +33,6 @@ inline constexpr size_t kIndexCacheFoldFiles = 32;
 // ... and built from index files in sorted runs of at most this many entries, merged in one
 // pass (bounded memory, and each entry written twice whatever the repository's size).
 inline constexpr uint64_t kIndexCacheBuildGroup = 500'000;
-// A reader lists index/ or records/ again when a file it listed is gone (compacted meanwhile),
-// at most this many times.
-inline constexpr int kRelistPasses = 8;
 
 class RepositoryImpl : public Repository, public ObjectStore {
  public:

@@ -153,9 +153,7 @@ bool ApplyImageOp(const Op& op, cv::Mat& img, Rng& rng, std::string* error) {
       }
       return true;
     }
-    case OpKind::kDecode:
-    case OpKind::kNormalize:
-    case OpKind::kTensor:
+    default:  // decode, normalize and tensor run elsewhere; text and table ops are not image ops
       break;
   }
   *error = fmt::format("op '{}' cannot run here", op.name);

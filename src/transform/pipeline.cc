@@ -626,10 +626,8 @@ void ParseDocument(const YAML::Node& root, Pipeline* p) {
   if (!ops || !ops.IsSequence() || ops.size() == 0) Fail(ops ? ops : root, "pipeline: 'ops' is a non-empty list");
   for (const auto& entry : ops) p->ops.push_back(ParseOp(entry));
   CheckOps(ops, p);
-  // Files are chosen by extension unless the records are rows (`table.csv#17`): a table's
-  // columns, or a text column.
-  const bool rows = p->kind == PipelineKind::kTabular || !p->ops[0].column.empty();
-  if (!(select && select["extensions"]) && !rows) {
+  p->reads_rows = p->kind == PipelineKind::kTabular || !p->ops[0].column.empty();
+  if (!(select && select["extensions"]) && !p->reads_rows) {
     if (p->kind == PipelineKind::kImage) {
       p->extensions = {".bmp", ".jpeg", ".jpg", ".pbm", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"};
     } else {

@@ -98,6 +98,9 @@ struct Pipeline {
 
   int normalize_index = -1;                 // in ops, or -1
   int tokenize_index = -1, pad_index = -1;  // text: in ops, or -1
+  // Records are rows of the records file (`table.csv#17`: a table's columns, or a text
+  // column), content or not, rather than files chosen by extension.
+  bool reads_rows = false;
   int channels = 0;                         // known from decode/grayscale/rgb; 0: any
   int out_height = 0, out_width = 0;        // known from the last sizing op; 0: any
   shard::DType out_dtype = shard::DType::kUint8;

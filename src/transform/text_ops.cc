@@ -133,22 +133,6 @@ void RemoveStopwords(const std::unordered_set<std::string>& words, std::string& 
 
 }  // namespace
 
-bool IsValidUtf8(std::string_view text) {
-  size_t i = 0;
-  while (i < text.size()) {
-    if (static_cast<unsigned char>(text[i]) < 0x80) {
-      ++i;
-      continue;
-    }
-    utf8proc_int32_t cp = 0;
-    utf8proc_ssize_t n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(text.data() + i),
-                                          static_cast<utf8proc_ssize_t>(text.size() - i), &cp);
-    if (n <= 0) return false;
-    i += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 bool ApplyTextOp(const Op& op, std::string& text, std::string* error) {
   switch (op.kind) {
     case OpKind::kUnicode: return Normalize(op.mode, text, error);

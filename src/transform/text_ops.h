@@ -21,10 +21,8 @@ class SentencePieceProcessor;
 
 namespace strata::transform {
 
-// Whether `text` is valid UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
-bool IsValidUtf8(std::string_view text);
-
-// Applies one of the string ops (unicode, lowercase, whitespace, stopwords) to valid UTF-8 text.
+// Applies one of the string ops (unicode, lowercase, whitespace, stopwords) to valid UTF-8 text
+// (ingest::IsValidUtf8 checks it first).
 // Returns false and sets `error` when it cannot (an invalid byte sequence).
 bool ApplyTextOp(const Op& op, std::string& text, std::string* error);
 

@@ -23,6 +23,7 @@
 
 #include "base/progress.h"
 #include "base/thread_pool.h"
+#include "ingest/source.h"
 #include "strata/shard.h"
 #include "transform/image_ops.h"
 #include "transform/pipeline.h"
@@ -251,13 +252,8 @@ class Driver {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
   }
 
-  // The input records the pipeline takes, in path order, with their labels.
-  // Files (images, text files) are rows with content; a table's rows and text in a column are
-  // rows of the records file, content or not.
-  bool ReadsRows() const {
-    return pipeline_.kind == transform::PipelineKind::kTabular || !pipeline_.ops[0].column.empty();
-  }
-
+  // The input records the pipeline takes, in path order, with their labels: files (rows with
+  // content) or, for tables and text columns, any rows.
   Status Select() {
     STRATA_ASSIGN_OR_RETURN(rows_, lake_->Records(in_.spec.ToString()));
     std::string prefix = in_.spec.path.empty() ? pipeline_.prefix
@@ -269,7 +265,7 @@ class Driver {
       auto content = row.find("content");
       if (path == row.end()) continue;
       bool has_content = content != row.end() && !std::holds_alternative<std::monostate>(content->second);
-      if (!has_content && !ReadsRows()) continue;
+      if (!has_content && !pipeline_.reads_rows) continue;
       const auto* p = std::get_if<std::string>(&path->second);
       if (!p || p->starts_with(".strata/") || p->starts_with(kQuarantineDir) || !p->starts_with(prefix)) continue;
       if (!pipeline_.extensions.empty() &&
@@ -428,7 +424,7 @@ class Driver {
       if (!s) return fail("text", fmt::format("column '{}' is not text", first.column));
       r.text = *s;
     }
-    if (!transform::IsValidUtf8(r.text)) return fail("text", "not valid UTF-8");
+    if (!ingest::IsValidUtf8(r.text)) return fail("text", "not valid UTF-8");
     const size_t end = pipeline_.tokenize_index >= 0 ? pipeline_.tokenize_index : pipeline_.ops.size();
     std::string error;
     for (size_t k = 1; k < end; ++k) {
@@ -442,6 +438,7 @@ class Driver {
   // Either way its model is stored with the output as tokenizer.model.
   Status PrepareTokenizer(ThreadPool& pool) {
     const Op& op = pipeline_.ops[pipeline_.tokenize_index];
+    uint64_t trained_on = 0;
     if (op.model != "train") {
       auto model = ReadInput(repo_, in_.commit.tree, op.model);
       if (!model.ok()) {
@@ -474,7 +471,7 @@ class Driver {
             return Status::OK();
           }));
       progress.Finish();
-      tokenizer_texts_ = texts.size();
+      trained_on = texts.size();
       STRATA_ASSIGN_OR_RETURN(tokenizer_model_, transform::Tokenizer::Train(op, texts, pipeline_.seed));
     }
     STRATA_ASSIGN_OR_RETURN(tokenizer_, transform::Tokenizer::Load(tokenizer_model_, op.model == "train" ? "the trained model" : op.model));
@@ -484,7 +481,7 @@ class Driver {
               {"sha256", ToHex(reinterpret_cast<const uint8_t*>(digest.data()), digest.size())},
               {"vocab_size", tokenizer_->vocab_size()},
               {"pad_id", PadId()}};
-    if (op.model == "train") t["trained_on"] = tokenizer_texts_;
+    if (op.model == "train") t["trained_on"] = trained_on;
     stats_["tokenizer"] = t;
     return Status::OK();
   }
@@ -900,12 +897,16 @@ class Driver {
     auto stats = meta.find("transform.stats");
     if (key == meta.end() || stats == meta.end() || stats->second != StatsJson().dump()) return Status::OK();
     if (!key->second.ends_with(fmt::format(":{}:{}", in_.spec.path, pipeline_.hash))) return Status::OK();
-    auto manifest_text = ReadAll(*head, "manifest.json");
-    auto inputs_text = ReadAll(*head, std::string(kInputsPath));
+    auto manifest_text = ReadInput(repo_, head->commit.tree, "manifest.json");
+    auto inputs_text = ReadInput(repo_, head->commit.tree, std::string(kInputsPath));
     if (!manifest_text.ok() || !inputs_text.ok()) return Status::OK();  // made before inputs were listed
     json manifest = json::parse(*manifest_text, nullptr, false);
     if (manifest.is_discarded() || manifest.value("classes", json::array()) != json(classes_)) return Status::OK();
-    std::map<std::string, std::pair<std::string, std::pair<uint64_t, uint64_t>>> previous;  // path -> content, first, count
+    struct PreviousInput {
+      std::string content;
+      uint64_t first = 0, records = 0;  // its records' set-wide indexes
+    };
+    std::map<std::string, PreviousInput> previous;  // by path
     uint64_t next = 0;
     size_t start = 0;
     while (start < inputs_text->size()) {
@@ -915,16 +916,16 @@ class Driver {
       start = end + 1;
       if (line.is_discarded() || !line.is_object()) return Status::OK();
       uint64_t count = line.value("records", uint64_t{0});
-      previous[line.value("path", "")] = {line.value("content", ""), {next, count}};
+      previous[line.value("path", "")] = {line.value("content", ""), next, count};
       next += count;
     }
     for (auto& item : items_) {
       auto it = previous.find(item.path);
-      if (it == previous.end() || item.content.empty() || it->second.first != item.content ||
-          it->second.second.second != pipeline_.variants || !item.label_error.empty()) {
+      if (it == previous.end() || item.content.empty() || it->second.content != item.content ||
+          it->second.records != pipeline_.variants || !item.label_error.empty()) {
         continue;
       }
-      item.reuse_from = static_cast<int64_t>(it->second.second.first);
+      item.reuse_from = static_cast<int64_t>(it->second.first);
     }
     for (const auto& sh : manifest.value("shards", json::array())) {
       previous_shards_.push_back({sh.value("path", ""), sh.value("first_record", uint64_t{0}),
@@ -934,17 +935,8 @@ class Driver {
     return Status::OK();
   }
 
-  Result<std::string> ReadAll(const Resolved& version, const std::string& path) {
-    STRATA_ASSIGN_OR_RETURN(auto reader, lake_->OpenFile(version, path));
-    std::string data(reader->size(), '\0');
-    size_t got = 0;
-    STRATA_RETURN_IF_ERROR(reader->ReadAt(0, data.size(), reinterpret_cast<uint8_t*>(data.data()), &got));
-    data.resize(got);
-    return data;
-  }
-
   // Copies item i's records from the previous output. Its shards are read in order (inputs are
-  // in path order in both), each copied into the work directory while it is read.
+  // in path order in both), each restored into the work directory while it is read.
   Status CopyPrevious(size_t i) {
     Item& item = items_[i];
     for (uint32_t v = 0; v < pipeline_.variants; ++v) {
@@ -975,21 +967,10 @@ class Driver {
                                             previous_->commit.id.ToHex().substr(0, 12), g));
     }
     old_shard_ = *it;
-    std::string local = JoinPath(dir_, "previous.shard");
-    {
-      STRATA_ASSIGN_OR_RETURN(auto reader, lake_->OpenFile(*previous_, old_shard_.path));
-      STRATA_ASSIGN_OR_RETURN(auto file, Env::Default()->NewWritableFile(local));
-      std::string buf;
-      for (uint64_t off = 0; off < reader->size(); off += buf.size()) {
-        buf.resize(std::min<uint64_t>(reader->size() - off, 4 << 20));
-        size_t got = 0;
-        STRATA_RETURN_IF_ERROR(reader->ReadAt(off, buf.size(), reinterpret_cast<uint8_t*>(buf.data()), &got));
-        buf.resize(got);
-        if (got == 0) return Status::Corruption(fmt::format("{} of the previous output is truncated", old_shard_.path));
-        STRATA_RETURN_IF_ERROR(file->Append({reinterpret_cast<const uint8_t*>(buf.data()), buf.size()}));
-      }
-      STRATA_RETURN_IF_ERROR(file->Close());
-    }
+    // Beside the shards being built (whose names the previous ones share), not among them.
+    std::string dir = JoinPath(dir_, "previous");
+    STRATA_RETURN_IF_ERROR(repo_->Restore(previous_->commit.tree, old_shard_.path, dir));
+    std::string local = JoinPath(dir, std::string(Basename(old_shard_.path)));
     shard::ReaderOptions ro;
     ro.direct_io = false;
     STRATA_ASSIGN_OR_RETURN(old_reader_, shard::ShardReader::Open(local, ro));
@@ -1093,7 +1074,6 @@ class Driver {
   json stats_ = json::object();            // fitted by text and table pipelines
   std::string tokenizer_model_;            // serialized SentencePiece model
   std::unique_ptr<transform::Tokenizer> tokenizer_;
-  uint64_t tokenizer_texts_ = 0;
   transform::Table table_;
   struct PreviousShard {
     std::string path;

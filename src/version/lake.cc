@@ -129,9 +129,6 @@ struct RecordState {
   std::vector<std::pair<RecordRange, std::string>> keyed;  // records named by their range
 };
 
-// How many times an open lists records/ again when the newest record was merged meanwhile.
-constexpr int kListPasses = 8;
-
 // Reads the newest keyed record (its last event) into `st`; false when it was merged into a
 // segment since the listing.
 Result<bool> ReadNewest(store::ObjectStore* objects, const std::pair<RecordRange, std::string>& newest,
@@ -178,7 +175,7 @@ Result<RecordState> LoadRecordState(store::ObjectStore* objects, bool all_events
       if (newest && (st.events.empty() || std::make_pair(newest->first.epoch, newest->first.last) >
                                               std::make_pair(st.events.back().epoch, st.events.back().seq))) {
         STRATA_ASSIGN_OR_RETURN(bool found, ReadNewest(objects, *newest, &st));
-        if (!found && pass < kListPasses) continue;  // merged meanwhile: list again
+        if (!found && pass < store::kRelistPasses) continue;  // merged meanwhile: list again
         if (!found) return Status::NotFound(fmt::format("record {} vanished while read", newest->second));
       }
       break;

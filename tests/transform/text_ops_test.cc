@@ -1,6 +1,7 @@
 // The string ops of text pipelines on non-ASCII text, and UTF-8 validation.
 #include <gtest/gtest.h>
 
+#include "ingest/source.h"
 #include "transform/pipeline.h"
 #include "transform/text_ops.h"
 
@@ -35,14 +36,14 @@ TEST(TextOpsTest, StopwordsIgnorePunctuationAtTheEndsOfAWord) {
 }
 
 TEST(TextOpsTest, Utf8Validation) {
-  EXPECT_TRUE(IsValidUtf8(""));
-  EXPECT_TRUE(IsValidUtf8("plain ascii"));
-  EXPECT_TRUE(IsValidUtf8("caf\xc3\xa9 \xf0\x9f\x98\x80"));
-  EXPECT_FALSE(IsValidUtf8("caf\xc3"));            // truncated
-  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));           // overlong '/'
-  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));       // a surrogate
-  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));   // past U+10FFFF
-  EXPECT_FALSE(IsValidUtf8("\xff"));
+  EXPECT_TRUE(ingest::IsValidUtf8(""));
+  EXPECT_TRUE(ingest::IsValidUtf8("plain ascii"));
+  EXPECT_TRUE(ingest::IsValidUtf8("caf\xc3\xa9 \xf0\x9f\x98\x80"));
+  EXPECT_FALSE(ingest::IsValidUtf8("caf\xc3"));            // truncated
+  EXPECT_FALSE(ingest::IsValidUtf8("\xc0\xaf"));           // overlong '/'
+  EXPECT_FALSE(ingest::IsValidUtf8("\xed\xa0\x80"));       // a surrogate
+  EXPECT_FALSE(ingest::IsValidUtf8("\xf4\x90\x80\x80"));   // past U+10FFFF
+  EXPECT_FALSE(ingest::IsValidUtf8("\xff"));
 }
 
 TEST(TextOpsTest, TrainedModelsAreDeterministicAndPaddingTruncates) {
