@@ -101,7 +101,8 @@ struct RootInfo {
 };
 
 struct PutStats {
-  uint64_t files = 0, dirs = 0, bytes = 0;   // files read and their bytes
+  uint64_t files = 0, bytes = 0;             // files read and their bytes
+  uint64_t dirs = 0;                         // directory trees built (not those reused unchanged)
   uint64_t unchanged_files = 0;              // files recognised by size and mtime, not read
   uint64_t unchanged_bytes = 0;
   uint64_t chunks = 0, new_chunks = 0;

@@ -203,8 +203,20 @@ struct Node {
   // Stable addresses while workers fill in ids; a list costs one small node per chunk, where
   // a deque would allocate a 512-byte block even for the one chunk of a small file.
   std::list<ChunkRef> chunks;
-  bool unchanged = false;  // chunks taken from a previous tree without reading the file
+  // The previously stored entry this one is known to equal, without reading anything: a file
+  // whose size and mtime match (its chunks are taken from there), a directory whose entries all
+  // match (its subtree is reused whole; its children are dropped), a symlink with the same
+  // target. Points into the parent's `previous` or at the caller's reuse entry.
+  const TreeEntry* same_as = nullptr;
+  std::unique_ptr<Tree> previous;  // a directory's previously stored tree, while it is needed
 };
+
+// Whether a scanned node equals `prev` in everything its parent's tree stores of it.
+bool SameEntry(const Node& node, const TreeEntry& prev) {
+  const TreeEntry& e = node.entry;
+  return node.same_as == &prev && e.name == prev.name && e.type == prev.type && e.mode == prev.mode &&
+         e.mtime_ns == prev.mtime_ns && e.size == prev.size;
+}
 
 // Reads a stream in windows of at least max_size and cuts it into chunks. The window is
 // allocated once and reused for every file (Reset), so a tree of small files does not
@@ -273,8 +285,7 @@ Status ScanEntry(RepositoryImpl* repo, const std::string& path, std::string name
       node->entry.size = info.size;
       if (reuse && reuse->type == EntryType::kFile && reuse->size == info.size && reuse->mtime_ns == info.mtime_ns &&
           env->NowMicros() * 1000 - info.mtime_ns > kRacyWindowNs) {
-        node->unchanged = true;
-        node->chunks.assign(reuse->chunks.begin(), reuse->chunks.end());
+        node->same_as = reuse;
         ++stats->unchanged_files;
         stats->unchanged_bytes += info.size;
         return Status::OK();
@@ -285,14 +296,16 @@ Status ScanEntry(RepositoryImpl* repo, const std::string& path, std::string name
       node->entry.type = EntryType::kSymlink;
       STRATA_ASSIGN_OR_RETURN(node->entry.target, env->ReadLink(path));
       if (node->entry.target.size() > 65535) return Status::InvalidArgument(fmt::format("symlink '{}' target too long", path));
+      if (reuse && reuse->type == EntryType::kSymlink && reuse->target == node->entry.target) node->same_as = reuse;
       return Status::OK();
     }
     case FileType::kDirectory: {
       node->entry.type = EntryType::kDirectory;
-      Tree previous;
+      node->previous = std::make_unique<Tree>();
+      const Tree& previous = *node->previous;
       if (reuse && reuse->type == EntryType::kDirectory) {
         auto tree = repo->ReadTree(reuse->subtree);
-        if (tree.ok()) previous = std::move(*tree);  // unreadable: everything is read afresh
+        if (tree.ok()) *node->previous = std::move(*tree);  // unreadable: everything is read afresh
       }
       STRATA_ASSIGN_OR_RETURN(auto entries, env->ListDirInfo(path));
       std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -309,6 +322,19 @@ Status ScanEntry(RepositoryImpl* repo, const std::string& path, std::string name
         }
         STRATA_RETURN_IF_ERROR(ScanEntry(repo, child_path, n, st, previous.Find(n), child.get(), total, stats));
         node->children.push_back(std::move(child));
+      }
+      // Every entry as stored before, none added or removed: the stored tree is this
+      // directory's tree, and is not built, serialized and hashed again.
+      bool same = reuse && !previous.entries.empty() && previous.entries.size() == node->children.size();
+      for (size_t i = 0; same && i < node->children.size(); ++i) {
+        same = SameEntry(*node->children[i], previous.entries[i]);
+      }
+      if (same) {
+        node->same_as = reuse;
+        node->entry.subtree = reuse->subtree;
+        node->entry.size = reuse->size;
+        node->children.clear();
+        node->previous.reset();
       }
       return Status::OK();
     }
@@ -327,7 +353,7 @@ Status Scan(RepositoryImpl* repo, const std::string& path, std::string name, con
 
 // Lists the regular files below `node`, in tree order.
 void CollectFiles(Node* node, std::vector<Node*>* files) {
-  if (node->entry.type == EntryType::kFile && !node->unchanged) files->push_back(node);
+  if (node->entry.type == EntryType::kFile && !node->same_as) files->push_back(node);
   for (auto& c : node->children) CollectFiles(c.get(), files);
 }
 
@@ -383,16 +409,26 @@ Status ReadContents(Env* env, const Chunker& chunker, const std::vector<Node*>& 
   return first_error;
 }
 
-// After all chunks are hashed: turns each directory into a stored tree, bottom-up.
+// Sets a file node's chunks in its entry: those read, or those of the entry it equals.
+void FinishFile(Node* node) {
+  if (node->same_as) {
+    node->entry.chunks = node->same_as->chunks;
+  } else {
+    node->entry.chunks.assign(node->chunks.begin(), node->chunks.end());
+  }
+}
+
+// After all chunks are hashed: turns each directory into a stored tree, bottom-up. A directory
+// equal to its stored tree (same_as) already has its subtree.
 ObjectId StoreTree(Node* node, PutSession* session) {
   Tree tree;
   uint64_t total = 0;
   for (auto& c : node->children) {
     TreeEntry& e = c->entry;
     if (e.type == EntryType::kDirectory) {
-      e.subtree = StoreTree(c.get(), session);
+      if (!c->same_as) e.subtree = StoreTree(c.get(), session);
     } else if (e.type == EntryType::kFile) {
-      e.chunks.assign(c->chunks.begin(), c->chunks.end());
+      FinishFile(c.get());
     }
     total += e.size;
     tree.entries.push_back(std::move(e));
@@ -467,9 +503,9 @@ class Batch : public WriteBatch {
     // Chunk ids are filled in by the workers; trees need them all.
     STRATA_RETURN_IF_ERROR(session_.Wait());
     if (root->entry.type == EntryType::kDirectory) {
-      root->entry.subtree = StoreTree(root, &session_);
+      if (!root->same_as) root->entry.subtree = StoreTree(root, &session_);
     } else if (root->entry.type == EntryType::kFile) {
-      root->entry.chunks.assign(root->chunks.begin(), root->chunks.end());
+      FinishFile(root);
     }
     return session_.status();
   }

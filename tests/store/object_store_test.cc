@@ -92,6 +92,37 @@ TEST_F(ObjectStoreTest, UnchangedFilesAreNotReadAgain) {
   EXPECT_EQ((*reader)->size(), 300001u);
 }
 
+TEST_F(ObjectStoreTest, UnchangedDirectoriesAreReusedWholeAndGiveTheSameTree) {
+  WriteFile(src_ + "/a/b/c/h", RandomBytes(7, 5000));
+  WriteFile(src_ + "/a/x", RandomBytes(8, 6000));
+  WriteFile(src_ + "/other/y", RandomBytes(9, 7000));
+  ASSERT_EQ(symlink("../f0", (src_ + "/a/link").c_str()), 0);
+  AgeTree();
+  PutStats first, second, third, fresh_stats;
+  store::TreeEntry a = PutDir(nullptr, &first);
+  EXPECT_EQ(first.dirs, 6u);  // root, sub, a, a/b, a/b/c, other
+  store::TreeEntry b = PutDir(&a, &second);
+  EXPECT_EQ(b.subtree, a.subtree);
+  EXPECT_EQ(second.dirs, 0u) << "nothing changed: no tree is built again";
+  EXPECT_EQ(second.unchanged_files, 9u);
+
+  WriteFile(src_ + "/a/b/c/h", RandomBytes(10, 5001));  // one change, three levels down
+  fs::remove(src_ + "/other/y");                        // a removal
+  WriteFile(src_ + "/other/z", RandomBytes(11, 10));    // an addition
+  AgeTree();
+  store::TreeEntry c = PutDir(&b, &third);
+  EXPECT_EQ(third.dirs, 5u) << "root, a, a/b, a/b/c and other are built; sub is reused";
+  EXPECT_EQ(third.bytes, 5011u);
+  // Exactly the tree a put from scratch makes.
+  store::TreeEntry fresh = PutDir(nullptr, &fresh_stats);
+  EXPECT_EQ(c.subtree, fresh.subtree);
+  EXPECT_EQ(c.size, fresh.size);
+  for (const char* path : {"sub/g", "a/x", "a/b/c/h", "other/z"}) {
+    auto reader = repo_->OpenFile(c.subtree, path);
+    EXPECT_TRUE(reader.ok()) << path;
+  }
+}
+
 TEST_F(ObjectStoreTest, RecentlyModifiedFilesAreReadAgain) {
   PutStats first, second;
   store::TreeEntry a = PutDir(nullptr, &first);
