@@ -11,9 +11,12 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <ctime>
 #include <deque>
+#include <functional>
 #include <list>
+#include <mutex>
 #include <thread>
 #include <unordered_set>
 
@@ -268,12 +271,94 @@ class StreamChunker {
 // tick, so its size and mtime prove nothing (git's "racy" entries): it is read again.
 constexpr int64_t kRacyWindowNs = 2'000'000'000;
 
+// What the directories of one scan share: the repository, and helper threads that scan
+// subdirectories beside the caller. A rescan of many small files is mostly stat calls, which
+// cost the kernel's path lookups on a warm cache and the disk's latency on a cold one; git
+// spreads its index refresh over threads too (core.preloadIndex). A subdirectory goes to a
+// helper only when one is free (reserved first), so a directory waiting for its subdirectories
+// never waits on a task that no thread will run; otherwise the caller scans it itself.
+class ScanContext {
+ public:
+  ScanContext(RepositoryImpl* repo, size_t helpers) : repo_(repo), free_(static_cast<int>(helpers)), helpers_(helpers) {}
+  RepositoryImpl* repo() const { return repo_; }
+
+  // Runs `task` on a free helper and returns true, or returns false when none is free.
+  bool TryRun(std::function<void()> task) {
+    int free = free_.load();
+    do {
+      if (free <= 0) return false;
+    } while (!free_.compare_exchange_weak(free, free - 1));
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!pool_) pool_ = std::make_unique<ThreadPool>(helpers_, helpers_);  // started by the first subdirectory
+    }
+    pool_->Submit([this, task = std::move(task)] {
+      task();
+      free_.fetch_add(1);
+    });
+    return true;
+  }
+
+ private:
+  RepositoryImpl* repo_;
+  std::atomic<int> free_;
+  size_t helpers_;
+  std::mutex mu_;
+  std::unique_ptr<ThreadPool> pool_;
+};
+
+// Subdirectory scans handed to helpers by one directory, each with its own totals; the
+// directory waits for them (Join) before it compares itself with the stored tree.
+class ScanGroup {
+ public:
+  struct Part {
+    uint64_t total = 0;
+    PutStats stats;
+    Status status;
+  };
+  ~ScanGroup() { Join(); }
+  Part* Add() {
+    std::lock_guard<std::mutex> l(mu_);
+    ++pending_;
+    return &parts_.emplace_back();
+  }
+  void Done() {
+    std::lock_guard<std::mutex> l(mu_);
+    if (--pending_ == 0) done_.notify_all();
+  }
+  void Cancel() { Done(); }  // an Add whose task did not start
+  void Join() {
+    std::unique_lock<std::mutex> l(mu_);
+    done_.wait(l, [&] { return pending_ == 0; });
+  }
+  // Adds the parts' totals to the directory's; the first error of a part, if any.
+  Status Merge(uint64_t* total, PutStats* stats) {
+    Join();
+    Status first;
+    for (auto& p : parts_) {
+      if (!p.status.ok() && first.ok()) first = p.status;
+      *total += p.total;
+      stats->unchanged_files += p.stats.unchanged_files;
+      stats->unchanged_bytes += p.stats.unchanged_bytes;
+      for (auto& s : p.stats.skipped) stats->skipped.push_back(std::move(s));
+    }
+    return first;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable done_;
+  size_t pending_ = 0;
+  std::deque<Part> parts_;  // stable addresses
+};
+
 // Builds the in-memory tree of `path` (stat only; contents are read later). `info` is the
 // path's lstat: each entry is stat'ed once, when its parent is listed (a rescan of small files
 // is mostly stat calls). `reuse`, when given, is the entry previously stored from the same path:
 // files whose size and mtime match it take its chunks and are not read.
-Status ScanEntry(RepositoryImpl* repo, const std::string& path, std::string name, const FileInfo& info,
+Status ScanEntry(ScanContext* ctx, const std::string& path, std::string name, const FileInfo& info,
                  const TreeEntry* reuse, Node* node, uint64_t* total, PutStats* stats) {
+  RepositoryImpl* repo = ctx->repo();
   Env* env = repo->options_.env;
   node->source = path;
   node->entry.name = std::move(name);
@@ -309,20 +394,35 @@ Status ScanEntry(RepositoryImpl* repo, const std::string& path, std::string name
       }
       STRATA_ASSIGN_OR_RETURN(auto entries, env->ListDirInfo(path));
       std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      ScanGroup helped;
+      Status failed;
       for (auto& [n, st] : entries) {
         if (!ValidEntryName(n)) {
           stats->skipped.push_back(JoinPath(path, n) + " (invalid name)");
           continue;
         }
-        auto child = std::make_unique<Node>();
         std::string child_path = JoinPath(path, n);
         if (st.type == FileType::kOther) {
           stats->skipped.push_back(child_path + " (special file)");
           continue;
         }
-        STRATA_RETURN_IF_ERROR(ScanEntry(repo, child_path, n, st, previous.Find(n), child.get(), total, stats));
-        node->children.push_back(std::move(child));
+        Node* child = node->children.emplace_back(std::make_unique<Node>()).get();
+        const TreeEntry* child_reuse = previous.Find(n);
+        if (st.type == FileType::kDirectory) {
+          ScanGroup::Part* part = helped.Add();
+          bool handed = ctx->TryRun([ctx, child_path, n = n, st = st, child_reuse, child, part, &helped] {
+            part->status = ScanEntry(ctx, child_path, n, st, child_reuse, child, &part->total, &part->stats);
+            helped.Done();
+          });
+          if (handed) continue;
+          helped.Cancel();
+        }
+        failed = ScanEntry(ctx, child_path, n, st, child_reuse, child, total, stats);
+        if (!failed.ok()) break;
       }
+      Status merged = helped.Merge(total, stats);
+      STRATA_RETURN_IF_ERROR(failed);
+      STRATA_RETURN_IF_ERROR(merged);
       // Every entry as stored before, none added or removed: the stored tree is this
       // directory's tree, and is not built, serialized and hashed again.
       bool same = reuse && !previous.entries.empty() && previous.entries.size() == node->children.size();
@@ -344,11 +444,20 @@ Status ScanEntry(RepositoryImpl* repo, const std::string& path, std::string name
   return Status::OK();
 }
 
-// ScanEntry of a path not yet stat'ed.
+// ScanEntry of a path not yet stat'ed, with as many helpers as the put has readers (cold
+// caches wait on the disk). Entries skipped are listed in path order.
 Status Scan(RepositoryImpl* repo, const std::string& path, std::string name, const TreeEntry* reuse, Node* node,
             uint64_t* total, PutStats* stats) {
   STRATA_ASSIGN_OR_RETURN(FileInfo info, repo->options_.env->Stat(path));
-  return ScanEntry(repo, path, std::move(name), info, reuse, node, total, stats);
+  size_t skipped = stats->skipped.size();
+  Status s;
+  {
+    size_t threads = repo->options_.threads ? repo->options_.threads : std::max(1u, std::thread::hardware_concurrency());
+    ScanContext ctx(repo, 2 * threads - 1);
+    s = ScanEntry(&ctx, path, std::move(name), info, reuse, node, total, stats);
+  }
+  std::sort(stats->skipped.begin() + skipped, stats->skipped.end());
+  return s;
 }
 
 // Lists the regular files below `node`, in tree order.

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -120,6 +121,32 @@ TEST_F(ObjectStoreTest, UnchangedDirectoriesAreReusedWholeAndGiveTheSameTree) {
   for (const char* path : {"sub/g", "a/x", "a/b/c/h", "other/z"}) {
     auto reader = repo_->OpenFile(c.subtree, path);
     EXPECT_TRUE(reader.ok()) << path;
+  }
+}
+
+TEST_F(ObjectStoreTest, SubdirectoriesScannedSideBySideGiveTheSameTreeAndSkips) {
+  // Enough directories for the scan's helpers to take some: the tree and the list of skipped
+  // entries must not depend on which thread scanned what.
+  for (int d = 0; d < 40; ++d) {
+    std::string dir = src_ + "/d" + std::to_string(d);
+    for (int f = 0; f < 3; ++f) WriteFile(dir + "/e" + std::to_string(f) + "/f", RandomBytes(d * 10 + f, 100));
+    ASSERT_EQ(mkfifo((dir + "/pipe").c_str(), 0644), 0);
+  }
+  AgeTree();
+  std::vector<std::string> first_skipped;
+  ObjectId first_tree;
+  for (int round = 0; round < 5; ++round) {
+    PutStats st;
+    store::TreeEntry e = PutDir(nullptr, &st);
+    ASSERT_EQ(st.skipped.size(), 40u);
+    EXPECT_TRUE(std::is_sorted(st.skipped.begin(), st.skipped.end()));
+    EXPECT_EQ(st.files, 126u);
+    if (round == 0) {
+      first_skipped = st.skipped;
+      first_tree = e.subtree;
+    }
+    EXPECT_EQ(st.skipped, first_skipped);
+    EXPECT_EQ(e.subtree, first_tree);
   }
 }
 
