@@ -75,7 +75,9 @@ class RedundantWriter : public ObjectWriter {
     return Status::OK();
   }
   // Packs only, which are always durable.
-  Status Commit(Durability) override { return backend_->WritePlaced(name_, buf_, 0); }
+  Status Commit(Durability) override {
+    return backend_->WritePlaced(name_, std::make_shared<const std::string>(std::move(buf_)), 0);
+  }
   uint64_t size() const override { return buf_.size(); }
 
  private:
@@ -344,8 +346,8 @@ Status RedundantBackend::CheckAnswering(const std::string& volume) {
     silent_until_.erase(it);  // try it again
     return Status::OK();
   }
-  return Status::IOError(fmt::format("volume {} did not answer a read within {:.1f} s; this process skips it for {} s",
-                                     volume, read_deadline_.count() / 1000.0, kSilentPeriod.count()));
+  return Status::IOError(fmt::format("volume {} did not answer in time; this process skips it for up to {} s", volume,
+                                     kSilentPeriod.count()));
 }
 
 // The read (open, header, the blocks the range touches, their checksums) runs on `reads_`, in
@@ -643,7 +645,7 @@ Result<std::vector<std::string>> RedundantBackend::ChooseVolumes(const VolumeLay
   std::vector<const VolumeConfig*> candidates;
   for (const auto& v : layout.volumes) {
     if (v.draining || avoid.count(v.id) || std::find(keep.begin(), keep.end(), v.id) != keep.end()) continue;
-    if (!VolumeOnline(v)) continue;
+    if (!CheckAnswering(v.id).ok() || !VolumeOnline(v)) continue;  // a hanging volume is not asked again
     candidates.push_back(&v);
   }
   std::vector<std::string> out;
@@ -677,38 +679,64 @@ Result<std::vector<std::string>> RedundantBackend::ChooseVolumes(const VolumeLay
   return out;
 }
 
+// The write (marker check, temporary file, sync, rename, directory sync) runs on `writes_`, in
+// state of its own that holds the bytes: a volume that hangs keeps a runner thread, not the
+// caller, which gets an I/O error after the deadline and places the fragment elsewhere. If the
+// stuck write completes later, its fragment is one no placement names (repair removes it).
 Status RedundantBackend::WriteFragment(const VolumeConfig& v, const std::string& file, const FragmentHeader& h,
-                                       std::string_view body) {
+                                       std::shared_ptr<const std::string> owner, std::string_view body) {
   static std::atomic<uint64_t> counter{0};
-  if (!VolumeOnline(v)) {
-    return Status::IOError(fmt::format("volume {} ({}) is offline: no volume marker", v.id, v.path), true);
-  }
-  std::string tmp = JoinPath(v.path, fmt::format("tmp/{}-{}-{}", file, getpid(), counter.fetch_add(1)));
-  std::string final_path = FragmentPath(v, file);
-  Status s = [&]() -> Status {
-    STRATA_ASSIGN_OR_RETURN(auto out, env_->NewStreamingFile(tmp));
-    std::string header = SerializeFragmentHeader(h);
-    STRATA_RETURN_IF_ERROR(out->Append(Bytes(header)));
-    STRATA_RETURN_IF_ERROR(out->Append(Bytes(body)));
-    STRATA_RETURN_IF_ERROR(out->Sync());
-    STRATA_RETURN_IF_ERROR(out->Close());
-    std::string dir(Dirname(final_path));
-    if (!env_->FileExists(dir)) {
-      STRATA_RETURN_IF_ERROR(env_->CreateDir(dir));
-      STRATA_RETURN_IF_ERROR(env_->SyncDir(std::string(Dirname(dir))));
+  auto context = [&](const Status& s) { return s.WithContext(fmt::format("writing fragment {} on volume {}", file, v.id)); };
+  if (Status s = CheckAnswering(v.id); !s.ok()) return context(s);
+  struct Io {
+    Env* env;
+    std::string marker, tmp, final_path, header;
+    std::shared_ptr<const std::string> owner;  // keeps `body` alive
+    std::string_view body;
+    Status status;
+  };
+  auto io = std::make_shared<Io>(Io{env_, JoinPath(v.path, kMarker),
+                                    JoinPath(v.path, fmt::format("tmp/{}-{}-{}", file, getpid(), counter.fetch_add(1))),
+                                    FragmentPath(v, file), SerializeFragmentHeader(h), std::move(owner), body,
+                                    Status::OK()});
+  bool answered = writes_.Run([io] {
+    Env* env = io->env;
+    if (!env->FileExists(io->marker)) {
+      io->status = Status::IOError("the volume is offline: no volume marker", true);
+      return;
     }
-    STRATA_RETURN_IF_ERROR(env_->RenameFile(tmp, final_path));
-    ForgetFragment(final_path);
-    return env_->SyncDir(dir);
-  }();
-  if (!s.ok()) {
-    (void)env_->DeleteFile(tmp);
-    return s.WithContext(fmt::format("writing fragment {} on volume {}", file, v.id));
+    io->status = [&]() -> Status {
+      STRATA_ASSIGN_OR_RETURN(auto out, env->NewStreamingFile(io->tmp));
+      STRATA_RETURN_IF_ERROR(out->Append(Bytes(io->header)));
+      STRATA_RETURN_IF_ERROR(out->Append(Bytes(io->body)));
+      STRATA_RETURN_IF_ERROR(out->Sync());
+      STRATA_RETURN_IF_ERROR(out->Close());
+      std::string dir(Dirname(io->final_path));
+      if (!env->FileExists(dir)) {
+        STRATA_RETURN_IF_ERROR(env->CreateDir(dir));
+        STRATA_RETURN_IF_ERROR(env->SyncDir(std::string(Dirname(dir))));
+      }
+      STRATA_RETURN_IF_ERROR(env->RenameFile(io->tmp, io->final_path));
+      return env->SyncDir(dir);
+    }();
+    if (!io->status.ok()) (void)env->DeleteFile(io->tmp);
+  }, write_deadline_);
+  if (!answered) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      silent_until_[v.id] = std::chrono::steady_clock::now() + kSilentPeriod;
+    }
+    return context(Status::IOError(fmt::format("no answer within {:.1f} s (the volume hangs?)",
+                                               write_deadline_.count() / 1000.0)));
   }
-  return s;
+  ForgetFragment(io->final_path);
+  if (!io->status.ok()) return context(io->status);
+  return Status::OK();
 }
 
-Status RedundantBackend::WritePlaced(const std::string& pack, std::string_view bytes, uint32_t generation) {
+Status RedundantBackend::WritePlaced(const std::string& pack, std::shared_ptr<const std::string> pack_bytes,
+                                     uint32_t generation) {
+  std::string_view bytes = *pack_bytes;
   if (bytes.empty()) return Status::InvalidArgument("an empty pack cannot be placed");
   VolumeLayout layout = this->layout();
   const RedundancyPolicy& policy = layout.PolicyFor(pack);
@@ -723,10 +751,16 @@ Status RedundantBackend::WritePlaced(const std::string& pack, std::string_view b
   p.body_size = FragmentBodySize(p.scheme, p.k, p.pack_size);
   const int width = shape.k + shape.m;
 
-  // Bodies: views into the pack where whole, padded copies and parity otherwise.
+  // Bodies: views into the pack where whole, padded copies and parity otherwise; `owners`
+  // keep each one's bytes alive for a write that outlives this call (WriteFragment).
   std::vector<std::string_view> bodies(width);
-  std::vector<std::string> owned;
-  owned.reserve(width);
+  std::vector<std::shared_ptr<const std::string>> owners(width, pack_bytes);
+  auto own = [&](int i, uint64_t size) {
+    auto s = std::make_shared<std::string>(size, '\0');
+    owners[i] = s;
+    bodies[i] = *s;
+    return reinterpret_cast<uint8_t*>(s->data());
+  };
   if (p.scheme == Scheme::kReplica) {
     for (auto& b : bodies) b = bytes;
   } else {
@@ -737,19 +771,13 @@ Status RedundantBackend::WritePlaced(const std::string& pack, std::string_view b
       if (avail == f) {
         bodies[i] = bytes.substr(start, f);
       } else {
-        owned.emplace_back(f, '\0');
-        std::memcpy(owned.back().data(), bytes.data() + start, avail);
-        bodies[i] = owned.back();
+        std::memcpy(own(i, f), bytes.data() + start, avail);
       }
     }
     std::vector<const uint8_t*> data(p.k);
     std::vector<uint8_t*> parity(p.m);
     for (int i = 0; i < p.k; ++i) data[i] = reinterpret_cast<const uint8_t*>(bodies[i].data());
-    for (int i = 0; i < p.m; ++i) {
-      owned.emplace_back(f, '\0');
-      parity[i] = reinterpret_cast<uint8_t*>(owned.back().data());
-      bodies[p.k + i] = owned.back();
-    }
+    for (int i = 0; i < p.m; ++i) parity[i] = own(p.k + i, f);
     ErasureCode(p.k, p.m).Encode(data.data(), parity.data(), f);
   }
 
@@ -778,7 +806,7 @@ Status RedundantBackend::WritePlaced(const std::string& pack, std::string_view b
         vid = chosen[i];
       }
       const VolumeConfig* v = layout.Find(vid);
-      Status s = WriteFragment(*v, file, h, bodies[i]);
+      Status s = WriteFragment(*v, file, h, owners[i], bodies[i]);
       if (s.ok()) return;
       NoteWriteError(vid, s);
       std::lock_guard<std::mutex> l(choose_mu);
@@ -1018,7 +1046,7 @@ Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
     if (!has_placement && !spread(name)) continue;
     if (!has_placement) {
       auto bytes = primary_->Get(ObjectType::kPack, name);
-      Status s = bytes.ok() ? WritePlaced(name, *bytes, 0) : bytes.status();
+      Status s = bytes.ok() ? WritePlaced(name, std::make_shared<const std::string>(*bytes), 0) : bytes.status();
       if (!s.ok()) {
         report.errors.push_back(s.WithContext(fmt::format("spreading pack {}", name)).message());
         continue;
@@ -1043,8 +1071,8 @@ Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
     ++report.packs_checked;
 
     if (spread(name) && !(Shape{p.scheme, p.k, p.m} == ShapeFor(layout.PolicyFor(name), p.pack_size))) {
-      std::string bytes(p.pack_size, '\0');
-      Status s = ReadPlaced(p, 0, bytes.size(), reinterpret_cast<uint8_t*>(bytes.data()));
+      auto bytes = std::make_shared<std::string>(p.pack_size, '\0');
+      Status s = ReadPlaced(p, 0, bytes->size(), reinterpret_cast<uint8_t*>(bytes->data()));
       if (s.ok()) s = WritePlaced(name, bytes, p.generation + 1);
       if (!s.ok()) {
         if (s.code() == StatusCode::kCorruption) report.unreadable[name] = {};
@@ -1141,6 +1169,7 @@ Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
         target = cur->id;
       }
       FragmentHeader h = MakeHeader(p, i, bodies[i]);
+      auto body = std::make_shared<const std::string>(std::move(bodies[i]));
       std::string file = FragmentFileName(name, p.generation, i);
       while (true) {
         if (target.empty()) {
@@ -1159,7 +1188,7 @@ Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
           }
           target = (*choice)[0];
         }
-        Status w = WriteFragment(*layout.Find(target), file, h, bodies[i]);
+        Status w = WriteFragment(*layout.Find(target), file, h, body, *body);
         if (w.ok()) break;
         NoteWriteError(target, w);
         avoid.insert(target);
@@ -1167,7 +1196,7 @@ Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
       }
       if (pack_failed) break;
       next.volumes[i] = target;
-      report.bytes_written += h.encoded_size() + bodies[i].size();
+      report.bytes_written += h.encoded_size() + body->size();
       if (is_move) ++report.fragments_moved;
       else ++report.fragments_rebuilt;
     }

@@ -117,18 +117,24 @@ class RedundantBackend : public Backend {
   Result<size_t> PlacementsOn(const std::string& id);
 
   // Writes a pack as fragments under the current policy and records its placement (the commit
-  // step of a pack writer; also used to spread local packs).
-  Status WritePlaced(const std::string& pack, std::string_view bytes, uint32_t generation);
+  // step of a pack writer; also used to spread local packs). Shared: a fragment write that
+  // misses its deadline may still be using the bytes after this returns.
+  Status WritePlaced(const std::string& pack, std::shared_ptr<const std::string> bytes, uint32_t generation);
 
   struct Counters {
     uint64_t degraded_reads = 0, read_errors = 0, write_errors = 0;
   };
 
-  // A fragment read that takes longer than this fails over to the other fragments, and its
-  // volume is skipped by this process's reads for kSilentPeriod (then tried again).
+  // A fragment read that takes longer than kReadDeadline fails over to the other fragments; a
+  // fragment write that takes longer than kWriteDeadline (a fragment is at most a pack: 32 MiB
+  // by default) is placed on another volume. Either way the volume is skipped by this
+  // process's reads and writes for kSilentPeriod (then tried again); a write also avoids it for
+  // the rest of the process, as after a failed write.
   static constexpr std::chrono::milliseconds kReadDeadline{10'000};
+  static constexpr std::chrono::milliseconds kWriteDeadline{30'000};
   static constexpr std::chrono::seconds kSilentPeriod{60};
   void SetReadDeadlineForTesting(std::chrono::milliseconds deadline) { read_deadline_ = deadline; }
+  void SetWriteDeadlineForTesting(std::chrono::milliseconds deadline) { write_deadline_ = deadline; }
 
  private:
   struct FragmentFile;
@@ -152,7 +158,7 @@ class RedundantBackend : public Backend {
   // arguments, so that it can run where a deadline may abandon it.
   static Result<std::shared_ptr<FragmentFile>> LoadFragmentFile(Env* env, const std::string& path, const Placement& p,
                                                                 int index);
-  // kIOError while `volume` is in its silent period after a missed deadline.
+  // kIOError while `volume` is in its silent period after a missed read or write deadline.
   Status CheckAnswering(const std::string& volume);
   void ForgetFragment(const std::string& path);
   // Reads body bytes [off, off+n) of fragment `index`, checking every block it touches.
@@ -166,8 +172,9 @@ class RedundantBackend : public Backend {
   Result<std::vector<std::string>> ChooseVolumes(const VolumeLayout& layout, const std::string& pack, int count,
                                                  const std::vector<std::string>& keep,
                                                  const std::set<std::string>& avoid);
+  // `body` points into `*owner`.
   Status WriteFragment(const VolumeConfig& v, const std::string& file, const FragmentHeader& h,
-                       std::string_view body);
+                       std::shared_ptr<const std::string> owner, std::string_view body);
   // Checks one fragment: present, header matches, and (deep) every block's checksum. Returns
   // an empty string when good, else the problem.
   std::string CheckFragment(const VolumeLayout& layout, const Placement& p, int index, bool deep, uint64_t* bytes);
@@ -187,9 +194,11 @@ class RedundantBackend : public Backend {
   std::map<std::string, Counters> counters_;  // per volume, this process
   std::set<std::string> warned_;
   std::set<std::string> failed_writes_;  // volumes that failed a write: avoided by this process
-  std::map<std::string, std::chrono::steady_clock::time_point> silent_until_;  // missed a read deadline
+  std::map<std::string, std::chrono::steady_clock::time_point> silent_until_;  // missed a deadline
   std::chrono::milliseconds read_deadline_ = kReadDeadline;
-  DeadlineRunner reads_{8};  // fragment reads, each waited for at most read_deadline_
+  std::chrono::milliseconds write_deadline_ = kWriteDeadline;
+  DeadlineRunner reads_{8};    // fragment reads, each waited for at most read_deadline_
+  DeadlineRunner writes_{16};  // fragment writes, each waited for at most write_deadline_
 };
 
 }  // namespace strata::volume

@@ -414,6 +414,54 @@ TEST_F(RedundantBackendTest, WritesAvoidAFailingVolumeOrRefuseBelowPolicy) {
   backend_.reset();
 }
 
+// Fragment files created on one volume block until released: a disk that hangs on writes.
+class HangingWritesEnv : public EnvWrapper {
+ public:
+  HangingWritesEnv(Env* target, std::string filter) : EnvWrapper(target), filter_(std::move(filter)) {}
+  Result<std::unique_ptr<WritableFile>> NewStreamingFile(const std::string& p) override {
+    if (p.find(filter_) != std::string::npos) {
+      std::unique_lock<std::mutex> l(mu_);
+      ++hung_;
+      cv_.wait(l, [&] { return released_; });
+    }
+    return target()->NewStreamingFile(p);
+  }
+  void Release() {
+    std::lock_guard<std::mutex> l(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  int hung() {
+    std::lock_guard<std::mutex> l(mu_);
+    return hung_;
+  }
+
+ private:
+  std::string filter_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+  int hung_ = 0;
+};
+
+TEST_F(RedundantBackendTest, AWriteToAVolumeThatHangsGoesElsewhereAfterTheDeadline) {
+  HangingWritesEnv hanging(Env::Default(), "/vol3/");
+  Build(7, "rs:4+2", &hanging);
+  backend_->SetWriteDeadlineForTesting(std::chrono::milliseconds(300));
+  auto start = std::chrono::steady_clock::now();
+  WritePacks();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // One write waited out the deadline; later ones avoided the volume at once.
+  EXPECT_EQ(hanging.hung(), 1);
+  EXPECT_LT(seconds, 10.0);
+  ExpectAllReadable("volume 3 hangs on writes");
+  auto st = backend_->GetStatus();
+  ASSERT_TRUE(st.ok());
+  EXPECT_GT(st->volumes[2].write_errors, 0u);
+  hanging.Release();  // the stuck write finishes; nothing names its fragment
+  backend_.reset();
+}
+
 TEST_F(RedundantBackendTest, PlacementSpreadsOverRacksFirst) {
   // Nine volumes in three racks of three hosts: a 4+2 pack puts two fragments in each rack.
   backend_.reset();
