@@ -72,18 +72,20 @@ class RedundantWriter : public ObjectWriter {
   RedundantWriter(RedundantBackend* backend, std::string name) : backend_(backend), name_(std::move(name)) {}
   Status Append(std::span<const uint8_t> data) override {
     buf_.append(reinterpret_cast<const char*>(data.data()), data.size());
+    size_ += data.size();
     return Status::OK();
   }
   // Packs only, which are always durable.
   Status Commit(Durability) override {
     return backend_->WritePlaced(name_, std::make_shared<const std::string>(std::move(buf_)), 0);
   }
-  uint64_t size() const override { return buf_.size(); }
+  uint64_t size() const override { return size_; }
 
  private:
   RedundantBackend* backend_;
   std::string name_;
   std::string buf_;
+  uint64_t size_ = 0;
 };
 
 }  // namespace
