@@ -47,6 +47,7 @@ class PutSession {
   ~PutSession() {
     failed_ = true;
     pool_.Wait();
+    sealers_.Wait();
   }
 
   size_t threads() const { return threads_; }
@@ -97,11 +98,14 @@ class PutSession {
   // Waits, commits the open packs, then the index files that list every pack of the session.
   // The session's objects are durable and indexed when it returns OK.
   Status Commit() {
-    STRATA_RETURN_IF_ERROR(Wait());
-    for (auto& w : idle_writers_) {
-      if (w->count() > 0) SealPack(std::move(w));
+    Status waited = Wait();
+    if (waited.ok()) {
+      for (auto& w : idle_writers_) {
+        if (w->count() > 0) SealPack(std::move(w));
+      }
     }
     idle_writers_.clear();
+    sealers_.Wait();
     STRATA_RETURN_IF_ERROR(status());
     if (sealed_.empty()) return Status::OK();
     STRATA_RETURN_IF_ERROR(repo_->WriteIndexFiles(sealed_));
@@ -176,12 +180,19 @@ class PutSession {
     return std::make_unique<PackWriter>(&repo_->aead_, name, std::move(*out));
   }
 
+  // Hands a full pack to the sealers (trailer, then fsync and rename, or the fragments of its
+  // volumes), so that the worker goes on hashing and sealing objects meanwhile; Commit waits
+  // for them. Submit blocks while two packs already wait, which bounds the memory in flight.
   void SealPack(std::unique_ptr<PackWriter> writer) {
-    Status s = writer->Finish();
-    if (!s.ok()) return Fail(s.WithContext("committing pack " + writer->name()));
-    std::lock_guard<std::mutex> l(mu_);
-    stats_.stored_bytes += writer->size();
-    sealed_.push_back({writer->name(), writer->entries()});
+    std::shared_ptr<PackWriter> w(std::move(writer));
+    sealers_.Submit([this, w] {
+      if (failed_.load(std::memory_order_relaxed)) return;
+      Status s = w->Finish();
+      if (!s.ok()) return Fail(s.WithContext("committing pack " + w->name()));
+      std::lock_guard<std::mutex> l(mu_);
+      stats_.stored_bytes += w->size();
+      sealed_.push_back({w->name(), w->entries()});
+    });
   }
 
   RepositoryImpl* repo_;
@@ -196,6 +207,7 @@ class PutSession {
   PutStats stats_;
   std::mutex buffers_mu_;
   std::vector<std::string> buffers_;
+  ThreadPool sealers_{2, 2};  // last: its tasks use the members above
 };
 
 // A node of the tree being put, kept until all its chunks are hashed.
