@@ -328,17 +328,19 @@ class FailingReadsEnv : public EnvWrapper {
   std::string filter_;
 };
 
-// Reads of one volume's files block until released: a disk that hangs.
-class HangingReadsEnv : public EnvWrapper {
+// Opens of one volume's files, for reading or for writing, block until released: a disk that
+// hangs.
+class HangingEnv : public EnvWrapper {
  public:
-  HangingReadsEnv(Env* target, std::string filter) : EnvWrapper(target), filter_(std::move(filter)) {}
+  enum class Op { kRead, kWrite };
+  HangingEnv(Env* target, std::string filter, Op op) : EnvWrapper(target), filter_(std::move(filter)), op_(op) {}
   Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& p) override {
-    if (p.find(filter_) != std::string::npos) {
-      std::unique_lock<std::mutex> l(mu_);
-      ++hung_;
-      cv_.wait(l, [&] { return released_; });
-    }
+    if (op_ == Op::kRead) MaybeHang(p);
     return target()->NewRandomAccessFile(p);
+  }
+  Result<std::unique_ptr<WritableFile>> NewStreamingFile(const std::string& p) override {
+    if (op_ == Op::kWrite) MaybeHang(p);
+    return target()->NewStreamingFile(p);
   }
   void Release() {
     std::lock_guard<std::mutex> l(mu_);
@@ -351,7 +353,14 @@ class HangingReadsEnv : public EnvWrapper {
   }
 
  private:
+  void MaybeHang(const std::string& p) {
+    if (p.find(filter_) == std::string::npos) return;
+    std::unique_lock<std::mutex> l(mu_);
+    ++hung_;
+    cv_.wait(l, [&] { return released_; });
+  }
   std::string filter_;
+  Op op_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool released_ = false;
@@ -360,7 +369,7 @@ class HangingReadsEnv : public EnvWrapper {
 
 TEST_F(RedundantBackendTest, AVolumeThatHangsIsSkippedAfterTheDeadline) {
   WritePacks();
-  HangingReadsEnv hanging(Env::Default(), "/vol2/");
+  HangingEnv hanging(Env::Default(), "/vol2/", HangingEnv::Op::kRead);
   Build(6, "rs:4+2", &hanging);
   backend_->SetReadDeadlineForTesting(std::chrono::milliseconds(300));
   auto start = std::chrono::steady_clock::now();
@@ -414,38 +423,8 @@ TEST_F(RedundantBackendTest, WritesAvoidAFailingVolumeOrRefuseBelowPolicy) {
   backend_.reset();
 }
 
-// Fragment files created on one volume block until released: a disk that hangs on writes.
-class HangingWritesEnv : public EnvWrapper {
- public:
-  HangingWritesEnv(Env* target, std::string filter) : EnvWrapper(target), filter_(std::move(filter)) {}
-  Result<std::unique_ptr<WritableFile>> NewStreamingFile(const std::string& p) override {
-    if (p.find(filter_) != std::string::npos) {
-      std::unique_lock<std::mutex> l(mu_);
-      ++hung_;
-      cv_.wait(l, [&] { return released_; });
-    }
-    return target()->NewStreamingFile(p);
-  }
-  void Release() {
-    std::lock_guard<std::mutex> l(mu_);
-    released_ = true;
-    cv_.notify_all();
-  }
-  int hung() {
-    std::lock_guard<std::mutex> l(mu_);
-    return hung_;
-  }
-
- private:
-  std::string filter_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool released_ = false;
-  int hung_ = 0;
-};
-
 TEST_F(RedundantBackendTest, AWriteToAVolumeThatHangsGoesElsewhereAfterTheDeadline) {
-  HangingWritesEnv hanging(Env::Default(), "/vol3/");
+  HangingEnv hanging(Env::Default(), "/vol3/", HangingEnv::Op::kWrite);
   Build(7, "rs:4+2", &hanging);
   backend_->SetWriteDeadlineForTesting(std::chrono::milliseconds(300));
   auto start = std::chrono::steady_clock::now();
