@@ -47,7 +47,7 @@ std::string Random(size_t n, uint64_t seed) {
 }
 
 // Seconds to put `src` into a new repository at `url`, spread over `volumes` directories under
-// `policy` when it is not empty. The source is read once first, so both runs find it cached.
+// `policy` when it is not empty. The source was just written, so every run finds it cached.
 double TimedRepositoryPut(const std::string& url, const std::string& src, const std::string& volumes_dir, int volumes,
                           const std::string& policy) {
   InitOptions init;

@@ -4,8 +4,12 @@
 
 namespace strata {
 
+size_t ThreadsOrCores(size_t threads) {
+  return threads ? threads : std::max(1u, std::thread::hardware_concurrency());
+}
+
 ThreadPool::ThreadPool(size_t threads, size_t max_queued) : max_queued_(std::max<size_t>(max_queued, 1)) {
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  threads = ThreadsOrCores(threads);
   workers_.reserve(threads);
   for (size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { Loop(); });
 }

@@ -12,6 +12,9 @@
 
 namespace strata {
 
+// `threads`, or one per hardware core when it is 0 (the meaning of 0 in every threads option).
+size_t ThreadsOrCores(size_t threads);
+
 class ThreadPool {
  public:
   // `threads` == 0 means one per hardware core. `max_queued` bounds tasks waiting to run.

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "base/logging.h"
+#include "base/thread_pool.h"
 #include "checkpoint/manifest.h"
 #include "checkpoint/runs_impl.h"
 #include "store/object_store.h"
@@ -174,7 +175,7 @@ class CheckpointerImpl : public Checkpointer {
     slot_mem_.resize(slots);
     slot_refs_.assign(slots, 0);
     for (size_t i = slots; i-- > 0;) free_slots_.push_back(i);
-    size_t workers = options_.threads ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
+    size_t workers = ThreadsOrCores(options_.threads);
     for (size_t w = 0; w < workers; ++w) workers_.emplace_back([this, w] { WorkerLoop(w); });
     committer_ = std::thread([this] { CommitterLoop(); });
   }

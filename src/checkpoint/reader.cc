@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "base/logging.h"
+#include "base/thread_pool.h"
 #include "checkpoint/manifest.h"
 #include "checkpoint/runs_impl.h"
 #include "strata/lake.h"
@@ -169,7 +170,7 @@ class ReaderImpl : public CheckpointReader {
         }
       }
     };
-    size_t n = std::min(items.size(), threads_ ? threads_ : std::max(1u, std::thread::hardware_concurrency()));
+    size_t n = std::min(items.size(), ThreadsOrCores(threads_));
     std::vector<std::thread> pool;
     for (size_t i = 1; i < n; ++i) pool.emplace_back(work);
     work();

@@ -40,7 +40,7 @@ class PutSession {
  public:
   PutSession(RepositoryImpl* repo, size_t threads)
       : repo_(repo),
-        threads_(threads ? threads : std::max(1u, std::thread::hardware_concurrency())),
+        threads_(ThreadsOrCores(threads)),
         pool_(threads_, /*max_queued=*/2 * std::max<size_t>(threads_, 2)) {}
   // A session dropped without Commit (a failed put, an abandoned batch) may still have chunks
   // queued: they are skipped, and the tasks finish before the members they use are destroyed.
@@ -464,8 +464,7 @@ Status Scan(RepositoryImpl* repo, const std::string& path, std::string name, con
   size_t skipped = stats->skipped.size();
   Status s;
   {
-    size_t threads = repo->options_.threads ? repo->options_.threads : std::max(1u, std::thread::hardware_concurrency());
-    ScanContext ctx(repo, 2 * threads - 1);
+    ScanContext ctx(repo, 2 * ThreadsOrCores(repo->options_.threads) - 1);
     s = ScanEntry(&ctx, path, std::move(name), info, reuse, node, total, stats);
   }
   std::sort(stats->skipped.begin() + skipped, stats->skipped.end());

@@ -32,6 +32,7 @@
 #include "base/endian.h"
 
 #include "base/progress.h"
+#include "base/thread_pool.h"
 #include "store/lock.h"
 #include "store/pack_rewrite.h"
 #include "store/repository_impl.h"
@@ -128,8 +129,7 @@ Result<TierMoveReport> RepositoryImpl::MoveToTier(const std::vector<ObjectId>& r
   // in order.
   const StorageTier other = tier == StorageTier::kArchive ? StorageTier::kHot : StorageTier::kArchive;
   PackOutput target(this, tier, op), rest(this, other, op);
-  size_t threads = options.threads ? options.threads : options_.threads;
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  size_t threads = ThreadsOrCores(options.threads ? options.threads : options_.threads);
   Progress progress(fmt::format("to {}", StorageTierName(tier)), report.raw_bytes, options_.progress);
   report.stored_after = 0;
   std::vector<std::string> sealed, resealed;

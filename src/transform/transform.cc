@@ -221,7 +221,7 @@ class Driver {
 
     STRATA_RETURN_IF_ERROR(Select());
     OpenCvThreadsGuard cv_threads;
-    size_t threads = o_.threads ? o_.threads : std::max(1u, std::thread::hardware_concurrency());
+    size_t threads = ThreadsOrCores(o_.threads);
     ThreadPool pool(threads, 4 * threads);
     auto phase = std::chrono::steady_clock::now();
     if (pipeline_.normalize_index >= 0 && pipeline_.ops[pipeline_.normalize_index].fit) {

@@ -340,6 +340,11 @@ Result<std::shared_ptr<RedundantBackend::FragmentFile>> RedundantBackend::OpenFr
   return f;
 }
 
+void RedundantBackend::MarkSilent(const std::string& volume) {
+  std::lock_guard<std::mutex> l(mu_);
+  silent_until_[volume] = std::chrono::steady_clock::now() + kSilentPeriod;
+}
+
 Status RedundantBackend::CheckAnswering(const std::string& volume) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = silent_until_.find(volume);
@@ -413,10 +418,7 @@ Status RedundantBackend::ReadFragmentRange(const Placement& p, int index, uint64
     io->status = s;
   }, read_deadline_);
   if (!answered) {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      silent_until_[volume] = std::chrono::steady_clock::now() + kSilentPeriod;
-    }
+    MarkSilent(volume);
     return context(Status::IOError(fmt::format("no answer within {:.1f} s (the volume hangs?); skipping it for {} s",
                                                read_deadline_.count() / 1000.0, kSilentPeriod.count())));
   }
@@ -724,10 +726,7 @@ Status RedundantBackend::WriteFragment(const VolumeConfig& v, const std::string&
     if (!io->status.ok()) (void)env->DeleteFile(io->tmp);
   }, write_deadline_);
   if (!answered) {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      silent_until_[v.id] = std::chrono::steady_clock::now() + kSilentPeriod;
-    }
+    MarkSilent(v.id);
     return context(Status::IOError(fmt::format("no answer within {:.1f} s (the volume hangs?)",
                                                write_deadline_.count() / 1000.0)));
   }
@@ -1048,13 +1047,15 @@ Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
     if (!has_placement && !spread(name)) continue;
     if (!has_placement) {
       auto bytes = primary_->Get(ObjectType::kPack, name);
-      Status s = bytes.ok() ? WritePlaced(name, std::make_shared<const std::string>(*bytes), 0) : bytes.status();
+      const uint64_t size = bytes.ok() ? bytes->size() : 0;
+      Status s = bytes.ok() ? WritePlaced(name, std::make_shared<const std::string>(std::move(*bytes)), 0)
+                            : bytes.status();
       if (!s.ok()) {
         report.errors.push_back(s.WithContext(fmt::format("spreading pack {}", name)).message());
         continue;
       }
-      Shape sh = ShapeFor(layout.PolicyFor(name), bytes->size());
-      report.bytes_written += FragmentBodySize(sh.scheme, sh.k, bytes->size()) * (sh.k + sh.m);
+      Shape sh = ShapeFor(layout.PolicyFor(name), size);
+      report.bytes_written += FragmentBodySize(sh.scheme, sh.k, size) * (sh.k + sh.m);
       ++report.packs_reencoded;
     }
     // The placement record is durable: the local copy is no longer needed.

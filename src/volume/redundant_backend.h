@@ -158,7 +158,9 @@ class RedundantBackend : public Backend {
   // arguments, so that it can run where a deadline may abandon it.
   static Result<std::shared_ptr<FragmentFile>> LoadFragmentFile(Env* env, const std::string& path, const Placement& p,
                                                                 int index);
-  // kIOError while `volume` is in its silent period after a missed read or write deadline.
+  // After a missed read or write deadline: `volume` is skipped for kSilentPeriod.
+  void MarkSilent(const std::string& volume);
+  // kIOError while `volume` is in its silent period.
   Status CheckAnswering(const std::string& volume);
   void ForgetFragment(const std::string& path);
   // Reads body bytes [off, off+n) of fragment `index`, checking every block it touches.
