@@ -1,12 +1,14 @@
 // The `strata` command.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <filesystem>
 #include <optional>
+#include <string_view>
 #include <unordered_set>
 
 #include <CLI/CLI.hpp>
@@ -31,36 +33,15 @@ std::pair<ObjectId, std::string> ParseRef(Repository& repo, const std::string& r
   return {Check(repo.ResolveId(id)), path};
 }
 
-int Run(int argc, char** argv) {
-  CLI::App app{
-      "strata: an encrypted, deduplicated, verified store for the data of a model's whole life.\n\n"
-      "  strata init /srv/lake                 create a repository (asks for a passphrase)\n"
-      "  strata -r /srv/lake put ~/data        store files and directories; prints an id\n"
-      "  strata -r /srv/lake ls ID             list what an id holds\n"
-      "  strata -r /srv/lake get ID:dir out/   restore part of it\n"
-      "  strata -r /srv/lake dataset create fm  a versioned dataset (branch fm@main)\n"
-      "  strata -r /srv/lake commit fm@main ~/data -m import   record a version of it\n"
-      "  strata -r /srv/lake verify --read-data  check every byte\n\n"
-      "The repository comes from -r/--repo or $STRATA_REPO; the passphrase from $STRATA_PASSWORD,\n"
-      "--password-file, or a prompt.",
-      "strata"};
-  app.footer(std::string(kGlobalOptionsHelp) + kExitCodesHelp);
-  app.require_subcommand(1);
-  Globals g;
-  app.add_option("-r,--repo", g.repo, "Repository URL (a directory); default $STRATA_REPO");
-  app.add_option("--password-file", g.password_file, "Read the passphrase from the first line of FILE");
-  app.add_flag("--json", g.json, "Machine-readable output on stdout");
-  app.add_flag("-q,--quiet", g.quiet, "No progress bars or informational output");
-  app.add_option("--threads", g.threads, "Worker threads (default: one per core)");
-  app.fallthrough();
-  int exit_code = kExitOk;
-
+// init, put, get, cat, ls, verify, stats, key, unlock, lock, repair, cleanup: the store itself.
+// Option values live in function-level statics, as in the other Add*Commands.
+void AddStoreCommands(CLI::App& app, Globals& g, int& exit_code) {
   // init
   auto* init = app.add_subcommand("init", "Create a new repository at URL");
-  std::string init_url;
-  InitOptions io;
-  uint32_t avg_kib = 1024;
-  uint64_t kdf_mem_mib = 64;
+  static std::string init_url;
+  static InitOptions io;
+  static uint32_t avg_kib = 1024;
+  static uint64_t kdf_mem_mib = 64;
   init->add_option("url", init_url, "Where to create it (a new or empty directory); default -r/$STRATA_REPO");
   init->add_option("--chunk-avg", avg_kib, "Average chunk size in KiB (power of two; min = avg/4, max = avg*4)")
       ->check(CLI::Range(1u, 65536u / 4));
@@ -88,7 +69,7 @@ int Run(int argc, char** argv) {
 
   // put
   auto* put = app.add_subcommand("put", "Store files and directories (or '-' for stdin); prints an id");
-  std::vector<std::string> put_paths;
+  static std::vector<std::string> put_paths;
   put->add_option("paths", put_paths, "Files and directories to store")->required();
   put->callback([&] {
     auto repo = OpenRepo(g);
@@ -124,7 +105,7 @@ int Run(int argc, char** argv) {
 
   // get
   auto* get = app.add_subcommand("get", "Restore ID[:PATH] into directory DEST");
-  std::string get_ref, get_dest;
+  static std::string get_ref, get_dest;
   get->add_option("ref", get_ref, "ID or ID:PATH (a unique id prefix is enough)")->required();
   get->add_option("dest", get_dest, "Destination directory (created if missing)")->required();
   get->callback([&] {
@@ -150,7 +131,7 @@ int Run(int argc, char** argv) {
 
   // cat
   auto* cat = app.add_subcommand("cat", "Write the content of NAME@REF:PATH, ID:PATH or a stream ID to stdout");
-  std::string cat_ref;
+  static std::string cat_ref;
   cat->add_option("ref", cat_ref, "NAME@REF:PATH or ID:PATH of a file, or the ID of a stream")->required();
   cat->callback([&] {
     if (IsDatasetRef(cat_ref)) return LakeCat(g, cat_ref);
@@ -161,8 +142,8 @@ int Run(int argc, char** argv) {
 
   // ls
   auto* ls = app.add_subcommand("ls", "List NAME@REF[:PATH] or ID[:PATH]; without either, list the recorded puts");
-  std::string ls_ref;
-  bool ls_recursive = false, ls_long = false;
+  static std::string ls_ref;
+  static bool ls_recursive = false, ls_long = false;
   ls->add_option("ref", ls_ref, "NAME@REF[:PATH] (a dataset version) or ID[:PATH] (a put)");
   ls->add_flag("-R,--recursive", ls_recursive, "List subdirectories too");
   ls->add_flag("-l,--long", ls_long, "Show mode, size and time");
@@ -194,7 +175,7 @@ int Run(int argc, char** argv) {
 
   // verify
   auto* verify = app.add_subcommand("verify", "Check the repository's packs, index and trees");
-  bool read_data = false;
+  static bool read_data = false;
   verify->add_flag("--read-data", read_data, "Also decrypt every object and check its keyed hash");
   verify->callback([&] {
     auto repo = OpenRepo(g);
@@ -275,7 +256,7 @@ int Run(int argc, char** argv) {
     }
   });
   auto* key_add = key->add_subcommand("add", "Add a passphrase");
-  std::string new_pass_file, key_label;
+  static std::string new_pass_file, key_label;
   key_add->add_option("--new-password-file", new_pass_file, "Read the new passphrase from FILE");
   key_add->add_option("--label", key_label, "Label for the new slot");
   key_add->callback([&] {
@@ -286,7 +267,7 @@ int Run(int argc, char** argv) {
     else std::cout << "added key slot " << id << "\n";
   });
   auto* key_rm = key->add_subcommand("remove", "Remove a key slot");
-  std::string key_id;
+  static std::string key_id;
   key_rm->add_option("id", key_id, "Slot id (see `strata key list`)")->required();
   key_rm->callback([&] {
     auto repo = OpenRepo(g);
@@ -308,7 +289,7 @@ int Run(int argc, char** argv) {
   // unlock / lock
   auto* unlock = app.add_subcommand(
       "unlock", "Keep this repository's keys for the current user for a while, so commands need no passphrase");
-  std::string unlock_for = "15m";
+  static std::string unlock_for = "15m";
   unlock->add_option("--for", unlock_for, "How long: a number with s, m, h or d (default 15m, at most 7d)");
   unlock->callback([&] {
     int64_t seconds = Check(ParseDuration(unlock_for));
@@ -351,16 +332,90 @@ int Run(int argc, char** argv) {
     if (g.json) PrintJson({{"removed", n}});
     else std::cout << fmt::format("removed {} leftover files\n", n);
   });
+}
 
-  AddVersionCommands(app, g, exit_code);
-  AddRecordCommands(app, g);
-  AddIngestCommands(app, g);
-  AddTierCommands(app, g, exit_code);
-  AddVolumeCommands(app, g, exit_code);
-  AddCheckpointCommands(app, g, exit_code);
-  AddRegistryCommands(app, g, exit_code);
-  AddArchiveCommands(app, g);
-  AddTransformCommands(app, g);
+// The first word of the command line that is not a global option or its value: the command's
+// name, or "" when there is none.
+std::string_view CommandWord(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--") return {};
+    if (a == "-r" || a == "--repo" || a == "--password-file" || a == "--threads") {
+      ++i;
+    } else if (a.empty() || a[0] != '-') {
+      return a;
+    }
+  }
+  return {};
+}
+
+int Run(int argc, char** argv) {
+  CLI::App app{
+      "strata: an encrypted, deduplicated, verified store for the data of a model's whole life.\n\n"
+      "  strata init /srv/lake                 create a repository (asks for a passphrase)\n"
+      "  strata -r /srv/lake put ~/data        store files and directories; prints an id\n"
+      "  strata -r /srv/lake ls ID             list what an id holds\n"
+      "  strata -r /srv/lake get ID:dir out/   restore part of it\n"
+      "  strata -r /srv/lake dataset create fm  a versioned dataset (branch fm@main)\n"
+      "  strata -r /srv/lake commit fm@main ~/data -m import   record a version of it\n"
+      "  strata -r /srv/lake verify --read-data  check every byte\n\n"
+      "The repository comes from -r/--repo or $STRATA_REPO; the passphrase from $STRATA_PASSWORD,\n"
+      "--password-file, or a prompt.",
+      "strata"};
+  app.footer(std::string(kGlobalOptionsHelp) + kExitCodesHelp);
+  app.require_subcommand(1);
+  Globals g;
+  app.add_option("-r,--repo", g.repo, "Repository URL (a directory); default $STRATA_REPO");
+  app.add_option("--password-file", g.password_file, "Read the passphrase from the first line of FILE");
+  app.add_flag("--json", g.json, "Machine-readable output on stdout");
+  app.add_flag("-q,--quiet", g.quiet, "No progress bars or informational output");
+  app.add_option("--threads", g.threads, "Worker threads (default: one per core)");
+  app.fallthrough();
+  int exit_code = kExitOk;
+
+  // Building every command's options is ~1 ms of a command that takes a few; only the groups that
+  // define the command named on the line are built. The names below only pick the groups: a name
+  // missing here builds every group (as --help and typos do). `repair` has subcommands in two.
+  using Adder = void (*)(CLI::App&, Globals&, int&);
+  struct Group {
+    std::initializer_list<std::string_view> commands;
+    Adder add;
+  };
+  static const Group kGroups[] = {
+      {{"init", "put", "get", "cat", "ls", "verify", "stats", "key", "unlock", "lock", "repair", "cleanup"},
+       AddStoreCommands},
+      {{"dataset", "commit", "log", "show", "checkout", "branch", "tag", "diff", "reset", "revert", "merge", "policy",
+        "forget", "gc", "audit", "catalog"},
+       AddVersionCommands},
+      {{"query", "meta"}, [](CLI::App& a, Globals& gl, int&) { AddRecordCommands(a, gl); }},
+      {{"ingest", "curate"}, [](CLI::App& a, Globals& gl, int&) { AddIngestCommands(a, gl); }},
+      {{"tier"}, AddTierCommands},
+      {{"volume", "scrub", "repair"}, AddVolumeCommands},
+      {{"run", "ckpt"}, AddCheckpointCommands},
+      {{"model", "retention", "lineage", "report"}, AddRegistryCommands},
+      {{"archive", "restore"}, [](CLI::App& a, Globals& gl, int&) { AddArchiveCommands(a, gl); }},
+      {{"transform"}, [](CLI::App& a, Globals& gl, int&) { AddTransformCommands(a, gl); }},
+  };
+  std::string_view word = CommandWord(argc, argv);
+  std::vector<bool> added(std::size(kGroups));
+  for (size_t i = 0; i < std::size(kGroups); ++i) {
+    const auto& names = kGroups[i].commands;
+    if (std::find(names.begin(), names.end(), word) == names.end()) continue;
+    kGroups[i].add(app, g, exit_code);
+    added[i] = true;
+  }
+  auto defined = [&] {
+    return !app.get_subcommands([&](const CLI::App* c) { return c->check_name(std::string(word)); }).empty();
+  };
+  if (word.empty() || !defined()) {
+    for (size_t i = 0; i < std::size(kGroups); ++i) {
+      if (!added[i]) kGroups[i].add(app, g, exit_code);
+    }
+    if (!word.empty() && !defined()) {
+      std::cerr << fmt::format("strata: error: unknown command '{}' (`strata --help` lists the commands)\n", word);
+      return kExitUsage;
+    }
+  }
 
   app.footer(kExitCodesHelp);  // the top level lists the global options itself
 

@@ -196,8 +196,10 @@ void AddVolumeCommands(CLI::App& app, Globals& g, int& exit_code) {
     if (!r.unreadable.empty()) exit_code = kExitIntegrity;
   });
 
-  // `strata repair fragments`, next to `strata repair index`.
-  if (auto* repair = app.get_subcommand("repair")) {
+  // `strata repair fragments`, next to `strata repair index` (when the store's commands are built).
+  auto repairs = app.get_subcommands([](CLI::App* c) { return c->get_name() == "repair"; });
+  if (!repairs.empty()) {
+    CLI::App* repair = repairs.front();
     repair->add_subcommand("fragments", "Rebuild missing or bad fragments onto healthy volumes (resumable)")
         ->callback([&g, &exit_code] {
           auto repo = OpenRepo(g);

@@ -19,8 +19,9 @@ namespace {
 // count too: a sink that ignores content must not turn the limits off.
 class MemberReader final : public SequentialFile {
  public:
-  MemberReader(archive* a, const std::string& archive_name, const ArchiveLimits& limits, uint64_t* total)
-      : a_(a), archive_name_(archive_name), limits_(limits), total_(total) {}
+  MemberReader(archive* a, const ArchiveSource& source, const std::string& archive_name, const ArchiveLimits& limits,
+               uint64_t* total)
+      : a_(a), source_(source), archive_name_(archive_name), limits_(limits), total_(total) {}
 
   void Start(std::string where_path) {
     path_ = std::move(where_path);
@@ -78,7 +79,7 @@ class MemberReader final : public SequentialFile {
           archive_name_, limits_.max_total_bytes, path_));
     }
     if (*total_ > limits_.ratio_grace_bytes) {
-      int64_t read = archive_filter_bytes(a_, -1);
+      uint64_t read = source_.consumed();
       double ratio = static_cast<double>(*total_) / static_cast<double>(read > 0 ? read : 1);
       if (ratio > limits_.max_ratio) {
         return Status::InvalidArgument(fmt::format(
@@ -91,6 +92,7 @@ class MemberReader final : public SequentialFile {
   }
 
   archive* a_;
+  const ArchiveSource& source_;
   const std::string& archive_name_;
   const ArchiveLimits& limits_;
   uint64_t* total_;
@@ -100,10 +102,10 @@ class MemberReader final : public SequentialFile {
   Status failure_;
 };
 
-Status Walk(archive* a, const std::string& name, const ArchiveLimits& limits, ItemSink* sink,
-            const Status* source_failure) {
+Status Walk(archive* a, ArchiveSource& source, const std::string& name, const ArchiveLimits& limits,
+            ItemSink* sink) {
   uint64_t total = 0, entries = 0;
-  MemberReader reader(a, name, limits, &total);
+  MemberReader reader(a, source, name, limits, &total);
   std::unordered_set<std::string> seen;
   std::string previous;
   for (;;) {
@@ -111,7 +113,7 @@ Status Walk(archive* a, const std::string& name, const ArchiveLimits& limits, It
     int r = archive_read_next_header(a, &entry);
     if (r == ARCHIVE_EOF) break;
     if (r < ARCHIVE_WARN) {
-      if (source_failure && !source_failure->ok()) return *source_failure;
+      if (!source.failure().ok()) return source.failure();
       const char* why = archive_error_string(a);
       if (entries == 0) {
         return Status::InvalidArgument(fmt::format("{} is not a readable tar or zip archive: {}", name,
@@ -184,33 +186,37 @@ Status Walk(archive* a, const std::string& name, const ArchiveLimits& limits, It
     STRATA_RETURN_IF_ERROR(added);
     STRATA_RETURN_IF_ERROR(reader.Drain());
   }
-  if (source_failure && !source_failure->ok()) return *source_failure;
-  return Status::OK();
+  STRATA_RETURN_IF_ERROR(source.failure());
+  return source.ReadToEnd(a);
+}
+
+// The archive named `name`, read from `file`. `block`: the bytes read at a time (small ones
+// measure the compression ratio closely as the archive is consumed).
+Status ReadArchiveFile(RandomAccessFile* file, const std::string& name, const ArchiveLimits& limits, size_t block,
+                       ItemSink* sink) {
+  STRATA_ASSIGN_OR_RETURN(auto size, file->Size());
+  ArchiveHandle handle = NewArchiveReader(ArchiveKind::kArchive);
+  ArchiveSource source(file, size, name, block);
+  Status opened = source.Open(handle.get());
+  if (!opened.ok()) {
+    if (!source.failure().ok()) return opened;
+    const char* why = archive_error_string(handle.get());
+    return Status::InvalidArgument(
+        fmt::format("{} is not a readable tar or zip archive: {}", name, why ? why : "unrecognised format"));
+  }
+  return Walk(handle.get(), source, name, limits, sink);
 }
 
 }  // namespace
 
 Status ReadArchive(Env* env, const std::string& path, const ArchiveOptions& options, ItemSink* sink) {
-  std::string name = options.name.empty() ? path : options.name;
   STRATA_ASSIGN_OR_RETURN(auto file, env->NewRandomAccessFile(path));
-  STRATA_ASSIGN_OR_RETURN(auto size, file->Size());
-  ArchiveHandle handle = NewArchiveReader(ArchiveKind::kArchive);
-  ArchiveSource source(file.get(), size, name);
-  STRATA_RETURN_IF_ERROR(source.Open(handle.get()));
-  return Walk(handle.get(), name, options.limits, sink, &source.failure());
+  return ReadArchiveFile(file.get(), options.name.empty() ? path : options.name, options.limits, 256 << 10, sink);
 }
 
 Status ReadArchiveFromMemory(std::string_view bytes, const ArchiveOptions& options, ItemSink* sink) {
-  std::string name = options.name.empty() ? "<memory>" : options.name;
-  ArchiveHandle handle = NewArchiveReader(ArchiveKind::kArchive);
-  // Small reads, so that the compression ratio is measured as the archive is consumed rather
-  // than against the whole buffer at once.
-  if (archive_read_open_memory2(handle.get(), bytes.data(), bytes.size(), 64 << 10) != ARCHIVE_OK) {
-    const char* why = archive_error_string(handle.get());
-    return Status::InvalidArgument(
-        fmt::format("{} is not a readable tar or zip archive: {}", name, why ? why : "unrecognised format"));
-  }
-  return Walk(handle.get(), name, options.limits, sink, nullptr);
+  auto file = NewMemoryFile(bytes);
+  return ReadArchiveFile(file.get(), options.name.empty() ? "<memory>" : options.name, options.limits, 64 << 10, sink);
 }
 
 }  // namespace strata::ingest

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "strata/env.h"
@@ -28,24 +29,41 @@ ArchiveHandle NewArchiveReader(ArchiveKind kind);
 // Feeds an archive handle from `file` (which must outlive it) with read, skip and seek
 // callbacks. An Env error is kept in failure() and reported to libarchive as a fatal error, so
 // the walk can return the real cause instead of libarchive's paraphrase.
+//
+// A gzip stream (the usual .tar.gz, or a .gz of one file) is inflated here with ISA-L's igzip,
+// which inflates 1.6x as fast as the zlib that libarchive's own gzip filter uses, on a thread of
+// its own a few blocks ahead (bounded); libarchive then sees the plain stream. Concatenated members are one stream (as gzip -d reads them); bytes after
+// the last member that do not start another are ignored (as gzip and libarchive do). A damaged
+// or truncated stream, or a wrong CRC, is a fatal error of the read that meets it.
 class ArchiveSource {
  public:
-  ArchiveSource(RandomAccessFile* file, uint64_t size, std::string name)
-      : file_(file), size_(size), name_(std::move(name)), buffer_(256 << 10) {}
+  // `block`: the most bytes one read callback hands to libarchive.
+  ArchiveSource(RandomAccessFile* file, uint64_t size, std::string name, size_t block = 256 << 10);
+  ~ArchiveSource();
   ArchiveSource(const ArchiveSource&) = delete;
   ArchiveSource& operator=(const ArchiveSource&) = delete;
 
   Status Open(archive* a);
   const Status& failure() const { return failure_; }
+  // Bytes of the file consumed so far: what the bytes expanded from it are measured against.
+  uint64_t consumed() const;
+  // After libarchive's last read: inflates what is left of a gzip stream (the container's end
+  // padding, the last CRC), so damage past the archive's end is reported too.
+  Status ReadToEnd(archive* a);
 
  private:
   friend struct ArchiveSourceCallbacks;
+  class Gzip;
+
+  // The read callback for a gzip stream: the next block the inflating thread has made.
+  long Inflate(archive* a, const void** out);
 
   RandomAccessFile* file_;
   uint64_t size_;
   std::string name_;
   uint64_t pos_ = 0;
   std::vector<uint8_t> buffer_;
+  std::unique_ptr<Gzip> gzip_;  // set by Open() for a gzip stream
   Status failure_;
 };
 
@@ -53,5 +71,8 @@ class ArchiveSource {
 // are recognised by their magic, anything else is read as it is. A damaged stream fails the
 // Read() that meets the damage with kCorruption.
 Result<std::unique_ptr<SequentialFile>> OpenDecompressed(Env* env, const std::string& path);
+
+// A RandomAccessFile over bytes in memory (which must outlive it).
+std::unique_ptr<RandomAccessFile> NewMemoryFile(std::string_view bytes);
 
 }  // namespace strata::ingest

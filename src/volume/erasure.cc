@@ -56,17 +56,18 @@ Status ErasureCode::Decode(const std::vector<int>& have, const uint8_t* const* i
   if (gf_invert_matrix(b.data(), inv.data(), k_) != 0) {
     return Status::Internal("erasure decoding matrix is singular");
   }
+  // That product is itself an encoding: of the k rows of the inverse, by the wanted rows of the
+  // generator. (ISA-L's encoder does the field arithmetic; `strata` does not call gf_mul, a name
+  // that OpenSSL's static archive also defines.)
   const int rows = static_cast<int>(want.size());
-  std::vector<uint8_t> decode(size_t(rows) * k_);
-  for (int j = 0; j < rows; ++j) {
-    const uint8_t* g = &matrix_[size_t(want[j]) * k_];
-    for (int c = 0; c < k_; ++c) {
-      uint8_t s = 0;
-      for (int t = 0; t < k_; ++t) s ^= gf_mul(g[t], inv[size_t(t) * k_ + c]);
-      decode[size_t(j) * k_ + c] = s;
-    }
-  }
+  std::vector<uint8_t> generator_rows(size_t(rows) * k_), decode(size_t(rows) * k_);
+  for (int j = 0; j < rows; ++j) std::copy_n(&matrix_[size_t(want[j]) * k_], k_, &generator_rows[size_t(j) * k_]);
   std::vector<uint8_t> tables(size_t(32) * k_ * rows);
+  ec_init_tables(k_, rows, generator_rows.data(), tables.data());
+  std::vector<uint8_t*> inv_rows(k_), decode_rows(rows);
+  for (int t = 0; t < k_; ++t) inv_rows[t] = &inv[size_t(t) * k_];
+  for (int j = 0; j < rows; ++j) decode_rows[j] = &decode[size_t(j) * k_];
+  ec_encode_data(k_, k_, rows, tables.data(), inv_rows.data(), decode_rows.data());
   ec_init_tables(k_, rows, decode.data(), tables.data());
   std::vector<uint8_t*> src(k_), dst(rows);
   for (size_t done = 0; done < len;) {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -842,9 +843,24 @@ TEST_F(CliTest, HelpForEveryCommand) {
   }
   auto r = Strata({"--help"});
   EXPECT_NE(r.out.find("Exit codes"), std::string::npos) << r.out;
-  // An unknown command or option is a usage error.
+  // Every command the top level lists has its own help (a command builds only its group's
+  // options: this holds whichever group a command is in).
+  std::istringstream listing(r.out.substr(r.out.find("Subcommands:")));
+  std::string line;
+  std::getline(listing, line);
+  size_t listed = 0;
+  while (std::getline(listing, line) && line.rfind("  ", 0) == 0) {
+    std::string name = line.substr(2, line.find(' ', 2) - 2);
+    auto h = Strata({"-r", repo_, name, "--help"});
+    EXPECT_EQ(h.exit_code, 0) << name << ": " << Describe(h);
+    EXPECT_NE(h.out.find("strata " + name), std::string::npos) << name << ":\n" << h.out;
+    ++listed;
+  }
+  EXPECT_GT(listed, 40u) << r.out;
+  // An unknown command or option is a usage error that names it.
   r = Strata({"frobnicate"});
   EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  EXPECT_NE(r.err.find("unknown command 'frobnicate'"), std::string::npos) << Describe(r);
   r = Strata({"ls", "--no-such-option"});
   EXPECT_EQ(r.exit_code, 2) << Describe(r);
 }

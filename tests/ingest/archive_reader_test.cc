@@ -13,6 +13,7 @@ namespace {
 using testing::CollectingSink;
 using testing::Container;
 using testing::Filter;
+using testing::Gzip;
 using testing::Member;
 using testing::WriteArchive;
 using ::testing::ElementsAre;
@@ -191,6 +192,46 @@ TEST(ArchiveReader, TruncatedArchiveIsCorruptionNamingTheMember) {
     ASSERT_EQ(st.code(), StatusCode::kCorruption) << st.ToString();
     EXPECT_NE(st.message().find("'two.bin'"), std::string::npos) << st.message();
   }
+}
+
+// Gzip streams are inflated by strata itself (ISA-L), not by libarchive's filter: concatenated
+// members read as one stream, bytes after the last member are ignored, damage is corruption.
+TEST(ArchiveReader, GzipMembersReadAsOneStream) {
+  std::string data = strata::testing::RandomBytes(5, 700'000);
+  std::string tar = WriteArchive({{.path = "a.bin", .data = data}, {.path = "b.txt", .data = "bee"}});
+  size_t cut = tar.size() / 3;
+  std::string two = Gzip(tar.substr(0, cut)) + Gzip(tar.substr(cut));
+  for (const std::string& bytes : {two, two + "trailing bytes, not a gzip header", Gzip(tar) + std::string(1024, '\0')}) {
+    CollectingSink sink;
+    ASSERT_TRUE(ReadBoth(bytes, {.name = "two.tar.gz"}, &sink).ok());
+    ASSERT_THAT(sink.Paths(), ElementsAre("a.bin", "b.txt"));
+    EXPECT_EQ(sink.files[0].content, data);
+    EXPECT_EQ(sink.files[1].content, "bee");
+  }
+}
+
+TEST(ArchiveReader, DamagedGzipIsCorruptionNamingTheMember) {
+  std::string data = strata::testing::RandomBytes(6, 300'000);
+  std::string gz = WriteArchive({{.path = "one", .data = "1"}, {.path = "two.bin", .data = data}}, Container::kTar,
+                                Filter::kGzip);
+  std::string bad_crc = gz;
+  bad_crc[bad_crc.size() - 8] ^= 1;  // the trailer's CRC-32 of the inflated bytes
+  std::string flipped = gz;
+  for (size_t i = gz.size() / 2; i < gz.size() / 2 + 64; ++i) flipped[i] ^= 0x5a;
+  for (const std::string& bytes : {bad_crc, flipped}) {
+    CollectingSink sink;
+    Status st = ReadBoth(bytes, {.name = "bad.tar.gz"}, &sink);
+    ASSERT_EQ(st.code(), StatusCode::kCorruption) << st.ToString();
+    EXPECT_NE(st.message().find("gzip"), std::string::npos) << st.message();
+  }
+}
+
+TEST(ArchiveReader, StopsAGzipBombByRatio) {
+  std::string bomb = WriteArchive({{.path = "zeros", .zeros = 256ull << 20}}, Container::kTar, Filter::kGzip);
+  CollectingSink sink;
+  Status st = ReadBoth(bomb, {.name = "bomb.tar.gz"}, &sink);
+  ASSERT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+  EXPECT_NE(st.message().find("max_ratio"), std::string::npos) << st.message();
 }
 
 TEST(ArchiveReader, DamagedZipMemberIsCorruption) {

@@ -92,4 +92,22 @@ inline std::string WriteArchive(const std::vector<Member>& members, Container co
   return out;
 }
 
+// `bytes` as one gzip member (libarchive's raw format: no container).
+inline std::string Gzip(const std::string& bytes) {
+  std::string out;
+  archive* a = archive_write_new();
+  archive_write_set_format_raw(a);
+  archive_write_add_filter_gzip(a);
+  archive_write_set_bytes_in_last_block(a, 1);
+  if (archive_write_open(a, &out, nullptr, &AppendToString, nullptr) != ARCHIVE_OK) std::abort();
+  archive_entry* e = archive_entry_new();
+  archive_entry_set_filetype(e, AE_IFREG);
+  if (archive_write_header(a, e) != ARCHIVE_OK) std::abort();
+  if (!bytes.empty()) archive_write_data(a, bytes.data(), bytes.size());
+  archive_entry_free(e);
+  if (archive_write_close(a) != ARCHIVE_OK) std::abort();
+  archive_write_free(a);
+  return out;
+}
+
 }  // namespace strata::ingest::testing
