@@ -145,7 +145,7 @@ class ArchiveSource::Gzip {
     st.next_out = dst;
     st.avail_out = static_cast<uint32_t>(cap);
     auto refill = [&] {  // keeps what is left of the input
-      std::memmove(in_.data(), st.next_in, st.avail_in);
+      if (st.avail_in > 0) std::memmove(in_.data(), st.next_in, st.avail_in);
       size_t want = static_cast<size_t>(std::min<uint64_t>(in_.size() - st.avail_in, size_ - pos_));
       size_t got = 0;
       if (want > 0) *io = file_->Read(pos_, want, in_.data() + st.avail_in, &got);
