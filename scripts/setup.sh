@@ -9,7 +9,7 @@ PACKAGES=(
   libsqlite3-dev libarchive-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   libpqxx-dev postgresql
   libgtest-dev libgmock-dev libbenchmark-dev
-  libutf8proc-dev libsentencepiece-dev libjpeg62-turbo-dev
+  libutf8proc-dev libsentencepiece-dev libjpeg62-turbo-dev libpng-dev
   libyaml-cpp-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   clang libclang-rt-14-dev
   dataset-fashion-mnist

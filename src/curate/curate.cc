@@ -11,6 +11,7 @@
 #include <cmath>
 #include <csetjmp>
 #include <cstdio>  // before jpeglib.h, which uses FILE
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <set>
@@ -18,6 +19,7 @@
 
 #include <fmt/format.h>
 #include <jpeglib.h>
+#include <png.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -202,6 +204,68 @@ std::string PixelsMissing(const std::string& data, const ingest::ImageInfo& info
   return fmt::format("pixel data truncated: {} of {} bytes", have, info.data_bytes);
 }
 
+// libpng's errors come back through OnPngError instead of being printed; its warnings (benign
+// metadata, such as a colour profile it does not like) are ignored. Reads come from memory.
+struct PngSource {
+  const uint8_t* data;
+  size_t size;
+  size_t pos;
+  char message[256];
+};
+
+[[noreturn]] void OnPngError(png_structp png, png_const_charp message) {
+  auto* src = static_cast<PngSource*>(png_get_error_ptr(png));
+  std::snprintf(src->message, sizeof(src->message), "%s", message);
+  png_longjmp(png, 1);
+}
+
+void OnPngWarning(png_structp, png_const_charp) {}
+
+void ReadPngBytes(png_structp png, png_bytep out, size_t n) {
+  auto* src = static_cast<PngSource*>(png_get_io_ptr(png));
+  if (n > src->size - src->pos) png_error(png, "truncated");
+  std::memcpy(out, src->data + src->pos, n);
+  src->pos += n;
+}
+
+// Decodes a PNG to 8-bit grey as OpenCV's reader does (16 bits stripped, alpha dropped,
+// palettes and small depths expanded, colour weighted 0.299/0.587/0.114), reading on to the end
+// chunk, so damage anywhere fails. False with `why` set when it does not decode. Only plain C
+// objects live in this frame across setjmp; `out` belongs to the caller.
+bool DecodePngGrey(const std::string& data, cv::Mat* out, std::string* why) {
+  PngSource src{reinterpret_cast<const uint8_t*>(data.data()), data.size(), 0, ""};
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, OnPngError, OnPngWarning);
+  png_infop info = png ? png_create_info_struct(png) : nullptr;
+  if (info == nullptr) {
+    *why = "out of memory";
+    png_destroy_read_struct(&png, nullptr, nullptr);
+    return false;
+  }
+  if (setjmp(png_jmpbuf(png))) {
+    *why = src.message;
+    png_destroy_read_struct(&png, &info, nullptr);
+    return false;
+  }
+  png_set_read_fn(png, &src, ReadPngBytes);
+  png_read_info(png, info);
+  const int colour = png_get_color_type(png, info);
+  png_set_strip_16(png);
+  png_set_strip_alpha(png);
+  if (colour == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if ((colour & PNG_COLOR_MASK_COLOR) == 0 && png_get_bit_depth(png, info) < 8) png_set_expand_gray_1_2_4_to_8(png);
+  if (colour & PNG_COLOR_MASK_COLOR || colour == PNG_COLOR_TYPE_PALETTE) png_set_rgb_to_gray(png, 1, 0.299, 0.587);
+  const int passes = png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  out->create(static_cast<int>(png_get_image_height(png, info)), static_cast<int>(png_get_image_width(png, info)),
+              CV_8U);
+  for (int pass = 0; pass < passes; ++pass) {
+    for (int y = 0; y < out->rows; ++y) png_read_row(png, out->ptr(y), nullptr);
+  }
+  png_read_end(png, nullptr);
+  png_destroy_read_struct(&png, &info, nullptr);
+  return true;
+}
+
 // Decodes the whole image to grey: every entropy-coded block is decoded, so a damaged body
 // fails here, not only a damaged header. A JPEG is decoded at the smallest DCT scale that
 // keeps 32 pixels a side for the hash. Empty with `why` set when it does not decode.
@@ -212,10 +276,15 @@ cv::Mat DecodeGrey(const std::string& data, const ingest::ImageInfo& info, std::
   }
   if (*why = PixelsMissing(data, info); !why->empty()) return {};
   if (info.format == "png" && data.find("IEND", data.size() - std::min<size_t>(data.size(), 64)) == std::string::npos) {
-    *why = "truncated: no end chunk";  // libpng would print its error before failing
+    *why = "truncated: no end chunk";
     return {};
   }
   cv::Mat img;
+  if (info.format == "png") {
+    if (DecodePngGrey(data, &img, why)) return img;
+    *why = fmt::format("does not decode: {}", *why);
+    return {};
+  }
   if (info.format == "jpeg") {
     uint32_t side = std::min(info.width, info.height);
     unsigned denom = side >= 256 ? 8 : side >= 128 ? 4 : side >= 64 ? 2 : 1;
@@ -679,6 +748,11 @@ std::string Thumbnail(const std::string& data) {
   auto info = ingest::ProbeImage({reinterpret_cast<const uint8_t*>(data.data()), data.size()});
   if (!info.ok() || !PixelsMissing(data, *info).empty()) return {};
   cv::Mat img;
+  std::string why;
+  // OpenCV's readers let libpng and libjpeg print what is wrong with a damaged file: only a file
+  // that strata's own decoders read without complaint is given to them.
+  if (info->format == "png" && !DecodePngGrey(data, &img, &why)) return {};
+  if (info->format == "jpeg" && DecodeJpegGrey(data, 8, &img, &why) == JpegDecode::kFailed) return {};
   try {
     img = cv::imdecode(cv::Mat(1, int(data.size()), CV_8U, const_cast<char*>(data.data())), cv::IMREAD_COLOR);
     if (img.empty()) return {};

@@ -178,6 +178,8 @@ TEST_F(CurateTest, ImagesAreDecodedInFullAndNearDuplicatesFoundByPerceptualHash)
   std::string jpeg_b = Encode(Card(2, 400), ".jpg");
   std::string corrupt = jpeg_b;
   for (size_t i = corrupt.size() / 3; i < corrupt.size() * 2 / 3; ++i) corrupt[i] = char(i * 7);  // the body, not the header
+  std::string png_corrupt = Encode(Card(6, 300), ".png");  // a damaged body, header and end intact
+  for (size_t i = png_corrupt.size() / 3; i < png_corrupt.size() / 2; ++i) png_corrupt[i] ^= 0x5a;
   std::map<std::string, std::string> files = {
       {"a.jpg", Encode(a, ".jpg")},
       {"a-small.jpg", Encode(smaller, ".jpg", 60)},  // the same picture, resized and re-encoded
@@ -188,14 +190,20 @@ TEST_F(CurateTest, ImagesAreDecodedInFullAndNearDuplicatesFoundByPerceptualHash)
       {"truncated.jpg", jpeg_b.substr(0, jpeg_b.size() / 2)},
       {"truncated.png", Encode(Card(5, 100), ".png").substr(0, 2000)},
       {"x-corrupt.jpg", corrupt},
+      {"x-corrupt.png", png_corrupt},
   };
   for (const auto& [path, data] : files) ASSERT_TRUE(s->AddBytes(path, data, FileAttrs{.mtime_ns = 1}).ok());
   ASSERT_TRUE(s->Commit(CommitOptions{.message = "photos"}).ok());
 
   auto rules = ParseCurationRules("images: {}\nduplicates: {exact: true, near_image: 8}\n");
   ASSERT_TRUE(rules.ok()) << rules.status().ToString();
+  ::testing::internal::CaptureStderr();
   auto r = Curate(lake_.get(), "photos@main", "photos@curated", *rules, {});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto html = CurationReportHtml(lake_.get(), *r);  // thumbnails of what was quarantined
+  std::string printed = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(html.ok()) << html.status().ToString();
+  EXPECT_EQ(printed, "") << "damaged images are reasons in the report, not prints";
   std::map<std::string, std::string> rule_of;
   for (const auto& f : r->quarantined) rule_of[f.path] = f.rule + ": " + f.reason;
   EXPECT_EQ(rule_of["a.png"].substr(0, 14), "near-duplicate") << rule_of["a.png"];
@@ -204,6 +212,7 @@ TEST_F(CurateTest, ImagesAreDecodedInFullAndNearDuplicatesFoundByPerceptualHash)
   EXPECT_EQ(rule_of["truncated.jpg"].substr(0, 6), "decode");
   EXPECT_EQ(rule_of["truncated.png"], "decode: truncated: no end chunk");
   EXPECT_EQ(rule_of["x-corrupt.jpg"].substr(0, 6), "decode") << rule_of["x-corrupt.jpg"];
+  EXPECT_EQ(rule_of["x-corrupt.png"].substr(0, 24), "decode: does not decode:") << rule_of["x-corrupt.png"];
   EXPECT_EQ(rule_of.count("b.jpg") + rule_of.count("c.jpg") + rule_of.count("d.png"), 0u) << CurationReportText(*r);
   EXPECT_EQ(r->records_after, 4u) << CurationReportText(*r);
 }
