@@ -19,6 +19,7 @@
 
 #include "base/endian.h"
 #include "base/logging.h"
+#include "base/thread_pool.h"
 #include "volume/erasure.h"
 
 namespace strata::volume {
@@ -874,33 +875,13 @@ std::string RedundantBackend::CheckFragment(const VolumeLayout& layout, const Pl
   return "";
 }
 
-Status RedundantBackend::ReadAllFragments(const Placement& p, std::vector<std::string>* bodies, std::vector<bool>* good,
-                                          std::vector<std::string>* why) {
-  const int width = p.width();
-  bodies->assign(width, std::string());
-  good->assign(width, false);
-  why->assign(width, std::string());
-  int have = 0;
-  for (int i = 0; i < width && have < p.needed(); ++i) {
-    std::string body(p.body_size, '\0');
-    Status s = ReadFragmentRange(p, i, 0, body.size(), reinterpret_cast<uint8_t*>(body.data()));
-    if (!s.ok()) {
-      (*why)[i] = s.message();
-      continue;
-    }
-    (*bodies)[i] = std::move(body);
-    (*good)[i] = true;
-    ++have;
+Status RedundantBackend::Unreadable(const Placement& p, int have, const std::vector<std::string>& why) {
+  std::vector<std::string> reasons;
+  for (const auto& w : why) {
+    if (!w.empty()) reasons.push_back(w);
   }
-  if (have < p.needed()) {
-    std::vector<std::string> reasons;
-    for (const auto& w : *why) {
-      if (!w.empty()) reasons.push_back(w);
-    }
-    return Status::Corruption(fmt::format("pack {} is unreadable: {} of {} fragments readable, {} needed ({})", p.pack,
-                                          have, width, p.needed(), fmt::join(reasons, "; ")));
-  }
-  return Status::OK();
+  return Status::Corruption(fmt::format("pack {} is unreadable: {} of {} fragments readable, {} needed ({})", p.pack,
+                                        have, p.width(), p.needed(), fmt::join(reasons, "; ")));
 }
 
 namespace {
@@ -1023,6 +1004,178 @@ Result<ScrubReport> RedundantBackend::Scrub(const ScrubOptions& options) {
   return report;
 }
 
+namespace {
+// Per pack: its tier's policy decides whether `apply` spreads or re-encodes it.
+bool Spreads(const RedundantBackend::RepairOptions& options, const VolumeLayout& layout, const std::string& pack) {
+  return options.apply_policy && layout.PolicyFor(pack).kind != RedundancyPolicy::Kind::kNone;
+}
+}  // namespace
+
+// Checks one placed pack and rebuilds, moves or re-encodes what needs it (Repair, below).
+void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout& layout,
+                                    const std::set<std::string>& failed, const RepairOptions& options,
+                                    RepairReport* out) {
+  RepairReport& report = *out;
+  auto loaded = FindPlacement(name, true);
+  if (!loaded.ok()) {
+    report.errors.push_back(loaded.status().message());
+    return;
+  }
+  if (!*loaded) return;
+  Placement p = **loaded;
+  ++report.packs_checked;
+
+  if (Spreads(options, layout, name) && !(Shape{p.scheme, p.k, p.m} == ShapeFor(layout.PolicyFor(name), p.pack_size))) {
+    auto bytes = std::make_shared<std::string>(p.pack_size, '\0');
+    Status s = ReadPlaced(p, 0, bytes->size(), reinterpret_cast<uint8_t*>(bytes->data()));
+    if (s.ok()) s = WritePlaced(name, bytes, p.generation + 1);
+    if (!s.ok()) {
+      if (s.code() == StatusCode::kCorruption) report.unreadable[name] = {};
+      report.errors.push_back(s.WithContext(fmt::format("re-encoding pack {}", name)).message());
+      return;
+    }
+    // The new record is durable; the old generation's fragments are leftovers now.
+    for (int i = 0; i < p.width(); ++i) {
+      if (const VolumeConfig* v = layout.Find(p.volumes[i])) {
+        std::string path = FragmentPath(*v, FragmentFileName(name, p.generation, i));
+        ForgetFragment(path);
+        (void)env_->DeleteFile(path);
+      }
+    }
+    ++report.packs_reencoded;
+    return;
+  }
+
+  // Which fragments need writing: bad ones (rebuilt) and good ones on draining or unknown
+  // volumes (moved). Each is read once, in full (every block's CRC checked), and the good ones
+  // are the sources of what is rebuilt.
+  const int width = p.width();
+  std::vector<std::string> bodies(width), why(width);
+  std::vector<bool> good(width, false);
+  std::vector<int> bad, move;
+  int have = 0;
+  for (int i = 0; i < width; ++i) {
+    uint64_t ignored = 0;
+    std::string problem = CheckFragment(layout, p, i, /*deep=*/false, &ignored);
+    if (problem.empty()) {
+      std::string body(p.body_size, '\0');
+      Status r = ReadFragmentRange(p, i, 0, body.size(), reinterpret_cast<uint8_t*>(body.data()));
+      if (r.ok()) {
+        bodies[i] = std::move(body);
+        good[i] = true;
+        ++have;
+      } else {
+        problem = r.message();
+      }
+    }
+    const VolumeConfig* v = layout.Find(p.volumes[i]);
+    if (!problem.empty()) {
+      bad.push_back(i);
+      why[i] = std::move(problem);
+    } else if (!v || v->draining) {
+      move.push_back(i);
+    }
+  }
+  if (bad.empty() && move.empty()) return;
+  if (have < p.needed()) {
+    report.unreadable[name] = {};
+    report.errors.push_back(Unreadable(p, have, why).message());
+    return;
+  }
+  std::vector<int> todo = bad;
+  todo.insert(todo.end(), move.begin(), move.end());
+  // Bodies of the fragments to write: copies of good ones, decoded for the rest.
+  std::vector<int> want;
+  for (int i : todo) {
+    if (!good[i]) want.push_back(i);
+  }
+  if (!want.empty()) {
+    if (p.scheme == Scheme::kReplica) {
+      int src = static_cast<int>(std::find(good.begin(), good.end(), true) - good.begin());
+      for (int i : want) bodies[i] = bodies[src];
+    } else {
+      std::vector<int> have;
+      std::vector<const uint8_t*> in;
+      for (int i = 0; i < p.width() && static_cast<int>(have.size()) < p.k; ++i) {
+        if (good[i]) {
+          have.push_back(i);
+          in.push_back(reinterpret_cast<const uint8_t*>(bodies[i].data()));
+        }
+      }
+      std::vector<uint8_t*> out;
+      for (int i : want) {
+        bodies[i].assign(p.body_size, '\0');
+        out.push_back(reinterpret_cast<uint8_t*>(bodies[i].data()));
+      }
+      Status d = ErasureCode(p.k, p.m).Decode(have, in.data(), want, out.data(), p.body_size);
+      if (!d.ok()) {
+        report.errors.push_back(d.message());
+        return;
+      }
+    }
+  }
+  // Write each to a target: in place (same volume, atomic rename over the bad file) when its
+  // volume is healthy, else to a volume in a failure domain the pack does not use yet.
+  Placement next = p;
+  std::set<std::string> avoid = failed;
+  bool pack_failed = false;
+  for (int i : todo) {
+    const VolumeConfig* cur = layout.Find(p.volumes[i]);
+    bool is_move = std::find(move.begin(), move.end(), i) != move.end();
+    std::string target;
+    if (!is_move && cur && !cur->draining && !failed.count(cur->id) && VolumeOnline(*cur)) {
+      target = cur->id;
+    }
+    FragmentHeader h = MakeHeader(p, i, bodies[i]);
+    auto body = std::make_shared<const std::string>(std::move(bodies[i]));
+    std::string file = FragmentFileName(name, p.generation, i);
+    while (true) {
+      if (target.empty()) {
+        std::vector<std::string> keep;
+        for (int j = 0; j < p.width(); ++j) {
+          if (j != i) keep.push_back(next.volumes[j]);
+        }
+        std::set<std::string> avoid_here = avoid;
+        avoid_here.insert(p.volumes[i]);
+        auto choice = ChooseVolumes(layout, name, 1, keep, avoid_here);
+        if (!choice.ok()) {
+          report.errors.push_back(fmt::format("pack {} fragment {}: cannot restore it: {}", name, i,
+                                              choice.status().message()));
+          pack_failed = true;
+          break;
+        }
+        target = (*choice)[0];
+      }
+      Status w = WriteFragment(*layout.Find(target), file, h, body, *body);
+      if (w.ok()) break;
+      NoteWriteError(target, w);
+      avoid.insert(target);
+      target.clear();
+    }
+    if (pack_failed) break;
+    next.volumes[i] = target;
+    report.bytes_written += h.encoded_size() + body->size();
+    if (is_move) ++report.fragments_moved;
+    else ++report.fragments_rebuilt;
+  }
+  if (next.volumes != p.volumes) {
+    // New fragments are durable; switching the record is the commit point.
+    Status st = StorePlacement(next);
+    if (!st.ok()) {
+      report.errors.push_back(st.WithContext(fmt::format("pack {}: switching its placement", name)).message());
+      return;
+    }
+    for (int i = 0; i < p.width(); ++i) {
+      if (next.volumes[i] == p.volumes[i]) continue;
+      if (const VolumeConfig* v = layout.Find(p.volumes[i])) {
+        std::string path = FragmentPath(*v, FragmentFileName(name, p.generation, i));
+        ForgetFragment(path);
+        if (env_->DeleteFile(path).ok()) (void)env_->SyncDir(std::string(Dirname(path)));
+      }
+    }
+  }
+}
+
 Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
   RepairReport report;
   auto t0 = std::chrono::steady_clock::now();
@@ -1032,10 +1185,6 @@ Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
     std::lock_guard<std::mutex> l(mu_);
     failed = failed_writes_;
   }
-  // Per pack: its tier's policy decides whether apply spreads or re-encodes it.
-  auto spread = [&](const std::string& pack) {
-    return options.apply_policy && layout.PolicyFor(pack).kind != RedundancyPolicy::Kind::kNone;
-  };
 
   STRATA_ASSIGN_OR_RETURN(std::vector<std::string> placed, PlacedPacks());
 
@@ -1044,7 +1193,7 @@ Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
   STRATA_ASSIGN_OR_RETURN(auto local, primary_->List(ObjectType::kPack));
   for (const auto& name : local) {
     bool has_placement = std::binary_search(placed.begin(), placed.end(), name);
-    if (!has_placement && !spread(name)) continue;
+    if (!has_placement && !Spreads(options, layout, name)) continue;
     if (!has_placement) {
       auto bytes = primary_->Get(ObjectType::kPack, name);
       const uint64_t size = bytes.ok() ? bytes->size() : 0;
@@ -1063,162 +1212,30 @@ Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
     if (!s.ok()) report.errors.push_back(s.WithContext(fmt::format("removing local pack {}", name)).message());
   }
 
-  for (const auto& name : placed) {
-    auto loaded = FindPlacement(name, true);
-    if (!loaded.ok()) {
-      report.errors.push_back(loaded.status().message());
-      continue;
+  // Packs are independent (each switches its own placement record once its new fragments are
+  // durable), so four are repaired at once: reading, decoding and writing overlap. Each holds
+  // the bodies of its fragments (for rs:4+2 of a 32 MiB pack, 48 MiB; for replicate:3, 96 MiB).
+  {
+    constexpr size_t threads = 4;
+    ThreadPool pool(threads, threads);
+    std::mutex mu;
+    const size_t first_error = report.errors.size();
+    for (const auto& name : placed) {
+      pool.Submit([&, name] {
+        RepairReport one;
+        RepairPlaced(name, layout, failed, options, &one);
+        std::lock_guard<std::mutex> l(mu);
+        report.packs_checked += one.packs_checked;
+        report.fragments_rebuilt += one.fragments_rebuilt;
+        report.fragments_moved += one.fragments_moved;
+        report.packs_reencoded += one.packs_reencoded;
+        report.bytes_written += one.bytes_written;
+        report.unreadable.merge(one.unreadable);
+        report.errors.insert(report.errors.end(), one.errors.begin(), one.errors.end());
+      });
     }
-    if (!*loaded) continue;
-    Placement p = **loaded;
-    ++report.packs_checked;
-
-    if (spread(name) && !(Shape{p.scheme, p.k, p.m} == ShapeFor(layout.PolicyFor(name), p.pack_size))) {
-      auto bytes = std::make_shared<std::string>(p.pack_size, '\0');
-      Status s = ReadPlaced(p, 0, bytes->size(), reinterpret_cast<uint8_t*>(bytes->data()));
-      if (s.ok()) s = WritePlaced(name, bytes, p.generation + 1);
-      if (!s.ok()) {
-        if (s.code() == StatusCode::kCorruption) report.unreadable[name] = {};
-        report.errors.push_back(s.WithContext(fmt::format("re-encoding pack {}", name)).message());
-        continue;
-      }
-      // The new record is durable; the old generation's fragments are leftovers now.
-      for (int i = 0; i < p.width(); ++i) {
-        if (const VolumeConfig* v = layout.Find(p.volumes[i])) {
-          std::string path = FragmentPath(*v, FragmentFileName(name, p.generation, i));
-          ForgetFragment(path);
-          (void)env_->DeleteFile(path);
-        }
-      }
-      ++report.packs_reencoded;
-      continue;
-    }
-
-    // Which fragments need writing: bad ones (rebuilt) and good ones on draining or unknown
-    // volumes (moved).
-    std::vector<int> bad, move;
-    for (int i = 0; i < p.width(); ++i) {
-      uint64_t ignored = 0;
-      std::string problem = CheckFragment(layout, p, i, /*deep=*/true, &ignored);
-      const VolumeConfig* v = layout.Find(p.volumes[i]);
-      if (!problem.empty()) {
-        bad.push_back(i);
-      } else if (!v || v->draining) {
-        move.push_back(i);
-      }
-    }
-    if (bad.empty() && move.empty()) continue;
-    std::vector<std::string> bodies;
-    std::vector<bool> good;
-    std::vector<std::string> why;
-    Status s = ReadAllFragments(p, &bodies, &good, &why);
-    if (!s.ok()) {
-      report.unreadable[name] = {};
-      report.errors.push_back(s.message());
-      continue;
-    }
-    std::vector<int> todo = bad;
-    todo.insert(todo.end(), move.begin(), move.end());
-    // Bodies of the fragments to write: copies of good ones, decoded for the rest.
-    std::vector<int> want;
-    for (int i : todo) {
-      if (!good[i]) want.push_back(i);
-    }
-    // Moved fragments may not have been read (only `needed` are): read them now.
-    for (int i : move) {
-      if (good[i] || !bodies[i].empty()) continue;
-      std::string body(p.body_size, '\0');
-      if (ReadFragmentRange(p, i, 0, body.size(), reinterpret_cast<uint8_t*>(body.data())).ok()) {
-        bodies[i] = std::move(body);
-        good[i] = true;
-        want.erase(std::remove(want.begin(), want.end(), i), want.end());
-      }
-    }
-    if (!want.empty()) {
-      if (p.scheme == Scheme::kReplica) {
-        int src = static_cast<int>(std::find(good.begin(), good.end(), true) - good.begin());
-        for (int i : want) bodies[i] = bodies[src];
-      } else {
-        std::vector<int> have;
-        std::vector<const uint8_t*> in;
-        for (int i = 0; i < p.width() && static_cast<int>(have.size()) < p.k; ++i) {
-          if (good[i]) {
-            have.push_back(i);
-            in.push_back(reinterpret_cast<const uint8_t*>(bodies[i].data()));
-          }
-        }
-        std::vector<uint8_t*> out;
-        for (int i : want) {
-          bodies[i].assign(p.body_size, '\0');
-          out.push_back(reinterpret_cast<uint8_t*>(bodies[i].data()));
-        }
-        Status d = ErasureCode(p.k, p.m).Decode(have, in.data(), want, out.data(), p.body_size);
-        if (!d.ok()) {
-          report.errors.push_back(d.message());
-          continue;
-        }
-      }
-    }
-    // Write each to a target: in place (same volume, atomic rename over the bad file) when its
-    // volume is healthy, else to a volume in a failure domain the pack does not use yet.
-    Placement next = p;
-    std::set<std::string> avoid = failed;
-    bool pack_failed = false;
-    for (int i : todo) {
-      const VolumeConfig* cur = layout.Find(p.volumes[i]);
-      bool is_move = std::find(move.begin(), move.end(), i) != move.end();
-      std::string target;
-      if (!is_move && cur && !cur->draining && !failed.count(cur->id) && VolumeOnline(*cur)) {
-        target = cur->id;
-      }
-      FragmentHeader h = MakeHeader(p, i, bodies[i]);
-      auto body = std::make_shared<const std::string>(std::move(bodies[i]));
-      std::string file = FragmentFileName(name, p.generation, i);
-      while (true) {
-        if (target.empty()) {
-          std::vector<std::string> keep;
-          for (int j = 0; j < p.width(); ++j) {
-            if (j != i) keep.push_back(next.volumes[j]);
-          }
-          std::set<std::string> avoid_here = avoid;
-          avoid_here.insert(p.volumes[i]);
-          auto choice = ChooseVolumes(layout, name, 1, keep, avoid_here);
-          if (!choice.ok()) {
-            report.errors.push_back(fmt::format("pack {} fragment {}: cannot restore it: {}", name, i,
-                                                choice.status().message()));
-            pack_failed = true;
-            break;
-          }
-          target = (*choice)[0];
-        }
-        Status w = WriteFragment(*layout.Find(target), file, h, body, *body);
-        if (w.ok()) break;
-        NoteWriteError(target, w);
-        avoid.insert(target);
-        target.clear();
-      }
-      if (pack_failed) break;
-      next.volumes[i] = target;
-      report.bytes_written += h.encoded_size() + body->size();
-      if (is_move) ++report.fragments_moved;
-      else ++report.fragments_rebuilt;
-    }
-    if (next.volumes != p.volumes) {
-      // New fragments are durable; switching the record is the commit point.
-      Status st = StorePlacement(next);
-      if (!st.ok()) {
-        report.errors.push_back(st.WithContext(fmt::format("pack {}: switching its placement", name)).message());
-        continue;
-      }
-      for (int i = 0; i < p.width(); ++i) {
-        if (next.volumes[i] == p.volumes[i]) continue;
-        if (const VolumeConfig* v = layout.Find(p.volumes[i])) {
-          std::string path = FragmentPath(*v, FragmentFileName(name, p.generation, i));
-          ForgetFragment(path);
-          if (env_->DeleteFile(path).ok()) (void)env_->SyncDir(std::string(Dirname(path)));
-        }
-      }
-    }
+    pool.Wait();
+    std::sort(report.errors.begin() + first_error, report.errors.end());
   }
 
   // Leftovers: fragments no placement record names (interrupted writes, repairs, deletions).

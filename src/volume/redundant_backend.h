@@ -167,9 +167,8 @@ class RedundantBackend : public Backend {
   Status ReadFragmentRange(const Placement& p, int index, uint64_t off, size_t n, uint8_t* dst);
   Status ReadPlaced(const Placement& p, uint64_t off, size_t n, uint8_t* dst);
   Status ReadErasurePiece(const Placement& p, int index, uint64_t off, size_t n, uint8_t* dst);
-  // Reads whole bodies of `count` good fragments (verified); returns their indices.
-  Status ReadAllFragments(const Placement& p, std::vector<std::string>* bodies, std::vector<bool>* good,
-                          std::vector<std::string>* why);
+  // The error for a pack of which only `have` fragments read (`why`: each one's problem).
+  static Status Unreadable(const Placement& p, int have, const std::vector<std::string>& why);
 
   Result<std::vector<std::string>> ChooseVolumes(const VolumeLayout& layout, const std::string& pack, int count,
                                                  const std::vector<std::string>& keep,
@@ -180,6 +179,10 @@ class RedundantBackend : public Backend {
   // Checks one fragment: present, header matches, and (deep) every block's checksum. Returns
   // an empty string when good, else the problem.
   std::string CheckFragment(const VolumeLayout& layout, const Placement& p, int index, bool deep, uint64_t* bytes);
+  // Repair of one placed pack, its counts and errors in `report`; safe to run for several
+  // packs at once.
+  void RepairPlaced(const std::string& name, const VolumeLayout& layout, const std::set<std::string>& failed,
+                    const RepairOptions& options, RepairReport* report);
   bool VolumeOnline(const VolumeConfig& v);
 
   void NoteDegraded(const Placement& p, int index, const Status& why);
