@@ -241,7 +241,23 @@ std::string RedundantBackend::FragmentPath(const VolumeConfig& v, const std::str
   return JoinPath(v.path, fmt::format("fragments/{}/{}", file.substr(0, 2), file));
 }
 
-bool RedundantBackend::VolumeOnline(const VolumeConfig& v) { return env_->FileExists(JoinPath(v.path, kMarker)); }
+// The marker's stat runs on `reads_` too: a volume that hangs is offline after the read
+// deadline (and skipped for the silent period) instead of holding its caller, a put choosing
+// volumes included.
+bool RedundantBackend::VolumeOnline(const VolumeConfig& v) {
+  if (!CheckAnswering(v.id).ok()) return false;
+  struct Stat {
+    Env* env;
+    std::string path;
+    bool exists = false;
+  };
+  auto stat = std::make_shared<Stat>(Stat{env_, JoinPath(v.path, kMarker)});
+  if (!reads_.Run([stat] { stat->exists = stat->env->FileExists(stat->path); }, read_deadline_)) {
+    MarkSilent(v.id);
+    return false;
+  }
+  return stat->exists;
+}
 
 Result<std::optional<Placement>> RedundantBackend::LoadPlacement(const std::string& pack) {
   if (!ValidPackName(pack)) return Status::InvalidArgument(fmt::format("invalid pack name '{}'", pack));

@@ -332,15 +332,19 @@ class FailingReadsEnv : public EnvWrapper {
 // hangs.
 class HangingEnv : public EnvWrapper {
  public:
-  enum class Op { kRead, kWrite };
+  enum class Op { kRead, kWrite, kAll };  // kAll: reads, writes and stats (a dead mount)
   HangingEnv(Env* target, std::string filter, Op op) : EnvWrapper(target), filter_(std::move(filter)), op_(op) {}
   Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& p) override {
-    if (op_ == Op::kRead) MaybeHang(p);
+    if (op_ != Op::kWrite) MaybeHang(p);
     return target()->NewRandomAccessFile(p);
   }
   Result<std::unique_ptr<WritableFile>> NewStreamingFile(const std::string& p) override {
-    if (op_ == Op::kWrite) MaybeHang(p);
+    if (op_ != Op::kRead) MaybeHang(p);
     return target()->NewStreamingFile(p);
+  }
+  bool FileExists(const std::string& p) override {
+    if (op_ == Op::kAll) MaybeHang(p);
+    return target()->FileExists(p);
   }
   void Release() {
     std::lock_guard<std::mutex> l(mu_);
@@ -438,6 +442,23 @@ TEST_F(RedundantBackendTest, AWriteToAVolumeThatHangsGoesElsewhereAfterTheDeadli
   ASSERT_TRUE(st.ok());
   EXPECT_GT(st->volumes[2].write_errors, 0u);
   hanging.Release();  // the stuck write finishes; nothing names its fragment
+  backend_.reset();
+}
+
+// A volume whose every operation hangs, the check of its marker included (a dead hard mount):
+// puts and reads still finish, on the other volumes.
+TEST_F(RedundantBackendTest, AVolumeThatHangsEvenOnStatIsAvoidedAfterTheDeadline) {
+  HangingEnv hanging(Env::Default(), "/vol3/", HangingEnv::Op::kAll);
+  Build(7, "rs:4+2", &hanging);
+  backend_->SetReadDeadlineForTesting(std::chrono::milliseconds(300));
+  backend_->SetWriteDeadlineForTesting(std::chrono::milliseconds(300));
+  auto start = std::chrono::steady_clock::now();
+  WritePacks();
+  ExpectAllReadable("volume 3 hangs on everything");
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GE(hanging.hung(), 1);
+  EXPECT_LT(seconds, 10.0);
+  hanging.Release();
   backend_.reset();
 }
 
