@@ -253,7 +253,7 @@ bool DecodePngGrey(const std::string& data, cv::Mat* out, std::string* why) {
   png_set_strip_alpha(png);
   if (colour == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if ((colour & PNG_COLOR_MASK_COLOR) == 0 && png_get_bit_depth(png, info) < 8) png_set_expand_gray_1_2_4_to_8(png);
-  if (colour & PNG_COLOR_MASK_COLOR || colour == PNG_COLOR_TYPE_PALETTE) png_set_rgb_to_gray(png, 1, 0.299, 0.587);
+  if (colour & PNG_COLOR_MASK_COLOR) png_set_rgb_to_gray(png, 1, 0.299, 0.587);  // palettes too
   const int passes = png_set_interlace_handling(png);
   png_read_update_info(png, info);
   out->create(static_cast<int>(png_get_image_height(png, info)), static_cast<int>(png_get_image_width(png, info)),

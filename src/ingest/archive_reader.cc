@@ -187,7 +187,7 @@ Status Walk(archive* a, ArchiveSource& source, const std::string& name, const Ar
     STRATA_RETURN_IF_ERROR(reader.Drain());
   }
   STRATA_RETURN_IF_ERROR(source.failure());
-  return source.ReadToEnd(a);
+  return source.ReadToEnd();
 }
 
 // The archive named `name`, read from `file`. `block`: the bytes read at a time (small ones

@@ -222,7 +222,7 @@ class ArchiveSource::Gzip {
 };
 
 ArchiveSource::ArchiveSource(RandomAccessFile* file, uint64_t size, std::string name, size_t block)
-    : file_(file), size_(size), name_(std::move(name)), buffer_(block) {}
+    : file_(file), size_(size), name_(std::move(name)), block_(block) {}
 
 ArchiveSource::~ArchiveSource() = default;
 
@@ -234,7 +234,9 @@ Status ArchiveSource::Open(archive* a) {
   failure_ = file_->Read(0, sizeof(head), head, &got);
   if (!failure_.ok()) return failure_;
   if (got == sizeof(head) && std::memcmp(head, kGzipMagic, sizeof(head)) == 0) {
-    gzip_ = std::make_unique<Gzip>(file_, size_, name_, buffer_.size());
+    gzip_ = std::make_unique<Gzip>(file_, size_, name_, block_);
+  } else {
+    buffer_.resize(block_);
   }
   archive_read_set_callback_data(a, this);
   archive_read_set_read_callback(a, &ArchiveSourceCallbacks::Read);
@@ -251,17 +253,14 @@ Status ArchiveSource::Open(archive* a) {
   return Status::OK();
 }
 
-Status ArchiveSource::ReadToEnd(archive* a) {
+Status ArchiveSource::ReadToEnd() {
   if (!gzip_) return Status::OK();
   for (;;) {
-    const void* out = nullptr;
-    long n = Inflate(a, &out);
-    if (n == 0) return Status::OK();
-    if (n < 0) {
-      if (!failure_.ok()) return failure_;
-      const char* why = archive_error_string(a);
-      return Status::Corruption(why ? why : fmt::format("{}: damaged gzip stream", name_));
-    }
+    Status io;
+    auto block = gzip_->Next(&io);
+    if (!io.ok()) return io;
+    if (!block.ok()) return block.status();
+    if (block->empty()) return Status::OK();
   }
 }
 

@@ -49,7 +49,7 @@ class ArchiveSource {
   uint64_t consumed() const;
   // After libarchive's last read: inflates what is left of a gzip stream (the container's end
   // padding, the last CRC), so damage past the archive's end is reported too.
-  Status ReadToEnd(archive* a);
+  Status ReadToEnd();
 
  private:
   friend struct ArchiveSourceCallbacks;
@@ -62,7 +62,8 @@ class ArchiveSource {
   uint64_t size_;
   std::string name_;
   uint64_t pos_ = 0;
-  std::vector<uint8_t> buffer_;
+  size_t block_;
+  std::vector<uint8_t> buffer_;  // what a read hands to libarchive (not used for gzip)
   std::unique_ptr<Gzip> gzip_;  // set by Open() for a gzip stream
   Status failure_;
 };

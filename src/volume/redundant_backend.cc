@@ -666,7 +666,7 @@ Result<std::vector<std::string>> RedundantBackend::ChooseVolumes(const VolumeLay
   std::vector<const VolumeConfig*> candidates;
   for (const auto& v : layout.volumes) {
     if (v.draining || avoid.count(v.id) || std::find(keep.begin(), keep.end(), v.id) != keep.end()) continue;
-    if (!CheckAnswering(v.id).ok() || !VolumeOnline(v)) continue;  // a hanging volume is not asked again
+    if (!VolumeOnline(v)) continue;  // offline, or hanging (then skipped for a while)
     candidates.push_back(&v);
   }
   std::vector<std::string> out;
@@ -1110,11 +1110,11 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
       int src = static_cast<int>(std::find(good.begin(), good.end(), true) - good.begin());
       for (int i : want) bodies[i] = bodies[src];
     } else {
-      std::vector<int> have;
+      std::vector<int> sources;
       std::vector<const uint8_t*> in;
-      for (int i = 0; i < p.width() && static_cast<int>(have.size()) < p.k; ++i) {
+      for (int i = 0; i < width && static_cast<int>(sources.size()) < p.k; ++i) {
         if (good[i]) {
-          have.push_back(i);
+          sources.push_back(i);
           in.push_back(reinterpret_cast<const uint8_t*>(bodies[i].data()));
         }
       }
@@ -1123,7 +1123,7 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
         bodies[i].assign(p.body_size, '\0');
         out.push_back(reinterpret_cast<uint8_t*>(bodies[i].data()));
       }
-      Status d = ErasureCode(p.k, p.m).Decode(have, in.data(), want, out.data(), p.body_size);
+      Status d = ErasureCode(p.k, p.m).Decode(sources, in.data(), want, out.data(), p.body_size);
       if (!d.ok()) {
         report.errors.push_back(d.message());
         return;
