@@ -120,7 +120,7 @@ class LoaderImpl final : public Loader {
     }
     if (o.queue_depth == 0 || o.queue_depth > 4096) return Status::InvalidArgument("loader: queue_depth must be 1..4096");
     if (o.key) aead_.emplace(*o.key);
-    uint64_t max_extent = 0;
+    uint64_t max_extent = 0, total_extent = 0;
     size_t buffered = 0;
     for (const std::string& path : o.shards) {
       shard::ReaderOptions ro;
@@ -131,7 +131,11 @@ class LoaderImpl final : public Loader {
         return Status::InvalidArgument(
             fmt::format("loader: shard {} has another schema than shard {}", path, readers_[0]->path()));
       }
-      for (uint64_t i = 0; i < reader->record_count(); ++i) max_extent = std::max(max_extent, reader->Locate(i).extent_length);
+      for (uint64_t i = 0; i < reader->record_count(); ++i) {
+        const uint64_t extent = reader->Locate(i).extent_length;
+        max_extent = std::max(max_extent, extent);
+        total_extent += extent;
+      }
       starts_.push_back(n_);
       n_ += reader->record_count();
       readers_.push_back(std::move(reader));
@@ -147,15 +151,19 @@ class LoaderImpl final : public Loader {
     } else {
       direct_ = o.direct_io;
     }
-    // The arena holds at least two batches' reads, so one can be decoded while the next is
-    // read; beyond that, enough for the queue depth, up to half the budget.
-    const uint64_t batch_reads = std::max<uint64_t>(o.batch_size * max_extent, shard::kBlock);
+    // The arena holds at least two batches' reads of records of the average size, so one can
+    // be decoded while the next is read; beyond that, enough for the queue depth, up to half the
+    // budget. Sized by the largest record instead, a data set with a long tail of sizes (images)
+    // would need many times the memory its batches take; a batch of larger records than the
+    // arena holds grows it when it comes (GrowArena).
+    const uint64_t mean_extent = n_ > 0 ? (total_extent + n_ - 1) / n_ : shard::kBlock;
+    const uint64_t batch_reads = std::max<uint64_t>(o.batch_size * mean_extent, shard::kBlock);
     uint64_t want = std::max<uint64_t>(4ull * o.queue_depth * max_extent, 64ull << 20);
     arena_size_ = shard::AlignUp(std::max(2 * batch_reads, std::min(o.prefetch_bytes / 2, want)));
     if (o.prefetch_bytes < arena_size_ + batch_reads) {
       return Status::InvalidArgument(fmt::format(
-          "loader: prefetch_bytes {} cannot hold batches of {} records of up to {} bytes; give at least {}",
-          o.prefetch_bytes, o.batch_size, max_extent, arena_size_ + batch_reads));
+          "loader: prefetch_bytes {} cannot hold batches of {} records of {} bytes on average; give at least {}",
+          o.prefetch_bytes, o.batch_size, mean_extent, arena_size_ + batch_reads));
     }
     // Buffers of consumed batches kept for reuse count against the budget too.
     pool_bytes_ = std::min<uint64_t>((o.prefetch_bytes - arena_size_) / 4, 64ull << 20);
@@ -372,10 +380,11 @@ class LoaderImpl final : public Loader {
     for (const ShardFile& f : files_) fds.push_back(f.fd);
     const bool fixed_files = io_uring_register_files(&ring, fds.data(), static_cast<unsigned>(fds.size())) == 0;
     iovec iov{arena_, arena_size_};
-    const bool fixed_bufs = io_uring_register_buffers(&ring, &iov, 1) == 0;
+    bool fixed_bufs = io_uring_register_buffers(&ring, &iov, 1) == 0;
 
     std::deque<Run*> pending;
     uint64_t inflight = 0, next = 0;
+    bool failed = false;  // the arena could not grow
     std::unique_ptr<Job> planned;
     auto prep = [&](Run* r) {
       io_uring_sqe* sqe = io_uring_get_sqe(&ring);
@@ -409,6 +418,16 @@ class LoaderImpl final : public Loader {
           uint64_t off;
           {
             std::lock_guard lk(mu_);
+            if (MustGrow(*planned)) {
+              if (!jobs_.empty()) break;  // wait until every earlier batch is decoded
+              Status grown = GrowArena(&ring, *planned, &fixed_bufs);
+              if (!grown.ok()) {  // nothing is in flight: record the error and end
+                fatal_ = std::move(grown);
+                decode_cv_.notify_all();
+                failed = true;
+                break;
+              }
+            }
             if (!ring_.Alloc(planned->region_len, &off)) break;
             planned->region = off;
             for (Run& r : planned->runs) {
@@ -419,6 +438,7 @@ class LoaderImpl final : public Loader {
           }
           ++next;
         }
+        if (failed) break;
         while (inflight < options_.queue_depth && !pending.empty()) {
           prep(pending.front());
           pending.pop_front();
@@ -428,7 +448,9 @@ class LoaderImpl final : public Loader {
       if (inflight == 0) {
         if (stopping || (next == total_jobs_ && pending.empty())) break;
         std::unique_lock lk(mu_);
-        io_cv_.wait(lk, [&] { return stop_.load() || (planned && ring_.CanAlloc(planned->region_len)); });
+        io_cv_.wait(lk, [&] {
+          return stop_.load() || (planned && (MustGrow(*planned) ? jobs_.empty() : ring_.CanAlloc(planned->region_len)));
+        });
         continue;
       }
       rc = io_uring_submit_and_wait(&ring, 1);
@@ -469,6 +491,33 @@ class LoaderImpl final : public Loader {
       io_uring_cq_advance(&ring, seen);
     }
     io_uring_queue_exit(&ring);
+  }
+
+  // Whether `job`'s reads need more than the whole arena (records far above the average size).
+  bool MustGrow(const Job& job) const { return job.region_len > arena_size_; }
+
+  // Replaces the arena with one that holds `job`'s reads; called with mu_ held and no batch in
+  // the arena, so neither thread points into the old one. Warns once: the loader now holds more
+  // than prefetch_bytes.
+  Status GrowArena(io_uring* ring, const Job& job, bool* fixed_bufs) {
+    const uint64_t size = shard::AlignUp(job.region_len);
+    if (!grew_) {
+      LogWarning(fmt::format("loader: batch {} of epoch {} needs {} bytes of read buffers, more than the {} that "
+                             "prefetch_bytes {} leaves for them (its records are far above the average size); "
+                             "the buffers grow to hold it: give prefetch_bytes of at least {} to stay within it",
+                             job.rank_batch, epoch_, size, arena_size_, options_.prefetch_bytes,
+                             2 * size + pool_bytes_));
+      grew_ = true;
+    }
+    if (*fixed_bufs) io_uring_unregister_buffers(ring);
+    std::free(arena_);
+    arena_ = static_cast<uint8_t*>(std::aligned_alloc(shard::kBlock, size));
+    arena_size_ = arena_ == nullptr ? 0 : size;
+    ring_.Reset(arena_size_);
+    if (arena_ == nullptr) return Status::Internal(fmt::format("loader: cannot allocate {} bytes of read buffers", size));
+    iovec iov{arena_, arena_size_};
+    *fixed_bufs = io_uring_register_buffers(ring, &iov, 1) == 0;
+    return Status::OK();
   }
 
   // Records a fatal error as the next result; Next() returns it.
@@ -619,6 +668,7 @@ class LoaderImpl final : public Loader {
   uint64_t out_bytes_ = 0;
   Status error_, fatal_;
   bool finished_ = false, started_ = false;
+  bool grew_ = false;  // GrowArena has warned
   LoaderStats stats_;
   std::atomic<uint64_t> reads_{0}, bytes_read_{0};
   std::thread io_thread_, decode_thread_;

@@ -34,7 +34,13 @@ shard::Schema TestSchema() {
   return shard::Schema{{id, data, label}};
 }
 
-size_t SizeOf(uint64_t id, bool varying) { return varying ? 100 + (id * 2654435761u) % 9000 : 300; }
+// Record sizes: 300 bytes each (false), 100..9099 bytes (true), or kLongTail: 200 bytes, and
+// 600 KiB for every 97th record (a few images far above the average).
+constexpr int kLongTail = 2;
+size_t SizeOf(uint64_t id, int varying) {
+  if (varying == kLongTail) return id % 97 == 5 ? 600 << 10 : 200;
+  return varying ? 100 + (id * 2654435761u) % 9000 : 300;
+}
 
 std::string DataOf(uint64_t id, size_t n) {
   std::string s(n, '\0');
@@ -47,7 +53,7 @@ struct Shards {
   std::vector<shard::ShardInfo> infos;
 };
 
-Shards WriteShards(const std::string& dir, uint64_t n, bool varying = false, std::optional<shard::Key> key = {},
+Shards WriteShards(const std::string& dir, uint64_t n, int varying = false, std::optional<shard::Key> key = {},
                    uint64_t target = 64 << 10) {
   shard::ShardSetOptions o;
   o.dir = dir;
@@ -71,7 +77,7 @@ Shards WriteShards(const std::string& dir, uint64_t n, bool varying = false, std
 }
 
 // Checks every sample of the batch against the record its index names.
-void CheckBatch(const Batch& b, bool varying) {
+void CheckBatch(const Batch& b, int varying) {
   const Column* id = b.Find("id");
   const Column* data = b.Find("data");
   const Column* label = b.Find("label");
@@ -106,7 +112,7 @@ struct Drained {
   uint64_t batches = 0;
 };
 
-Drained Drain(Loader& loader, const LoaderState& from, uint64_t max_batches = UINT64_MAX, bool varying = false) {
+Drained Drain(Loader& loader, const LoaderState& from, uint64_t max_batches = UINT64_MAX, int varying = false) {
   Drained d;
   EXPECT_TRUE(loader.Start(from).ok());
   while (d.batches < max_batches) {
@@ -444,6 +450,25 @@ TEST_F(LoaderTest, MemoryBudgetIsHonoured) {
   LoaderStats st = l->stats();
   EXPECT_LE(st.peak_buffered_bytes, o.prefetch_bytes);
   EXPECT_GT(st.peak_buffered_bytes, o.prefetch_bytes / 2);  // it did prefetch
+}
+
+// The budget is checked against batches of records of the average size: a few records far
+// above it do not make Open refuse a budget that the batches fit; a batch that needs more
+// than the read buffers grows them (with a warning) and the epoch is read exactly once.
+TEST_F(LoaderTest, ALongTailOfRecordSizesGrowsTheBuffersForTheBatchThatNeedsIt) {
+  Shards s = WriteShards(dir_.path(), 2000, kLongTail, {}, 4 << 20);
+  auto o = Options(s, 8);
+  o.prefetch_bytes = 1 << 20;  // 8 x 600 KiB would need 5 MiB; batches of the average need 0.2 MiB
+  auto l = OpenOrDie(o);
+  Drained d = Drain(*l, {42, 0, 0}, UINT64_MAX, kLongTail);
+  std::vector<uint64_t> sorted = d.records;
+  std::sort(sorted.begin(), sorted.end());
+  ASSERT_EQ(sorted.size(), 2000u);
+  for (uint64_t i = 0; i < 2000; ++i) ASSERT_EQ(sorted[i], i);
+  EXPECT_GT(l->stats().peak_buffered_bytes, 600u << 10);
+  // The next epoch reuses the grown buffers.
+  Drained next = Drain(*l, {42, 1, 0}, UINT64_MAX, kLongTail);
+  EXPECT_EQ(next.records.size(), 2000u);
 }
 
 TEST_F(LoaderTest, BufferedFallbackWhenODirectIsRefused) {
