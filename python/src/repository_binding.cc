@@ -14,9 +14,13 @@
 #include <optional>
 
 #include "common.h"
+#include "dtype.h"
 #include "native_call.h"
 #include "strata/ingest.h"
 #include "strata/lake.h"
+#ifdef STRATA_HAVE_LOADER
+#include "strata/lake_cache.h"
+#endif
 #include "strata/repository.h"
 
 namespace strata::python {
@@ -315,7 +319,8 @@ void BindRepository(nb::module_& m) {
       .def("read_at", &PyFile::ReadAt, nb::arg("offset"), nb::arg("size") = -1)
       .def("readinto_at", &PyFile::ReadInto, nb::arg("offset"), nb::arg("buffer"));
 
-  nb::class_<PyRepository>(m, "_Repository")
+  auto repo_class = nb::class_<PyRepository>(m, "_Repository");
+  repo_class
       .def_static("open", &PyRepository::Open, nb::arg("url") = nb::none(), nb::arg("passphrase") = nb::none(),
                   nb::arg("password_file") = nb::none(), nb::arg("threads") = 0)
       .def_static("init", &PyRepository::Init, nb::arg("url"), nb::arg("passphrase") = nb::none(),
@@ -508,6 +513,32 @@ void BindRepository(nb::module_& m) {
         d["packs"] = s.packs;
         return d;
       });
+#ifdef STRATA_HAVE_LOADER
+  repo_class
+      .def("cache_version", [](PyRepository& r, const std::string& spec, const std::string& dir,
+                               const std::vector<std::string>& columns, const std::optional<nb::bytes>& key,
+                               uint64_t shard_size, uint64_t max_bytes, bool progress) {
+        loader::LakeCacheOptions o;
+        o.dir = dir;
+        o.columns = columns;
+        o.key = ShardKey(key);
+        o.shard_size = shard_size;
+        o.max_bytes = max_bytes;
+        o.progress = progress;
+        loader::LakeCacheEntry e = r.WithLake([&](Lake* l) { return Check(loader::CacheLakeVersion(l, spec, o)); });
+        nb::dict d;
+        d["dir"] = e.dir;
+        d["shards"] = e.shards;
+        d["commit"] = e.commit.ToHex();
+        d["path"] = e.path;
+        d["records"] = e.records;
+        d["file_bytes"] = e.file_bytes;
+        d["built"] = e.built;
+        d["evicted"] = e.evicted;
+        return d;
+      }, nb::arg("spec"), nb::arg("dir"), nb::arg("columns"), nb::arg("key").none(), nb::arg("shard_size"),
+         nb::arg("max_bytes"), nb::arg("progress"));
+#endif
 }
 
 }  // namespace strata::python

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -209,6 +209,18 @@ class Repository:
     def cat(self, spec: str) -> bytes:
         """The whole content of NAME@REF:PATH."""
         return self._r.open_file(spec).read_at(0, -1)
+
+    def cache_version(self, spec: str, dir: os.PathLike | str, *, columns: Sequence[str] = (),
+                      key: Optional[bytes] = None, shard_size: int = 256 << 20, max_bytes: int = 0,
+                      progress: bool = False) -> Dict[str, Any]:
+        """The files of NAME@REF[:PATH] as shards in the local cache directory `dir`, built on
+        first use and found again after (by commit id, so never stale): one record per file,
+        {"path": str, "data": bytes, and each of `columns` from the file's record metadata}, in
+        path order. Read them with strata.Loader / strata.torch (LakeDataset does all of it).
+        `key` (32 bytes) seals the cached records; without it they are plaintext on that disk.
+        `max_bytes` evicts least recently used entries beyond it. Returns dir, shards, commit,
+        path, records, file_bytes, built, evicted."""
+        return self._r.cache_version(spec, os.fspath(dir), list(columns), key, shard_size, max_bytes, progress)
 
     def checkout(self, spec: str, dest: os.PathLike | str) -> int:
         """Restores NAME@REF[:PATH] into directory `dest`; returns the bytes written."""

@@ -7,6 +7,8 @@ Two styles, both with a deterministic global shuffle (the loader's keyed Feistel
   DataLoader worker and yields whole batches; use it with DataLoader(batch_size=None).
 * ShardDataset (map-style) with ShuffleSampler: random access by record number, for code that
   wants a classic Dataset and Sampler.
+* LakeDataset: a dataset version's files straight from the lake (no transform), through a local
+  cache of shards built on first use; then as ShardIterableDataset.
 
 Batches are dicts of tensors made with torch.from_numpy over the loader's buffers: no copy in
 the process that reads (with workers, PyTorch moves them through shared memory as usual).
@@ -35,7 +37,7 @@ from ._loader import HAVE_LOADER, Loader, Shuffle, _need_loader
 from ._shards import Dataset as _ShardRecords
 from ._shards import PathLike, shard_paths
 
-__all__ = ["ShardIterableDataset", "ShardDataset", "ShuffleSampler", "DataLoader", "to_tensors", "rank_and_world",
+__all__ = ["ShardIterableDataset", "LakeDataset", "ShardDataset", "ShuffleSampler", "DataLoader", "to_tensors", "rank_and_world",
            "save", "load", "AsyncCheckpointer", "load_weights", "import_torch_file"]
 
 _STATE_KEY = "__strata_state__"
@@ -203,6 +205,35 @@ class ShardIterableDataset(_Resumable, tud.IterableDataset):
             yield out
         if in_main and not self._emit_state:
             self._finish_epoch()
+
+
+class LakeDataset(ShardIterableDataset):
+    """The files of a dataset version, read from the lake through a local cache, for training
+    on the files themselves (no transform): one sample per file, {"path", "data" (its bytes),
+    and each of `columns` from the file's record metadata}.
+
+        repo = strata.Repository.open("/srv/lake")
+        ds = strata.torch.LakeDataset(repo, "fmnist@v1:train", "/nvme/strata-cache", columns=["label"],
+                                      batch_size=256, seed=17, transform=decode)
+        for batch in strata.torch.DataLoader(ds, num_workers=2):
+            ...                          # {"path": [str], "data": [bytes], "label": Tensor[256]}
+
+    The first use copies the version's files into shards under `cache_dir` (Repository.cache_version:
+    once per commit, whichever process gets there first; the others wait for it), so every epoch
+    and every later run reads them with the C++ loader at the local disk's speed, with the same
+    shuffle, ranks and exact resume as ShardIterableDataset (whose options it takes). `key` (32
+    bytes) seals the cached records; `cache_max_bytes` evicts the least recently used other
+    versions beyond it. `entry` says what was cached. For map-style access use
+    ShardDataset(ds.entry["shards"]).
+    """
+
+    def __init__(self, repo: Any, spec: str, cache_dir: PathLike, *, columns: Sequence[str] = (),
+                 key: Optional[bytes] = None, cache_max_bytes: int = 0, shard_size: int = 256 << 20,
+                 progress: bool = False, **options: Any):
+        _need_loader()
+        self.entry = repo.cache_version(spec, cache_dir, columns=columns, key=key, shard_size=shard_size,
+                                        max_bytes=cache_max_bytes, progress=progress)
+        super().__init__(self.entry["shards"], key=key, **options)
 
 
 class ShardDataset(_Resumable, tud.Dataset):

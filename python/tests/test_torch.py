@@ -204,3 +204,31 @@ def test_rank_from_environment(shard_dir, monkeypatch):
     assert (ds.rank, ds.world_size) == (1, 4)
     with pytest.raises(ValueError):
         st.ShardIterableDataset(shard_dir, rank=4, world_size=4)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_lake_dataset_reads_every_file_once_through_the_cache(repo, tmp_path, workers):
+    src = tmp_path / "src"
+    (src / "train").mkdir(parents=True)
+    contents = {f"train/{i:03d}.bin": os.urandom(50 + 37 * i) for i in range(60)}
+    for p, data in contents.items():
+        (src / p).write_bytes(data)
+    repo.create_dataset("fm")
+    repo.commit("fm@main", src, "import")
+    repo.set_records("fm@main", {p: {"label": i % 10} for i, p in enumerate(sorted(contents))}, "labels")
+
+    cache = tmp_path / "cache"
+    ds = st.LakeDataset(repo, "fm@main:train", cache, columns=["label"], batch_size=8, seed=4, shard_size=8 << 10)
+    assert ds.entry["built"] and ds.entry["records"] == 60 and len(ds.entry["shards"]) > 1
+    seen = {}
+    for batch in st.DataLoader(ds, num_workers=workers, multiprocessing_context="fork" if workers else None):
+        assert batch["label"].dtype == torch.int64
+        for path, data, label in zip(batch["path"], batch["data"], batch["label"].tolist()):
+            assert path not in seen
+            seen[path] = (bytes(np.asarray(data)), label)
+    assert seen == {p: (contents[p], i % 10) for i, p in enumerate(sorted(contents))}
+    # The next use of the same version reads no lake: the entry is found by commit id.
+    again = st.LakeDataset(repo, "fm@main:train", cache, columns=["label"], batch_size=8)
+    assert not again.entry["built"] and again.entry["shards"] == ds.entry["shards"]
+    with pytest.raises(strata.InvalidArgumentError, match="no value for column 'size_class'"):
+        st.LakeDataset(repo, "fm@main:train", cache, columns=["size_class"])
