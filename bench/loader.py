@@ -12,7 +12,10 @@ and reports the ratio loader / fio (IOPS at 4 KiB, bandwidth at 128 KiB), sample
 p50/p99 batch latency, CPU seconds and RSS. Writes a markdown table and the raw JSON to
 bench/results/ and prints the table.
 
-  bench/loader.py [--build build-loader] [--dir /work/loader-bench] [--seconds 20] [--keep]
+  bench/loader.py [--build build-loader] [--dir /work/loader-bench] [--seconds 20] [--keep] [--sealed]
+
+With --sealed, each data set is also written with every record sealed (AES-256-GCM, the same
+stored sizes) and read again: the loader's cost of encrypted shards, against the same fio run.
 """
 import argparse
 import datetime
@@ -34,6 +37,8 @@ def main():
     ap.add_argument("--dir", default="/work/loader-bench")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--keep", action="store_true", help="reuse existing shards and keep them afterwards")
+    ap.add_argument("--sealed", action="store_true",
+                    help="also read the same records sealed with AES-256-GCM (the cost of encrypted shards)")
     ap.add_argument("--sets", default="4096:1000000:256:64,131072:40000:32:32",
                     help="SIZE:RECORDS:BATCH:QD,...")
     args = ap.parse_args()
@@ -55,23 +60,39 @@ def main():
         l = json.loads(run([bench, "read", d, "--batch", str(batch), "--queue-depth", str(qd),
                             "--seconds", str(args.seconds)]))
         log(f"loader {l}")
-        loader_iops = l["reads"] / l["seconds"]
-        results.append({"size": size, "records": records, "batch": batch, "qd": qd, "fio": f, "loader": l,
-                        "ratio_iops": l["samples_s"] / f["iops"], "ratio_bw": l["read_mib_s"] / f["mib_s"],
-                        "loader_reads_s": loader_iops})
+        runs = [("plain", l)]
+        if args.sealed:
+            # The same records sealed with AES-256-GCM (the same stored sizes, so the same reads):
+            # what opening them costs the loader.
+            ds = d + "-sealed"
+            if not (args.keep and os.path.isdir(ds) and shard_files(ds)):
+                shutil.rmtree(ds, ignore_errors=True)
+                os.makedirs(ds)
+                log(f"wrote {json.loads(run([bench, 'write', ds, str(records), str(size), '--sealed']))}")
+            drop_caches()
+            runs.append(("sealed", json.loads(run([bench, "read", ds, "--batch", str(batch), "--queue-depth", str(qd),
+                                                   "--seconds", str(args.seconds), "--sealed"]))))
+            log(f"loader sealed {runs[-1][1]}")
+            if not args.keep:
+                shutil.rmtree(ds, ignore_errors=True)
+        for mode, l in runs:
+            results.append({"size": size, "records": records, "batch": batch, "qd": qd, "fio": f, "loader": l,
+                            "mode": mode, "ratio_iops": l["samples_s"] / f["iops"],
+                            "ratio_bw": l["read_mib_s"] / f["mib_s"], "loader_reads_s": l["reads"] / l["seconds"]})
         if not args.keep:
             shutil.rmtree(d, ignore_errors=True)
 
     date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     lines = [f"loader vs fio, {date}, {platform.node()}, {os.cpu_count()} cores, kernel {platform.release()}, "
              f"load average before: {os.getloadavg()[0]:.2f}", "",
-             "| records | batch | QD | fio IOPS | fio MiB/s | loader samples/s | loader MiB/s | ratio IOPS | ratio MiB/s "
-             "| p50 / p99 batch ms | loader CPU s / s | peak RSS MiB (budget) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| records | records stored | batch | QD | fio IOPS | fio MiB/s | loader samples/s | loader MiB/s | ratio IOPS "
+             "| ratio MiB/s | p50 / p99 batch ms | loader CPU s / s | peak RSS MiB (budget) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         f, l = r["fio"], r["loader"]
         lines.append(
-            f"| {r['records']} x {r['size'] // 1024} KiB | {r['batch']} | {r['qd']} | {f['iops']:.0f} | {f['mib_s']:.0f} "
+            f"| {r['records']} x {r['size'] // 1024} KiB | {r['mode']} | {r['batch']} | {r['qd']} | {f['iops']:.0f} "
+            f"| {f['mib_s']:.0f} "
             f"| {l['samples_s']:.0f} | {l['read_mib_s']:.0f} | {r['ratio_iops']:.2f} | {r['ratio_bw']:.2f} "
             f"| {l['p50_batch_us'] / 1000:.2f} / {l['p99_batch_us'] / 1000:.2f} "
             f"| {l['cpu_seconds'] / l['seconds']:.2f} | {l['peak_rss_mib']:.0f} ({l['prefetch_mib']}) |")

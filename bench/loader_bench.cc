@@ -1,10 +1,13 @@
 // Training loader benchmark, driven by bench/loader.py (which runs fio beside it).
 //
-//   loader_bench write DIR RECORDS SIZE      RECORDS records of SIZE stored bytes each (a uint8
+//   loader_bench write DIR RECORDS SIZE [--sealed]
+//                                            RECORDS records of SIZE stored bytes each (a uint8
 //                                            tensor and a label) into 256 MiB shards
-//   loader_bench read DIR [--batch B] [--queue-depth Q] [--seconds S] [--prefetch-mib M]
+//   loader_bench read DIR [--batch B] [--queue-depth Q] [--seconds S] [--prefetch-mib M] [--sealed]
 //                                            one epoch (or S seconds) in global shuffle order
-// Each prints one line of JSON.
+// --sealed: every record sealed with AES-256-GCM under a fixed benchmark key (its 28 bytes of
+// nonce and tag come out of the tensor, so a record still takes SIZE bytes), and opened by the
+// loader. Each prints one line of JSON.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -41,10 +44,17 @@ uint64_t StatusKib(const char* field) {
   return 0;
 }
 
-int Write(const std::string& dir, uint64_t records, uint64_t size) {
-  // A record's stored bytes: 8 (shape) + data + 4 (label), so SIZE bytes exactly.
-  if (size < 64) return 2;
-  const uint64_t data = size - 12;
+// The benchmark's key: what is measured is the cost of opening sealed records, not key handling.
+shard::Key BenchKey() {
+  shard::Key k;
+  k.fill(0x5a);
+  return k;
+}
+
+int Write(const std::string& dir, uint64_t records, uint64_t size, bool sealed) {
+  // A record's stored bytes: 8 (shape) + data + 4 (label) [+ 28 sealed], so SIZE bytes exactly.
+  if (size < 128) return 2;
+  const uint64_t data = size - 12 - (sealed ? 28 : 0);  // nonce (12) + tag (16)
   shard::Field image;
   image.name = "image";
   image.type = shard::FieldType::kTensor;
@@ -57,6 +67,7 @@ int Write(const std::string& dir, uint64_t records, uint64_t size) {
   shard::ShardSetOptions options;
   options.dir = dir;
   options.schema = shard::Schema{{image, label}};
+  if (sealed) options.writer.key = BenchKey();
   std::mt19937_64 rng(42);
   std::string noise(data + 4096, '\0');
   for (char& c : noise) c = static_cast<char>(rng());
@@ -79,8 +90,9 @@ int Write(const std::string& dir, uint64_t records, uint64_t size) {
   return 0;
 }
 
-int Read(const std::string& dir, uint64_t batch, uint32_t qd, double seconds, uint64_t prefetch_mib) {
+int Read(const std::string& dir, uint64_t batch, uint32_t qd, double seconds, uint64_t prefetch_mib, bool sealed) {
   loader::LoaderOptions o;
+  if (sealed) o.key = BenchKey();
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     if (e.path().extension() == ".shard") o.shards.push_back(e.path());
   }
@@ -124,39 +136,45 @@ int Read(const std::string& dir, uint64_t batch, uint32_t qd, double seconds, ui
               "\"open_seconds\": %.3f, \"samples_s\": %.1f, \"read_mib_s\": %.1f, \"batch_mib_s\": %.1f, "
               "\"reads\": %llu, \"p50_batch_us\": %.1f, \"p99_batch_us\": %.1f, \"cpu_seconds\": %.2f, "
               "\"rss_mib\": %.1f, \"peak_rss_mib\": %.1f, \"peak_buffered_mib\": %.1f, \"prefetch_mib\": %llu, "
-              "\"direct\": %s, \"sink\": %llu}\n",
+              "\"direct\": %s, \"sealed\": %s, \"sink\": %llu}\n",
               static_cast<unsigned long long>(samples), lat.size(), static_cast<unsigned long long>(batch), qd, secs,
               open_s, samples / secs, s.bytes_read / secs / (1 << 20), bytes / secs / (1 << 20),
               static_cast<unsigned long long>(s.reads), lat.empty() ? 0 : lat[lat.size() / 2],
               lat.empty() ? 0 : lat[lat.size() * 99 / 100], cpu(ru0, ru1), StatusKib("VmRSS:") / 1024.0,
               StatusKib("VmHWM:") / 1024.0, s.peak_buffered_bytes / 1048576.0,
               static_cast<unsigned long long>(prefetch_mib), s.direct_io ? "true" : "false",
-              static_cast<unsigned long long>(sink));
+              sealed ? "true" : "false", static_cast<unsigned long long>(sink));
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 5 && std::strcmp(argv[1], "write") == 0) {
-    return Write(argv[2], std::strtoull(argv[3], nullptr, 10), std::strtoull(argv[4], nullptr, 10));
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const auto sealed_at = std::find(args.begin(), args.end(), "--sealed");
+  const bool sealed = sealed_at != args.end();
+  if (sealed) args.erase(sealed_at);
+  if (args.size() == 4 && args[0] == "write") {
+    return Write(args[1], std::strtoull(args[2].c_str(), nullptr, 10), std::strtoull(args[3].c_str(), nullptr, 10), sealed);
   }
-  if (argc >= 3 && std::strcmp(argv[1], "read") == 0) {
+  if (args.size() >= 2 && args[0] == "read") {
     uint64_t batch = 256, prefetch = 256;
     uint32_t qd = 64;
     double seconds = 1e9;
-    for (int i = 3; i + 1 < argc; i += 2) {
-      std::string flag = argv[i];
-      if (flag == "--batch") batch = std::strtoull(argv[i + 1], nullptr, 10);
-      else if (flag == "--queue-depth") qd = static_cast<uint32_t>(std::strtoul(argv[i + 1], nullptr, 10));
-      else if (flag == "--seconds") seconds = std::atof(argv[i + 1]);
-      else if (flag == "--prefetch-mib") prefetch = std::strtoull(argv[i + 1], nullptr, 10);
+    for (size_t i = 2; i < args.size(); i += 2) {
+      if (i + 1 == args.size()) return 2;
+      const std::string& flag = args[i];
+      const char* value = args[i + 1].c_str();
+      if (flag == "--batch") batch = std::strtoull(value, nullptr, 10);
+      else if (flag == "--queue-depth") qd = static_cast<uint32_t>(std::strtoul(value, nullptr, 10));
+      else if (flag == "--seconds") seconds = std::atof(value);
+      else if (flag == "--prefetch-mib") prefetch = std::strtoull(value, nullptr, 10);
       else return 2;
     }
-    return Read(argv[2], batch, qd, seconds, prefetch);
+    return Read(args[1], batch, qd, seconds, prefetch, sealed);
   }
   std::fprintf(stderr,
-               "usage: loader_bench write DIR RECORDS SIZE | read DIR [--batch B] [--queue-depth Q] [--seconds S] "
-               "[--prefetch-mib M]\n");
+               "usage: loader_bench write DIR RECORDS SIZE [--sealed] | read DIR [--batch B] [--queue-depth Q] "
+               "[--seconds S] [--prefetch-mib M] [--sealed]\n");
   return 2;
 }

@@ -873,11 +873,13 @@ std::string RedundantBackend::CheckFragment(const VolumeLayout& layout, const Pl
                                             uint64_t* bytes) {
   const VolumeConfig* v = layout.Find(p.volumes[index]);
   if (!v) return fmt::format("volume {} is not part of this repository any more", p.volumes[index]);
+  if (Status s = CheckAnswering(v->id); !s.ok()) return s.message();  // hung before: skipped for a while
   if (!VolumeOnline(*v)) return fmt::format("volume {} is offline (no volume marker in {})", v->id, v->path);
-  // Always from the file, not a handle opened before the file was replaced or damaged.
+  // Always from the file, not a handle opened before the file was replaced or damaged; opened
+  // (header checked against the placement record) by an empty read, so under the read
+  // deadline: a volume that hangs holds a runner thread, not the scrub or the repair.
   ForgetFragment(FragmentPath(*v, FragmentFileName(p.pack, p.generation, index)));
-  auto f = OpenFragment(p, index);
-  if (!f.ok()) return f.status().message();
+  if (Status s = ReadFragmentRange(p, index, 0, 0, nullptr); !s.ok()) return s.message();
   if (!deep) return "";
   constexpr uint64_t kStep = 64 * kFragmentBlock;
   std::string buf;

@@ -391,6 +391,30 @@ TEST_F(RedundantBackendTest, AVolumeThatHangsIsSkippedAfterTheDeadline) {
   backend_.reset();
 }
 
+// Scrub (and repair, which checks fragments the same way) opens each fragment under the read
+// deadline: a volume whose files hang on open is reported, not waited for.
+TEST_F(RedundantBackendTest, ScrubReportsAVolumeThatHangsInsteadOfWaitingForIt) {
+  WritePacks();
+  HangingEnv hanging(Env::Default(), "/vol2/", HangingEnv::Op::kRead);
+  Build(6, "rs:4+2", &hanging);
+  backend_->SetReadDeadlineForTesting(std::chrono::milliseconds(300));
+  auto start = std::chrono::steady_clock::now();
+  auto scrub = backend_->Scrub({});
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(scrub.ok()) << scrub.status().ToString();
+  EXPECT_LT(seconds, 10.0);
+  EXPECT_EQ(hanging.hung(), 1);  // one open waited out the deadline; the rest skipped the volume
+  ASSERT_FALSE(scrub->problems.empty());
+  for (const auto& p : scrub->problems) {
+    EXPECT_EQ(p.volume, layout_.volumes[1].id) << p.problem;
+    EXPECT_TRUE(p.problem.find("no answer within") != std::string::npos ||
+                p.problem.find("did not answer in time") != std::string::npos) << p.problem;
+  }
+  EXPECT_TRUE(scrub->unreadable.empty());
+  hanging.Release();
+  backend_.reset();
+}
+
 TEST_F(RedundantBackendTest, AVolumeFailingReadsFallsBackToTheOthers) {
   WritePacks();
   FailingReadsEnv failing(Env::Default(), "/vol2/");
