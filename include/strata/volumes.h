@@ -77,7 +77,7 @@ struct ScrubReport {
 struct RepairReport {
   uint64_t packs_checked = 0;
   uint64_t fragments_rebuilt = 0;  // decoded from the others
-  uint64_t fragments_moved = 0;    // copied off a draining or removed volume
+  uint64_t fragments_moved = 0;    // copied off a draining or removed volume, or to even out volumes
   uint64_t packs_reencoded = 0;    // to the current policy (apply)
   uint64_t leftovers_removed = 0;  // fragments no placement names (interrupted writes)
   uint64_t bytes_written = 0;
@@ -108,6 +108,11 @@ class VolumeAdmin {
   virtual Result<ScrubReport> Scrub(const ScrubOptions& options) = 0;
   // Rebuilds missing or bad fragments onto healthy volumes; moves fragments off draining ones.
   virtual Result<RepairReport> Repair() = 0;
+  // Evens out the fragments per volume (after volumes were added: new packs use them at once,
+  // existing fragments stay where they are until this moves them), keeping every pack at full
+  // redundancy throughout; resumable after a kill. Runs beside puts and reads (shared lock), so
+  // it can go on in the background; one at a time, and not during gc or repair.
+  virtual Result<RepairReport> Rebalance() = 0;
 };
 
 }  // namespace strata

@@ -1,4 +1,4 @@
-// `strata volume add|list|status|drain|remove|policy`, `strata scrub` and
+// `strata volume add|list|status|rebalance|drain|remove|policy`, `strata scrub` and
 // `strata repair fragments`: volumes, redundancy policy and the upkeep of fragments.
 #include <iostream>
 
@@ -77,7 +77,16 @@ void AddVolumeCommands(CLI::App& app, Globals& g, int& exit_code) {
     VolumeSpec spec{add_dir, add_domain, Check(ParseCapacity(add_capacity))};
     std::string id = Check(repo->volumes()->AddVolume(spec));
     if (g.json) PrintJson({{"id", id}, {"path", add_dir}, {"domain", add_domain}});
-    else std::cout << fmt::format("added volume {} ({}, domain {})\n", id, add_dir, add_domain);
+    else std::cout << fmt::format("added volume {} ({}, domain {}); new packs use it now, `strata volume rebalance` "
+                                  "moves existing fragments onto it\n", id, add_dir, add_domain);
+  });
+
+  auto* rebalance = volume->add_subcommand(
+      "rebalance", "Even out the fragments per volume, e.g. after adding volumes (resumable; puts may go on)\n"
+                   "  strata volume rebalance            # or in the background: strata volume rebalance &");
+  rebalance->callback([&g, &exit_code] {
+    auto repo = OpenRepo(g);
+    exit_code = PrintRepair(g, Check(repo->volumes()->Rebalance()), "rebalance");
   });
 
   auto print_volumes = [&g](bool with_counters) {

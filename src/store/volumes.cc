@@ -159,6 +159,16 @@ class VolumeAdminImpl : public VolumeAdmin {
     return RepairLocked(false);
   }
 
+  Result<RepairReport> Rebalance() override {
+    auto* r = repo_->redundant();
+    if (!r) return RepairReport{};
+    // Shared: puts go on (their packs are not among those it moves); gc, repair and drain wait.
+    STRATA_ASSIGN_OR_RETURN(auto lock, RepositoryLock::Acquire(repo_->backend_.get(), /*exclusive=*/false));
+    STRATA_ASSIGN_OR_RETURN(RepairReport report, r->Rebalance());
+    NameObjects(&report.unreadable);
+    return report;
+  }
+
  private:
   Result<RepairReport> RepairLocked(bool apply) {
     auto* r = repo_->redundant();

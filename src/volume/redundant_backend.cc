@@ -5,8 +5,11 @@
 // and in the repository directory:
 //   placement/<pack>                  which volume holds which fragment (fragment.h)
 //   catalog/volume-counters.json      degraded reads and errors, summed over processes
+//   catalog/rebalance.lock            flock held by the running rebalance
 #include "volume/redundant_backend.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -652,6 +655,22 @@ Result<size_t> RedundantBackend::CleanTemporaries(int64_t min_age_seconds) {
 // ---------------------------------------------------------------------------------------------
 // Writing
 
+namespace {
+
+// How much a volume in `domain` would share with the domains already taken: for each level,
+// most general first, the number of taken volumes sharing it. Lower spreads better.
+std::vector<size_t> SpreadScore(const std::string& domain, const std::vector<std::vector<std::string>>& taken) {
+  auto parts = SplitDomain(domain);
+  std::vector<size_t> score(parts.size(), 0);
+  for (const auto& t : taken) {
+    size_t shared = SharedLevels(parts, t);
+    for (size_t l = 0; l < shared && l < parts.size(); ++l) ++score[l];
+  }
+  return score;
+}
+
+}  // namespace
+
 Result<std::vector<std::string>> RedundantBackend::ChooseVolumes(const VolumeLayout& layout, const std::string& pack,
                                                                  int count, const std::vector<std::string>& keep,
                                                                  const std::set<std::string>& avoid) {
@@ -676,13 +695,8 @@ Result<std::vector<std::string>> RedundantBackend::ChooseVolumes(const VolumeLay
     for (const VolumeConfig* c : candidates) {
       if (taken_domains.count(c->domain)) continue;
       // Spread at the most general level first: count chosen volumes sharing each prefix.
-      auto parts = SplitDomain(c->domain);
-      std::vector<size_t> score(parts.size() + 1, 0);
-      for (const auto& t : taken) {
-        size_t shared = SharedLevels(parts, t);
-        for (size_t l = 0; l < shared && l < parts.size(); ++l) ++score[l];
-      }
-      score.back() = std::hash<std::string>{}(pack + "/" + c->id);  // spreads packs over spare volumes
+      std::vector<size_t> score = SpreadScore(c->domain, taken);
+      score.push_back(std::hash<std::string>{}(pack + "/" + c->id));  // spreads packs over spare volumes
       if (!best || score < best_score) {
         best = c;
         best_score = std::move(score);
@@ -1030,9 +1044,48 @@ bool Spreads(const RedundantBackend::RepairOptions& options, const VolumeLayout&
 }  // namespace
 
 // Checks one placed pack and rebuilds, moves or re-encodes what needs it (Repair, below).
+// Fragments per volume while a rebalance runs (reserved as moves are planned).
+struct RedundantBackend::Balance {
+  std::mutex mu;
+  std::map<std::string, uint64_t> counts;  // the online, non-draining volumes only
+};
+
+std::map<int, std::string> RedundantBackend::PlanMoves(const VolumeLayout& layout, const Placement& p, Balance* balance) {
+  std::map<int, std::string> chosen;
+  std::vector<std::string> vols = p.volumes;
+  std::lock_guard<std::mutex> l(balance->mu);
+  auto& counts = balance->counts;
+  for (int i = 0; i < p.width(); ++i) {
+    auto from = counts.find(vols[i]);
+    if (from == counts.end() || from->second < 2) continue;
+    // A move helps only onto a volume holding at least two fewer (then the gap narrows).
+    std::set<std::string> avoid;
+    for (const auto& [id, n] : counts) {
+      if (n + 2 > from->second) avoid.insert(id);
+    }
+    std::vector<std::string> keep;
+    std::vector<std::vector<std::string>> taken;
+    for (int j = 0; j < p.width(); ++j) {
+      if (j == i) continue;
+      keep.push_back(vols[j]);
+      if (const VolumeConfig* v = layout.Find(vols[j])) taken.push_back(SplitDomain(v->domain));
+    }
+    auto choice = ChooseVolumes(layout, p.pack, 1, keep, avoid);
+    if (!choice.ok()) continue;  // no emptier volume in a domain the pack does not use
+    const VolumeConfig* src = layout.Find(vols[i]);
+    const VolumeConfig* dst = layout.Find((*choice)[0]);
+    if (!src || !dst || SpreadScore(dst->domain, taken) > SpreadScore(src->domain, taken)) continue;
+    --from->second;
+    ++counts[dst->id];
+    vols[i] = dst->id;
+    chosen[i] = dst->id;
+  }
+  return chosen;
+}
+
 void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout& layout,
                                     const std::set<std::string>& failed, const RepairOptions& options,
-                                    RepairReport* out) {
+                                    RepairReport* out, Balance* balance) {
   RepairReport& report = *out;
   auto loaded = FindPlacement(name, true);
   if (!loaded.ok()) {
@@ -1064,9 +1117,17 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
     return;
   }
 
+  // A rebalance handles only packs with a fragment to move; the moves are planned from the
+  // record alone, so the other packs are not read.
+  std::map<int, std::string> chosen;
+  if (balance) {
+    chosen = PlanMoves(layout, p, balance);
+    if (chosen.empty()) return;
+  }
+
   // Which fragments need writing: bad ones (rebuilt) and good ones on draining or unknown
-  // volumes (moved). Each is read once, in full (every block's CRC checked), and the good ones
-  // are the sources of what is rebuilt.
+  // volumes, or chosen by a rebalance (moved). Each is read once, in full (every block's CRC
+  // checked), and the good ones are the sources of what is rebuilt.
   const int width = p.width();
   std::vector<std::string> bodies(width), why(width);
   std::vector<bool> good(width, false);
@@ -1090,7 +1151,7 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
     if (!problem.empty()) {
       bad.push_back(i);
       why[i] = std::move(problem);
-    } else if (!v || v->draining) {
+    } else if (!v || v->draining || chosen.count(i)) {
       move.push_back(i);
     }
   }
@@ -1141,7 +1202,9 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
     const VolumeConfig* cur = layout.Find(p.volumes[i]);
     bool is_move = std::find(move.begin(), move.end(), i) != move.end();
     std::string target;
-    if (!is_move && cur && !cur->draining && !failed.count(cur->id) && VolumeOnline(*cur)) {
+    if (auto c = chosen.find(i); c != chosen.end()) {
+      target = c->second;  // a rebalance's choice (also for a fragment found bad meanwhile)
+    } else if (!is_move && cur && !cur->draining && !failed.count(cur->id) && VolumeOnline(*cur)) {
       target = cur->id;
     }
     FragmentHeader h = MakeHeader(p, i, bodies[i]);
@@ -1194,6 +1257,73 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
   }
 }
 
+// Packs are independent (each switches its own placement record once its new fragments are
+// durable), so four are repaired at once: reading, decoding and writing overlap. Each holds the
+// bodies of its fragments (for rs:4+2 of a 32 MiB pack, 48 MiB; for replicate:3, 96 MiB).
+void RedundantBackend::RepairAll(const std::vector<std::string>& placed, const VolumeLayout& layout,
+                                 const std::set<std::string>& failed, const RepairOptions& options,
+                                 RepairReport* report, Balance* balance) {
+  constexpr size_t threads = 4;
+  ThreadPool pool(threads, threads);
+  std::mutex mu;
+  const size_t first_error = report->errors.size();
+  for (const auto& name : placed) {
+    pool.Submit([&, name] {
+      RepairReport one;
+      RepairPlaced(name, layout, failed, options, &one, balance);
+      std::lock_guard<std::mutex> l(mu);
+      report->packs_checked += one.packs_checked;
+      report->fragments_rebuilt += one.fragments_rebuilt;
+      report->fragments_moved += one.fragments_moved;
+      report->packs_reencoded += one.packs_reencoded;
+      report->bytes_written += one.bytes_written;
+      report->unreadable.merge(one.unreadable);
+      report->errors.insert(report->errors.end(), one.errors.begin(), one.errors.end());
+    });
+  }
+  pool.Wait();
+  std::sort(report->errors.begin() + first_error, report->errors.end());
+}
+
+Result<RepairReport> RedundantBackend::Rebalance() {
+  // One rebalance at a time: two would each switch a pack's record from the one they read.
+  const std::string lock_path = JoinPath(primary_->url(), "catalog/rebalance.lock");
+  STRATA_RETURN_IF_ERROR(env_->CreateDirs(std::string(Dirname(lock_path))));
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::FromErrno(errno, "cannot open " + lock_path);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return Status::FailedPrecondition("another rebalance of this repository is running");
+    return Status::FromErrno(errno, "cannot lock " + lock_path);
+  }
+  RepairReport report;
+  auto t0 = std::chrono::steady_clock::now();
+  VolumeLayout layout = this->layout();
+  std::set<std::string> failed;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    failed = failed_writes_;
+  }
+  Balance balance;
+  for (const auto& v : layout.volumes) {
+    if (!v.draining && !failed.count(v.id) && VolumeOnline(v)) balance.counts[v.id] = 0;
+  }
+  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> placed, PlacedPacks());
+  for (const auto& name : placed) {
+    STRATA_ASSIGN_OR_RETURN(auto p, FindPlacement(name, true));
+    if (!p) continue;
+    for (const auto& v : p->volumes) {
+      if (auto it = balance.counts.find(v); it != balance.counts.end()) ++it->second;
+    }
+  }
+  RepairAll(placed, layout, failed, RepairOptions{}, &report, &balance);
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return report;
+}
+
 Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
   RepairReport report;
   auto t0 = std::chrono::steady_clock::now();
@@ -1230,31 +1360,7 @@ Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
     if (!s.ok()) report.errors.push_back(s.WithContext(fmt::format("removing local pack {}", name)).message());
   }
 
-  // Packs are independent (each switches its own placement record once its new fragments are
-  // durable), so four are repaired at once: reading, decoding and writing overlap. Each holds
-  // the bodies of its fragments (for rs:4+2 of a 32 MiB pack, 48 MiB; for replicate:3, 96 MiB).
-  {
-    constexpr size_t threads = 4;
-    ThreadPool pool(threads, threads);
-    std::mutex mu;
-    const size_t first_error = report.errors.size();
-    for (const auto& name : placed) {
-      pool.Submit([&, name] {
-        RepairReport one;
-        RepairPlaced(name, layout, failed, options, &one);
-        std::lock_guard<std::mutex> l(mu);
-        report.packs_checked += one.packs_checked;
-        report.fragments_rebuilt += one.fragments_rebuilt;
-        report.fragments_moved += one.fragments_moved;
-        report.packs_reencoded += one.packs_reencoded;
-        report.bytes_written += one.bytes_written;
-        report.unreadable.merge(one.unreadable);
-        report.errors.insert(report.errors.end(), one.errors.begin(), one.errors.end());
-      });
-    }
-    pool.Wait();
-    std::sort(report.errors.begin() + first_error, report.errors.end());
-  }
+  RepairAll(placed, layout, failed, options, &report, nullptr);
 
   // Leftovers: fragments no placement record names (interrupted writes, repairs, deletions).
   for (const auto& v : layout.volumes) {

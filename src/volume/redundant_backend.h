@@ -112,6 +112,15 @@ class RedundantBackend : public Backend {
     bool apply_policy = false;  // re-encode packs whose shape differs from the policy
   };
   Result<RepairReport> Repair(const RepairOptions& options);
+  // Moves fragments from the volumes that hold the most to those that hold the fewest (a volume
+  // just added holds none), never into a failure domain a pack already uses nor to a volume
+  // that would weaken the pack's spread, until no move would narrow the difference between
+  // volumes further. Only packs with a fragment to move are read. Each pack switches to its new
+  // record only once the moved fragments are durable, and the old files are deleted after, so a
+  // kill at any moment leaves every pack at full redundancy and the next run goes on from
+  // there. Safe beside writers (it touches only packs placed before it started, and removes no
+  // leftovers); one at a time per repository (kFailedPrecondition otherwise).
+  Result<RepairReport> Rebalance();
   Result<RedundancyStatus> GetStatus();
   // How many placement records name volume `id` (whether or not its files are still there).
   Result<size_t> PlacementsOn(const std::string& id);
@@ -181,8 +190,15 @@ class RedundantBackend : public Backend {
   std::string CheckFragment(const VolumeLayout& layout, const Placement& p, int index, bool deep, uint64_t* bytes);
   // Repair of one placed pack, its counts and errors in `report`; safe to run for several
   // packs at once.
+  // With `balance`, only packs with a fragment worth moving are handled (see Rebalance).
+  struct Balance;
   void RepairPlaced(const std::string& name, const VolumeLayout& layout, const std::set<std::string>& failed,
-                    const RepairOptions& options, RepairReport* report);
+                    const RepairOptions& options, RepairReport* report, Balance* balance = nullptr);
+  // Chooses fragments of `p` to move to emptier volumes; reserves them in `balance`.
+  std::map<int, std::string> PlanMoves(const VolumeLayout& layout, const Placement& p, Balance* balance);
+  // Repairs (or rebalances) every placed pack, four at once; sums their reports into `report`.
+  void RepairAll(const std::vector<std::string>& placed, const VolumeLayout& layout, const std::set<std::string>& failed,
+                 const RepairOptions& options, RepairReport* report, Balance* balance);
   bool VolumeOnline(const VolumeConfig& v);
 
   void NoteDegraded(const Placement& p, int index, const Status& why);

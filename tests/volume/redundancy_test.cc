@@ -391,6 +391,55 @@ TEST_F(RedundantBackendTest, AVolumeThatHangsIsSkippedAfterTheDeadline) {
   backend_.reset();
 }
 
+// Volumes added to a full repository hold nothing until a rebalance moves fragments onto them:
+// afterwards the counts differ by at most one, everything reads back, no old file is left, and
+// a second rebalance finds nothing to move.
+TEST_F(RedundantBackendTest, RebalanceEvensOutFragmentsAfterVolumesAreAdded) {
+  Build(6, "rs:4+2");
+  WritePacks();
+  for (int i = 7; i <= 8; ++i) {
+    VolumeConfig v;
+    v.id = "v" + std::to_string(i);
+    v.path = dir_ / ("vol" + std::to_string(i));
+    v.domain = "rack3/host" + std::to_string(i);  // a new rack: moves there keep every pack's spread
+    ASSERT_TRUE(InitVolumeDirectory(Env::Default(), v.path, "repo", v.id).ok());
+    layout_.volumes.push_back(v);
+  }
+  Reopen();
+  auto counts = [&] {
+    auto st = backend_->GetStatus();
+    EXPECT_TRUE(st.ok());
+    std::map<std::string, uint64_t> out;
+    for (const auto& v : st->volumes) out[v.id] = v.fragments;
+    return out;
+  };
+  EXPECT_EQ(counts()["v7"], 0u);
+  auto r = backend_->Rebalance();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->ok()) << (r->errors.empty() ? "" : r->errors[0]);
+  EXPECT_GT(r->fragments_moved, 0u);
+  auto after = counts();
+  uint64_t lo = UINT64_MAX, hi = 0, total = 0;
+  for (const auto& [id, n] : after) {
+    lo = std::min(lo, n);
+    hi = std::max(hi, n);
+    total += n;
+  }
+  EXPECT_LE(hi - lo, 1u) << "v1 " << after["v1"] << " v7 " << after["v7"] << " v8 " << after["v8"];
+  ExpectAllReadable("after the rebalance");
+  auto again = backend_->Rebalance();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->fragments_moved, 0u);
+  EXPECT_EQ(counts(), after);
+  // The old files are gone: every fragment on disk is named by a placement record.
+  uint64_t files = 0;
+  for (const auto& v : layout_.volumes) {
+    for (const auto& f : fs::recursive_directory_iterator(v.path + "/fragments")) files += f.is_regular_file();
+  }
+  EXPECT_EQ(files, total);
+  backend_.reset();
+}
+
 // Scrub (and repair, which checks fragments the same way) opens each fragment under the read
 // deadline: a volume whose files hang on open is reported, not waited for.
 TEST_F(RedundantBackendTest, ScrubReportsAVolumeThatHangsInsteadOfWaitingForIt) {
