@@ -112,6 +112,10 @@ struct LoaderOptions {
   // true -> the record is left out of its batch and counted in stats().skipped.
   bool skip_corrupt = false;
   uint64_t max_coalesce_bytes = 1ull << 20; // neighbouring records merge into reads up to this size
+  // Each batch's buffer is a shared-memory file of its own (memfd; Batch::shared_fd), so that
+  // another process can map it instead of receiving a copy (PyTorch DataLoader workers hand
+  // batches to the training process this way). Costs a fresh mapping per batch (no reuse).
+  bool shared_memory = false;
 };
 
 // One column of a batch, in the batch's buffer.
@@ -157,11 +161,15 @@ class Batch {
   uint64_t skipped() const { return skipped_; }             // corrupt records left out
   // The state to save once this batch has been consumed (on every rank).
   LoaderState state_after() const { return state_after_; }
+  // With LoaderOptions::shared_memory: a memfd whose first nbytes() bytes are the buffer (map it
+  // MAP_SHARED, or dup it, before the batch is destroyed); -1 otherwise.
+  int shared_fd() const { return fd_; }
 
  private:
   friend class BatchBuilder;
   Batch() = default;
   std::shared_ptr<BufferPool> pool_;  // where the buffer goes back to (freed when null)
+  int fd_ = -1;                       // shared memory: the buffer is mapped from this memfd
   uint8_t* data_ = nullptr;
   uint64_t nbytes_ = 0;
   std::vector<Column> columns_;

@@ -89,6 +89,17 @@ nb::tuple BatchToPython(std::unique_ptr<Batch> batch) {
   info["batch_index"] = b->batch_index();
   info["skipped"] = b->skipped();
   info["state_after"] = StateToPython(b->state_after());
+  if (b->shared_fd() >= 0) {
+    // The buffer's memfd (valid while the arrays live) and where each dense column starts in it,
+    // for tensors over shared memory (strata.torch in DataLoader workers).
+    info["shared_fd"] = b->shared_fd();
+    info["nbytes"] = b->nbytes();
+    nb::dict offsets;
+    for (const auto& c : b->columns()) {
+      if (!c.ragged) offsets[c.name.c_str()] = c.offset;
+    }
+    info["offsets"] = offsets;
+  }
   return nb::make_tuple(cols, info);
 }
 
@@ -169,7 +180,7 @@ void BindLoader(nb::module_& m) {
                           const std::string& shuffle, uint64_t block_records, uint64_t window_blocks, uint32_t rank,
                           uint32_t world_size, uint32_t worker_id, uint32_t num_workers, bool drop_last, bool pad,
                           uint64_t prefetch_bytes, uint32_t queue_depth, bool direct_io, bool skip_corrupt,
-                          const std::optional<nb::bytes>& key) {
+                          const std::optional<nb::bytes>& key, bool shared_memory) {
         loader::LoaderOptions o;
         o.shards = shards;
         o.key = ShardKey(key);
@@ -186,13 +197,14 @@ void BindLoader(nb::module_& m) {
         o.queue_depth = queue_depth;
         o.direct_io = direct_io;
         o.skip_corrupt = skip_corrupt;
+        o.shared_memory = shared_memory;
         new (self) PyLoader(std::move(o));
       }, nb::arg("shards"), nb::arg("batch_size") = 32, nb::arg("seed") = 0, nb::arg("shuffle") = "global",
          nb::arg("block_records") = 1024, nb::arg("window_blocks") = 16, nb::arg("rank") = 0,
          nb::arg("world_size") = 1, nb::arg("worker_id") = 0, nb::arg("num_workers") = 1,
          nb::arg("drop_last") = false, nb::arg("pad") = false, nb::arg("prefetch_bytes") = 256ull << 20,
          nb::arg("queue_depth") = 64, nb::arg("direct_io") = true, nb::arg("skip_corrupt") = false,
-         nb::arg("key") = nb::none())
+         nb::arg("key") = nb::none(), nb::arg("shared_memory") = false)
       .def_prop_ro("schema", [](PyLoader& l) { return SchemaList(l.get()->schema()); })
       .def_prop_ro("num_samples", [](PyLoader& l) { return l.get()->num_samples(); })
       .def("samples_from", [](PyLoader& l, nb::handle state) { return l.get()->SamplesFrom(StateFromPython(state)); })

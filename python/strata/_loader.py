@@ -50,20 +50,24 @@ class Loader:
         for batch in loader:              # {"image": ndarray[256, 1, 32, 32], "label": ndarray[256]}
             ...
             state = loader.state          # save it; loader.start(state) resumes after this batch
+
+    shared_memory=True puts each batch in a shared-memory file of its own (`last["shared_fd"]`),
+    which another process can map instead of copying the batch (strata.torch does so in
+    DataLoader workers).
     """
 
     def __init__(self, source: Union[PathLike, Sequence[PathLike]], *, batch_size: int = 32, seed: int = 0,
                  shuffle: str = "global", block_records: int = 1024, window_blocks: int = 16, rank: int = 0,
                  world_size: int = 1, worker_id: int = 0, num_workers: int = 1, drop_last: bool = False,
                  pad: bool = False, prefetch_bytes: int = 256 << 20, queue_depth: int = 64, direct_io: bool = True,
-                 skip_corrupt: bool = False, key: Optional[bytes] = None):
+                 skip_corrupt: bool = False, key: Optional[bytes] = None, shared_memory: bool = False):
         _need_loader()
         self.paths = shard_paths(source)
         self.seed = seed
         self.batch_size = batch_size
         self._l = _strata._Loader(self.paths, batch_size, seed, shuffle, block_records, window_blocks, rank,
                                   world_size, worker_id, num_workers, drop_last, pad, prefetch_bytes, queue_depth,
-                                  direct_io, skip_corrupt, key)
+                                  direct_io, skip_corrupt, key, shared_memory)
         self.state: Dict[str, int] = {"seed": seed, "epoch": 0, "consumed": 0}
         self.last: Optional[Dict[str, Any]] = None  # indices, epoch, batch_index, skipped, state_after
         self._started = False

@@ -60,6 +60,21 @@ def rank_and_world(rank: Optional[int] = None, world_size: Optional[int] = None)
     return r, w
 
 
+def _shared_tensors(batch: Dict[str, Any], info: Dict[str, Any]) -> Dict[str, Any]:
+    """A batch whose buffer is a memfd (Loader(shared_memory=True)) as tensors over a torch storage
+    that maps it: already shared memory, so a DataLoader worker hands it to the training process
+    by passing the descriptor, without the copy into fresh shared memory it makes of other
+    tensors. Ragged columns (lists) go as to_tensors makes them."""
+    storage = torch.UntypedStorage._new_shared_fd_cpu(info["shared_fd"], info["nbytes"])  # dups the fd
+    whole = torch.empty(0, dtype=torch.uint8).set_(storage)
+    out = to_tensors({k: v for k, v in batch.items() if k not in info["offsets"]})
+    for name, offset in info["offsets"].items():
+        a = batch[name]
+        dtype = torch.from_numpy(a[:0]).dtype
+        out[name] = whole[offset:offset + a.nbytes].view(dtype).view(a.shape)
+    return {k: out[k] for k in batch}  # the batch's column order
+
+
 def to_tensors(batch: Dict[str, Any]) -> Dict[str, Any]:
     """numpy arrays -> tensors sharing their memory (torch.from_numpy); lists stay lists."""
     out = {}
@@ -180,28 +195,30 @@ class ShardIterableDataset(_Resumable, tud.IterableDataset):
                                      self.drop_last, self.pad)
         return (samples + self.batch_size - 1) // self.batch_size
 
-    def _loader(self, worker_id: int, num_workers: int) -> Loader:
+    def _loader(self, worker_id: int, num_workers: int, shared_memory: bool = False) -> Loader:
         return Loader(self.paths, batch_size=self.batch_size, seed=self.seed, shuffle=self.shuffle,
                       block_records=self.block_records, window_blocks=self.window_blocks, rank=self.rank,
                       world_size=self.world_size, worker_id=worker_id, num_workers=num_workers,
                       drop_last=self.drop_last, pad=self.pad, prefetch_bytes=self.prefetch_bytes,
                       queue_depth=self.queue_depth, direct_io=self.direct_io, skip_corrupt=self.skip_corrupt,
-                      key=self.key)
+                      key=self.key, shared_memory=shared_memory)
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
         info = tud.get_worker_info()
         worker_id, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         start = dict(self._state)
-        loader = self._loader(worker_id, num_workers)
-        loader.start(start)
         in_main = info is None
+        # In a worker, batches go to the training process: built in shared memory, they are
+        # handed over without a copy.
+        loader = self._loader(worker_id, num_workers, shared_memory=not in_main)
+        loader.start(start)
         while True:
             batch = loader.next()
             if batch is None:
                 break
             meta = loader.last
             self.skipped += int(meta["skipped"])
-            out = to_tensors(batch)
+            out = _shared_tensors(batch, meta) if "shared_fd" in meta else to_tensors(batch)
             if self.transform is not None:
                 out = self.transform(out)
             if self._emit_state:

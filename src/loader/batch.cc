@@ -1,3 +1,6 @@
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -11,11 +14,33 @@ namespace {
 constexpr uint64_t kColumnAlign = 64;
 uint64_t Align(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
+// A buffer of `size` bytes in a memfd of its own, mapped shared; throws std::bad_alloc (as
+// allocation does) when the system refuses.
+uint8_t* MapShared(uint64_t size, int* fd) {
+  *fd = ::memfd_create("strata-batch", MFD_CLOEXEC);
+  if (*fd < 0) throw std::bad_alloc();
+  void* p = MAP_FAILED;
+  if (::ftruncate(*fd, static_cast<off_t>(size)) == 0) {
+    p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+  }
+  if (p == MAP_FAILED) {
+    ::close(*fd);
+    throw std::bad_alloc();
+  }
+  return static_cast<uint8_t*>(p);
+}
+
 }  // namespace
 
 Batch::~Batch() {
-  if (pool_) pool_->Give(data_, nbytes_);
-  else std::free(data_);
+  if (fd_ >= 0) {
+    ::munmap(data_, std::max<uint64_t>(nbytes_, 4096));  // other processes' mappings stay
+    ::close(fd_);
+  } else if (pool_) {
+    pool_->Give(data_, nbytes_);
+  } else {
+    std::free(data_);
+  }
 }
 
 BufferPool::~BufferPool() {
@@ -130,7 +155,13 @@ std::unique_ptr<Batch> BatchBuilder::Build(const std::shared_ptr<BufferPool>& po
                                            uint64_t skipped, LoaderState state_after) const {
   std::unique_ptr<Batch> batch(new Batch());
   batch->pool_ = pool;
-  batch->data_ = pool->Take(total_);
+  if (pool->shared()) {
+    int fd = -1;
+    batch->data_ = MapShared(std::max<uint64_t>(total_, 4096), &fd);
+    batch->fd_ = fd;
+  } else {
+    batch->data_ = pool->Take(total_);
+  }
   batch->nbytes_ = total_;
   const uint64_t b = records_.size();
   for (size_t f = 0; f < columns_.size(); ++f) {

@@ -16,7 +16,9 @@ namespace strata::loader {
 // 4 KiB on first touch, which was a tenth of the loader's CPU time. Thread-safe.
 class BufferPool {
  public:
-  explicit BufferPool(uint64_t max_bytes) : max_bytes_(max_bytes) {}
+  // `shared`: buffers are memfds of their own (Batch::shared_fd), never reused.
+  explicit BufferPool(uint64_t max_bytes, bool shared = false) : max_bytes_(max_bytes), shared_(shared) {}
+  bool shared() const { return shared_; }
   ~BufferPool();
   // A buffer of exactly `size` bytes (a multiple of 4096), aligned to 4096.
   uint8_t* Take(uint64_t size);
@@ -26,6 +28,7 @@ class BufferPool {
  private:
   std::mutex mu_;
   uint64_t max_bytes_, bytes_ = 0;
+  const bool shared_;
   std::vector<std::pair<uint64_t, uint8_t*>> free_;
 };
 

@@ -167,7 +167,7 @@ class LoaderImpl final : public Loader {
     }
     // Buffers of consumed batches kept for reuse count against the budget too.
     pool_bytes_ = std::min<uint64_t>((o.prefetch_bytes - arena_size_) / 4, 64ull << 20);
-    pool_ = std::make_shared<BufferPool>(pool_bytes_);
+    pool_ = std::make_shared<BufferPool>(pool_bytes_, o.shared_memory);
     out_budget_ = o.prefetch_bytes - arena_size_ - pool_bytes_;
     arena_ = static_cast<uint8_t*>(std::aligned_alloc(shard::kBlock, arena_size_));
     if (arena_ == nullptr) return Status::Internal("loader: cannot allocate the read buffers");

@@ -1,6 +1,7 @@
 #include "strata/loader.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -469,6 +470,39 @@ TEST_F(LoaderTest, ALongTailOfRecordSizesGrowsTheBuffersForTheBatchThatNeedsIt) 
   // The next epoch reuses the grown buffers.
   Drained next = Drain(*l, {42, 1, 0}, UINT64_MAX, kLongTail);
   EXPECT_EQ(next.records.size(), 2000u);
+}
+
+// With shared_memory each batch lives in a memfd of its own, which another mapping sees as
+// the batch, and which outlives the batch for whoever mapped it (a DataLoader's main process).
+TEST_F(LoaderTest, SharedMemoryBatchesCanBeMappedElsewhere) {
+  Shards s = WriteShards(dir_.path(), 300, true);
+  auto o = Options(s, 16);
+  o.shared_memory = true;
+  auto l = OpenOrDie(o);
+  ASSERT_TRUE(l->Start({42, 0, 0}).ok());
+  uint64_t n = 0;
+  for (;;) {
+    auto b = l->Next();
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    if (*b == nullptr) break;
+    CheckBatch(**b, true);
+    ASSERT_GE((*b)->shared_fd(), 0);
+    const size_t len = (*b)->nbytes();
+    void* other = mmap(nullptr, len, PROT_READ, MAP_SHARED, (*b)->shared_fd(), 0);
+    ASSERT_NE(other, MAP_FAILED);
+    const std::string before(reinterpret_cast<const char*>((*b)->data()), len);
+    n += (*b)->size();
+    b->reset();  // the batch is gone; the other mapping still holds its bytes
+    EXPECT_EQ(std::string(static_cast<const char*>(other), len), before);
+    munmap(other, len);
+  }
+  EXPECT_EQ(n, 300u);
+  o.shared_memory = false;
+  auto plain = OpenOrDie(o);
+  ASSERT_TRUE(plain->Start({42, 0, 0}).ok());
+  auto b = plain->Next();
+  ASSERT_TRUE(b.ok() && *b);
+  EXPECT_EQ((*b)->shared_fd(), -1);
 }
 
 TEST_F(LoaderTest, BufferedFallbackWhenODirectIsRefused) {
