@@ -11,7 +11,8 @@ Two styles, both with a deterministic global shuffle (the loader's keyed Feistel
   cache of shards built on first use; then as ShardIterableDataset.
 
 Batches are dicts of tensors made with torch.from_numpy over the loader's buffers: no copy in
-the process that reads (with workers, PyTorch moves them through shared memory as usual).
+the process that reads. In DataLoader workers the loader builds each batch in shared memory of
+its own and the tensors map it, so the batch reaches the training process without a copy.
 
 Ranks: `rank`/`world_size` arguments, else torch.distributed when initialised, else the RANK and
 WORLD_SIZE environment variables, else a single process. Workers: taken from
@@ -155,10 +156,10 @@ class ShardIterableDataset(_Resumable, tud.IterableDataset):
     the worker.
 
     Workers: the C++ loader already reads and assembles batches on threads of its own while the
-    training loop runs, so without a CPU-heavy `transform` num_workers=0 is the faster setting:
-    with workers, PyTorch copies every batch into fresh shared memory to hand it over (on a
-    2-core machine, 128 KiB records came at 0.4-0.5 of the disk's rate with 2 workers and at
-    its full rate with none; docs/PERFORMANCE.md, "Python and the peers").
+    training loop runs, so without a CPU-heavy `transform` num_workers=0 is the faster setting
+    (on a 2-core machine, 128 KiB records came at 0.68 of the disk's rate with 2 workers and at
+    its full rate with none; docs/PERFORMANCE.md, "Python and the peers"). With workers, each
+    batch is built in shared memory and reaches the training process without a copy.
     """
 
     def __init__(self, source: Union[PathLike, Sequence[PathLike]], *, batch_size: int = 32, seed: int = 0,
