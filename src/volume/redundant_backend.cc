@@ -813,11 +813,7 @@ Status RedundantBackend::WritePlaced(const std::string& pack, std::shared_ptr<co
     ErasureCode(p.k, p.m).Encode(data.data(), parity.data(), f);
   }
 
-  std::set<std::string> avoid;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    avoid = failed_writes_;
-  }
+  std::set<std::string> avoid = FailedWrites();
   auto initial = ChooseVolumes(layout, pack, width, {}, avoid);
   if (!initial.ok()) {
     return initial.status().WithContext(fmt::format("placing pack {} ({})", ShortPack(pack), policy.ToString()));
@@ -1302,11 +1298,7 @@ Result<RepairReport> RedundantBackend::Rebalance() {
   RepairReport report;
   auto t0 = std::chrono::steady_clock::now();
   VolumeLayout layout = this->layout();
-  std::set<std::string> failed;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    failed = failed_writes_;
-  }
+  const std::set<std::string> failed = FailedWrites();
   Balance balance;
   for (const auto& v : layout.volumes) {
     if (!v.draining && !failed.count(v.id) && VolumeOnline(v)) balance.counts[v.id] = 0;
@@ -1324,15 +1316,16 @@ Result<RepairReport> RedundantBackend::Rebalance() {
   return report;
 }
 
+std::set<std::string> RedundantBackend::FailedWrites() {
+  std::lock_guard<std::mutex> l(mu_);
+  return failed_writes_;
+}
+
 Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
   RepairReport report;
   auto t0 = std::chrono::steady_clock::now();
   VolumeLayout layout = this->layout();
-  std::set<std::string> failed;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    failed = failed_writes_;
-  }
+  const std::set<std::string> failed = FailedWrites();
 
   STRATA_ASSIGN_OR_RETURN(std::vector<std::string> placed, PlacedPacks());
 

@@ -200,6 +200,8 @@ class RedundantBackend : public Backend {
   void RepairAll(const std::vector<std::string>& placed, const VolumeLayout& layout, const std::set<std::string>& failed,
                  const RepairOptions& options, RepairReport* report, Balance* balance);
   bool VolumeOnline(const VolumeConfig& v);
+  // The volumes a write failed on in this process (avoided for new fragments).
+  std::set<std::string> FailedWrites();
 
   void NoteDegraded(const Placement& p, int index, const Status& why);
   void NoteWriteError(const std::string& volume, const Status& why);

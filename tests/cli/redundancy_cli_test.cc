@@ -198,7 +198,8 @@ TEST_F(RedundancyCliTest, KilledRebalanceResumesAndEvensOutNewVolumes) {
   r = S({"--json", "volume", "status"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   uint64_t lo = UINT64_MAX, hi = 0;
-  for (const auto& v : ParseJson(r)["volumes"]) {
+  const json status = ParseJson(r);
+  for (const auto& v : status["volumes"]) {
     lo = std::min<uint64_t>(lo, v["fragments"].get<uint64_t>());
     hi = std::max<uint64_t>(hi, v["fragments"].get<uint64_t>());
   }
