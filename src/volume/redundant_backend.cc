@@ -1299,19 +1299,28 @@ Result<RepairReport> RedundantBackend::Rebalance() {
   auto t0 = std::chrono::steady_clock::now();
   VolumeLayout layout = this->layout();
   const std::set<std::string> failed = FailedWrites();
-  Balance balance;
-  for (const auto& v : layout.volumes) {
-    if (!v.draining && !failed.count(v.id) && VolumeOnline(v)) balance.counts[v.id] = 0;
-  }
   STRATA_ASSIGN_OR_RETURN(std::vector<std::string> placed, PlacedPacks());
-  for (const auto& name : placed) {
-    STRATA_ASSIGN_OR_RETURN(auto p, FindPlacement(name, true));
-    if (!p) continue;
-    for (const auto& v : p->volumes) {
-      if (auto it = balance.counts.find(v); it != balance.counts.end()) ++it->second;
+  // One pass plans each pack once, against the counts as they stand then: a volume that took
+  // fragments late in a pass may be left above one that could have taken some of its own. A
+  // few passes (each counting afresh from the records) settle it.
+  constexpr int kPasses = 4;
+  for (int pass = 0; pass < kPasses; ++pass) {
+    Balance balance;
+    for (const auto& v : layout.volumes) {
+      if (!v.draining && !failed.count(v.id) && VolumeOnline(v)) balance.counts[v.id] = 0;
     }
+    for (const auto& name : placed) {
+      STRATA_ASSIGN_OR_RETURN(auto p, FindPlacement(name, true));
+      if (!p) continue;
+      for (const auto& v : p->volumes) {
+        if (auto it = balance.counts.find(v); it != balance.counts.end()) ++it->second;
+      }
+    }
+    const uint64_t moved = report.fragments_moved, checked = report.packs_checked;
+    RepairAll(placed, layout, failed, RepairOptions{}, &report, &balance);
+    if (pass > 0) report.packs_checked = checked;  // each pack counted once
+    if (report.fragments_moved == moved || !report.errors.empty()) break;
   }
-  RepairAll(placed, layout, failed, RepairOptions{}, &report, &balance);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return report;
 }
