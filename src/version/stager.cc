@@ -47,6 +47,10 @@ class Stager final : public StagedCommit {
   Stager(store::ObjectStore* objects, std::unique_ptr<store::WriteBatch> batch, const ObjectId& base_tree,
          StageCommitFn commit)
       : objects_(objects), batch_(std::move(batch)), base_tree_(base_tree), commit_(std::move(commit)) {}
+  // The batch's workers write chunk ids into chunks_ until its session is gone (its destructor
+  // waits for them), so the batch goes first: a stage dropped after a failed add (an ingest
+  // that stops at a broken source) must not leave them writing into freed memory.
+  ~Stager() override { batch_.reset(); }
 
   Status AddFile(std::string_view path, SequentialFile* content, const FileAttrs& attrs) override {
     STRATA_ASSIGN_OR_RETURN(std::string norm, CheckPath(path));
@@ -165,8 +169,11 @@ class Stager final : public StagedCommit {
         // edits then give the same tree, so re-running an ingest or a curation is a no-op.
         e.mtime_ns = base_records_mtime_;
         std::deque<ChunkRef> chunks;
-        STRATA_ASSIGN_OR_RETURN(e.size, batch_->PutStream(&in, &chunks));
-        STRATA_RETURN_IF_ERROR(batch_->Flush());
+        auto size = batch_->PutStream(&in, &chunks);
+        Status flushed = batch_->Flush();  // the workers fill `chunks` in, even after a failure
+        STRATA_RETURN_IF_ERROR(size.status());
+        STRATA_RETURN_IF_ERROR(flushed);
+        e.size = *size;
         e.chunks.assign(chunks.begin(), chunks.end());
         edits.push_back(TreeEdit{std::string(kRecordsPath), std::move(e)});
       }

@@ -21,13 +21,10 @@ using strata::testing::TempDir;
 class LakeCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto repo = Repository::Create(dir_ / "repo", "pw", strata::testing::FastInitOptions());
-    ASSERT_TRUE(repo.ok()) << repo.status().ToString();
-    repo_ = std::move(*repo);
-    auto lake = Lake::Open(repo_.get(), LakeOptions{.actor = "tester@host"});
-    ASSERT_TRUE(lake.ok()) << lake.status().ToString();
-    lake_ = std::move(*lake);
-    ASSERT_TRUE(lake_->CreateDataset("fm").ok());
+    auto t = strata::testing::CreateTestLake(dir_ / "repo", "fm");
+    ASSERT_TRUE(t.lake);
+    repo_ = std::move(t.repo);
+    lake_ = std::move(t.lake);
     // 50 training files of varying size with labels, a test file, and one set aside.
     auto stage = lake_->Stage("fm@main");
     ASSERT_TRUE(stage.ok());

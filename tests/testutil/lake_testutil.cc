@@ -17,4 +17,19 @@ std::string ReadLakeFile(Lake& lake, const std::string& spec) {
   return out;
 }
 
+TestLake CreateTestLake(const std::string& dir, const std::string& dataset) {
+  TestLake t;
+  auto repo = Repository::Create(dir, "pw", FastInitOptions());
+  EXPECT_TRUE(repo.ok()) << repo.status().ToString();
+  if (!repo.ok()) return t;
+  t.repo = std::move(*repo);
+  auto lake = Lake::Open(t.repo.get(), LakeOptions{.actor = "tester@host"});
+  EXPECT_TRUE(lake.ok()) << lake.status().ToString();
+  if (!lake.ok()) return t;
+  t.lake = std::move(*lake);
+  Status created = t.lake->CreateDataset(dataset);
+  EXPECT_TRUE(created.ok()) << created.ToString();
+  return t;
+}
+
 }  // namespace strata::testing

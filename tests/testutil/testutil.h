@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -109,5 +110,13 @@ std::map<std::string, std::string> ReadSafetensors(const std::string& file);
 // The content of the file NAME@REF:PATH names; a test failure (and "") if it cannot be read.
 // (lake_testutil.cc: only the suites that call it link the lake.)
 std::string ReadLakeFile(Lake& lake, const std::string& spec);
+
+// A new repository at `dir` (FastInitOptions, passphrase "pw") and a lake over it (actor
+// tester@host) holding the empty dataset `dataset`; test failures (and nulls) if any step fails.
+struct TestLake {
+  std::unique_ptr<Repository> repo;
+  std::unique_ptr<Lake> lake;
+};
+TestLake CreateTestLake(const std::string& dir, const std::string& dataset);
 
 }  // namespace strata::testing

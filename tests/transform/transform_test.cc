@@ -60,13 +60,10 @@ struct ShardContents {
 class TransformTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto repo = Repository::Create(dir_ / "repo", "pw", strata::testing::FastInitOptions());
-    ASSERT_TRUE(repo.ok()) << repo.status().ToString();
-    repo_ = std::move(*repo);
-    auto lake = Lake::Open(repo_.get(), LakeOptions{.actor = "tester@host"});
-    ASSERT_TRUE(lake.ok()) << lake.status().ToString();
-    lake_ = std::move(*lake);
-    ASSERT_TRUE(lake_->CreateDataset("ds").ok());
+    auto t = strata::testing::CreateTestLake(dir_ / "repo", "ds");
+    ASSERT_TRUE(t.lake);
+    repo_ = std::move(t.repo);
+    lake_ = std::move(t.lake);
   }
 
   // Commits n 6x5 images img/0000.pgm... labelled cat/dog alternately (plus `extra` files).
