@@ -114,7 +114,8 @@ struct LoaderOptions {
   uint64_t max_coalesce_bytes = 1ull << 20; // neighbouring records merge into reads up to this size
   // Each batch's buffer is a shared-memory file of its own (memfd; Batch::shared_fd), so that
   // another process can map it instead of receiving a copy (PyTorch DataLoader workers hand
-  // batches to the training process this way). Costs a fresh mapping per batch (no reuse).
+  // batches to the training process this way). Costs a fresh mapping per batch (no reuse), and
+  // at most 64 batches are prepared ahead (each holds a descriptor).
   bool shared_memory = false;
 };
 

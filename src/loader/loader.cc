@@ -29,6 +29,9 @@
 namespace strata::loader {
 namespace {
 
+// Batches prepared ahead with LoaderOptions::shared_memory: each holds a memfd until consumed.
+constexpr size_t kMaxSharedBatches = 64;
+
 struct Job;
 
 struct Run {
@@ -589,7 +592,11 @@ class LoaderImpl final : public Loader {
     const uint64_t bytes = builder.nbytes();
     {
       std::unique_lock lk(mu_);
-      decode_cv_.wait(lk, [&] { return stop_.load() || out_bytes_ == 0 || out_bytes_ + bytes <= out_budget_; });
+      // Shared-memory batches hold a descriptor each, so their number is bounded too.
+      decode_cv_.wait(lk, [&] {
+        return stop_.load() || out_bytes_ == 0 ||
+               (out_bytes_ + bytes <= out_budget_ && (!options_.shared_memory || ready_.size() < kMaxSharedBatches));
+      });
       if (stop_) return Status::Aborted("loader stopped");
       out_bytes_ += bytes;
       stats_.peak_buffered_bytes = std::max(stats_.peak_buffered_bytes, arena_size_ + pool_bytes_ + out_bytes_);

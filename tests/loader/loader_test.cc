@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -503,6 +504,32 @@ TEST_F(LoaderTest, SharedMemoryBatchesCanBeMappedElsewhere) {
   auto b = plain->Next();
   ASSERT_TRUE(b.ok() && *b);
   EXPECT_EQ((*b)->shared_fd(), -1);
+}
+
+// Each shared-memory batch holds a descriptor until consumed, so a consumer that pauses does
+// not let the loader open thousands of them, however small the batches and large the budget.
+TEST_F(LoaderTest, SharedMemoryBatchesPreparedAheadAreBounded) {
+  Shards s = WriteShards(dir_.path(), 2000);
+  auto o = Options(s, 1);
+  o.shared_memory = true;
+  auto count_fds = [] {
+    size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) n += e.exists() ? 1 : 0;
+    return n;
+  };
+  const size_t before = count_fds();
+  auto l = OpenOrDie(o);
+  ASSERT_TRUE(l->Start({42, 0, 0}).ok());
+  usleep(300 * 1000);  // the loader prepares what it may
+  EXPECT_LE(count_fds(), before + 2 * s.paths.size() + 64 + 8);  // shard files, readers, the ring
+  uint64_t n = 0;
+  for (;;) {
+    auto b = l->Next();
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    if (*b == nullptr) break;
+    n += (*b)->size();
+  }
+  EXPECT_EQ(n, 2000u);
 }
 
 TEST_F(LoaderTest, BufferedFallbackWhenODirectIsRefused) {
