@@ -108,7 +108,8 @@ class VolumeAdmin {
   virtual Result<ScrubReport> Scrub(const ScrubOptions& options) = 0;
   // Rebuilds missing or bad fragments onto healthy volumes; moves fragments off draining ones.
   virtual Result<RepairReport> Repair() = 0;
-  // Evens out the fragments per volume (after volumes were added: new packs use them at once,
+  // Evens out the fragments per volume, in proportion to capacity when every volume has one
+  // (after volumes were added: new packs use them at once,
   // existing fragments stay where they are until this moves them), keeping every pack at full
   // redundancy throughout; resumable after a kill. Runs beside puts and reads (shared lock), so
   // it can go on in the background; one at a time, and not during gc or repair.

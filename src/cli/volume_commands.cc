@@ -71,7 +71,8 @@ void AddVolumeCommands(CLI::App& app, Globals& g, int& exit_code) {
   static std::string add_dir, add_domain, add_capacity;
   add->add_option("dir", add_dir, "The volume's directory")->required();
   add->add_option("--domain", add_domain, "Failure domain, most general first: rack1/host2/disk3")->required();
-  add->add_option("--capacity", add_capacity, "Capacity, e.g. 500G (informational)");
+  add->add_option("--capacity", add_capacity,
+                  "Capacity, e.g. 500G; when every volume has one, `volume rebalance` fills them in proportion");
   add->callback([&g] {
     auto repo = OpenRepo(g);
     VolumeSpec spec{add_dir, add_domain, Check(ParseCapacity(add_capacity))};

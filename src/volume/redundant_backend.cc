@@ -1044,6 +1044,9 @@ bool Spreads(const RedundantBackend::RepairOptions& options, const VolumeLayout&
 struct RedundantBackend::Balance {
   std::mutex mu;
   std::map<std::string, uint64_t> counts;  // the online, non-draining volumes only
+  // What each volume's share is weighed by: its capacity when every volume counted has one,
+  // else 1 (fragments evened out by number).
+  std::map<std::string, double> weight;
 };
 
 std::map<int, std::string> RedundantBackend::PlanMoves(const VolumeLayout& layout, const Placement& p, Balance* balance) {
@@ -1053,11 +1056,14 @@ std::map<int, std::string> RedundantBackend::PlanMoves(const VolumeLayout& layou
   auto& counts = balance->counts;
   for (int i = 0; i < p.width(); ++i) {
     auto from = counts.find(vols[i]);
-    if (from == counts.end() || from->second < 2) continue;
-    // A move helps only onto a volume holding at least two fewer (then the gap narrows).
+    if (from == counts.end() || from->second == 0) continue;
+    // A move helps only onto a volume that, one fragment fuller, is still no fuller for its
+    // weight than this one a fragment emptier (with equal weights: at least two fewer), so the
+    // gap narrows and never flips.
+    const double from_after = double(from->second - 1) / balance->weight[from->first];
     std::set<std::string> avoid;
     for (const auto& [id, n] : counts) {
-      if (n + 2 > from->second) avoid.insert(id);
+      if (id == from->first || double(n + 1) / balance->weight[id] > from_after) avoid.insert(id);
     }
     std::vector<std::string> keep;
     std::vector<std::vector<std::string>> taken;
@@ -1306,8 +1312,15 @@ Result<RepairReport> RedundantBackend::Rebalance() {
   constexpr int kPasses = 4;
   for (int pass = 0; pass < kPasses; ++pass) {
     Balance balance;
+    bool all_sized = true;
     for (const auto& v : layout.volumes) {
-      if (!v.draining && !failed.count(v.id) && VolumeOnline(v)) balance.counts[v.id] = 0;
+      if (!v.draining && !failed.count(v.id) && VolumeOnline(v)) {
+        balance.counts[v.id] = 0;
+        all_sized = all_sized && v.capacity > 0;
+      }
+    }
+    for (const auto& v : layout.volumes) {
+      if (balance.counts.count(v.id)) balance.weight[v.id] = all_sized ? double(v.capacity) : 1.0;
     }
     for (const auto& name : placed) {
       STRATA_ASSIGN_OR_RETURN(auto p, FindPlacement(name, true));

@@ -113,7 +113,7 @@ class RedundantBackend : public Backend {
   };
   Result<RepairReport> Repair(const RepairOptions& options);
   // Moves fragments from the volumes that hold the most to those that hold the fewest (a volume
-  // just added holds none), never into a failure domain a pack already uses nor to a volume
+  // just added holds none; per byte of capacity when every volume has one), never into a failure domain a pack already uses nor to a volume
   // that would weaken the pack's spread, until no move would narrow the difference between
   // volumes further. Only packs with a fragment to move are read. Each pack switches to its new
   // record only once the moved fragments are durable, and the old files are deleted after, so a

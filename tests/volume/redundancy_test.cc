@@ -440,6 +440,38 @@ TEST_F(RedundantBackendTest, RebalanceEvensOutFragmentsAfterVolumesAreAdded) {
   backend_.reset();
 }
 
+// With a capacity on every volume, a rebalance fills them in proportion: the two volumes added
+// with three times the capacity end up holding the most.
+TEST_F(RedundantBackendTest, RebalanceWeighsVolumesByCapacityWhenAllHaveOne) {
+  Build(6, "rs:4+2");
+  WritePacks();
+  for (auto& v : layout_.volumes) v.capacity = 100 << 20;
+  for (int i = 7; i <= 8; ++i) {
+    VolumeConfig v;
+    v.id = "v" + std::to_string(i);
+    v.path = dir_ / ("vol" + std::to_string(i));
+    v.domain = "rack3/host" + std::to_string(i);
+    v.capacity = 300 << 20;
+    ASSERT_TRUE(InitVolumeDirectory(Env::Default(), v.path, "repo", v.id).ok());
+    layout_.volumes.push_back(v);
+  }
+  Reopen();
+  auto r = backend_->Rebalance();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->ok());
+  auto st = backend_->GetStatus();
+  ASSERT_TRUE(st.ok());
+  std::map<std::string, uint64_t> n;
+  for (const auto& v : st->volumes) n[v.id] = v.fragments;
+  for (int i = 1; i <= 6; ++i) {
+    const std::string id = "v" + std::to_string(i);
+    EXPECT_LT(n[id], n["v7"]) << id;
+    EXPECT_LT(n[id], n["v8"]) << id;
+  }
+  ExpectAllReadable("after a weighted rebalance");
+  backend_.reset();
+}
+
 // Scrub (and repair, which checks fragments the same way) opens each fragment under the read
 // deadline: a volume whose files hang on open is reported, not waited for.
 TEST_F(RedundantBackendTest, ScrubReportsAVolumeThatHangsInsteadOfWaitingForIt) {
