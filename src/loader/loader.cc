@@ -169,7 +169,8 @@ class LoaderImpl final : public Loader {
           o.prefetch_bytes, o.batch_size, mean_extent, arena_size_ + batch_reads));
     }
     // Buffers of consumed batches kept for reuse count against the budget too.
-    pool_bytes_ = std::min<uint64_t>((o.prefetch_bytes - arena_size_) / 4, 64ull << 20);
+    // (Shared-memory batches are never reused, so they keep none.)
+    pool_bytes_ = o.shared_memory ? 0 : std::min<uint64_t>((o.prefetch_bytes - arena_size_) / 4, 64ull << 20);
     pool_ = std::make_shared<BufferPool>(pool_bytes_, o.shared_memory);
     out_budget_ = o.prefetch_bytes - arena_size_ - pool_bytes_;
     arena_ = static_cast<uint8_t*>(std::aligned_alloc(shard::kBlock, arena_size_));

@@ -1039,7 +1039,6 @@ bool Spreads(const RedundantBackend::RepairOptions& options, const VolumeLayout&
 }
 }  // namespace
 
-// Checks one placed pack and rebuilds, moves or re-encodes what needs it (Repair, below).
 // Fragments per volume while a rebalance runs (reserved as moves are planned).
 struct RedundantBackend::Balance {
   std::mutex mu;
@@ -1085,6 +1084,7 @@ std::map<int, std::string> RedundantBackend::PlanMoves(const VolumeLayout& layou
   return chosen;
 }
 
+// Checks one placed pack and rebuilds, moves or re-encodes what needs it (Repair, below).
 void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout& layout,
                                     const std::set<std::string>& failed, const RepairOptions& options,
                                     RepairReport* out, Balance* balance) {
@@ -1323,7 +1323,9 @@ Result<RepairReport> RedundantBackend::Rebalance() {
       if (balance.counts.count(v.id)) balance.weight[v.id] = all_sized ? double(v.capacity) : 1.0;
     }
     for (const auto& name : placed) {
-      STRATA_ASSIGN_OR_RETURN(auto p, FindPlacement(name, true));
+      // After the first pass every record was reloaded by RepairPlaced (and switched ones
+      // stored through the cache), and nothing else changes these packs: the cache is current.
+      STRATA_ASSIGN_OR_RETURN(auto p, FindPlacement(name, /*reload=*/pass == 0));
       if (!p) continue;
       for (const auto& v : p->volumes) {
         if (auto it = balance.counts.find(v); it != balance.counts.end()) ++it->second;
