@@ -33,6 +33,7 @@
 #include "strata/object_id.h"
 #include "strata/repository.h"
 #include "strata/status.h"
+#include "strata/volumes.h"
 
 namespace strata {
 
@@ -470,6 +471,16 @@ class Lake {
   virtual Result<TierReport> MoveToTier(std::string_view spec, StorageTier tier, const TierOptions& options = {}) = 0;
   // Versions recorded outside the hot tier, of `dataset` (every dataset's when empty).
   virtual Result<std::vector<ArchivedVersion>> ListArchived(std::string_view dataset = "") = 0;
+
+  // Redundancy per dataset (docs/DURABILITY.md): the policy ("replicate:N", "rs:K+M", "none",
+  // or "inherit" to follow the repository's again) of the packs the dataset's commits write
+  // from now on. Needs volumes, like VolumeAdmin::SetPolicy.
+  virtual Status SetDatasetPolicy(std::string_view dataset, const std::string& policy) = 0;
+  // Brings existing data to its policy: every object goes where the strongest policy among the
+  // datasets whose history references it says (objects deduplicated across datasets included),
+  // then packs are re-encoded and spread as VolumeAdmin::ApplyPolicy does. Resumable: each step
+  // is crash-safe and a second run does only what is left.
+  virtual Result<RepairReport> ApplyRedundancy() = 0;
 
   // --- content ---
   virtual Result<std::vector<EntryInfo>> List(std::string_view spec, bool recursive) = 0;

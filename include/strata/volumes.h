@@ -41,9 +41,18 @@ struct VolumeInfo {
   uint64_t read_errors = 0, write_errors = 0;
 };
 
+// A policy of its own for the packs of some data (a dataset's: its name is the label).
+struct RedundancyClassInfo {
+  uint32_t id = 0;
+  std::string label, policy;
+  int failures_tolerated = 0;  // lost volumes its packs survive: what "stronger" compares
+};
+
 struct RedundancyStatus {
   std::string policy;  // "none", "replicate:3", "rs:4+2"
+  int failures_tolerated = 0;  // of `policy`
   std::string archive_policy;  // of archive packs; empty: they follow `policy`
+  std::vector<RedundancyClassInfo> classes;  // datasets with a policy of their own
   std::vector<VolumeInfo> volumes;
   uint64_t placed_packs = 0;   // packs with a placement record
   uint64_t local_packs = 0;    // packs in the repository directory (not spread)
@@ -80,6 +89,7 @@ struct RepairReport {
   uint64_t fragments_moved = 0;    // copied off a draining or removed volume, or to even out volumes
   uint64_t packs_reencoded = 0;    // to the current policy (apply)
   uint64_t leftovers_removed = 0;  // fragments no placement names (interrupted writes)
+  uint64_t objects_regrouped = 0;  // moved into the packs of a dataset's stronger policy (Lake::ApplyRedundancy)
   uint64_t bytes_written = 0;
   double seconds = 0;
   std::map<std::string, std::vector<std::string>> unreadable;  // as in ScrubReport
@@ -102,7 +112,13 @@ class VolumeAdmin {
   // The policy of archive packs (`strata archive`): as SetPolicy; "inherit" makes them follow
   // the hot policy again. Applies to archive packs written from now on.
   virtual Status SetArchivePolicy(const std::string& policy) = 0;
-  // Re-encodes every pack not stored as its tier's policy says (and spreads local packs).
+  // The policy of the packs of class `label` (a dataset's name: the lake writes a dataset's
+  // packs in its class) as SetPolicy; "inherit" removes the class, its packs follow the
+  // repository's policy again. Applies to packs written from now on; returns the class id.
+  virtual Result<uint32_t> SetClassPolicy(const std::string& label, const std::string& policy) = 0;
+  // Re-encodes every pack not stored as its policy says (and spreads local packs). Objects a
+  // class shares with other data stay in their packs: the lake's ApplyRedundancy moves them to
+  // the strongest policy among the datasets that reference them first.
   virtual Result<RepairReport> ApplyPolicy() = 0;
   virtual Result<RedundancyStatus> GetStatus() = 0;
   virtual Result<ScrubReport> Scrub(const ScrubOptions& options) = 0;

@@ -378,7 +378,7 @@ class CheckpointerImpl : public Checkpointer {
       if (!failed) {
         Status s;
         if (!job.batches[w]) {
-          auto b = repo_->objects()->NewBatch();
+          auto b = repo_->objects()->NewBatch({.redundancy_class = dataset_});
           if (b.ok()) job.batches[w] = std::move(*b);
           else s = b.status();
         }
@@ -425,7 +425,7 @@ class CheckpointerImpl : public Checkpointer {
       if (b) STRATA_RETURN_IF_ERROR(b->Commit());
     }
     if (!job->batches[0]) {
-      STRATA_ASSIGN_OR_RETURN(job->batches[0], repo_->objects()->NewBatch());
+      STRATA_ASSIGN_OR_RETURN(job->batches[0], repo_->objects()->NewBatch({.redundancy_class = dataset_}));
     }
     store::WriteBatch* batch = job->batches[0].get();
     const Manifest& m = job->manifest;
@@ -530,7 +530,7 @@ Status FinalizeSharded(Repository* repo, Lake* lake, const std::string& run, int
   }
   if (parts.size() < size_t(world_size)) return Status::OK();
   // The batch's shared lock keeps gc away between reading the parts and the new tag.
-  STRATA_ASSIGN_OR_RETURN(auto batch, repo->objects()->NewBatch());
+  STRATA_ASSIGN_OR_RETURN(auto batch, repo->objects()->NewBatch({.redundancy_class = ds}));
   Manifest m;
   std::map<std::string, TensorRecord> tensors;
   std::vector<TreeEntry> files;

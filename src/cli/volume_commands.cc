@@ -27,12 +27,19 @@ Result<uint64_t> ParseCapacity(const std::string& text) {
   return v << shift;
 }
 
+// {dataset: policy} of the datasets with a policy of their own.
+nlohmann::json DatasetPolicies(const RedundancyStatus& st) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& c : st.classes) j[c.label] = c.policy;
+  return j;
+}
+
 nlohmann::json RepairJson(const RepairReport& r) {
   return {{"packs_checked", r.packs_checked},       {"fragments_rebuilt", r.fragments_rebuilt},
           {"fragments_moved", r.fragments_moved},   {"packs_reencoded", r.packs_reencoded},
           {"leftovers_removed", r.leftovers_removed}, {"bytes_written", r.bytes_written},
-          {"seconds", r.seconds},                   {"unreadable", r.unreadable},
-          {"errors", r.errors}};
+          {"objects_regrouped", r.objects_regrouped}, {"seconds", r.seconds},
+          {"unreadable", r.unreadable},             {"errors", r.errors}};
 }
 
 void PrintUnreadable(const std::map<std::string, std::vector<std::string>>& unreadable) {
@@ -57,6 +64,9 @@ int PrintRepair(const Globals& g, const RepairReport& r, const char* what) {
         "{:.1f} MB written in {:.1f} s\n",
         what, r.packs_checked, r.fragments_rebuilt, r.fragments_moved, r.packs_reencoded, r.leftovers_removed,
         r.bytes_written / 1e6, r.seconds);
+    if (r.objects_regrouped) {
+      std::cout << fmt::format("{}: {} objects moved to a dataset's stronger policy\n", what, r.objects_regrouped);
+    }
   }
   return r.ok() ? kExitOk : kExitIntegrity;
 }
@@ -102,13 +112,14 @@ void AddVolumeCommands(CLI::App& app, Globals& g, int& exit_code) {
                         {"read_errors", v.read_errors}, {"write_errors", v.write_errors}});
       }
       PrintJson({{"policy", st.policy}, {"archive_policy", st.archive_policy.empty() ? st.policy : st.archive_policy},
-                 {"volumes", vols}, {"placed_packs", st.placed_packs}, {"local_packs", st.local_packs},
-                 {"degraded_reads", st.degraded_reads}});
+                 {"datasets", DatasetPolicies(st)}, {"volumes", vols}, {"placed_packs", st.placed_packs},
+                 {"local_packs", st.local_packs}, {"degraded_reads", st.degraded_reads}});
       return;
     }
     std::cout << fmt::format("policy {}{}; {} packs spread over volumes, {} in the repository directory\n", st.policy,
                              st.archive_policy.empty() ? "" : ", archive tier " + st.archive_policy, st.placed_packs,
                              st.local_packs);
+    for (const auto& c : st.classes) std::cout << fmt::format("dataset {}: policy {}\n", c.label, c.policy);
     for (const auto& v : st.volumes) {
       std::cout << fmt::format("{:<4} {:<8} {:<24} {:>10} fragments {:>10.1f} MB  {}", v.id,
                                !v.online ? "OFFLINE" : v.draining ? "draining" : "online", v.domain, v.fragments,
@@ -148,32 +159,55 @@ void AddVolumeCommands(CLI::App& app, Globals& g, int& exit_code) {
   auto* policy_set = policy->add_subcommand("set", "Set the policy for packs written from now on\n"
                                                    "  strata volume policy set rs:4+2\n"
                                                    "  strata volume policy set rs:8+4 --tier archive   # packs of `strata archive`\n"
-                                                   "  strata volume policy set inherit --tier archive  # archive follows the hot policy");
-  static std::string policy_text, policy_tier = "hot";
-  policy_set->add_option("policy", policy_text, "none | replicate:N | rs:K+M (e.g. rs:4+2); with --tier archive also inherit")
+                                                   "  strata volume policy set inherit --tier archive  # archive follows the hot policy\n"
+                                                   "  strata volume policy set rs:6+3 --dataset raw    # one dataset's commits\n"
+                                                   "  strata volume policy set inherit --dataset raw   # raw follows the repository again");
+  static std::string policy_text, policy_tier = "hot", policy_dataset;
+  policy_set->add_option("policy", policy_text,
+                         "none | replicate:N | rs:K+M (e.g. rs:4+2); with --tier archive or --dataset also inherit")
       ->required();
   policy_set->add_option("--tier", policy_tier, "hot (default: every pack that is not archived) or archive")
       ->check(CLI::IsMember({"hot", "archive"}));
+  policy_set->add_option("--dataset", policy_dataset,
+                         "Only the packs this dataset's commits write (data it shares with others gets the "
+                         "strongest of their policies at `policy apply`)")
+      ->excludes("--tier");
   policy_set->callback([&g] {
-    auto repo = OpenRepo(g);
-    if (policy_tier == "archive") Check(repo->volumes()->SetArchivePolicy(policy_text));
-    else Check(repo->volumes()->SetPolicy(policy_text));
-    if (g.json) PrintJson({{"policy", policy_text}, {"tier", policy_tier}});
-    else std::cout << fmt::format("{}policy {} (existing packs: `strata volume policy apply`)\n",
-                                  policy_tier == "archive" ? "archive tier " : "", policy_text);
+    if (!policy_dataset.empty()) {
+      auto s = OpenLake(g);
+      Check(s->SetDatasetPolicy(policy_dataset, policy_text));
+    } else {
+      auto repo = OpenRepo(g);
+      if (policy_tier == "archive") Check(repo->volumes()->SetArchivePolicy(policy_text));
+      else Check(repo->volumes()->SetPolicy(policy_text));
+    }
+    const std::string scope = !policy_dataset.empty()      ? fmt::format("dataset {}: ", policy_dataset)
+                              : policy_tier == "archive" ? "archive tier "
+                                                         : "";
+    if (g.json) PrintJson({{"policy", policy_text}, {"tier", policy_tier}, {"dataset", policy_dataset}});
+    else std::cout << fmt::format("{}policy {} (existing packs: `strata volume policy apply`)\n", scope, policy_text);
   });
-  policy->add_subcommand("show", "Print the policy (and the archive tier's, when it has its own)")->callback([&g] {
-    auto repo = OpenRepo(g);
-    auto st = Check(repo->volumes()->GetStatus());
-    const std::string archive = st.archive_policy.empty() ? st.policy : st.archive_policy;
-    if (g.json) PrintJson({{"policy", st.policy}, {"archive_policy", archive}});
-    else if (st.archive_policy.empty()) std::cout << st.policy << "\n";
-    else std::cout << fmt::format("{} (archive tier {})\n", st.policy, archive);
-  });
-  policy->add_subcommand("apply", "Re-encode existing packs to the policy (resumable)")->callback([&g, &exit_code] {
-    auto repo = OpenRepo(g);
-    exit_code = PrintRepair(g, Check(repo->volumes()->ApplyPolicy()), "policy apply");
-  });
+  policy->add_subcommand("show", "Print the policy (and the archive tier's and datasets', when they have their own)")
+      ->callback([&g] {
+        auto repo = OpenRepo(g);
+        auto st = Check(repo->volumes()->GetStatus());
+        const std::string archive = st.archive_policy.empty() ? st.policy : st.archive_policy;
+        if (g.json) {
+          PrintJson({{"policy", st.policy}, {"archive_policy", archive}, {"datasets", DatasetPolicies(st)}});
+          return;
+        }
+        if (st.archive_policy.empty()) std::cout << st.policy << "\n";
+        else std::cout << fmt::format("{} (archive tier {})\n", st.policy, archive);
+        for (const auto& c : st.classes) std::cout << fmt::format("dataset {}: {}\n", c.label, c.policy);
+      });
+  policy
+      ->add_subcommand("apply",
+                       "Bring existing data to its policy (resumable): objects shared by datasets move to the "
+                       "strongest of their policies, then packs are re-encoded and spread")
+      ->callback([&g, &exit_code] {
+        auto s = OpenLake(g);
+        exit_code = PrintRepair(g, Check(s->ApplyRedundancy()), "policy apply");
+      });
 
   auto* scrub = app.add_subcommand("scrub", "Check every fragment of every pack; report which pack/fragment/volume is bad");
   static ScrubOptions scrub_options;

@@ -204,7 +204,7 @@ class RegistryImpl : public ModelRegistry {
       STRATA_ASSIGN_OR_RETURN(auto versions, VersionTags(req.model));
       v.version = versions.empty() ? 1 : versions.rbegin()->first + 1;
       std::string text = VersionJson(v).dump(2) + "\n";
-      STRATA_ASSIGN_OR_RETURN(auto batch, repo_->objects()->NewBatch());
+      STRATA_ASSIGN_OR_RETURN(auto batch, repo_->objects()->NewBatch({.redundancy_class = ModelDataset(req.model)}));
       store::Tree tree;
       store::TreeEntry ckd;
       ckd.name = std::string(kCheckpointDir);

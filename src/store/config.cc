@@ -27,6 +27,14 @@ nlohmann::json Body(const RepositoryConfig& c) {
     j["volumes"] = std::move(vols);
     j["redundancy"] = {{"policy", c.redundancy}, {"next_volume", c.next_volume}};
     if (!c.archive_redundancy.empty()) j["redundancy"]["archive_policy"] = c.archive_redundancy;
+    if (c.next_class > 1) {
+      nlohmann::json classes = nlohmann::json::array();
+      for (const auto& k : c.classes) {
+        classes.push_back({{"id", k.id}, {"label", k.label}, {"policy", k.policy.ToString()}});
+      }
+      j["redundancy"]["classes"] = std::move(classes);
+      j["redundancy"]["next_class"] = c.next_class;
+    }
   }
   return j;
 }
@@ -113,6 +121,24 @@ Result<ParsedConfig> ParseConfig(std::string_view bytes) {
           return Status::Corruption("config: bad archive redundancy policy");
         }
       }
+      if (r.contains("next_class")) {
+        c.next_class = Integer<uint32_t>(r.at("next_class"), "redundancy.next_class");
+        std::set<std::string> labels;
+        std::set<uint32_t> class_ids;
+        for (const auto& e : r.at("classes")) {
+          volume::RedundancyClass k;
+          k.id = Integer<uint32_t>(e.at("id"), "redundancy.classes.id");
+          k.label = e.at("label").get<std::string>();
+          auto policy = volume::RedundancyPolicy::Parse(e.at("policy").get<std::string>());
+          if (!policy.ok()) return Status::Corruption("config: bad redundancy policy of a class");
+          k.policy = *policy;
+          if (k.id == 0 || k.id >= c.next_class || !class_ids.insert(k.id).second || k.label.empty() ||
+              !labels.insert(k.label).second) {
+            return Status::Corruption("config: bad redundancy class");
+          }
+          c.classes.push_back(std::move(k));
+        }
+      }
     }
     p.mac = j.at("mac").get<std::string>();
     // Stored values that break the chunker's rules are damage (kCorruption), not a caller's
@@ -140,6 +166,7 @@ volume::VolumeLayout RepositoryConfig::layout() const {
   if (!archive_redundancy.empty()) {
     if (auto p = volume::RedundancyPolicy::Parse(archive_redundancy); p.ok()) l.archive_policy = *p;
   }
+  l.classes = classes;
   return l;
 }
 

@@ -32,6 +32,8 @@ struct RepositoryConfig {
   std::string redundancy = "none";  // RedundancyPolicy text
   std::string archive_redundancy;   // of archive packs; empty: as `redundancy` (not stored)
   uint32_t next_volume = 1;         // ids are never reused
+  std::vector<volume::RedundancyClass> classes;  // datasets with a policy of their own
+  uint32_t next_class = 1;          // class ids are never reused either
   bool has_volumes() const { return version >= kVolumesFormatVersion; }
   volume::VolumeLayout layout() const;
 };

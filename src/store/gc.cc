@@ -167,20 +167,20 @@ Result<GcReport> RepositoryImpl::CollectGarbage(const GcOptions& options) {
   std::sort(moving.begin(), moving.end(), [](const auto& a, const auto& b) {
     return a.first != b.first ? a.first < b.first : a.second.offset < b.second.offset;
   });
-  // The new packs, planned as PackWriter will fill them (one series per tier: archived objects
-  // stay in archive packs), so a dry run reports the same sizes.
-  for (StorageTier tier : {StorageTier::kHot, StorageTier::kArchive}) {
-    uint64_t n = 0, data = 0;
-    for (const auto& [pack, e] : moving) {
-      if (PackTier(packs[pack]) != tier) continue;
-      ++n;
-      data += e.stored_size;
-      if (kPackHeaderSize + data >= config_.pack_size) {
-        report.bytes_rewritten += PackFileSize(n, data);
-        n = data = 0;
-      }
+  // The new packs, planned as PackWriter will fill them (one series per pack suffix: archived
+  // objects stay in archive packs, a class's in its class's), so a dry run reports the same sizes.
+  std::map<std::string_view, std::pair<uint64_t, uint64_t>> series;  // suffix -> objects, bytes
+  for (const auto& [pack, e] : moving) {
+    auto& [n, data] = series[PackSuffix(packs[pack])];
+    ++n;
+    data += e.stored_size;
+    if (kPackHeaderSize + data >= config_.pack_size) {
+      report.bytes_rewritten += PackFileSize(n, data);
+      n = data = 0;
     }
-    if (n > 0) report.bytes_rewritten += PackFileSize(n, data);
+  }
+  for (const auto& [suffix, open] : series) {
+    if (open.first > 0) report.bytes_rewritten += PackFileSize(open.first, open.second);
   }
   report.bytes_freed = removed_bytes > report.bytes_rewritten ? removed_bytes - report.bytes_rewritten : 0;
   if (options.dry_run) return report;
@@ -189,7 +189,7 @@ Result<GcReport> RepositoryImpl::CollectGarbage(const GcOptions& options) {
     // Step 1: copy the live objects of rewritten packs into new packs of the same tier, checking
     // each on the way (a live object that fails authentication stops gc before anything is
     // deleted).
-    PackOutput hot(this, StorageTier::kHot, "gc"), archive(this, StorageTier::kArchive, "gc");
+    PackOutputs out(this, "gc");
     std::string sealed, plain;
     for (const auto& [pack, e] : moving) {
       sealed.resize(e.stored_size);
@@ -199,18 +199,15 @@ Result<GcReport> RepositoryImpl::CollectGarbage(const GcOptions& options) {
       if (!s.ok()) return Status::Corruption(fmt::format("{}: live object {}: {}", kDamaged, e.id.Short(), s.message()));
       // The sealed bytes are bound to id, kind, codec and size (ObjectAd), not to their pack
       // or offset: they move unchanged.
-      PackOutput& out = PackTier(packs[pack]) == StorageTier::kArchive ? archive : hot;
-      STRATA_RETURN_IF_ERROR(out.Add(e, AsBytes(sealed)));
+      STRATA_RETURN_IF_ERROR(out.Add(PackSuffix(packs[pack]), e, AsBytes(sealed)));
     }
-    STRATA_RETURN_IF_ERROR(hot.Finish());
-    STRATA_RETURN_IF_ERROR(archive.Finish());
+    STRATA_RETURN_IF_ERROR(out.Finish());
     moving.clear();
     moving.shrink_to_fit();
-    const uint64_t written = hot.bytes_written() + archive.bytes_written();
+    const uint64_t written = out.bytes_written();
     report.bytes_rewritten = written;
     report.bytes_freed = removed_bytes > written ? removed_bytes - written : 0;
-    std::vector<PackListing> fresh = hot.TakeListings();
-    for (auto& l : archive.TakeListings()) fresh.push_back(std::move(l));
+    std::vector<PackListing> fresh = out.TakeListings();
 
     // Steps 2 to 4 (pack_rewrite.cc): new index files, old index files deleted, then packs.
     std::vector<PackFate> fates(packs.size(), PackFate::kKeep);

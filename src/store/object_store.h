@@ -54,6 +54,13 @@ class WriteBatch {
   virtual const PutStats& stats() const = 0;
 };
 
+struct BatchOptions {
+  // The redundancy class (VolumeAdmin::SetClassPolicy) whose policy the batch's packs are
+  // stored under: the lake names a dataset's. Empty, or a label without a class: the
+  // repository's policy.
+  std::string redundancy_class;
+};
+
 // What garbage collection keeps, and how hard it works to give space back.
 struct GcOptions {
   // Live objects named by the layers above: each live commit's id and its root tree's id (a
@@ -97,6 +104,8 @@ struct TierMoveOptions {
   // Objects these reach stay where they are even when `roots` reach them too (bringing one
   // version back to the hot tier leaves what it shares with other archived versions archived).
   std::vector<ObjectId> keep_roots;
+  // Moving to the hot tier: the redundancy class (BatchOptions) whose packs the objects go into.
+  std::string redundancy_class;
 };
 
 // Objects reached by `roots` (objects_kept: those also reached by keep_roots).
@@ -109,7 +118,7 @@ inline constexpr int kRelistPasses = 8;
 class ObjectStore {
  public:
   virtual ~ObjectStore() = default;
-  virtual Result<std::unique_ptr<WriteBatch>> NewBatch() = 0;
+  virtual Result<std::unique_ptr<WriteBatch>> NewBatch(const BatchOptions& options = {}) = 0;
   // Fails with kInvalidArgument if `id` is an object of another kind, kNotFound if absent.
   virtual Result<std::string> Read(const ObjectId& id, ObjectKind kind) = 0;
   virtual Result<Tree> ReadTree(const ObjectId& id) = 0;
@@ -166,6 +175,13 @@ class ObjectStore {
   // kCorruption, changing nothing, when an object the roots reach is missing or unreadable.
   virtual Result<TierMoveReport> MoveToTier(const std::vector<ObjectId>& roots, StorageTier tier,
                                             const TierMoveOptions& options) = 0;
+  // Moves the hot objects `roots` reach into packs of redundancy class `label` ("" = the
+  // repository's policy) where their pack's policy survives fewer lost volumes than the class's
+  // (so an object shared by datasets ends up under the strongest of their policies when each
+  // dataset's move runs, whatever the order). Sealed bytes move unchanged; archived objects stay.
+  // Locks, order and errors as MoveToTier. The packs are placed under their policy at once.
+  virtual Result<TierMoveReport> MoveToClass(const std::vector<ObjectId>& roots, const std::string& label,
+                                             const TierMoveOptions& options) = 0;
   // How many of the objects reachable from `roots` sit in packs of each tier, and their sealed
   // bytes (read-only; no lock).
   struct TierCount {

@@ -13,10 +13,13 @@ StorageTier PackTier(std::string_view pack) {
   return volume::IsArchivePack(pack) ? StorageTier::kArchive : StorageTier::kHot;
 }
 
-std::string NewPackName(StorageTier tier) {
-  std::string name = NewRandomName();
-  if (tier == StorageTier::kArchive) name += volume::kArchivePackSuffix;
-  return name;
+std::string_view PackSuffix(std::string_view pack) {
+  constexpr size_t kRandom = 32;  // NewRandomName's hex digits
+  return pack.size() > kRandom ? pack.substr(kRandom) : std::string_view();
+}
+
+std::string TierSuffix(StorageTier tier, uint32_t class_id) {
+  return tier == StorageTier::kArchive ? std::string(volume::kArchivePackSuffix) : volume::ClassPackSuffix(class_id);
 }
 
 uint64_t PackFileSize(uint64_t n, uint64_t data) {
@@ -88,7 +91,7 @@ Status Marker::Expand(const ObjectId& id) {
 
 Status PackOutput::Add(const PackEntry& entry, std::span<const uint8_t> sealed) {
   if (!writer_) {
-    std::string name = NewPackName(tier_);
+    std::string name = NewRandomName() + suffix_;
     STRATA_ASSIGN_OR_RETURN(auto out, repo_->backend_->Create(volume::ObjectType::kPack, name));
     writer_ = std::make_unique<PackWriter>(&repo_->aead_, name, std::move(out));
   }
@@ -162,6 +165,39 @@ Status RepositoryImpl::InstallIndex(std::vector<PackListing> fresh, const std::v
         backend_->Delete(volume::ObjectType::kPack, packs[i]).WithContext(fmt::format("{}: deleting a pack", op)));
   }
   return Status::OK();
+}
+
+// --- PackOutputs ---
+
+Status PackOutputs::Add(std::string_view suffix, const PackEntry& entry, std::span<const uint8_t> sealed) {
+  auto it = outputs_.find(suffix);
+  if (it == outputs_.end()) it = outputs_.try_emplace(std::string(suffix), repo_, std::string(suffix), op_).first;
+  return it->second.Add(entry, sealed);
+}
+
+Status PackOutputs::Finish() {
+  for (auto& [suffix, out] : outputs_) STRATA_RETURN_IF_ERROR(out.Finish());
+  return Status::OK();
+}
+
+std::vector<PackListing> PackOutputs::TakeListings() {
+  std::vector<PackListing> all;
+  for (auto& [suffix, out] : outputs_) {
+    for (auto& l : out.TakeListings()) all.push_back(std::move(l));
+  }
+  return all;
+}
+
+uint64_t PackOutputs::bytes_written() const {
+  uint64_t n = 0;
+  for (const auto& [suffix, out] : outputs_) n += out.bytes_written();
+  return n;
+}
+
+size_t PackOutputs::packs_written() const {
+  size_t n = 0;
+  for (const auto& [suffix, out] : outputs_) n += out.packs_written();
+  return n;
 }
 
 }  // namespace strata::store

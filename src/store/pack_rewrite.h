@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -21,8 +22,12 @@ inline constexpr std::string_view kDamaged = "repository is damaged, run `strata
 
 // The tier a pack belongs to, from its name (volume/backend.h: IsArchivePack).
 StorageTier PackTier(std::string_view pack);
-// A fresh random pack name of `tier`.
-std::string NewPackName(StorageTier tier);
+// What follows the random part of a pack's name: "" (hot), "-archive", "-c<N>" (a redundancy
+// class). Objects copied out of a pack go into packs of the same suffix, so they keep their
+// tier and their policy.
+std::string_view PackSuffix(std::string_view pack);
+// The suffix of packs of `tier`, and of the hot packs of redundancy class `class_id`.
+std::string TierSuffix(StorageTier tier, uint32_t class_id = 0);
 
 // One bit per indexed object (ChunkIndex's dense ordinals).
 class MarkSet {
@@ -70,7 +75,9 @@ class Marker {
 // size. Nothing is visible until the index names the packs (InstallIndex).
 class PackOutput {
  public:
-  PackOutput(RepositoryImpl* repo, StorageTier tier, std::string op) : repo_(repo), tier_(tier), op_(std::move(op)) {}
+  // New packs are named `<random><suffix>` (PackSuffix).
+  PackOutput(RepositoryImpl* repo, std::string suffix, std::string op)
+      : repo_(repo), suffix_(std::move(suffix)), op_(std::move(op)) {}
   // Appends one sealed object (its entry's offset is set by the pack writer).
   Status Add(const PackEntry& entry, std::span<const uint8_t> sealed);
   // Commits the open pack, if any.
@@ -83,12 +90,30 @@ class PackOutput {
  private:
   Status Seal();
   RepositoryImpl* repo_;
-  StorageTier tier_;
+  std::string suffix_;
   std::string op_;
   std::unique_ptr<PackWriter> writer_;
   std::vector<PackListing> listings_;
   uint64_t written_ = 0;
   size_t packs_ = 0;
+};
+
+// One PackOutput per pack suffix: objects copied out of packs keep their source's suffix.
+class PackOutputs {
+ public:
+  PackOutputs(RepositoryImpl* repo, std::string op) : repo_(repo), op_(std::move(op)) {}
+  // Appends to the series of `suffix`.
+  Status Add(std::string_view suffix, const PackEntry& entry, std::span<const uint8_t> sealed);
+  // Commits every open pack; then the listings of all of them, moved out.
+  Status Finish();
+  std::vector<PackListing> TakeListings();
+  uint64_t bytes_written() const;
+  size_t packs_written() const;
+
+ private:
+  RepositoryImpl* repo_;
+  std::string op_;
+  std::map<std::string, PackOutput, std::less<>> outputs_;
 };
 
 // What happens to each indexed pack when a new index is installed.

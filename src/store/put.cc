@@ -38,8 +38,10 @@ namespace {
 // Stores objects for one put, deduplicated against the index and against itself.
 class PutSession {
  public:
-  PutSession(RepositoryImpl* repo, size_t threads)
+  // `pack_suffix`: the redundancy class of its packs (volume/backend.h, PackClass).
+  PutSession(RepositoryImpl* repo, size_t threads, std::string pack_suffix = {})
       : repo_(repo),
+        pack_suffix_(std::move(pack_suffix)),
         threads_(ThreadsOrCores(threads)),
         pool_(threads_, /*max_queued=*/2 * std::max<size_t>(threads_, 2)) {}
   // A session dropped without Commit (a failed put, an abandoned batch) may still have chunks
@@ -171,7 +173,7 @@ class PutSession {
         return w;
       }
     }
-    std::string name = NewRandomName();
+    std::string name = NewRandomName() + pack_suffix_;
     auto out = repo_->backend_->Create(volume::ObjectType::kPack, name);
     if (!out.ok()) {
       Fail(out.status().WithContext("creating a pack"));
@@ -196,6 +198,7 @@ class PutSession {
   }
 
   RepositoryImpl* repo_;
+  std::string pack_suffix_;
   size_t threads_;
   ThreadPool pool_;
   std::mutex mu_;
@@ -561,9 +564,9 @@ ObjectId StoreTree(Node* node, PutSession* session) {
 // A WriteBatch: one PutSession under a shared repository lock.
 class Batch : public WriteBatch {
  public:
-  static Result<std::unique_ptr<Batch>> Open(RepositoryImpl* repo) {
+  static Result<std::unique_ptr<Batch>> Open(RepositoryImpl* repo, const BatchOptions& options) {
     STRATA_ASSIGN_OR_RETURN(auto lock, RepositoryLock::Acquire(repo->backend_.get(), /*exclusive=*/false));
-    return std::unique_ptr<Batch>(new Batch(repo, std::move(lock)));
+    return std::unique_ptr<Batch>(new Batch(repo, std::move(lock), repo->PackSuffixOf(options.redundancy_class)));
   }
 
   ObjectId Put(ObjectKind kind, std::string_view bytes, uint32_t min_saving) override {
@@ -631,8 +634,8 @@ class Batch : public WriteBatch {
   }
 
  private:
-  Batch(RepositoryImpl* repo, std::unique_ptr<RepositoryLock> lock)
-      : repo_(repo), lock_(std::move(lock)), session_(repo, repo->options_.threads) {}
+  Batch(RepositoryImpl* repo, std::unique_ptr<RepositoryLock> lock, std::string pack_suffix)
+      : repo_(repo), lock_(std::move(lock)), session_(repo, repo->options_.threads, std::move(pack_suffix)) {}
   RepositoryImpl* repo_;
   std::unique_ptr<RepositoryLock> lock_;
   PutSession session_;
@@ -645,7 +648,7 @@ class Batch : public WriteBatch {
 Result<ObjectId> RepositoryImpl::PutPaths(const std::vector<std::string>& paths, PutStats* stats_out) {
   auto start = std::chrono::steady_clock::now();
   if (paths.empty()) return Status::InvalidArgument("nothing to put: no paths given");
-  STRATA_ASSIGN_OR_RETURN(auto batch, Batch::Open(this));
+  STRATA_ASSIGN_OR_RETURN(auto batch, Batch::Open(this, BatchOptions{}));
 
   Node root;
   root.entry.type = EntryType::kDirectory;
@@ -685,8 +688,8 @@ Result<ObjectId> RepositoryImpl::PutPaths(const std::vector<std::string>& paths,
   return tree_id;
 }
 
-Result<std::unique_ptr<WriteBatch>> RepositoryImpl::NewBatch() {
-  STRATA_ASSIGN_OR_RETURN(auto batch, Batch::Open(this));
+Result<std::unique_ptr<WriteBatch>> RepositoryImpl::NewBatch(const BatchOptions& options) {
+  STRATA_ASSIGN_OR_RETURN(auto batch, Batch::Open(this, options));
   return std::unique_ptr<WriteBatch>(std::move(batch));
 }
 

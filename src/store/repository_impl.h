@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 #include <mutex>
@@ -61,7 +62,7 @@ class RepositoryImpl : public Repository, public ObjectStore {
   VolumeAdmin* volumes() override;
 
   // ObjectStore
-  Result<std::unique_ptr<WriteBatch>> NewBatch() override;
+  Result<std::unique_ptr<WriteBatch>> NewBatch(const BatchOptions& options) override;
   Result<std::string> Read(const ObjectId& id, ObjectKind kind) override { return ReadObject(id, kind); }
   Result<Tree> ReadTree(const ObjectId& id) override;
   bool Contains(const ObjectId& id) override { return index_.Contains(id); }
@@ -78,6 +79,23 @@ class RepositoryImpl : public Repository, public ObjectStore {
   Result<TierMoveReport> MoveToTier(const std::vector<ObjectId>& roots, StorageTier tier,
                                     const TierMoveOptions& options) override;
   Result<TierCount> CountTiers(const std::vector<ObjectId>& roots) override;
+  Result<TierMoveReport> MoveToClass(const std::vector<ObjectId>& roots, const std::string& label,
+                                     const TierMoveOptions& options) override;
+
+  // What MoveObjects does: which packs already hold an object where it belongs, where moved
+  // objects go, and whether they are resealed.
+  struct MovePlan {
+    std::string op, progress;  // names the work in errors and on the progress bar
+    std::string target_suffix;  // of the new packs (PackSuffix)
+    std::function<bool(std::string_view pack)> in_place;
+    int level = -1;  // recompress moved objects at this zstd level; -1: copy their sealed bytes
+  };
+  // MoveToTier and MoveToClass (tier.cc).
+  Result<TierMoveReport> MoveObjects(const std::vector<ObjectId>& roots, const MovePlan& plan,
+                                     const TierMoveOptions& options);
+  // The id of redundancy class `label` (0: none, or no such class), and its pack-name suffix.
+  uint32_t ClassOf(std::string_view label);
+  std::string PackSuffixOf(std::string_view redundancy_class);
 
   // Replaces packs under the exclusive lock, after the new packs (`fresh`) are durable: writes
   // index files naming `fresh` and every pack whose fate is kKeep (listings copied from

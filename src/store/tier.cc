@@ -67,12 +67,56 @@ struct Item {
 
 Result<TierMoveReport> RepositoryImpl::MoveToTier(const std::vector<ObjectId>& roots, StorageTier tier,
                                                   const TierMoveOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
   const int level = options.compression_level >= 0 ? options.compression_level
                     : tier == StorageTier::kArchive ? kArchiveCompressionLevel
                                                     : config_.compression_level;
   if (level > 22) return Status::InvalidArgument(fmt::format("compression level {} is above zstd's 22", level));
-  const std::string op = fmt::format("move to the {} tier", StorageTierName(tier));
+  MovePlan plan;
+  plan.op = fmt::format("move to the {} tier", StorageTierName(tier));
+  plan.progress = fmt::format("to {}", StorageTierName(tier));
+  plan.target_suffix = TierSuffix(tier, tier == StorageTier::kHot ? ClassOf(options.redundancy_class) : 0);
+  plan.in_place = [tier](std::string_view pack) { return PackTier(pack) == tier; };
+  plan.level = level;
+  return MoveObjects(roots, plan, options);
+}
+
+Result<TierMoveReport> RepositoryImpl::MoveToClass(const std::vector<ObjectId>& roots, const std::string& label,
+                                                   const TierMoveOptions& options) {
+  MovePlan plan;
+  plan.op = label.empty() ? std::string("move to the repository's policy") : fmt::format("move to the policy of '{}'", label);
+  plan.progress = "policy";
+  const uint32_t class_id = ClassOf(label);
+  plan.target_suffix = TierSuffix(StorageTier::kHot, class_id);
+  volume::VolumeLayout layout;
+  if (auto* r = redundant()) layout = r->layout();
+  const volume::RedundancyClass* target = layout.FindClass(class_id);
+  const int wanted = volume::FailuresTolerated(target ? target->policy : layout.policy);
+  // Archived objects follow the archive tier's policy; a hot object stays in a pack whose
+  // policy survives as many lost volumes as the class's.
+  plan.in_place = [layout = std::move(layout), wanted](std::string_view pack) {
+    return PackTier(pack) == StorageTier::kArchive || volume::FailuresTolerated(layout.PolicyFor(pack)) >= wanted;
+  };
+  plan.level = -1;  // the sealed bytes move unchanged
+  return MoveObjects(roots, plan, options);
+}
+
+uint32_t RepositoryImpl::ClassOf(std::string_view label) {
+  if (label.empty()) return 0;
+  auto* r = redundant();
+  if (!r) return 0;
+  const volume::VolumeLayout layout = r->layout();
+  const volume::RedundancyClass* c = layout.FindClass(label);
+  return c ? c->id : 0;
+}
+
+std::string RepositoryImpl::PackSuffixOf(std::string_view redundancy_class) {
+  return volume::ClassPackSuffix(ClassOf(redundancy_class));
+}
+
+Result<TierMoveReport> RepositoryImpl::MoveObjects(const std::vector<ObjectId>& roots, const MovePlan& plan,
+                                                   const TierMoveOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string& op = plan.op;
   STRATA_ASSIGN_OR_RETURN(auto lock, RepositoryLock::Acquire(backend_.get(), /*exclusive=*/true));
   TierMoveReport report;
   report.dry_run = options.dry_run;
@@ -97,7 +141,7 @@ Result<TierMoveReport> RepositoryImpl::MoveToTier(const std::vector<ObjectId>& r
   std::vector<bool> rewrite(packs.size(), false);
   index_.ForEach([&](uint32_t ordinal, uint32_t pack, const PackEntry& e) {
     if (!marks.Test(ordinal)) return;
-    if (PackTier(packs[pack]) == tier) {
+    if (plan.in_place(packs[pack])) {
       ++report.objects_in_tier;
       return;
     }
@@ -118,7 +162,7 @@ Result<TierMoveReport> RepositoryImpl::MoveToTier(const std::vector<ObjectId>& r
   }
   std::vector<Item> items;
   index_.ForEach([&](uint32_t ordinal, uint32_t pack, const PackEntry& e) {
-    if (rewrite[pack]) items.push_back(Item{pack, e, moves(ordinal) && PackTier(packs[pack]) != tier});
+    if (rewrite[pack]) items.push_back(Item{pack, e, moves(ordinal) && !plan.in_place(packs[pack])});
   });
   std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
     return a.pack != b.pack ? a.pack < b.pack : a.entry.offset < b.entry.offset;
@@ -127,10 +171,10 @@ Result<TierMoveReport> RepositoryImpl::MoveToTier(const std::vector<ObjectId>& r
   // Step 1: the new packs. Objects are read front to back, pack by pack; moved ones are opened
   // and resealed by a few threads a batch at a time, then every object of the batch is appended
   // in order.
-  const StorageTier other = tier == StorageTier::kArchive ? StorageTier::kHot : StorageTier::kArchive;
-  PackOutput target(this, tier, op), rest(this, other, op);
+  PackOutput target(this, plan.target_suffix, op);
+  PackOutputs rest(this, op);
   size_t threads = ThreadsOrCores(options.threads ? options.threads : options_.threads);
-  Progress progress(fmt::format("to {}", StorageTierName(tier)), report.raw_bytes, options_.progress);
+  Progress progress(plan.progress, report.raw_bytes, options_.progress);
   report.stored_after = 0;
   std::vector<std::string> sealed, resealed;
   std::vector<PackEntry> entries;
@@ -157,14 +201,14 @@ Result<TierMoveReport> RepositoryImpl::MoveToTier(const std::vector<ObjectId>& r
       std::string plain;
       for (size_t j = next++; j < n; j = next++) {
         const Item& it = items[begin + j];
-        if (!it.move) continue;
+        if (!it.move || plan.level < 0) continue;
         Status s = OpenObject(aead_, it.entry, packs[it.pack], AsBytes(sealed[j]), &plain);
         if (!s.ok()) {
           errors[j] = Status::Corruption(fmt::format("{}: object {}: {}", kDamaged, it.entry.id.Short(), s.message()));
           continue;
         }
-        SealObject(aead_, it.entry.id, it.entry.kind, AsBytes(plain), level, codec::kDefaultMinSaving, &resealed[j],
-                   &entries[j]);
+        SealObject(aead_, it.entry.id, it.entry.kind, AsBytes(plain), plan.level, codec::kDefaultMinSaving,
+                   &resealed[j], &entries[j]);
         progress.Add(it.entry.raw_size, 1);
       }
     };
@@ -175,14 +219,18 @@ Result<TierMoveReport> RepositoryImpl::MoveToTier(const std::vector<ObjectId>& r
     for (size_t j = 0; j < n; ++j) {
       STRATA_RETURN_IF_ERROR(errors[j]);
       const Item& it = items[begin + j];
-      if (it.move) {
+      // Sealed bytes are bound to id, kind, codec and size, not to their pack: what is not
+      // resealed is copied as it is (a damaged object stays damaged, and verify reports it).
+      if (it.move && plan.level >= 0) {
         report.stored_after += entries[j].stored_size;
         STRATA_RETURN_IF_ERROR(target.Add(entries[j], AsBytes(resealed[j])));
+      } else if (it.move) {
+        report.stored_after += it.entry.stored_size;
+        progress.Add(it.entry.raw_size, 1);
+        STRATA_RETURN_IF_ERROR(target.Add(it.entry, AsBytes(sealed[j])));
       } else {
-        // Sealed bytes are bound to id, kind, codec and size, not to their pack: copied as
-        // they are (a damaged one stays damaged, and verify still reports it).
         ++report.objects_copied;
-        STRATA_RETURN_IF_ERROR(rest.Add(it.entry, AsBytes(sealed[j])));
+        STRATA_RETURN_IF_ERROR(rest.Add(PackSuffix(packs[it.pack]), it.entry, AsBytes(sealed[j])));
       }
     }
   }

@@ -121,6 +121,38 @@ class VolumeAdminImpl : public VolumeAdmin {
     return SaveConfig(config);
   }
 
+  Result<uint32_t> SetClassPolicy(const std::string& label, const std::string& text) override {
+    if (label.empty()) return Status::InvalidArgument("a redundancy class needs a label (the dataset's name)");
+    std::optional<volume::RedundancyPolicy> policy;
+    if (text != "inherit") {
+      STRATA_ASSIGN_OR_RETURN(policy, volume::RedundancyPolicy::Parse(text));
+    }
+    STRATA_ASSIGN_OR_RETURN(auto lock, RepositoryLock::Acquire(repo_->backend_.get(), /*exclusive=*/true));
+    STRATA_ASSIGN_OR_RETURN(RepositoryConfig config, LoadConfig());
+    if (!config.has_volumes()) {
+      if (!policy || policy->kind == volume::RedundancyPolicy::Kind::kNone) return uint32_t{0};  // nothing changes
+      STRATA_RETURN_IF_ERROR(volume::CheckPlaceable(config.layout(), *policy));
+    }
+    auto it = std::find_if(config.classes.begin(), config.classes.end(), [&](const auto& c) { return c.label == label; });
+    if (!policy) {
+      if (it == config.classes.end()) return uint32_t{0};
+      const uint32_t id = it->id;
+      config.classes.erase(it);
+      STRATA_RETURN_IF_ERROR(SaveConfig(config));
+      return id;
+    }
+    STRATA_RETURN_IF_ERROR(volume::CheckPlaceable(config.layout(), *policy).WithContext(fmt::format("the policy of '{}'", label)));
+    if (it == config.classes.end()) {
+      config.classes.push_back({config.next_class++, label, *policy});
+      it = config.classes.end() - 1;
+    } else {
+      it->policy = *policy;
+    }
+    const uint32_t id = it->id;
+    STRATA_RETURN_IF_ERROR(SaveConfig(config));
+    return id;
+  }
+
   Result<RepairReport> ApplyPolicy() override {
     STRATA_ASSIGN_OR_RETURN(auto lock, RepositoryLock::Acquire(repo_->backend_.get(), /*exclusive=*/true));
     return RepairLocked(true);
@@ -173,6 +205,10 @@ class VolumeAdminImpl : public VolumeAdmin {
   Result<RepairReport> RepairLocked(bool apply) {
     auto* r = repo_->redundant();
     if (!r) return RepairReport{};
+    // The layout as stored now: another process may have changed a policy (or made a class
+    // whose packs this one would otherwise take for the repository's) since this one opened.
+    STRATA_ASSIGN_OR_RETURN(RepositoryConfig config, LoadConfig());
+    r->SetLayout(config.layout());
     STRATA_ASSIGN_OR_RETURN(RepairReport report, r->Repair({.apply_policy = apply}));
     NameObjects(&report.unreadable);
     return report;

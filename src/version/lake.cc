@@ -272,6 +272,12 @@ class LakeImpl final : public Lake {
     }
   }
 
+  // A write batch whose packs are stored under the dataset's redundancy policy (its class,
+  // when `strata volume policy set P --dataset D` gave it one).
+  Result<std::unique_ptr<store::WriteBatch>> BatchFor(std::string_view dataset) {
+    return objects_->NewBatch({.redundancy_class = std::string(dataset)});
+  }
+
   catalog::AuditEntry Audit(std::string action, json details) {
     return catalog::AuditEntry{actor_, std::move(action), "", details.dump()};
   }
@@ -280,7 +286,7 @@ class LakeImpl final : public Lake {
 
   Status CreateDataset(std::string_view name) override {
     STRATA_RETURN_IF_ERROR(catalog::ValidateDatasetName(name));
-    STRATA_ASSIGN_OR_RETURN(auto batch, objects_->NewBatch());
+    STRATA_ASSIGN_OR_RETURN(auto batch, BatchFor(name));
     ObjectId tree = batch->PutTree(store::Tree{});
     Commit c{tree, {}, std::string(name), NowNs(), actor_, fmt::format("create dataset {}", name), {}};
     ObjectId id = batch->Put(ObjectKind::kCommit, SerializeCommit(c));
@@ -408,7 +414,7 @@ class LakeImpl final : public Lake {
     STRATA_ASSIGN_OR_RETURN(RefSpec spec, ParseRefName(name));
     STRATA_RETURN_IF_ERROR(RequireDataset(spec.dataset));
     if (!objects_->Contains(tree)) return Status::NotFound(fmt::format("tree {} is not in the repository", tree.Short()));
-    STRATA_ASSIGN_OR_RETURN(auto batch, objects_->NewBatch());
+    STRATA_ASSIGN_OR_RETURN(auto batch, BatchFor(spec.dataset));
     Commit c{tree, {}, spec.dataset, options.time_ns ? options.time_ns : NowNs(),
              options.author.empty() ? actor_ : options.author, options.message, options.meta};
     ObjectId id = batch->Put(ObjectKind::kCommit, SerializeCommit(c));
@@ -476,7 +482,7 @@ class LakeImpl final : public Lake {
     }
     CommitResult res;
     if (!batch) {
-      STRATA_ASSIGN_OR_RETURN(batch, objects_->NewBatch());
+      STRATA_ASSIGN_OR_RETURN(batch, BatchFor(branch.spec.dataset));
     }
     STRATA_ASSIGN_OR_RETURN(ObjectId tree, make(batch.get(), base, &res));
     const std::string& dataset = branch.spec.dataset;
@@ -524,7 +530,7 @@ class LakeImpl final : public Lake {
         STRATA_ASSIGN_OR_RETURN(auto entry, LookupEntry(objects_, tree, p));
         edits.push_back(TreeEdit{p, std::move(entry)});
       }
-      STRATA_ASSIGN_OR_RETURN(batch, objects_->NewBatch());
+      STRATA_ASSIGN_OR_RETURN(batch, BatchFor(branch.spec.dataset));
       STRATA_ASSIGN_OR_RETURN(tree, ApplyEdits(objects_, batch.get(), now.commit.tree, edits, &res.trees_written));
       base = now.commit;
     }
@@ -592,7 +598,7 @@ class LakeImpl final : public Lake {
       }
       base_tree = from.commit.tree;
     }
-    STRATA_ASSIGN_OR_RETURN(auto batch, objects_->NewBatch());
+    STRATA_ASSIGN_OR_RETURN(auto batch, BatchFor(branch.spec.dataset));
     ObjectId head = branch.commit.id;
     std::string where(target);
     return NewStagedCommit(
@@ -874,7 +880,7 @@ class LakeImpl final : public Lake {
     }
     // The batch (and its shared repository lock) lives until the branch names its objects, so a
     // gc cannot run in between.
-    STRATA_ASSIGN_OR_RETURN(auto batch, objects_->NewBatch());
+    STRATA_ASSIGN_OR_RETURN(auto batch, BatchFor(dataset));
     STRATA_ASSIGN_OR_RETURN(TreeMerge m, MergeTrees(objects_, batch.get(), base_tree, plan.dst.commit.tree,
                                                     plan.src.commit.tree, options.strategy));
     std::map<std::string, std::string> meta{{"merge_strategy", std::string(MergeStrategyName(options.strategy))}};
@@ -1033,35 +1039,84 @@ class LakeImpl final : public Lake {
       roots.push_back(c->tree);
     }
     STRATA_ASSIGN_OR_RETURN(auto datasets, cat_->ListDatasets());
-    for (const auto& d : datasets) {
-      STRATA_ASSIGN_OR_RETURN(auto refs, cat_->ListRefs(d.name));
-      STRATA_ASSIGN_OR_RETURN(auto forgotten, cat_->ListForgotten(d.name));
-      std::unordered_set<ObjectId, ObjectIdHash> heads, seen;
-      std::deque<ObjectId> todo;
-      for (const auto& r : refs) {
-        heads.insert(r.target);
-        if (seen.insert(r.target).second) todo.push_back(r.target);
+    for (const auto& d : datasets) STRATA_RETURN_IF_ERROR(HistoryRoots(d.name, &roots, report));
+    return roots;
+  }
+
+  // Appends the roots of dataset `name`'s history: every commit its refs reach and the trees of
+  // those not forgotten (forgotten ones keep only the commit, their data may be collected).
+  Status HistoryRoots(const std::string& name, std::vector<ObjectId>* roots, LakeGcReport* report) {
+    STRATA_ASSIGN_OR_RETURN(auto refs, cat_->ListRefs(name));
+    STRATA_ASSIGN_OR_RETURN(auto forgotten, cat_->ListForgotten(name));
+    std::unordered_set<ObjectId, ObjectIdHash> heads, seen;
+    std::deque<ObjectId> todo;
+    for (const auto& r : refs) {
+      heads.insert(r.target);
+      if (seen.insert(r.target).second) todo.push_back(r.target);
+    }
+    while (!todo.empty()) {
+      ObjectId id = todo.front();
+      todo.pop_front();
+      auto c = ReadCommit(objects_, id);
+      if (!c.ok()) {
+        return c.status().WithContext(fmt::format("history of dataset '{}' is damaged; run `strata verify`", name));
       }
-      while (!todo.empty()) {
-        ObjectId id = todo.front();
-        todo.pop_front();
-        auto c = ReadCommit(objects_, id);
-        if (!c.ok()) {
-          return c.status().WithContext(fmt::format("gc: history of dataset '{}' is damaged; run `strata verify`",
-                                                    d.name));
-        }
-        roots.push_back(id);
-        ++report->commits_live;
-        if (heads.count(id) || !forgotten.count(id)) {
-          roots.push_back(c->tree);
-          ++report->trees_live;
-        }
-        for (const auto& p : c->parents) {
-          if (seen.insert(p).second) todo.push_back(p);
-        }
+      roots->push_back(id);
+      ++report->commits_live;
+      if (heads.count(id) || !forgotten.count(id)) {
+        roots->push_back(c->tree);
+        ++report->trees_live;
+      }
+      for (const auto& p : c->parents) {
+        if (seen.insert(p).second) todo.push_back(p);
       }
     }
-    return roots;
+    return Status::OK();
+  }
+
+  // --- redundancy per dataset ---
+
+  Status SetDatasetPolicy(std::string_view dataset, const std::string& policy) override {
+    if (policy != "inherit") STRATA_RETURN_IF_ERROR(RequireDataset(dataset));
+    STRATA_RETURN_IF_ERROR(repo_->volumes()->SetClassPolicy(std::string(dataset), policy).status());
+    STRATA_RETURN_IF_ERROR(cat_->AppendAudit(catalog::AuditEntry{
+        actor_, "policy", std::string(dataset), json{{"op", kOpEvent}, {"policy", policy}}.dump()}));
+    Recorded();
+    return Status::OK();
+  }
+
+  Result<RepairReport> ApplyRedundancy() override {
+    STRATA_ASSIGN_OR_RETURN(RedundancyStatus st, repo_->volumes()->GetStatus());
+    std::map<std::string, int> tolerated;  // class label -> lost volumes its policy survives
+    for (const auto& c : st.classes) tolerated[c.label] = c.failures_tolerated;
+    // Each dataset's history, grouped by the class its data belongs in ("" = the repository's
+    // policy), strongest first: an object two datasets share then moves once.
+    std::map<std::string, std::vector<ObjectId>> roots;
+    LakeGcReport counted;
+    STRATA_ASSIGN_OR_RETURN(auto datasets, cat_->ListDatasets());
+    for (const auto& d : datasets) {
+      std::string label = tolerated.count(d.name) ? d.name : std::string();
+      STRATA_RETURN_IF_ERROR(HistoryRoots(d.name, &roots[label], &counted));
+    }
+    STRATA_ASSIGN_OR_RETURN(auto locks, ActiveLocks(""));
+    for (const auto& [id, l] : locks) {
+      auto c = ReadCommit(objects_, id);
+      if (!c.ok()) continue;  // gc names it; here it only decides where some data belongs
+      auto& r = roots[tolerated.count(l.dataset) ? l.dataset : std::string()];
+      r.push_back(id);
+      r.push_back(c->tree);
+    }
+    std::vector<std::pair<int, std::string>> order;
+    for (const auto& [label, r] : roots) order.emplace_back(label.empty() ? st.failures_tolerated : tolerated[label], label);
+    std::sort(order.begin(), order.end(), std::greater<>());
+    uint64_t moved = 0;
+    for (const auto& [strength, label] : order) {
+      STRATA_ASSIGN_OR_RETURN(auto m, objects_->MoveToClass(roots[label], label, store::TierMoveOptions{}));
+      moved += m.objects_moved;
+    }
+    STRATA_ASSIGN_OR_RETURN(RepairReport report, repo_->volumes()->ApplyPolicy());
+    report.objects_regrouped = moved;
+    return report;
   }
 
   Result<LakeGcReport> CollectGarbage(const LakeGcOptions& options) override {
@@ -1286,6 +1341,7 @@ class LakeImpl final : public Lake {
     store::TierMoveOptions mo;
     mo.dry_run = options.dry_run;
     mo.compression_level = options.compression_level;
+    mo.redundancy_class = dataset;  // restored objects go into the dataset's packs
     for (const auto& row : rows) {
       if (row.dataset == dataset && row.commit == r.commit.id) {
         prev = row;

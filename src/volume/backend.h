@@ -32,6 +32,14 @@ std::string_view ObjectTypeName(ObjectType type);
 inline constexpr std::string_view kArchivePackSuffix = "-archive";
 inline bool IsArchivePack(std::string_view name) { return name.ends_with(kArchivePackSuffix); }
 
+// A hot pack of redundancy class N (a dataset with a policy of its own) is named
+// `<32 hex>-c<N>`; the class's policy is in the repository's config, so a pack's policy follows
+// from its name as the archive tier's does. 0: the repository's own policy (no suffix).
+inline constexpr std::string_view kClassPackInfix = "-c";
+uint32_t PackClass(std::string_view name);
+// The suffix of a pack name of class `id` ("" for class 0).
+std::string ClassPackSuffix(uint32_t id);
+
 // What a power cut may take from an object once its Commit() has returned.
 enum class Durability : uint8_t {
   // Nothing: the object and its name are on stable storage.

@@ -153,6 +153,58 @@ const VolumeConfig* VolumeLayout::Find(const std::string& id) const {
   return nullptr;
 }
 
+uint32_t PackClass(std::string_view name) {
+  // `<32 hex>-c<1-9 digits>`; anything else (plain, archive) is class 0.
+  constexpr size_t kHex = 32;
+  if (name.size() <= kHex + kClassPackInfix.size() || name.substr(kHex, kClassPackInfix.size()) != kClassPackInfix) {
+    return 0;
+  }
+  std::string_view digits = name.substr(kHex + kClassPackInfix.size());
+  if (digits.size() > 9 || digits[0] == '0') return 0;
+  uint32_t id = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return 0;
+    id = id * 10 + static_cast<uint32_t>(c - '0');
+  }
+  return id;
+}
+
+std::string ClassPackSuffix(uint32_t id) {
+  return id == 0 ? std::string() : fmt::format("{}{}", kClassPackInfix, id);
+}
+
+int FailuresTolerated(const RedundancyPolicy& policy) {
+  return policy.kind == RedundancyPolicy::Kind::kNone ? 0 : policy.m;
+}
+
+const RedundancyClass* VolumeLayout::FindClass(uint32_t id) const {
+  for (const auto& c : classes) {
+    if (c.id == id) return &c;
+  }
+  return nullptr;
+}
+
+const RedundancyClass* VolumeLayout::FindClass(std::string_view label) const {
+  for (const auto& c : classes) {
+    if (c.label == label) return &c;
+  }
+  return nullptr;
+}
+
+const RedundancyPolicy& VolumeLayout::PolicyFor(std::string_view pack) const {
+  if (IsArchivePack(pack)) return archive_policy ? *archive_policy : policy;
+  if (uint32_t id = PackClass(pack)) {
+    if (const RedundancyClass* c = FindClass(id)) return c->policy;
+  }
+  return policy;
+}
+
+bool VolumeLayout::AnyPolicy() const {
+  auto spreads = [](const RedundancyPolicy& p) { return p.kind != RedundancyPolicy::Kind::kNone; };
+  return spreads(policy) || (archive_policy && spreads(*archive_policy)) ||
+         std::any_of(classes.begin(), classes.end(), [&](const RedundancyClass& c) { return spreads(c.policy); });
+}
+
 Shape ShapeFor(const RedundancyPolicy& policy, uint64_t size) {
   if (policy.kind == RedundancyPolicy::Kind::kErasure && size >= kSmallPack) {
     return {Scheme::kErasure, policy.k, policy.m};
@@ -179,6 +231,9 @@ Status CheckPlaceable(const VolumeLayout& layout) {
   STRATA_RETURN_IF_ERROR(CheckPlaceable(layout, layout.policy));
   if (layout.archive_policy) {
     STRATA_RETURN_IF_ERROR(CheckPlaceable(layout, *layout.archive_policy).WithContext("the archive tier's policy"));
+  }
+  for (const auto& c : layout.classes) {
+    STRATA_RETURN_IF_ERROR(CheckPlaceable(layout, c.policy).WithContext(fmt::format("the policy of '{}'", c.label)));
   }
   return Status::OK();
 }
@@ -1023,10 +1078,11 @@ Result<ScrubReport> RedundantBackend::Scrub(const ScrubOptions& options) {
     }
   }
   if (below_policy) {
-    report.warnings.push_back(fmt::format("{} packs are stored under another shape than their tier's policy ({}{}): "
+    report.warnings.push_back(fmt::format("{} packs are stored under another shape than their policy ({}{}{}): "
                                           "run `strata volume policy apply`",
                                           below_policy, layout.policy.ToString(),
-                                          layout.archive_policy ? ", archive " + layout.archive_policy->ToString() : ""));
+                                          layout.archive_policy ? ", archive " + layout.archive_policy->ToString() : "",
+                                          layout.classes.empty() ? "" : ", and the datasets' own"));
   }
   if (env_->FileExists(cursor_path)) (void)env_->DeleteFile(cursor_path);
   return report;
@@ -1415,6 +1471,10 @@ Result<RedundancyStatus> RedundantBackend::GetStatus() {
   VolumeLayout layout = this->layout();
   st.policy = layout.policy.ToString();
   if (layout.archive_policy) st.archive_policy = layout.archive_policy->ToString();
+  st.failures_tolerated = FailuresTolerated(layout.policy);
+  for (const auto& c : layout.classes) {
+    st.classes.push_back({c.id, c.label, c.policy.ToString(), FailuresTolerated(c.policy)});
+  }
   // Saved counters plus this process's.
   std::map<std::string, Counters> counters;
   auto saved = ReadFileToString(env_, JoinPath(primary_->url(), "catalog/volume-counters.json"));

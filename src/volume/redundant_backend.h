@@ -45,22 +45,34 @@ struct RedundancyPolicy {
   bool operator==(const RedundancyPolicy&) const = default;
 };
 
+// How many lost volumes a pack under `policy` survives: what "stronger" means between policies.
+int FailuresTolerated(const RedundancyPolicy& policy);
+
+// A policy of its own for some packs (those of a dataset: the layers above map datasets to
+// classes by label). Ids are never reused, so a class removed and made again does not inherit
+// the old one's packs.
+struct RedundancyClass {
+  uint32_t id = 0;
+  std::string label;
+  RedundancyPolicy policy;
+  bool operator==(const RedundancyClass&) const = default;
+};
+
 struct VolumeLayout {
   std::string repository_id;
   std::vector<VolumeConfig> volumes;
   RedundancyPolicy policy;
   // The policy of archive packs (IsArchivePack); unset: they follow `policy`.
   std::optional<RedundancyPolicy> archive_policy;
+  std::vector<RedundancyClass> classes;  // of hot packs named `<hex>-c<id>`
   const VolumeConfig* Find(const std::string& id) const;
-  // The policy a pack of this name is stored under.
-  const RedundancyPolicy& PolicyFor(std::string_view pack) const {
-    return archive_policy && IsArchivePack(pack) ? *archive_policy : policy;
-  }
+  const RedundancyClass* FindClass(uint32_t id) const;
+  const RedundancyClass* FindClass(std::string_view label) const;
+  // The policy a pack of this name is stored under: the archive tier's for archive packs, its
+  // class's for a pack of a class (the repository's when that class was removed since).
+  const RedundancyPolicy& PolicyFor(std::string_view pack) const;
   // Whether any pack is spread over volumes under the current policies.
-  bool AnyPolicy() const {
-    return policy.kind != RedundancyPolicy::Kind::kNone ||
-           (archive_policy && archive_policy->kind != RedundancyPolicy::Kind::kNone);
-  }
+  bool AnyPolicy() const;
 };
 
 // Packs below this size are replicated m+1 times instead of striped (docs/DURABILITY.md).
@@ -77,7 +89,7 @@ Shape ShapeFor(const RedundancyPolicy& policy, uint64_t size);
 // Checks that `policy` can be placed on the layout's non-draining volumes: enough of them in
 // distinct failure domains. The message says what is missing.
 Status CheckPlaceable(const VolumeLayout& layout, const RedundancyPolicy& policy);
-// CheckPlaceable for the hot policy and, when set, the archive policy.
+// CheckPlaceable for the hot policy, the archive policy and every class's.
 Status CheckPlaceable(const VolumeLayout& layout);
 
 // Makes `dir` (new or empty) a volume of repository `repository_id`: its marker file, and the

@@ -215,5 +215,84 @@ TEST_F(RedundancyCliTest, KilledRebalanceResumesAndEvensOutNewVolumes) {
   ExpectRestores("after killed rebalances");
 }
 
+
+// A dataset's own policy holds for what its commits write and, after `policy apply`, for data it
+// shares with a dataset under a weaker one: with the two volumes gone that held the shared data
+// under the weak policy, everything the strong dataset references still reads back.
+TEST_F(RedundancyCliTest, ADatasetsPolicyHoldsForItsDataAndWhatItShares) {
+  std::vector<std::string> vols;
+  for (int i = 1; i <= 6; ++i) {
+    vols.push_back(Vol(i));
+    auto r = S({"volume", "add", Vol(i), "--domain", fmt("rack", i, "/disk", i)});
+    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  }
+  ASSERT_EQ(S({"volume", "policy", "set", "replicate:2"}).exit_code, 0);
+  ASSERT_EQ(S({"dataset", "create", "raw"}).exit_code, 0);
+  ASSERT_EQ(S({"dataset", "create", "scratch"}).exit_code, 0);
+  auto missing = S({"volume", "policy", "set", "rs:4+2", "--dataset", "nosuch"});
+  EXPECT_NE(missing.exit_code, 0) << Describe(missing);
+  EXPECT_NE(missing.err.find("nosuch"), std::string::npos) << missing.err;
+  auto too_wide = S({"volume", "policy", "set", "rs:5+2", "--dataset", "raw"});
+  EXPECT_NE(too_wide.exit_code, 0) << Describe(too_wide);
+  auto set = S({"volume", "policy", "set", "rs:4+2", "--dataset", "raw"});
+  ASSERT_EQ(set.exit_code, 0) << Describe(set);
+  json shown = J({"volume", "policy", "show"});
+  EXPECT_EQ(shown["policy"], "replicate:2");
+  EXPECT_EQ(shown["datasets"], (json{{"raw", "rs:4+2"}})) << shown.dump();
+
+  // Shared data first reaches the repository through the weak dataset, then raw commits it too
+  // (deduplicated: no new chunks), and raw commits data of its own.
+  std::string shared = dir_ / "shared", own = dir_ / "own";
+  WriteFile(shared + "/s.bin", RandomBytes(21, 3u << 20));
+  WriteFile(own + "/o.bin", RandomBytes(22, 3u << 20));
+  const auto before = FragmentHolders(vols);
+  J({"commit", "scratch@main", shared, "-m", "shared"});
+  // A pack of the shared data, as scratch wrote it (replicate:2): the largest new one.
+  std::string shared_pack;
+  uintmax_t largest = 0;
+  std::vector<std::string> lost;
+  for (const auto& [pack, holders] : FragmentHolders(vols)) {
+    if (before.count(pack)) continue;
+    for (const auto& e : fs::recursive_directory_iterator(holders[0] + "/fragments")) {
+      if (e.path().filename().string().starts_with(pack) && e.file_size() > largest) {
+        largest = e.file_size();
+        shared_pack = pack;
+        lost = holders;
+      }
+    }
+  }
+  ASSERT_EQ(lost.size(), 2u) << shared_pack;
+  J({"commit", "raw@main", own, "-m", "own"});
+  for (const auto& [pack, n] : FragmentsPerPack(vols)) {
+    if (pack.ends_with("-c1")) EXPECT_TRUE(n == 6 || n == 3) << pack << ": " << n;  // rs:4+2, or 3 copies < 1 MiB
+    else EXPECT_EQ(n, 2) << pack;
+  }
+  std::string both = dir_ / "both";
+  WriteFile(both + "/s.bin", ReadFile(shared + "/s.bin"));
+  WriteFile(both + "/o.bin", ReadFile(own + "/o.bin"));
+  J({"commit", "raw@main", both, "-m", "shared too"});
+
+  json applied = J({"volume", "policy", "apply"});
+  EXPECT_GT(applied["objects_regrouped"].get<int>(), 0) << applied.dump();
+  json again = J({"volume", "policy", "apply"});
+  EXPECT_EQ(again["objects_regrouped"], 0) << again.dump();
+  EXPECT_EQ(again["packs_reencoded"], 0) << again.dump();
+  json deep = J({"scrub", "--deep"});
+  EXPECT_EQ(deep["warnings"], json::array()) << deep.dump();
+  ExpectVerifies("after apply");
+
+  // The shared data left its replicate:2 pack: the two volumes that held it can go.
+  EXPECT_EQ(FragmentHolders(vols).count(shared_pack), 0u) << shared_pack;
+  for (const auto& v : lost) fs::rename(v, v + ".gone");
+  std::string out = dir_ / "co-raw";
+  auto co = S({"checkout", "raw@main", out});
+  ASSERT_EQ(co.exit_code, 0) << Describe(co);
+  EXPECT_EQ(DiffTrees(SnapshotTree(both, false), SnapshotTree(out, false)), "");
+  for (const auto& v : lost) fs::rename(v + ".gone", v);
+
+  ASSERT_EQ(S({"volume", "policy", "set", "inherit", "--dataset", "raw"}).exit_code, 0);
+  EXPECT_EQ(J({"volume", "policy", "show"})["datasets"], json::object());
+}
+
 }  // namespace
 }  // namespace strata::testing

@@ -73,6 +73,47 @@ TEST(VolumesConfigTest, BadLayoutsAreRefused) {
   EXPECT_EQ(edit([](auto& j) { j["version"] = 3; }).status().code(), StatusCode::kUnsupported);
 }
 
+TEST(VolumesConfigTest, DatasetClassesRoundTripAndNameTheirPacks) {
+  crypto::KeyedHash mac(Key());
+  RepositoryConfig c = WithVolumes();
+  c.classes.push_back({3, "raw", *volume::RedundancyPolicy::Parse("rs:4+1")});
+  c.classes.push_back({5, "models/m1", *volume::RedundancyPolicy::Parse("replicate:3")});
+  c.next_class = 6;
+  auto parsed = ParseConfig(SerializeConfig(c, mac));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_TRUE(CheckConfigMac(*parsed, mac).ok());
+  const volume::VolumeLayout l = parsed->config.layout();
+  ASSERT_EQ(l.classes.size(), 2u);
+  EXPECT_EQ(parsed->config.next_class, 6u);
+  const std::string hex = "0123456789abcdef0123456789abcdef";
+  EXPECT_EQ(l.PolicyFor(hex).ToString(), "rs:4+2");
+  EXPECT_EQ(l.PolicyFor(hex + "-c3").ToString(), "rs:4+1");
+  EXPECT_EQ(l.PolicyFor(hex + "-c5").ToString(), "replicate:3");
+  EXPECT_EQ(l.PolicyFor(hex + "-c4").ToString(), "rs:4+2");  // a removed class: the repository's
+  EXPECT_EQ(l.PolicyFor(hex + "-c03").ToString(), "rs:4+2");  // not a class suffix
+  EXPECT_EQ(l.PolicyFor(hex + "-archive").ToString(), "rs:4+2");
+  EXPECT_EQ(volume::PackClass(hex + "-c3"), 3u);
+  EXPECT_EQ(volume::PackClass(hex + "-c"), 0u);
+  EXPECT_EQ(volume::PackClass(hex + "-c3x"), 0u);
+  EXPECT_EQ(volume::FailuresTolerated(l.classes[1].policy), 2);
+
+  auto base = nlohmann::json::parse(SerializeConfig(c, mac));
+  auto edit = [&](auto f) {
+    auto j = base;
+    f(j);
+    return ParseConfig(j.dump());
+  };
+  EXPECT_FALSE(edit([](auto& j) { j["redundancy"]["classes"][0]["id"] = 6; }).ok());  // not below next_class
+  EXPECT_FALSE(edit([](auto& j) { j["redundancy"]["classes"][1]["id"] = 3; }).ok());
+  EXPECT_FALSE(edit([](auto& j) { j["redundancy"]["classes"][1]["label"] = "raw"; }).ok());
+  EXPECT_FALSE(edit([](auto& j) { j["redundancy"]["classes"][0]["policy"] = "rs:4"; }).ok());
+  EXPECT_FALSE(edit([](auto& j) { j["redundancy"].erase("next_class"); }).ok());
+  // Weakening a dataset's policy is caught by the MAC.
+  auto weaker = edit([](auto& j) { j["redundancy"]["classes"][0]["policy"] = "none"; });
+  ASSERT_TRUE(weaker.ok());
+  EXPECT_EQ(CheckConfigMac(*weaker, mac).code(), StatusCode::kCorruption);
+}
+
 TEST(VolumesConfigTest, VersionOneIsUnchanged) {
   crypto::KeyedHash mac(Key());
   RepositoryConfig c;

@@ -3,6 +3,8 @@
 // processes. Header-only, because STRATA_BINARY belongs to the including target.
 #pragma once
 
+#include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -64,5 +66,27 @@ class CliTest : public ::testing::Test {
   TempDir dir_;
   std::string repo_;
 };
+
+// For each pack with fragments on the volume directories `volumes`, the volumes that hold one
+// (a volume once per fragment).
+inline std::map<std::string, std::vector<std::string>> FragmentHolders(const std::vector<std::string>& volumes) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& v : volumes) {
+    if (!std::filesystem::exists(v + "/fragments")) continue;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(v + "/fragments")) {
+      if (!e.is_regular_file()) continue;
+      std::string name = e.path().filename();
+      out[name.substr(0, name.find('.'))].push_back(v);
+    }
+  }
+  return out;
+}
+
+// How many fragments each pack has on `volumes`.
+inline std::map<std::string, int> FragmentsPerPack(const std::vector<std::string>& volumes) {
+  std::map<std::string, int> out;
+  for (const auto& [pack, holders] : FragmentHolders(volumes)) out[pack] = static_cast<int>(holders.size());
+  return out;
+}
 
 }  // namespace strata::testing
