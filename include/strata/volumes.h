@@ -128,7 +128,8 @@ class VolumeAdmin {
   // (after volumes were added: new packs use them at once,
   // existing fragments stay where they are until this moves them), keeping every pack at full
   // redundancy throughout; resumable after a kill. Runs beside puts and reads (shared lock), so
-  // it can go on in the background; one at a time, and not during gc or repair.
+  // it can go on in the background (`strata volume add` starts it so); one at a time, and not
+  // during gc or repair.
   virtual Result<RepairReport> Rebalance() = 0;
 };
 

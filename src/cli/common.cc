@@ -1,7 +1,11 @@
 #include "cli/common.h"
 
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
+
+#include <climits>
 
 #include <cstdio>
 #include <cstdlib>
@@ -77,7 +81,66 @@ std::string Passphrase(const Globals& g, bool confirm) {
     throw Failure{Status::InvalidArgument("the passphrases do not match")};
   }
   if (p.empty()) throw Failure{Status::InvalidArgument("the passphrase is empty")};
+  g.typed_passphrase = p;
   return p;
+}
+
+Result<int> StartDetached(const Globals& g, const std::vector<std::string>& args, const std::string& log) {
+  char exe[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) return Status::FromErrno(errno, "cannot find this program's path");
+  exe[n] = '\0';
+  const bool typed = !g.typed_passphrase.empty();
+  std::vector<std::string> argv = {exe, "-r", RepoUrl(g), "-q"};
+  if (!g.password_file.empty() || typed) argv.insert(argv.end(), {"--password-file", typed ? "/dev/fd/3" : g.password_file});
+  if (g.threads) argv.insert(argv.end(), {"--threads", std::to_string(g.threads)});
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+
+  // Everything the children need is ready before fork: between fork and exec they make only
+  // async-signal-safe calls. The middle child starts a new session and exits, so the command
+  // runs on with no controlling terminal and is no child of this process; it reports the pid.
+  int secret[2] = {-1, -1}, report[2];
+  if (typed && ::pipe2(secret, O_CLOEXEC) != 0) return Status::FromErrno(errno, "pipe");
+  if (::pipe2(report, O_CLOEXEC) != 0) return Status::FromErrno(errno, "pipe");
+  const char* log_path = log.c_str();
+  pid_t middle = ::fork();
+  if (middle < 0) return Status::FromErrno(errno, "fork");
+  if (middle == 0) {
+    ::setsid();
+    pid_t worker = ::fork();
+    if (worker == 0) {
+      int out = ::open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+      int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (out < 0 || in < 0) ::_exit(127);
+      ::dup2(in, 0);
+      ::dup2(out, 1);
+      ::dup2(out, 2);
+      if (typed && secret[0] == 3) ::fcntl(3, F_SETFD, 0);
+      else if (typed) ::dup2(secret[0], 3);  // the copy is not close-on-exec
+      ::close_range(typed ? 4 : 3, ~0u, 0);
+      ::execv(cargv[0], cargv.data());
+      ::_exit(127);
+    }
+    (void)!::write(report[1], &worker, sizeof(worker));
+    ::_exit(worker > 0 ? 0 : 1);
+  }
+  ::close(report[1]);
+  if (typed) {
+    ::close(secret[0]);
+    std::string line = g.typed_passphrase + "\n";
+    (void)!::write(secret[1], line.data(), line.size());  // far below a pipe's capacity
+    ::close(secret[1]);
+  }
+  pid_t worker = -1;
+  ssize_t got = ::read(report[0], &worker, sizeof(worker));
+  ::close(report[0]);
+  int status = 0;
+  ::waitpid(middle, &status, 0);
+  if (got != sizeof(worker) || worker <= 0) return Status::IOError("could not start a background process");
+  return static_cast<int>(worker);
 }
 
 std::string NewPassphrase(const std::string& file) {

@@ -49,6 +49,9 @@ struct Globals {
   bool json = false;
   bool quiet = false;
   size_t threads = 0;
+  // The passphrase typed at the prompt, if one was (so a command started in the background can
+  // be given it: StartDetached).
+  mutable std::string typed_passphrase;
 };
 
 // Thrown inside command handlers to stop with a status; caught in main.
@@ -76,6 +79,10 @@ std::string RepoUrl(const Globals& g);
 // "90", "90s", "15m", "2h", "1d" -> seconds (kInvalidArgument otherwise).
 Result<int64_t> ParseDuration(std::string_view text);
 std::unique_ptr<Repository> OpenRepo(const Globals& g);
+// Starts `strata ARGS...` (this binary) detached from this process and its terminal, on the same
+// repository with the same credentials (a passphrase typed at the prompt goes over a pipe, never
+// on the command line), quiet, its output appended to `log`. Returns its pid.
+Result<int> StartDetached(const Globals& g, const std::vector<std::string>& args, const std::string& log);
 
 void PrintJson(const nlohmann::json& j);
 std::string Bytes(uint64_t b);

@@ -1,5 +1,7 @@
 // `strata volume add|list|status|rebalance|drain|remove|policy`, `strata scrub` and
 // `strata repair fragments`: volumes, redundancy policy and the upkeep of fragments.
+#include <ctime>
+#include <fstream>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -83,13 +85,42 @@ void AddVolumeCommands(CLI::App& app, Globals& g, int& exit_code) {
   add->add_option("--domain", add_domain, "Failure domain, most general first: rack1/host2/disk3")->required();
   add->add_option("--capacity", add_capacity,
                   "Capacity, e.g. 500G; when every volume has one, `volume rebalance` fills them in proportion");
+  static bool add_no_rebalance = false;
+  add->add_flag("--no-rebalance", add_no_rebalance,
+                "Do not start `strata volume rebalance` in the background (run it later yourself)");
   add->callback([&g] {
     auto repo = OpenRepo(g);
     VolumeSpec spec{add_dir, add_domain, Check(ParseCapacity(add_capacity))};
     std::string id = Check(repo->volumes()->AddVolume(spec));
-    if (g.json) PrintJson({{"id", id}, {"path", add_dir}, {"domain", add_domain}});
-    else std::cout << fmt::format("added volume {} ({}, domain {}); new packs use it now, `strata volume rebalance` "
-                                  "moves existing fragments onto it\n", id, add_dir, add_domain);
+    // Fragments already spread over the other volumes move onto the new one in the background:
+    // a rebalance runs beside puts and reads, keeps every pack at its policy, and resumes after a
+    // kill when run again.
+    int pid = 0;
+    std::string log;
+    if (!add_no_rebalance && Check(repo->volumes()->GetStatus()).placed_packs > 0) {
+      log = JoinPath(RepoUrl(g), "catalog/rebalance.log");
+      auto started = StartDetached(g, {"volume", "rebalance"}, log);
+      if (started.ok()) {
+        pid = *started;
+        std::ofstream(log, std::ios::app) << fmt::format("{} volume {} added: rebalance started (pid {})\n",
+                                                         TimeString(std::time(nullptr)), id, pid);
+      } else {
+        std::cerr << fmt::format("warning: could not start the rebalance ({}): run `strata volume rebalance`\n",
+                                 started.status().message());
+      }
+    }
+    if (g.json) {
+      nlohmann::json j = {{"id", id}, {"path", add_dir}, {"domain", add_domain}};
+      if (pid) j["rebalance"] = {{"pid", pid}, {"log", log}};
+      PrintJson(j);
+    } else if (pid) {
+      std::cout << fmt::format("added volume {} ({}, domain {}); new packs use it now, and existing fragments move "
+                               "onto it in the background (pid {}, log {}; `strata volume status` shows the counts)\n",
+                               id, add_dir, add_domain, pid, log);
+    } else {
+      std::cout << fmt::format("added volume {} ({}, domain {}); new packs use it now{}\n", id, add_dir, add_domain,
+                               add_no_rebalance ? ", `strata volume rebalance` moves existing fragments onto it" : "");
+    }
   });
 
   auto* rebalance = volume->add_subcommand(

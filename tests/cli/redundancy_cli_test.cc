@@ -182,9 +182,13 @@ TEST_F(RedundancyCliTest, KilledRebalanceResumesAndEvensOutNewVolumes) {
   id_ = r.out.substr(0, 64);
   Spread(6);
   for (int i = 7; i <= 8; ++i) {
-    r = S({"volume", "add", Vol(i), "--domain", fmt("rack", (i - 1) / 2, "/disk", i)});
+    r = S({"volume", "add", Vol(i), "--domain", fmt("rack", (i - 1) / 2, "/disk", i), "--no-rebalance"});
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
     EXPECT_NE(r.out.find("volume rebalance"), std::string::npos) << r.out;
+  }
+  r = S({"--json", "volume", "status"});
+  for (const auto& v : ParseJson(r)["volumes"]) {
+    if (v["id"] == "v7" || v["id"] == "v8") EXPECT_EQ(v["fragments"], 0) << "--no-rebalance moved something";
   }
   std::mt19937_64 rng(7);
   for (int kill = 0; kill < 4; ++kill) {
@@ -215,6 +219,37 @@ TEST_F(RedundancyCliTest, KilledRebalanceResumesAndEvensOutNewVolumes) {
   ExpectRestores("after killed rebalances");
 }
 
+
+// Adding a volume to a repository whose packs are spread starts a rebalance in the background,
+// detached from the command (which returns at once); it evens out the fragments.
+TEST_F(RedundancyCliTest, AddingAVolumeRebalancesInTheBackground) {
+  Spread(6);
+  json added = J({"volume", "add", Vol(7), "--domain", "rack9/disk7"});
+  ASSERT_TRUE(added.contains("rebalance")) << added.dump();
+  const pid_t pid = added["rebalance"]["pid"].get<int>();
+  const std::string log = added["rebalance"]["log"];
+  EXPECT_TRUE(fs::exists(log)) << log;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (kill(pid, 0) == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_NE(kill(pid, 0), 0) << "the background rebalance is still running";
+  const std::string said = ReadFile(log);
+  EXPECT_NE(said.find("rebalance started"), std::string::npos) << said;
+  EXPECT_NE(said.find("rebalance: "), std::string::npos) << said;
+  EXPECT_EQ(said.find("error"), std::string::npos) << said;
+  uint64_t lo = UINT64_MAX, hi = 0;
+  for (const auto& v : J({"volume", "status"})["volumes"]) {
+    lo = std::min<uint64_t>(lo, v["fragments"].get<uint64_t>());
+    hi = std::max<uint64_t>(hi, v["fragments"].get<uint64_t>());
+  }
+  EXPECT_LE(hi - lo, 1u);
+  EXPECT_GT(lo, 0u);
+  json deep = J({"scrub", "--deep"});
+  EXPECT_EQ(deep["warnings"], json::array()) << deep.dump();
+  ExpectVerifies("after the background rebalance");
+  ExpectRestores("after the background rebalance");
+}
 
 // A dataset's own policy holds for what its commits write and, after `policy apply`, for data it
 // shares with a dataset under a weaker one: with the two volumes gone that held the shared data
