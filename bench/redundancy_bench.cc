@@ -224,6 +224,21 @@ int main(int argc, char** argv) {
     std::cerr << "repair failed\n";
     return 1;
   }
+  // Again with the surviving fragments in the page cache (the repair above read them): what
+  // repair costs when its reads do not share the disk its writes go to, as when the fragments
+  // it reads are on other disks than the volume it rebuilds.
+  for (int i = 1; i <= m; ++i) {
+    fs::remove_all(fmt::format("{}/vol{}", dir, i));
+    if (!InitVolumeDirectory(Env::Default(), fmt::format("{}/vol{}", dir, i), "bench", fmt::format("v{}", i)).ok()) return 1;
+  }
+  sync();
+  t0 = Clock::now();
+  auto warm = red.Repair({});
+  double warm_s = Seconds(t0);
+  if (!warm.ok() || !warm->ok()) {
+    std::cerr << "repair failed\n";
+    return 1;
+  }
   fmt::print("backends, {} packs of 32 MiB ({:.0f} MB of pack data)\n", packs, total_mb);
   fmt::print("  put  1 volume, no redundancy   {:8.0f} MB/s\n", total_mb / plain_put);
   fmt::print("  put  rs:{}+{} over {} dirs        {:8.0f} MB/s  ({:.2f}x)\n", k, m, k + m, total_mb / rs_put,
@@ -232,8 +247,10 @@ int main(int argc, char** argv) {
   fmt::print("  get  rs:{}+{} healthy            {:8.0f} MB/s  ({:.2f}x)\n", k, m, total_mb / rs_get, plain_get / rs_get);
   fmt::print("  get  rs:{}+{} {} volumes gone     {:8.0f} MB/s  ({:.2f}x healthy)\n", k, m, m, total_mb / rs_degraded,
              rs_get / rs_degraded);
-  fmt::print("  repair: {} fragments, {:.0f} MB written in {:.2f} s = {:.0f} MB/s written\n", rep->fragments_rebuilt,
-             rep->bytes_written / 1e6, repair_s, rep->bytes_written / 1e6 / repair_s);
+  fmt::print("  repair: {} fragments, {:.0f} MB written in {:.2f} s = {:.0f} MB/s written (its reads from the same disk)\n",
+             rep->fragments_rebuilt, rep->bytes_written / 1e6, repair_s, rep->bytes_written / 1e6 / repair_s);
+  fmt::print("  repair: {} fragments, {:.0f} MB written in {:.2f} s = {:.0f} MB/s written (its reads cached, as from other disks)\n",
+             warm->fragments_rebuilt, warm->bytes_written / 1e6, warm_s, warm->bytes_written / 1e6 / warm_s);
 
   // 4. The store's put, end to end, without and with redundancy (alternating, twice each).
   std::string src = dir + "/src";

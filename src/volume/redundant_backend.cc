@@ -73,7 +73,10 @@ FragmentHeader MakeHeader(const Placement& p, int index, std::string_view body) 
 
 class RedundantWriter : public ObjectWriter {
  public:
-  RedundantWriter(RedundantBackend* backend, std::string name) : backend_(backend), name_(std::move(name)) {}
+  // The pack is gathered in a buffer an earlier pack used (no regrowth, no page faults).
+  RedundantWriter(RedundantBackend* backend, std::string name)
+      : backend_(backend), name_(std::move(name)), buf_(backend->spare().Take(0)) {}
+  ~RedundantWriter() override { backend_->spare().Give(std::move(buf_)); }
   Status Append(std::span<const uint8_t> data) override {
     buf_.append(reinterpret_cast<const char*>(data.data()), data.size());
     size_ += data.size();
@@ -81,7 +84,10 @@ class RedundantWriter : public ObjectWriter {
   }
   // Packs only, which are always durable.
   Status Commit(Durability) override {
-    return backend_->WritePlaced(name_, std::make_shared<const std::string>(std::move(buf_)), 0);
+    auto bytes = std::make_shared<const std::string>(std::move(buf_));
+    Status s = backend_->WritePlaced(name_, bytes, 0);
+    backend_->spare().Give(std::move(bytes));
+    return s;
   }
   uint64_t size() const override { return size_; }
 
@@ -437,6 +443,63 @@ Status RedundantBackend::CheckAnswering(const std::string& volume) {
 // I/O error after the deadline (and reads the other fragments) and copies the bytes into `dst`
 // only when the read answered.
 Status RedundantBackend::ReadFragmentRange(const Placement& p, int index, uint64_t off, size_t n, uint8_t* dst) {
+  uint64_t start = 0;
+  STRATA_ASSIGN_OR_RETURN(std::string blocks, ReadFragmentBlocks(p, index, off, n, &start));
+  if (n > 0) std::memcpy(dst, blocks.data() + (off - start), n);
+  return Status::OK();
+}
+
+Result<std::string> RedundantBackend::ReadFragmentBody(const Placement& p, int index, std::string reuse) {
+  uint64_t start = 0;  // whole blocks: start 0, all of it
+  return ReadFragmentBlocks(p, index, 0, p.body_size, &start, std::move(reuse));
+}
+
+std::string RedundantBackend::SpareBuffers::Take(size_t n) {
+  std::string b;
+  {
+    // The smallest kept buffer that holds n bytes, else the largest (n = 0: the largest, for
+    // a pack that grows to an unknown size).
+    std::lock_guard<std::mutex> l(mu_);
+    size_t best = free_.size();
+    for (size_t i = 0; i < free_.size(); ++i) {
+      if (best == free_.size()) {
+        best = i;
+        continue;
+      }
+      const size_t c = free_[i].capacity(), b = free_[best].capacity();
+      const bool holds = n > 0 && c >= n, best_holds = n > 0 && b >= n;
+      if (holds ? (!best_holds || c < b) : (!best_holds && c > b)) best = i;
+    }
+    if (best < free_.size()) {
+      b = std::move(free_[best]);
+      free_.erase(free_.begin() + best);
+      bytes_ -= b.capacity();
+    }
+  }
+  b.resize(n);  // no fill up to the size it had
+  return b;
+}
+
+void RedundantBackend::SpareBuffers::Give(std::string buffer) {
+  if (buffer.capacity() < (1u << 20)) return;  // small ones cost little to make again
+  std::lock_guard<std::mutex> l(mu_);
+  if (bytes_ + buffer.capacity() > kMaxBytes) return;
+  bytes_ += buffer.capacity();
+  free_.push_back(std::move(buffer));
+}
+
+void RedundantBackend::SpareBuffers::Give(std::shared_ptr<const std::string> buffer) {
+  if (buffer && buffer.use_count() == 1) Give(std::move(const_cast<std::string&>(*buffer)));
+}
+
+void RedundantBackend::SpareBuffers::Clear() {
+  std::lock_guard<std::mutex> l(mu_);
+  free_.clear();
+  bytes_ = 0;
+}
+
+Result<std::string> RedundantBackend::ReadFragmentBlocks(const Placement& p, int index, uint64_t off, size_t n,
+                                                         uint64_t* start, std::string reuse) {
   const std::string& volume = p.volumes[index];
   auto context = [&](const Status& s) {
     return s.WithContext(fmt::format("fragment {} of pack {} on volume {}", index, ShortPack(p.pack), volume));
@@ -455,7 +518,7 @@ Status RedundantBackend::ReadFragmentRange(const Placement& p, int index, uint64
     uint64_t start = 0;   // body offset of buf
     Status status;
   };
-  auto io = std::make_shared<Io>(Io{env_, p, index, {}, nullptr, false, off, n, {}, 0, Status::OK()});
+  auto io = std::make_shared<Io>(Io{env_, p, index, {}, nullptr, false, off, n, std::move(reuse), 0, Status::OK()});
   auto path = FragmentPathOf(p, index, &io->f);
   if (!path.ok()) return context(path.status());
   io->path = std::move(*path);
@@ -502,8 +565,9 @@ Status RedundantBackend::ReadFragmentRange(const Placement& p, int index, uint64
     return context(io->status);
   }
   if (io->loaded) CacheFragment(io->f);
-  if (n > 0) std::memcpy(dst, io->buf.data() + (off - io->start), n);
-  return Status::OK();
+  // The runner is done with `io` once it answered: its buffer is handed over, not copied.
+  *start = io->start;
+  return std::move(io->buf);
 }
 
 void RedundantBackend::NoteDegraded(const Placement& p, int index, const Status& why) {
@@ -842,8 +906,8 @@ Status RedundantBackend::WritePlaced(const std::string& pack, std::shared_ptr<co
   // keep each one's bytes alive for a write that outlives this call (WriteFragment).
   std::vector<std::string_view> bodies(width);
   std::vector<std::shared_ptr<const std::string>> owners(width, pack_bytes);
-  auto own = [&](int i, uint64_t size) {
-    auto s = std::make_shared<std::string>(size, '\0');
+  auto own = [&](int i, uint64_t size) {  // contents undefined: the caller writes every byte
+    auto s = std::make_shared<std::string>(spare_.Take(size));
     owners[i] = s;
     bodies[i] = *s;
     return reinterpret_cast<uint8_t*>(s->data());
@@ -858,7 +922,9 @@ Status RedundantBackend::WritePlaced(const std::string& pack, std::shared_ptr<co
       if (avail == f) {
         bodies[i] = bytes.substr(start, f);
       } else {
-        std::memcpy(own(i, f), bytes.data() + start, avail);
+        uint8_t* padded = own(i, f);
+        std::memcpy(padded, bytes.data() + start, avail);
+        std::memset(padded + avail, 0, f - avail);
       }
     }
     std::vector<const uint8_t*> data(p.k);
@@ -916,6 +982,9 @@ Status RedundantBackend::WritePlaced(const std::string& pack, std::shared_ptr<co
   Status failed;
   for (const auto& s : results) {
     if (!s.ok() && failed.ok()) failed = s;
+  }
+  for (int i = 0; i < width; ++i) {
+    if (owners[i] != pack_bytes) spare_.Give(std::move(owners[i]));
   }
   p.volumes = chosen;
   if (failed.ok()) failed = StorePlacement(p);
@@ -1185,32 +1254,47 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
 
   // Which fragments need writing: bad ones (rebuilt) and good ones on draining or unknown
   // volumes, or chosen by a rebalance (moved). Each is read once, in full (every block's CRC
-  // checked), and the good ones are the sources of what is rebuilt.
+  // checked), all of them side by side (on real volumes, separate disks), and the good ones are
+  // the sources of what is rebuilt.
   const int width = p.width();
   std::vector<std::string> bodies(width), why(width);
-  std::vector<bool> good(width, false);
+  std::vector<uint8_t> good(width, 0);  // not vector<bool>: set by one thread per element
   std::vector<int> bad, move;
+  struct Recycle {  // whatever bodies are left go back to the spare buffers, on every return
+    SpareBuffers* spare;
+    std::vector<std::string>* bodies;
+    ~Recycle() {
+      for (auto& b : *bodies) spare->Give(std::move(b));
+    }
+  } recycle{&spare_, &bodies};
+  {
+    auto read_one = [&](int i) {
+      uint64_t ignored = 0;
+      std::string problem = CheckFragment(layout, p, i, /*deep=*/false, &ignored);
+      if (problem.empty()) {
+        auto body = ReadFragmentBody(p, i, spare_.Take(p.body_size));
+        if (body.ok()) {
+          bodies[i] = std::move(*body);
+          good[i] = 1;
+        } else {
+          problem = body.status().message();
+        }
+      }
+      why[i] = std::move(problem);
+    };
+    std::vector<std::thread> readers;
+    for (int i = 1; i < width; ++i) readers.emplace_back(read_one, i);
+    read_one(0);
+    for (auto& t : readers) t.join();
+  }
   int have = 0;
   for (int i = 0; i < width; ++i) {
-    uint64_t ignored = 0;
-    std::string problem = CheckFragment(layout, p, i, /*deep=*/false, &ignored);
-    if (problem.empty()) {
-      std::string body(p.body_size, '\0');
-      Status r = ReadFragmentRange(p, i, 0, body.size(), reinterpret_cast<uint8_t*>(body.data()));
-      if (r.ok()) {
-        bodies[i] = std::move(body);
-        good[i] = true;
-        ++have;
-      } else {
-        problem = r.message();
-      }
-    }
     const VolumeConfig* v = layout.Find(p.volumes[i]);
-    if (!problem.empty()) {
+    if (!good[i]) {
       bad.push_back(i);
-      why[i] = std::move(problem);
-    } else if (!v || v->draining || chosen.count(i)) {
-      move.push_back(i);
+    } else {
+      ++have;
+      if (!v || v->draining || chosen.count(i)) move.push_back(i);
     }
   }
   if (bad.empty() && move.empty()) return;
@@ -1228,7 +1312,7 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
   }
   if (!want.empty()) {
     if (p.scheme == Scheme::kReplica) {
-      int src = static_cast<int>(std::find(good.begin(), good.end(), true) - good.begin());
+      int src = static_cast<int>(std::find(good.begin(), good.end(), uint8_t{1}) - good.begin());
       for (int i : want) bodies[i] = bodies[src];
     } else {
       std::vector<int> sources;
@@ -1241,7 +1325,7 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
       }
       std::vector<uint8_t*> out;
       for (int i : want) {
-        bodies[i].assign(p.body_size, '\0');
+        bodies[i] = spare_.Take(p.body_size);  // every byte is decoded into
         out.push_back(reinterpret_cast<uint8_t*>(bodies[i].data()));
       }
       Status d = ErasureCode(p.k, p.m).Decode(sources, in.data(), want, out.data(), p.body_size);
@@ -1252,10 +1336,31 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
     }
   }
   // Write each to a target: in place (same volume, atomic rename over the bad file) when its
-  // volume is healthy, else to a volume in a failure domain the pack does not use yet.
+  // volume is healthy, else to a volume in a failure domain the pack does not use yet. Targets
+  // are chosen one after the other (each knowing the others'), the writes run side by side; a
+  // volume that fails a write is replaced by another choice.
   Placement next = p;
   std::set<std::string> avoid = failed;
-  bool pack_failed = false;
+  std::mutex choose_mu;
+  // Under choose_mu: a volume for fragment i in a domain none of the pack's others use.
+  auto choose = [&](int i) -> Result<std::string> {
+    std::vector<std::string> keep;
+    for (int j = 0; j < p.width(); ++j) {
+      if (j != i) keep.push_back(next.volumes[j]);
+    }
+    std::set<std::string> avoid_here = avoid;
+    avoid_here.insert(p.volumes[i]);
+    STRATA_ASSIGN_OR_RETURN(auto choice, ChooseVolumes(layout, name, 1, keep, avoid_here));
+    return choice[0];
+  };
+  struct Job {
+    int i;
+    bool is_move;
+    FragmentHeader h;
+    std::shared_ptr<const std::string> body;
+    bool done = false;
+  };
+  std::vector<Job> jobs;
   for (int i : todo) {
     const VolumeConfig* cur = layout.Find(p.volumes[i]);
     bool is_move = std::find(move.begin(), move.end(), i) != move.end();
@@ -1264,38 +1369,55 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
       target = c->second;  // a rebalance's choice (also for a fragment found bad meanwhile)
     } else if (!is_move && cur && !cur->draining && !failed.count(cur->id) && VolumeOnline(*cur)) {
       target = cur->id;
-    }
-    FragmentHeader h = MakeHeader(p, i, bodies[i]);
-    auto body = std::make_shared<const std::string>(std::move(bodies[i]));
-    std::string file = FragmentFileName(name, p.generation, i);
-    while (true) {
-      if (target.empty()) {
-        std::vector<std::string> keep;
-        for (int j = 0; j < p.width(); ++j) {
-          if (j != i) keep.push_back(next.volumes[j]);
-        }
-        std::set<std::string> avoid_here = avoid;
-        avoid_here.insert(p.volumes[i]);
-        auto choice = ChooseVolumes(layout, name, 1, keep, avoid_here);
-        if (!choice.ok()) {
-          report.errors.push_back(fmt::format("pack {} fragment {}: cannot restore it: {}", name, i,
-                                              choice.status().message()));
-          pack_failed = true;
-          break;
-        }
-        target = (*choice)[0];
+    } else {
+      auto choice = choose(i);
+      if (!choice.ok()) {
+        report.errors.push_back(
+            fmt::format("pack {} fragment {}: cannot restore it: {}", name, i, choice.status().message()));
+        continue;
       }
-      Status w = WriteFragment(*layout.Find(target), file, h, body, *body);
-      if (w.ok()) break;
+      target = *choice;
+    }
+    next.volumes[i] = target;
+    FragmentHeader h = MakeHeader(p, i, bodies[i]);
+    jobs.push_back(Job{i, is_move, std::move(h), std::make_shared<const std::string>(std::move(bodies[i]))});
+  }
+  auto write_one = [&](Job& job) {
+    const int i = job.i;
+    const std::string file = FragmentFileName(name, p.generation, i);
+    std::unique_lock<std::mutex> l(choose_mu);
+    while (true) {
+      const std::string target = next.volumes[i];
+      l.unlock();
+      Status w = WriteFragment(*layout.Find(target), file, job.h, job.body, *job.body);
+      l.lock();
+      if (w.ok()) {
+        job.done = true;
+        return;
+      }
       NoteWriteError(target, w);
       avoid.insert(target);
-      target.clear();
+      next.volumes[i] = p.volumes[i];  // not moved, unless another volume takes it
+      auto choice = choose(i);
+      if (!choice.ok()) {
+        report.errors.push_back(
+            fmt::format("pack {} fragment {}: cannot restore it: {}", name, i, choice.status().message()));
+        return;
+      }
+      next.volumes[i] = *choice;
     }
-    if (pack_failed) break;
-    next.volumes[i] = target;
-    report.bytes_written += h.encoded_size() + body->size();
-    if (is_move) ++report.fragments_moved;
-    else ++report.fragments_rebuilt;
+  };
+  std::vector<std::thread> writers;
+  for (size_t j = 1; j < jobs.size(); ++j) writers.emplace_back(write_one, std::ref(jobs[j]));
+  if (!jobs.empty()) write_one(jobs[0]);
+  for (auto& t : writers) t.join();
+  for (Job& job : jobs) {
+    if (job.done) {
+      report.bytes_written += job.h.encoded_size() + job.body->size();
+      if (job.is_move) ++report.fragments_moved;
+      else ++report.fragments_rebuilt;
+    }
+    spare_.Give(std::move(job.body));
   }
   if (next.volumes != p.volumes) {
     // New fragments are durable; switching the record is the commit point.
@@ -1340,6 +1462,7 @@ void RedundantBackend::RepairAll(const std::vector<std::string>& placed, const V
     });
   }
   pool.Wait();
+  spare_.Clear();
   std::sort(report->errors.begin() + first_error, report->errors.end());
 }
 

@@ -157,6 +157,26 @@ class RedundantBackend : public Backend {
   void SetReadDeadlineForTesting(std::chrono::milliseconds deadline) { read_deadline_ = deadline; }
   void SetWriteDeadlineForTesting(std::chrono::milliseconds deadline) { write_deadline_ = deadline; }
 
+  // Buffers of packs and fragments handed from those finished to those started, so that bodies
+  // of many MiB are not zero-filled and faulted in again each time. At most kMaxBytes are kept;
+  // emptied when a repair (or rebalance) ends.
+  class SpareBuffers {
+   public:
+    // A buffer of `n` bytes (contents undefined: those of a previous use).
+    std::string Take(size_t n);
+    void Give(std::string buffer);
+    // Gives `*buffer` back when nothing else holds it (a write that missed its deadline may).
+    void Give(std::shared_ptr<const std::string> buffer);
+    void Clear();
+
+   private:
+    static constexpr size_t kMaxBytes = 192u << 20;
+    std::mutex mu_;
+    std::vector<std::string> free_;
+    size_t bytes_ = 0;
+  };
+  SpareBuffers& spare() { return spare_; }
+
  private:
   struct FragmentFile;
   struct Health;
@@ -186,6 +206,12 @@ class RedundantBackend : public Backend {
   void ForgetFragment(const std::string& path);
   // Reads body bytes [off, off+n) of fragment `index`, checking every block it touches.
   Status ReadFragmentRange(const Placement& p, int index, uint64_t off, size_t n, uint8_t* dst);
+  // The whole body of fragment `index`, every block checked, read into `reuse`'s memory.
+  Result<std::string> ReadFragmentBody(const Placement& p, int index, std::string reuse = {});
+  // The blocks that body range [off, off+n) touches, checked, under the read deadline, read into
+  // `reuse`'s memory; `*start`: the body offset of the first one.
+  Result<std::string> ReadFragmentBlocks(const Placement& p, int index, uint64_t off, size_t n, uint64_t* start,
+                                         std::string reuse = {});
   Status ReadPlaced(const Placement& p, uint64_t off, size_t n, uint8_t* dst);
   Status ReadErasurePiece(const Placement& p, int index, uint64_t off, size_t n, uint8_t* dst);
   // The error for a pack of which only `have` fragments read (`why`: each one's problem).
@@ -221,6 +247,7 @@ class RedundantBackend : public Backend {
 
   Env* env_;
   std::unique_ptr<Backend> primary_;
+  SpareBuffers spare_;
   mutable std::mutex mu_;
   VolumeLayout layout_;
   std::unordered_map<std::string, std::optional<Placement>> placements_;
