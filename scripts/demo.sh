@@ -49,6 +49,12 @@ since() { python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1
 step "phase 1: raw data lake — an encrypted repository at $STRATA_REPO"
 t=$(now)
 strata init
+# Six volumes in distinct failure domains (separate disks in a real lake; directories here) and
+# Reed–Solomon 4+2: every pack is striped over them and survives any two lost (docs/DURABILITY.md).
+for i in 1 2 3 4 5 6; do
+  strata volume add "$work/volumes/d$i" --domain "rack$(( (i + 1) / 2 ))/disk$i" >/dev/null
+done
+strata volume policy set rs:4+2
 strata dataset create fmnist
 strata ingest "$fmnist/train-images-idx3-ubyte.gz" fmnist@main --prefix train --json >"$work/ingest-train.json"
 strata ingest "$fmnist/t10k-images-idx3-ubyte.gz" fmnist@main --prefix test --json >"$work/ingest-test.json"
@@ -156,6 +162,10 @@ strata model register fmnist-cnn --from "$best" --metric "accuracy=$best_acc" \
   --input "image:F32:?,1,32,32" --output "logits:F32:?,10" --description "Fashion-MNIST CNN, run $best"
 strata model alias fmnist-cnn@production 1
 strata model show fmnist-cnn@production
+# The deployed model's data on a policy of its own: three copies (reads touch one volume),
+# including the checkpoint objects it shares with its training run.
+strata volume policy set replicate:3 --dataset model.fmnist-cnn
+strata volume policy apply
 mkdir -p "$work/serve"
 strata model export fmnist-cnn@production --format strata "$work/serve/fmnist-cnn.strata"
 (cd examples && "$py" serve_fmnist.py "$work/serve/fmnist-cnn.strata" --test-shards "$work/tier/test/shards" \
@@ -179,6 +189,8 @@ echo "which models were trained on the raw data?"
 strata lineage --reverse fmnist@main
 strata report governance
 strata audit verify
+strata volume status
+strata scrub --deep
 strata stats --json >"$work/stats2.json"
 phase5_s=$(since "$t")
 

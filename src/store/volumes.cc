@@ -96,26 +96,17 @@ class VolumeAdminImpl : public VolumeAdmin {
     STRATA_ASSIGN_OR_RETURN(auto policy, volume::RedundancyPolicy::Parse(text));
     STRATA_ASSIGN_OR_RETURN(auto lock, RepositoryLock::Acquire(repo_->backend_.get(), /*exclusive=*/true));
     STRATA_ASSIGN_OR_RETURN(RepositoryConfig config, LoadConfig());
-    if (!config.has_volumes()) {
-      if (policy.kind == volume::RedundancyPolicy::Kind::kNone) return Status::OK();  // nothing changes
-      return volume::CheckPlaceable(config.layout(), policy);
-    }
+    if (!config.has_volumes()) return WithoutVolumes(config, policy);
     STRATA_RETURN_IF_ERROR(volume::CheckPlaceable(config.layout(), policy));
     config.redundancy = policy.ToString();
     return SaveConfig(config);
   }
 
   Status SetArchivePolicy(const std::string& text) override {
-    std::optional<volume::RedundancyPolicy> policy;
-    if (text != "inherit") {
-      STRATA_ASSIGN_OR_RETURN(policy, volume::RedundancyPolicy::Parse(text));
-    }
+    STRATA_ASSIGN_OR_RETURN(auto policy, ParseInheritable(text));
     STRATA_ASSIGN_OR_RETURN(auto lock, RepositoryLock::Acquire(repo_->backend_.get(), /*exclusive=*/true));
     STRATA_ASSIGN_OR_RETURN(RepositoryConfig config, LoadConfig());
-    if (!config.has_volumes()) {
-      if (!policy || policy->kind == volume::RedundancyPolicy::Kind::kNone) return Status::OK();  // nothing changes
-      return volume::CheckPlaceable(config.layout(), *policy);
-    }
+    if (!config.has_volumes()) return WithoutVolumes(config, policy);
     if (policy) STRATA_RETURN_IF_ERROR(volume::CheckPlaceable(config.layout(), *policy));
     config.archive_redundancy = policy ? policy->ToString() : std::string();
     return SaveConfig(config);
@@ -123,15 +114,12 @@ class VolumeAdminImpl : public VolumeAdmin {
 
   Result<uint32_t> SetClassPolicy(const std::string& label, const std::string& text) override {
     if (label.empty()) return Status::InvalidArgument("a redundancy class needs a label (the dataset's name)");
-    std::optional<volume::RedundancyPolicy> policy;
-    if (text != "inherit") {
-      STRATA_ASSIGN_OR_RETURN(policy, volume::RedundancyPolicy::Parse(text));
-    }
+    STRATA_ASSIGN_OR_RETURN(auto policy, ParseInheritable(text));
     STRATA_ASSIGN_OR_RETURN(auto lock, RepositoryLock::Acquire(repo_->backend_.get(), /*exclusive=*/true));
     STRATA_ASSIGN_OR_RETURN(RepositoryConfig config, LoadConfig());
     if (!config.has_volumes()) {
-      if (!policy || policy->kind == volume::RedundancyPolicy::Kind::kNone) return uint32_t{0};  // nothing changes
-      STRATA_RETURN_IF_ERROR(volume::CheckPlaceable(config.layout(), *policy));
+      STRATA_RETURN_IF_ERROR(WithoutVolumes(config, policy));
+      return uint32_t{0};
     }
     auto it = std::find_if(config.classes.begin(), config.classes.end(), [&](const auto& c) { return c.label == label; });
     if (!policy) {
@@ -202,6 +190,20 @@ class VolumeAdminImpl : public VolumeAdmin {
   }
 
  private:
+  // "inherit" (nullopt: follow the repository's policy) or a policy.
+  static Result<std::optional<volume::RedundancyPolicy>> ParseInheritable(const std::string& text) {
+    if (text == "inherit") return std::optional<volume::RedundancyPolicy>();
+    STRATA_ASSIGN_OR_RETURN(auto policy, volume::RedundancyPolicy::Parse(text));
+    return std::optional<volume::RedundancyPolicy>(policy);
+  }
+
+  // A repository without volumes: fine when `policy` asks for no spreading (nothing changes),
+  // else why it cannot be placed.
+  static Status WithoutVolumes(const RepositoryConfig& config, const std::optional<volume::RedundancyPolicy>& policy) {
+    if (!policy || policy->kind == volume::RedundancyPolicy::Kind::kNone) return Status::OK();
+    return volume::CheckPlaceable(config.layout(), *policy);
+  }
+
   Result<RepairReport> RepairLocked(bool apply) {
     auto* r = repo_->redundant();
     if (!r) return RepairReport{};

@@ -187,7 +187,8 @@ TEST_F(RedundancyCliTest, KilledRebalanceResumesAndEvensOutNewVolumes) {
     EXPECT_NE(r.out.find("volume rebalance"), std::string::npos) << r.out;
   }
   r = S({"--json", "volume", "status"});
-  for (const auto& v : ParseJson(r)["volumes"]) {
+  const json before = ParseJson(r);
+  for (const auto& v : before["volumes"]) {
     if (v["id"] == "v7" || v["id"] == "v8") EXPECT_EQ(v["fragments"], 0) << "--no-rebalance moved something";
   }
   std::mt19937_64 rng(7);
@@ -239,7 +240,8 @@ TEST_F(RedundancyCliTest, AddingAVolumeRebalancesInTheBackground) {
   EXPECT_NE(said.find("rebalance: "), std::string::npos) << said;
   EXPECT_EQ(said.find("error"), std::string::npos) << said;
   uint64_t lo = UINT64_MAX, hi = 0;
-  for (const auto& v : J({"volume", "status"})["volumes"]) {
+  const json status = J({"volume", "status"});
+  for (const auto& v : status["volumes"]) {
     lo = std::min<uint64_t>(lo, v["fragments"].get<uint64_t>());
     hi = std::max<uint64_t>(hi, v["fragments"].get<uint64_t>());
   }
