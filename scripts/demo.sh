@@ -162,9 +162,9 @@ strata model register fmnist-cnn --from "$best" --metric "accuracy=$best_acc" \
   --input "image:F32:?,1,32,32" --output "logits:F32:?,10" --description "Fashion-MNIST CNN, run $best"
 strata model alias fmnist-cnn@production 1
 strata model show fmnist-cnn@production
-# The deployed model's data on a policy of its own: three copies (reads touch one volume),
-# including the checkpoint objects it shares with its training run.
-strata volume policy set replicate:3 --dataset model.fmnist-cnn
+# The deployed model's data on a policy of its own: four copies, any three volumes may go (a
+# read touches one), including the checkpoint objects it shares with its training run.
+strata volume policy set replicate:4 --dataset model.fmnist-cnn
 strata volume policy apply
 mkdir -p "$work/serve"
 strata model export fmnist-cnn@production --format strata "$work/serve/fmnist-cnn.strata"
