@@ -1,5 +1,7 @@
 // Tier moves: objects a set of roots reaches go into packs of another storage tier
-// (ObjectStore::MoveToTier), recompressed for it, under their unchanged ids.
+// (ObjectStore::MoveToTier), recompressed for it, under their unchanged ids. Class moves
+// (ObjectStore::MoveToClass, a dataset's redundancy policy) are the same rewrite
+// (RepositoryImpl::MoveObjects) with the sealed bytes copied unchanged.
 //
 // What moves. Mark (gc's Marker) everything the roots reach; every pack that holds a marked
 // object outside the target tier is rewritten whole: its marked objects are opened, recompressed
