@@ -18,6 +18,7 @@
 #include <iostream>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <fmt/format.h>
@@ -212,30 +213,30 @@ int main(int argc, char** argv) {
     }
   }
   double rs_degraded = Seconds(t0);
-  // 3. Repair onto replaced (empty) volumes.
-  for (int i = 1; i <= m; ++i) {
-    if (!InitVolumeDirectory(Env::Default(), fmt::format("{}/vol{}", dir, i), "bench", fmt::format("v{}", i)).ok()) return 1;
-  }
-  DropCaches();
-  t0 = Clock::now();
-  auto rep = red.Repair({});
-  double repair_s = Seconds(t0);
-  if (!rep.ok() || !rep->ok()) {
-    std::cerr << "repair failed\n";
-    return 1;
-  }
-  // Again with the surviving fragments in the page cache (the repair above read them): what
-  // repair costs when its reads do not share the disk its writes go to, as when the fragments
-  // it reads are on other disks than the volume it rebuilds.
-  for (int i = 1; i <= m; ++i) {
-    fs::remove_all(fmt::format("{}/vol{}", dir, i));
-    if (!InitVolumeDirectory(Env::Default(), fmt::format("{}/vol{}", dir, i), "bench", fmt::format("v{}", i)).ok()) return 1;
-  }
-  sync();
-  t0 = Clock::now();
-  auto warm = red.Repair({});
-  double warm_s = Seconds(t0);
-  if (!warm.ok() || !warm->ok()) {
+  // 3. Repair onto replaced (empty) volumes: first with the surviving fragments read from the
+  // disk, then again with them in the page cache (the first repair read them): what repair
+  // costs when its reads do not share the disk its writes go to, as when the fragments it reads
+  // are on other disks than the volume it rebuilds. Seconds, or -1 on failure.
+  auto timed_repair = [&](bool cached, RepairReport* report) -> double {
+    for (int i = 1; i <= m; ++i) {
+      fs::remove_all(fmt::format("{}/vol{}", dir, i));
+      if (!InitVolumeDirectory(Env::Default(), fmt::format("{}/vol{}", dir, i), "bench", fmt::format("v{}", i)).ok()) {
+        return -1;
+      }
+    }
+    if (cached) sync();
+    else DropCaches();
+    auto start = Clock::now();
+    auto r = red.Repair({});
+    double s = Seconds(start);
+    if (!r.ok() || !r->ok()) return -1;
+    *report = *r;
+    return s;
+  };
+  RepairReport rep, warm;
+  const double repair_s = timed_repair(/*cached=*/false, &rep);
+  const double warm_s = timed_repair(/*cached=*/true, &warm);
+  if (repair_s < 0 || warm_s < 0) {
     std::cerr << "repair failed\n";
     return 1;
   }
@@ -247,10 +248,11 @@ int main(int argc, char** argv) {
   fmt::print("  get  rs:{}+{} healthy            {:8.0f} MB/s  ({:.2f}x)\n", k, m, total_mb / rs_get, plain_get / rs_get);
   fmt::print("  get  rs:{}+{} {} volumes gone     {:8.0f} MB/s  ({:.2f}x healthy)\n", k, m, m, total_mb / rs_degraded,
              rs_get / rs_degraded);
-  fmt::print("  repair: {} fragments, {:.0f} MB written in {:.2f} s = {:.0f} MB/s written (its reads from the same disk)\n",
-             rep->fragments_rebuilt, rep->bytes_written / 1e6, repair_s, rep->bytes_written / 1e6 / repair_s);
-  fmt::print("  repair: {} fragments, {:.0f} MB written in {:.2f} s = {:.0f} MB/s written (its reads cached, as from other disks)\n",
-             warm->fragments_rebuilt, warm->bytes_written / 1e6, warm_s, warm->bytes_written / 1e6 / warm_s);
+  for (const auto& [r, secs, how] : {std::tuple{&rep, repair_s, "its reads from the same disk"},
+                                      std::tuple{&warm, warm_s, "its reads cached, as from other disks"}}) {
+    fmt::print("  repair: {} fragments, {:.0f} MB written in {:.2f} s = {:.0f} MB/s written ({})\n",
+               r->fragments_rebuilt, r->bytes_written / 1e6, secs, r->bytes_written / 1e6 / secs, how);
+  }
 
   // 4. The store's put, end to end, without and with redundancy (alternating, twice each).
   std::string src = dir + "/src";

@@ -121,6 +121,8 @@ class VolumeAdmin {
   // the strongest policy among the datasets that reference them first.
   virtual Result<RepairReport> ApplyPolicy() = 0;
   virtual Result<RedundancyStatus> GetStatus() = 0;
+  // GetStatus without `volumes`: the policies and pack counts, without reading every volume.
+  virtual Result<RedundancyStatus> GetSummary() = 0;
   virtual Result<ScrubReport> Scrub(const ScrubOptions& options) = 0;
   // Rebuilds missing or bad fragments onto healthy volumes; moves fragments off draining ones.
   virtual Result<RepairReport> Repair() = 0;

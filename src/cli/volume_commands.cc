@@ -97,7 +97,7 @@ void AddVolumeCommands(CLI::App& app, Globals& g, int& exit_code) {
     // kill when run again.
     int pid = 0;
     std::string log;
-    if (!add_no_rebalance && Check(repo->volumes()->GetStatus()).placed_packs > 0) {
+    if (!add_no_rebalance && Check(repo->volumes()->GetSummary()).placed_packs > 0) {
       log = JoinPath(RepoUrl(g), "catalog/rebalance.log");
       auto started = StartDetached(g, {"volume", "rebalance"}, log);
       if (started.ok()) {
@@ -221,7 +221,7 @@ void AddVolumeCommands(CLI::App& app, Globals& g, int& exit_code) {
   policy->add_subcommand("show", "Print the policy (and the archive tier's and datasets', when they have their own)")
       ->callback([&g] {
         auto repo = OpenRepo(g);
-        auto st = Check(repo->volumes()->GetStatus());
+        auto st = Check(repo->volumes()->GetSummary());
         const std::string archive = st.archive_policy.empty() ? st.policy : st.archive_policy;
         if (g.json) {
           PrintJson({{"policy", st.policy}, {"archive_policy", archive}, {"datasets", DatasetPolicies(st)}});

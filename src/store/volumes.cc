@@ -148,6 +148,11 @@ class VolumeAdminImpl : public VolumeAdmin {
 
   Result<RedundancyStatus> GetStatus() override {
     if (auto* r = repo_->redundant()) return r->GetStatus();
+    return GetSummary();
+  }
+
+  Result<RedundancyStatus> GetSummary() override {
+    if (auto* r = repo_->redundant()) return r->GetSummary();
     RedundancyStatus st;
     st.policy = "none";
     STRATA_ASSIGN_OR_RETURN(auto packs, repo_->backend_->List(volume::ObjectType::kPack));

@@ -1086,7 +1086,7 @@ class LakeImpl final : public Lake {
   }
 
   Result<RepairReport> ApplyRedundancy() override {
-    STRATA_ASSIGN_OR_RETURN(RedundancyStatus st, repo_->volumes()->GetStatus());
+    STRATA_ASSIGN_OR_RETURN(RedundancyStatus st, repo_->volumes()->GetSummary());
     std::map<std::string, int> tolerated;  // class label -> lost volumes its policy survives
     for (const auto& c : st.classes) tolerated[c.label] = c.failures_tolerated;
     // Each dataset's history, grouped by the class its data belongs in ("" = the repository's

@@ -1589,7 +1589,7 @@ Result<RepairReport> RedundantBackend::Repair(const RepairOptions& options) {
   return report;
 }
 
-Result<RedundancyStatus> RedundantBackend::GetStatus() {
+Result<RedundancyStatus> RedundantBackend::GetSummary() {
   RedundancyStatus st;
   VolumeLayout layout = this->layout();
   st.policy = layout.policy.ToString();
@@ -1598,6 +1598,16 @@ Result<RedundancyStatus> RedundantBackend::GetStatus() {
   for (const auto& c : layout.classes) {
     st.classes.push_back({c.id, c.label, c.policy.ToString(), FailuresTolerated(c.policy)});
   }
+  STRATA_ASSIGN_OR_RETURN(auto local, primary_->List(ObjectType::kPack));
+  st.local_packs = local.size();
+  STRATA_ASSIGN_OR_RETURN(auto placed, PlacedPacks());
+  st.placed_packs = placed.size();
+  return st;
+}
+
+Result<RedundancyStatus> RedundantBackend::GetStatus() {
+  STRATA_ASSIGN_OR_RETURN(RedundancyStatus st, GetSummary());
+  VolumeLayout layout = this->layout();
   // Saved counters plus this process's.
   std::map<std::string, Counters> counters;
   auto saved = ReadFileToString(env_, JoinPath(primary_->url(), "catalog/volume-counters.json"));
@@ -1646,10 +1656,6 @@ Result<RedundancyStatus> RedundantBackend::GetStatus() {
     st.degraded_reads += c.degraded_reads;
     st.volumes.push_back(std::move(info));
   }
-  STRATA_ASSIGN_OR_RETURN(auto local, primary_->List(ObjectType::kPack));
-  st.local_packs = local.size();
-  STRATA_ASSIGN_OR_RETURN(auto placed, PlacedPacks());
-  st.placed_packs = placed.size();
   return st;
 }
 

@@ -133,6 +133,11 @@ class RedundantBackend : public Backend {
   // there. Safe beside writers (it touches only packs placed before it started, and removes no
   // leftovers); one at a time per repository (kFailedPrecondition otherwise).
   Result<RepairReport> Rebalance();
+  // Policies and pack counts (RedundancyStatus without `volumes`): reads the placement and pack
+  // listings, not the volumes.
+  Result<RedundancyStatus> GetSummary();
+  // GetSummary, and per volume its fragments and bytes (every fragment file listed and stat'ed)
+  // and the saved and this process's counters.
   Result<RedundancyStatus> GetStatus();
   // How many placement records name volume `id` (whether or not its files are still there).
   Result<size_t> PlacementsOn(const std::string& id);
