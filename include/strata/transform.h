@@ -18,11 +18,13 @@
 // the thread count (records in path order, randomness seeded from the pipeline seed and each
 // record's path, shard ids derived from the pipeline hash). Cached: when the output branch's head
 // records the same (input tree, path, pipeline hash), nothing is computed; when only the input
-// tree differs and the fitted statistics are the same, only the files that changed are computed
-// and the others' records are copied from the head. A record that fails
-// (an image that does not decode, a missing label) is reported and skipped; anything else that
-// fails (a bad pipeline, unreadable or corrupt input) fails the whole transform and the output
-// branch does not move.
+// tree differs, statistics are fitted reading only the files that changed, and when they come
+// out the same, only the files that changed are computed and the others' records are copied
+// from the head. A record that fails (an image that does not decode, a missing label) is
+// reported and skipped; anything else that fails (a bad pipeline, unreadable or corrupt input)
+// fails the whole transform and the output branch does not move. Resumable: finished shards
+// are committed to OUT@BRANCH.partial as the run goes; a run of the same transform after a kill
+// or a failure continues from them, to the same bytes.
 #pragma once
 
 #include <cstdint>
@@ -43,7 +45,11 @@ struct TransformOptions {
   // Decoded and transformed records waiting to be written are kept below this many bytes.
   uint64_t memory_budget = uint64_t{256} << 20;
   std::string work_dir;           // where shards are built before they are stored; default $TMPDIR
-  bool force = false;             // recompute even when the output is up to date
+  bool force = false;             // recompute even when the output is up to date (and start over)
+  // How often finished shards are committed to OUT@BRANCH.partial, so that a run that is killed
+  // or fails resumes from them (at most this often, when a shard is finished, and once after
+  // the fitting pass when it took as long); 0: after every shard.
+  double checkpoint_seconds = 10;
   bool progress = false;          // a progress line on stderr
   CommitOptions commit;           // message, author, extra meta
 };
@@ -71,6 +77,13 @@ struct TransformReport {
   // Input files unchanged since the output branch's head, whose records were copied from it
   // instead of computed (same pipeline, path, fitted statistics and classes).
   uint64_t reused = 0;
+  // Input files unchanged since the output branch's head whose part of the fitted statistics
+  // was taken from it instead of read and computed again.
+  uint64_t fit_reused = 0;
+  // Resumed: records and shards an interrupted run of the same transform had finished (taken
+  // from OUT@BRANCH.partial, not computed again).
+  uint64_t resumed_records = 0, resumed_shards = 0;
+  uint64_t checkpoints = 0;       // commits of the partial output made by this run
   std::vector<TransformError> errors;
   std::vector<TransformShard> shards;
   std::map<std::string, std::vector<double>> stats;  // fitted: "mean", "std" (per channel)

@@ -47,6 +47,10 @@ nb::dict TransformDict(const TransformReport& r) {
   d["records"] = r.records_out;
   d["failed"] = r.failed;
   d["reused"] = r.reused;
+  d["fit_reused"] = r.fit_reused;
+  d["resumed_records"] = r.resumed_records;
+  d["resumed_shards"] = r.resumed_shards;
+  d["checkpoints"] = r.checkpoints;
   nb::list errors;
   for (const auto& e : r.errors) {
     nb::dict x;

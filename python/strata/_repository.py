@@ -183,7 +183,8 @@ class Repository:
         """Runs a transform pipeline over `input` (NAME@REF[:PATH]) into shards on `output`
         (NAME@BRANCH), as `strata transform`. `pipeline` is a YAML file's path or YAML text.
         Returns the report: records, failed, errors, shards, manifest (text), commit, ...; an
-        up-to-date output computes nothing (`up_to_date`)."""
+        up-to-date output computes nothing (`up_to_date`). A run that was killed or failed is
+        resumed from the shards it finished (`resumed_records`; force=True starts over)."""
         from . import _strata_data
         text, name = _yaml_arg(pipeline)
         return _strata_data.transform(self._r, input, output, text, name, threads, memory_mib, force, message,

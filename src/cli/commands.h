@@ -55,7 +55,9 @@ inline constexpr const char* kTransformHelp =
     "text (a text file, or a column of the records file; a trained tokenizer is stored as\n"
     "tokenizer.model) or columns (a row of a table). Statistics the ops fit are in manifest.json.\n"
     "Deterministic: the same input and pipeline give the same bytes. When OUT@BRANCH already\n"
-    "holds this input transformed by this pipeline, nothing runs.\n"
+    "holds this input transformed by this pipeline, nothing runs. Resumable: finished shards are\n"
+    "committed to OUT@BRANCH.partial as the run goes, and the same command after a kill or a\n"
+    "failure continues from them (--force starts over).\n"
     "  strata transform fm@main --pipeline examples/fmnist-pipeline.yaml --out fm@train-ready\n"
     "  strata transform rv@main --pipeline examples/text-pipeline.yaml --out rv@tokens\n"
     "  strata transform census@main --pipeline examples/tabular-pipeline.yaml --out census@features";

@@ -18,7 +18,12 @@ void AddTransformCommands(CLI::App& app, Globals& g) {
   cmd->add_option("input", input, "NAME@REF[:PATH] to read")->required();
   cmd->add_option("--pipeline", pipeline_path, "The pipeline (YAML)")->required();
   cmd->add_option("--out", output, "NAME@BRANCH to commit the shards to (created when missing)");
-  cmd->add_flag("--force", o.force, "Recompute even when the output is up to date");
+  cmd->add_flag("--force", o.force,
+                "Recompute even when the output is up to date, and start over instead of resuming an interrupted run");
+  cmd->add_option("--checkpoint-seconds", o.checkpoint_seconds,
+                  "Commit finished shards to OUT@BRANCH.partial at most this often, so that a killed run resumes "
+                  "from them (default 10; 0: after every shard)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--check", check_only, "Only parse and check the pipeline; print its hash");
   cmd->add_option("--memory", memory, "MiB of transformed records held before writing (default 256)");
   cmd->add_option("--work-dir", o.work_dir, "Where shards are built before they are stored (default $TMPDIR)");
@@ -62,6 +67,10 @@ void AddTransformCommands(CLI::App& app, Globals& g) {
                  {"records", r.records_out},
                  {"failed", r.failed},
                  {"reused", r.reused},
+                 {"fit_reused", r.fit_reused},
+                 {"resumed_records", r.resumed_records},
+                 {"resumed_shards", r.resumed_shards},
+                 {"checkpoints", r.checkpoints},
                  {"errors", errors},
                  {"shards", shards},
                  {"stats", r.stats},
@@ -80,6 +89,14 @@ void AddTransformCommands(CLI::App& app, Globals& g) {
         std::cerr << fmt::format("{}: {} records in, {} written to {} shard(s), {} failed, in {:.1f} s ({:.0f} records/s)\n",
                                  input, r.records_in, r.records_out, r.shards.size(), r.failed, r.seconds,
                                  r.seconds > 0 ? r.records_in / r.seconds : 0.0);
+        if (r.resumed_records > 0) {
+          std::cerr << fmt::format("  resumed: {} records in {} shard(s) kept from an interrupted run\n",
+                                   r.resumed_records, r.resumed_shards);
+        }
+        if (r.fit_reused > 0) {
+          std::cerr << fmt::format("  statistics: {} unchanged input(s) taken from {}'s previous output, {} read\n",
+                                   r.fit_reused, output, r.records_in - r.fit_reused);
+        }
         if (r.reused > 0) {
           std::cerr << fmt::format("  {} unchanged input(s) copied from {}'s previous output, {} computed\n", r.reused,
                                    output, r.records_in - r.reused);

@@ -54,6 +54,11 @@ constexpr uint64_t kMaxInputBytes = uint64_t{256} << 20;
 constexpr std::string_view kErrorsPath = ".strata/transform-errors.jsonl";
 constexpr std::string_view kTokenizerPath = "tokenizer.model";
 constexpr std::string_view kInputsPath = ".strata/transform-inputs.jsonl";
+// Kept only in the partial output (OUT@BRANCH.partial) of a run that has not finished.
+constexpr std::string_view kProgressPath = ".strata/transform-progress.json";
+constexpr std::string_view kFitPath = ".strata/transform-fit.json";
+constexpr std::string_view kPartialSuffix = ".partial";
+constexpr std::string_view kPartialMeta = "transform.partial";
 
 // One selected input record.
 struct Item {
@@ -73,6 +78,7 @@ struct ItemResult {
   std::string error_op, error;
   std::string raw;           // image: the encoded bytes (first pass), kept for the second when they fit
   ChannelSums sums;
+  bool sums_reused = false;  // taken from the previous output, nothing read
   std::string text;          // text: after the string ops (the tokenizer's training pass)
   // Per variant, the values of the fields the pipeline makes (the record less label, path and
   // variant, which the writer adds).
@@ -80,22 +86,22 @@ struct ItemResult {
   uint64_t bytes = 0;        // memory the result holds
 };
 
-// Runs produce(i) for i in [0, n) on `pool` and consume(i, result) on the calling thread in
+// Runs produce(i) for i in [first_index, n) on `pool` and consume(i, result) on the calling thread in
 // index order. Results wait in memory until consumed; how many run ahead is set from the
 // average result size so that they stay below `budget`. A task produces a run of consecutive
 // records, as many as a worker's share of that window allows (up to 64), so that small records
 // (a line of text, a 28x28 image) do not cost a hand-off between threads each.
 template <class R, class Produce, class Consume>
-Status RunOrdered(ThreadPool& pool, size_t n, uint64_t budget, Produce produce, Consume consume) {
+Status RunOrdered(ThreadPool& pool, size_t first_index, size_t n, uint64_t budget, Produce produce, Consume consume) {
   std::mutex mu;
   std::condition_variable ready;
   std::map<size_t, R> done;
-  size_t next = 0;
+  size_t next = first_index;
   const size_t min_window = 2 * pool.size() + 2;
   size_t window = min_window;
   uint64_t seen_bytes = 0;
   Status status;
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = first_index; i < n; ++i) {
     while (next < n && next < i + window) {
       size_t run = std::clamp<size_t>(window / (2 * pool.size()), 1, 64);
       size_t first = next, last = std::min({n, i + window, first + run});
@@ -118,7 +124,7 @@ Status RunOrdered(ThreadPool& pool, size_t n, uint64_t budget, Produce produce, 
       done.erase(it);
     }
     seen_bytes += r.bytes + 256;
-    uint64_t avg = seen_bytes / (i + 1);
+    uint64_t avg = seen_bytes / (i - first_index + 1);
     window = static_cast<size_t>(std::clamp<uint64_t>(budget / avg, min_window, 65536));
     status = consume(i, r);
     if (!status.ok()) break;
@@ -211,6 +217,9 @@ class Driver {
           report_.commit.unchanged = true;
           auto rec = head->commit.meta.find("transform.records");
           if (rec != head->commit.meta.end()) report_.records_out = std::stoull(rec->second);
+          // A run killed after it moved the branch and before it removed its partial output.
+          auto partial = lake_->Resolve(PartialName());
+          if (partial.ok() && partial->commit.meta.count(std::string(kPartialMeta))) (void)lake_->DeleteRef(PartialName());
           report_.seconds = Seconds(start);
           return report_;
         }
@@ -220,34 +229,56 @@ class Driver {
     }
 
     STRATA_RETURN_IF_ERROR(Select());
+    // Nothing is visible until the final commit; a branch made for the output goes again if
+    // anything fails, and so does the partial output unless it holds finished shards.
+    STRATA_ASSIGN_OR_RETURN(bool created, EnsureOutputBranch());
+    Status s = Compute();
+    stage_.reset();
+    if (!s.ok()) {
+      if (created) (void)lake_->DeleteRef(out_.dataset + "@" + out_.ref);
+      if (partial_made_ && report_.checkpoints == 0 && !resumed_) {
+        (void)lake_->DeleteRef(PartialName());
+      } else if (partial_made_) {
+        s = s.WithContext(fmt::format("the {} records in {} shard(s) finished so far are kept on {}; the same command "
+                                      "resumes from them",
+                                      kept_records_, kept_shards_, PartialName()));
+      }
+      return s;
+    }
+    report_.seconds = Seconds(start);
+    return report_;
+  }
+
+ private:
+  Status Compute() {
     OpenCvThreadsGuard cv_threads;
     size_t threads = ThreadsOrCores(o_.threads);
     ThreadPool pool(threads, 4 * threads);
+    // Dated like the input commit, so that the same output has the same entries.
+    attrs_ = FileAttrs{.mode = 0644, .mtime_ns = in_.commit.time_ns > 0 ? in_.commit.time_ns : 1};
+    STRATA_RETURN_IF_ERROR(OpenPartial());
+    if (!o_.force) STRATA_RETURN_IF_ERROR(LoadPrevious());
     auto phase = std::chrono::steady_clock::now();
+    last_checkpoint_ = phase;
     if (pipeline_.normalize_index >= 0 && pipeline_.ops[pipeline_.normalize_index].fit) {
-      STRATA_RETURN_IF_ERROR(Fit(pool));
+      if (!resumed_) {
+        STRATA_RETURN_IF_ERROR(Fit(pool));
+        if (CheckpointDue()) STRATA_RETURN_IF_ERROR(Checkpoint(0, 0));
+      }
     } else if (pipeline_.tokenize_index >= 0) {
       STRATA_RETURN_IF_ERROR(PrepareTokenizer(pool));
     } else if (pipeline_.kind == transform::PipelineKind::kTabular) {
       STRATA_RETURN_IF_ERROR(FitTable());
     }
     report_.fit_seconds = Seconds(phase);
-    if (!o_.force) STRATA_RETURN_IF_ERROR(PlanReuse());
+    if (previous_) PlanReuse();
     phase = std::chrono::steady_clock::now();
     WorkDir work;
     STRATA_RETURN_IF_ERROR(work.Create(o_.work_dir));
     dir_ = work.path();
-    // Nothing is visible until the stage commits; a branch made for the output goes again if
-    // anything fails.
-    STRATA_ASSIGN_OR_RETURN(bool created, EnsureOutputBranch());
-    Status s = WriteAndCommit(pool, phase);
-    if (!s.ok() && created) (void)lake_->DeleteRef(out_.dataset + "@" + out_.ref);
-    STRATA_RETURN_IF_ERROR(s);
-    report_.seconds = Seconds(start);
-    return report_;
+    return WriteAndCommit(pool, phase);
   }
 
- private:
   static double Seconds(std::chrono::steady_clock::time_point since) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
   }
@@ -439,7 +470,13 @@ class Driver {
   Status PrepareTokenizer(ThreadPool& pool) {
     const Op& op = pipeline_.ops[pipeline_.tokenize_index];
     uint64_t trained_on = 0;
-    if (op.model != "train") {
+    if (op.model == "train" && resumed_) {
+      // Trained by the interrupted run: the model is in its partial output.
+      auto model = ReadInput(repo_, partial_tree_, std::string(kTokenizerPath));
+      if (!model.ok()) return model.status().WithContext(fmt::format("reading the trained tokenizer of {}", PartialName()));
+      tokenizer_model_ = std::move(*model);
+      trained_on = stats_.value("tokenizer", json::object()).value("trained_on", uint64_t{0});
+    } else if (op.model != "train") {
       auto model = ReadInput(repo_, in_.commit.tree, op.model);
       if (!model.ok()) {
         return model.status().WithContext(fmt::format("tokenize: reading the model {} of {}", op.model, in_.spec.dataset));
@@ -451,7 +488,7 @@ class Driver {
       uint64_t bytes = 0;
       bool full = false;
       STRATA_RETURN_IF_ERROR(RunOrdered<ItemResult>(
-          pool, items_.size(), o_.memory_budget,
+          pool, 0, items_.size(), o_.memory_budget,
           [&](size_t i) {
             ItemResult r;
             if (!LoadText(i, r)) r.text.clear();
@@ -483,7 +520,7 @@ class Driver {
               {"pad_id", PadId()}};
     if (op.model == "train") t["trained_on"] = trained_on;
     stats_["tokenizer"] = t;
-    return Status::OK();
+    return stage_->AddBytes(std::string(kTokenizerPath), tokenizer_model_, attrs_);
   }
 
   int32_t PadId() const {
@@ -582,13 +619,19 @@ class Driver {
   // First pass: exact per-channel sums over the image ops' output (variant 0 of each record).
   Status Fit(ThreadPool& pool) {
     Progress progress("transform: fitting", 0, o_.progress);
+    item_sums_.assign(items_.size(), ChannelSums{});
     ChannelSums total;
     uint64_t kept = 0;
     const size_t end = ImageOpsEnd();
     Status s = RunOrdered<ItemResult>(
-        pool, items_.size(), o_.memory_budget,
+        pool, 0, items_.size(), o_.memory_budget,
         [&](size_t i) {
           ItemResult r;
+          if (const ChannelSums* cached = PreviousSums(i)) {
+            r.sums = *cached;  // an unchanged input: its sums from the previous output, nothing read
+            r.sums_reused = true;
+            return r;
+          }
           cv::Mat img = Load(i, r);
           if (!img.empty() && RunOps(i, end, 0, img, r)) r.sums.Add(img);
           r.bytes = r.raw.size();
@@ -598,6 +641,8 @@ class Driver {
           if (!r.fatal.ok()) return r.fatal;
           progress.Add(r.raw.size(), 1);
           if (!r.error.empty()) return Status::OK();  // reported by the second pass
+          item_sums_[i] = r.sums;
+          report_.fit_reused += r.sums_reused;
           if (!total.Merge(r.sums)) {
             fit_errors_[i] = fmt::format("{} channels where the others have {}: add a grayscale or rgb op",
                                          r.sums.channels, total.channels);
@@ -616,7 +661,47 @@ class Driver {
     report_.stats["mean"] = mean_;
     report_.stats["std"] = std_;
     fitted_pixels_ = total.pixels;
-    return Status::OK();
+    // Each input's sums go with the output (the inputs file), so that the next run over a changed
+    // input reads only what changed; until then they wait in the partial output.
+    json sums = json::array();
+    for (const auto& one : item_sums_) sums.push_back(SumsJson(one));
+    return stage_->AddBytes(std::string(kFitPath), sums.dump(), attrs_);
+  }
+
+  static json SumsJson(const ChannelSums& s) {
+    if (s.pixels == 0) return nullptr;
+    json j{{"c", s.channels}, {"n", s.pixels}, {"s", json::array()}, {"q", json::array()}};
+    for (int k = 0; k < s.channels; ++k) {
+      j["s"].push_back(s.sum[k]);
+      j["q"].push_back(s.sum_sq[k]);
+    }
+    return j;
+  }
+
+  // Throws (json::exception, std::invalid_argument) on a malformed entry.
+  static ChannelSums SumsFromJson(const json& j) {
+    ChannelSums s;
+    if (j.is_null()) return s;
+    s.channels = j.at("c").get<int>();
+    if (s.channels < 1 || s.channels > 4 || j.at("s").size() != size_t(s.channels) || j.at("q").size() != size_t(s.channels)) {
+      throw std::invalid_argument("bad channel sums");
+    }
+    s.pixels = j.at("n").get<uint64_t>();
+    for (int k = 0; k < s.channels; ++k) {
+      s.sum[k] = j.at("s")[k].get<uint64_t>();
+      s.sum_sq[k] = j.at("q")[k].get<uint64_t>();
+    }
+    return s;
+  }
+
+  // The sums of input i recorded by the previous output, when its content and its usable label
+  // are the same (an input whose label failed contributed nothing there and here).
+  const ChannelSums* PreviousSums(size_t i) const {
+    const Item& item = items_[i];
+    if (!previous_ || item.content.empty() || !item.label_error.empty()) return nullptr;
+    auto it = previous_inputs_.find(item.path);
+    if (it == previous_inputs_.end() || it->second.content != item.content || !it->second.sums) return nullptr;
+    return &*it->second.sums;
   }
 
   shard::Schema MakeSchema() const {
@@ -676,7 +761,11 @@ class Driver {
   }
 
   Status RollShard() {
-    if (shard_) STRATA_RETURN_IF_ERROR(FinishShard());
+    if (shard_) {
+      STRATA_RETURN_IF_ERROR(FinishShard());
+      // Every record so far is in finished shards: the run can resume from here.
+      if (CheckpointDue()) STRATA_RETURN_IF_ERROR(Checkpoint(current_item_, items_[current_item_].written));
+    }
     shard::WriterOptions w;
     // Ids from the content's inputs, so equal inputs give equal bytes (shard N: N XORed into
     // the last four bytes, as ShardSetWriter derives them).
@@ -717,11 +806,6 @@ class Driver {
   }
 
   Status WriteAndCommit(ThreadPool& pool, std::chrono::steady_clock::time_point phase) {
-    StageOptions so;
-    so.replace = true;
-    STRATA_ASSIGN_OR_RETURN(stage_, lake_->Stage(out_.ToString(), so));
-    // Dated like the input commit, so that the same output has the same entries.
-    attrs_ = FileAttrs{.mode = 0644, .mtime_ns = in_.commit.time_ns > 0 ? in_.commit.time_ns : 1};
     STRATA_RETURN_IF_ERROR(Write(pool));
     if (!shard_) STRATA_RETURN_IF_ERROR(RollShard());  // no records: one empty shard holds the schema
     STRATA_RETURN_IF_ERROR(FinishShard());
@@ -745,7 +829,7 @@ class Driver {
     const size_t end = ImageOpsEnd();
     Progress progress("transform", 0, o_.progress);
     Status s = RunOrdered<ItemResult>(
-        pool, items_.size(), o_.memory_budget,
+        pool, resume_item_, items_.size(), o_.memory_budget,
         [&](size_t i) {
           ItemResult r;
           if (items_[i].reuse_from >= 0) return r;  // copied by the writer from the previous output
@@ -788,12 +872,14 @@ class Driver {
           progress.Add(items_[i].size, 1);
           raw_[i].clear();
           raw_[i].shrink_to_fit();
+          current_item_ = i;
           if (items_[i].reuse_from >= 0) return CopyPrevious(i);
           if (!r.error.empty()) {
             RecordError(i, r);
             return Status::OK();
           }
-          for (uint32_t v = 0; v < r.values.size(); ++v) {
+          // Records of it already in the shards of an interrupted run are not added again.
+          for (uint32_t v = items_[i].written; v < r.values.size(); ++v) {
             shard::Record rec = std::move(r.values[v]);
             rec.reserve(rec.size() + 3);
             if (pipeline_.has_label) rec.push_back(shard::Label{static_cast<uint32_t>(items_[i].label)});
@@ -882,64 +968,254 @@ class Driver {
 
   // --- reuse of the previous output ---
 
-  // When the output branch's head was made by this pipeline from the same path of an earlier
-  // version of the input, with the same fitted statistics and classes, the records of input
-  // files whose content did not change are copied from its shards instead of being computed
-  // again: they would come out byte for byte the same (same bytes in, same ops, same
-  // statistics, randomness drawn from path and variant). A pipeline whose statistics change
-  // with the data (normalize: fit, a trained tokenizer, a table) recomputes everything once
-  // the input changes.
-  Status PlanReuse() {
+  // Reads the output branch's head when this pipeline made it from the same path of some
+  // version of the input: each input's content, label, record count and fitted sums, and the
+  // shards. Unchanged inputs' sums spare the fitting pass their reading (PreviousSums); when the
+  // statistics and classes come out the same, their records are copied (PlanReuse). An output
+  // made before inputs were listed, or one that does not parse, is not used.
+  Status LoadPrevious() {
     auto head = lake_->Resolve(out_.ToString());
     if (!head.ok()) return head.status().IsNotFound() ? Status::OK() : head.status();
     const auto& meta = head->commit.meta;
     auto key = meta.find("transform.key");
     auto stats = meta.find("transform.stats");
-    if (key == meta.end() || stats == meta.end() || stats->second != StatsJson().dump()) return Status::OK();
+    if (key == meta.end() || stats == meta.end()) return Status::OK();
     if (!key->second.ends_with(fmt::format(":{}:{}", in_.spec.path, pipeline_.hash))) return Status::OK();
     auto manifest_text = ReadInput(repo_, head->commit.tree, "manifest.json");
     auto inputs_text = ReadInput(repo_, head->commit.tree, std::string(kInputsPath));
-    if (!manifest_text.ok() || !inputs_text.ok()) return Status::OK();  // made before inputs were listed
-    json manifest = json::parse(*manifest_text, nullptr, false);
-    if (manifest.is_discarded() || manifest.value("classes", json::array()) != json(classes_)) return Status::OK();
-    struct PreviousInput {
-      std::string content;
-      uint64_t first = 0, records = 0;  // its records' set-wide indexes
-    };
-    std::map<std::string, PreviousInput> previous;  // by path
-    uint64_t next = 0;
-    size_t start = 0;
-    while (start < inputs_text->size()) {
-      size_t end = inputs_text->find('\n', start);
-      if (end == std::string::npos) end = inputs_text->size();
-      json line = json::parse(inputs_text->substr(start, end - start), nullptr, false);
-      start = end + 1;
-      if (line.is_discarded() || !line.is_object()) return Status::OK();
-      uint64_t count = line.value("records", uint64_t{0});
-      previous[line.value("path", "")] = {line.value("content", ""), next, count};
-      next += count;
+    if (!manifest_text.ok() || !inputs_text.ok()) return Status::OK();
+    std::map<std::string, PreviousInput> inputs;
+    std::vector<PreviousShard> shards;
+    json classes;
+    try {
+      json manifest = json::parse(*manifest_text);
+      classes = manifest.value("classes", json::array());
+      uint64_t next = 0;
+      size_t start = 0;
+      while (start < inputs_text->size()) {
+        size_t end = inputs_text->find('\n', start);
+        if (end == std::string::npos) end = inputs_text->size();
+        json line = json::parse(inputs_text->substr(start, end - start));
+        start = end + 1;
+        PreviousInput in;
+        in.content = line.at("content").get<std::string>();
+        in.first = next;
+        in.records = line.at("records").get<uint64_t>();
+        in.label = line.value("label", int64_t{-2});
+        if (line.contains("sums")) in.sums = SumsFromJson(line["sums"]);
+        next += in.records;
+        inputs[line.at("path").get<std::string>()] = std::move(in);
+      }
+      for (const auto& sh : manifest.at("shards")) {
+        shards.push_back({sh.at("path").get<std::string>(), sh.at("first_record").get<uint64_t>(),
+                          sh.at("records").get<uint64_t>()});
+      }
+    } catch (const std::exception&) {
+      return Status::OK();
     }
+    previous_inputs_ = std::move(inputs);
+    previous_shards_ = std::move(shards);
+    previous_classes_ = std::move(classes);
+    previous_stats_ = stats->second;
+    previous_ = *head;
+    return Status::OK();
+  }
+
+  // Inputs whose content and label did not change are copied from the previous output instead
+  // of computed when the fitted statistics and the classes are the same: they would come out
+  // byte for byte the same (same bytes in, same ops, same statistics, randomness drawn from path
+  // and variant). Statistics fitted on data that changed differ, and every record with them.
+  void PlanReuse() {
+    if (previous_stats_ != StatsJson().dump() || previous_classes_ != json(classes_)) return;
     for (auto& item : items_) {
-      auto it = previous.find(item.path);
-      if (it == previous.end() || item.content.empty() || it->second.content != item.content ||
-          it->second.records != pipeline_.variants || !item.label_error.empty()) {
+      auto it = previous_inputs_.find(item.path);
+      if (it == previous_inputs_.end() || item.content.empty() || it->second.content != item.content ||
+          it->second.records != pipeline_.variants || !item.label_error.empty() ||
+          (pipeline_.has_label && it->second.label != item.label)) {
         continue;
       }
       item.reuse_from = static_cast<int64_t>(it->second.first);
     }
-    for (const auto& sh : manifest.value("shards", json::array())) {
-      previous_shards_.push_back({sh.value("path", ""), sh.value("first_record", uint64_t{0}),
-                                  sh.value("records", uint64_t{0})});
+  }
+
+  // --- the partial output: what a killed or failed run finished, for the next run to resume ---
+
+  std::string PartialName() const { return fmt::format("{}@{}{}", out_.dataset, out_.ref, kPartialSuffix); }
+
+  // Resumes from OUT@BRANCH.partial when it holds the progress of this same transform (same
+  // input tree, path and pipeline); otherwise (re)makes it at the output branch's head. The
+  // stage commits there, and the finished output moves to the output branch in one commit.
+  Status OpenPartial() {
+    const std::string name = PartialName();
+    auto head = lake_->Resolve(name);
+    if (!head.ok() && !head.status().IsNotFound()) return head.status();
+    if (head.ok()) {
+      auto marker = head->commit.meta.find(std::string(kPartialMeta));
+      if (marker == head->commit.meta.end()) {
+        // Made by a run killed before its first checkpoint (still at the output's head), or not ours.
+        auto out_head = lake_->Resolve(out_.ToString());
+        if (!out_head.ok() || out_head->commit.id != head->commit.id || !head->ref ||
+            head->ref->type != RefType::kBranch) {
+          return Status::FailedPrecondition(fmt::format(
+              "{} exists and is not the partial output of a transform; delete or rename it to transform into {}",
+              name, out_.ToString()));
+        }
+      } else if (marker->second == key_ && !o_.force) {
+        if (Status r = Restore(head->commit.tree); r.ok()) {
+          resumed_ = partial_made_ = true;
+          STRATA_ASSIGN_OR_RETURN(stage_, lake_->Stage(name));
+          return Status::OK();
+        }
+        // Progress that cannot be used (damaged, or a run killed while it moved the output):
+        // start over.
+      }
+      STRATA_RETURN_IF_ERROR(lake_->DeleteRef(name));
     }
-    previous_ = *head;
+    STRATA_RETURN_IF_ERROR(lake_->CreateRef(name, out_.ToString(), RefType::kBranch));
+    partial_made_ = true;
+    StageOptions so;
+    so.replace = true;
+    STRATA_ASSIGN_OR_RETURN(stage_, lake_->Stage(name, so));
     return Status::OK();
+  }
+
+  // Takes the state of the interrupted run from its progress file (and its fitted sums); changes
+  // nothing unless all of it is usable.
+  Status Restore(const ObjectId& tree) {
+    STRATA_ASSIGN_OR_RETURN(std::string text, ReadInput(repo_, tree, std::string(kProgressPath)));
+    try {
+      json p = json::parse(text);
+      if (p.at("key").get<std::string>() != key_) throw std::invalid_argument("another transform's progress");
+      const size_t next = p.at("next_item").get<size_t>();
+      const uint32_t skip = p.at("skip").get<uint32_t>();
+      auto written = p.at("written").get<std::vector<uint32_t>>();
+      if (next > items_.size() || written.size() != next || (next == items_.size() && skip != 0)) {
+        throw std::invalid_argument("progress beyond the inputs");
+      }
+      std::vector<TransformShard> shards;
+      uint64_t records = 0;
+      for (const auto& sh : p.at("shards")) {
+        TransformShard t{sh.at("path").get<std::string>(), sh.at("id").get<std::string>(),
+                         sh.at("first_record").get<uint64_t>(), sh.at("records").get<uint64_t>(),
+                         sh.at("bytes").get<uint64_t>()};
+        if (t.first_record != records) throw std::invalid_argument("shards out of order");
+        records += t.records;
+        shards.push_back(std::move(t));
+      }
+      if (records != p.at("records").get<uint64_t>()) throw std::invalid_argument("record count");
+      std::vector<TransformError> errors;
+      for (const auto& e : p.at("errors")) {
+        errors.push_back({e.at("path").get<std::string>(), e.at("op").get<std::string>(), e.at("error").get<std::string>()});
+      }
+      json stats = p.at("stats");
+      std::map<size_t, std::string> fit_errors;
+      for (const auto& [k, v] : p.at("fit_errors").items()) fit_errors[std::stoul(k)] = v.get<std::string>();
+      std::vector<ChannelSums> sums;
+      if (pipeline_.normalize_index >= 0 && pipeline_.ops[pipeline_.normalize_index].fit) {
+        STRATA_ASSIGN_OR_RETURN(std::string fit_text, ReadInput(repo_, tree, std::string(kFitPath)));
+        json fit = json::parse(fit_text);
+        if (fit.size() != items_.size()) throw std::invalid_argument("fitted sums of other inputs");
+        for (const auto& one : fit) sums.push_back(SumsFromJson(one));
+        const json& norm = stats.at("normalize");
+        mean_ = norm.at("mean").get<std::vector<double>>();
+        std_ = norm.at("std").get<std::vector<double>>();
+        fitted_pixels_ = norm.at("pixels").get<uint64_t>();
+        report_.stats["mean"] = mean_;
+        report_.stats["std"] = std_;
+      }
+      // All of it parsed: take it.
+      stats.erase("normalize");
+      stats_ = std::move(stats);
+      item_sums_ = std::move(sums);
+      fit_errors_ = std::move(fit_errors);
+      for (size_t j = 0; j < next; ++j) items_[j].written = written[j];
+      if (next < items_.size()) items_[next].written = skip;
+      resume_item_ = next;
+      report_.errors = std::move(errors);
+      report_.failed = p.at("failed").get<uint64_t>();
+      report_.reused = p.at("reused").get<uint64_t>();
+      report_.records_out = records;
+      report_.shards = std::move(shards);
+      report_.resumed_records = records;
+      report_.resumed_shards = report_.shards.size();
+      shard_number_ = static_cast<uint32_t>(report_.shards.size());
+      next_record_ = records;
+      kept_records_ = records;
+      kept_shards_ = shard_number_;
+      partial_tree_ = tree;
+    } catch (const std::exception& e) {
+      return Status::Corruption(fmt::format("{} of {}: {}", kProgressPath, PartialName(), e.what()));
+    }
+    return Status::OK();
+  }
+
+  bool CheckpointDue() const {
+    return o_.checkpoint_seconds <= 0 || Seconds(last_checkpoint_) >= o_.checkpoint_seconds;
+  }
+
+  // Commits the finished shards to the partial output with what a resumed run needs to go on
+  // from input `next_item`, whose first `skip` records are in those shards.
+  Status Checkpoint(size_t next_item, uint32_t skip) {
+    json written = json::array();
+    for (size_t j = 0; j < next_item; ++j) written.push_back(items_[j].written);
+    json errors = json::array();
+    for (const auto& e : report_.errors) errors.push_back({{"path", e.path}, {"op", e.op}, {"error", e.message}});
+    json fit_errors = json::object();
+    for (const auto& [i, message] : fit_errors_) fit_errors[std::to_string(i)] = message;
+    json progress = {{"format", "strata.transform.progress"},
+                     {"version", 1},
+                     {"key", key_},
+                     {"output", out_.ToString()},
+                     {"next_item", next_item},
+                     {"skip", skip},
+                     {"written", std::move(written)},
+                     {"errors", std::move(errors)},
+                     {"failed", report_.failed},
+                     {"reused", report_.reused},
+                     {"records", next_record_},
+                     {"shards", ShardsJson()},
+                     {"stats", StatsJson()},
+                     {"fit_errors", std::move(fit_errors)}};
+    STRATA_RETURN_IF_ERROR(stage_->AddBytes(
+        std::string(kProgressPath), progress.dump(-1, ' ', false, json::error_handler_t::replace), attrs_));
+    CommitOptions co;
+    co.message = fmt::format("partial output of transform {} -> {}: {} records in {} shard(s)", in_.spec.ToString(),
+                             out_.ToString(), next_record_, shard_number_);
+    co.meta[std::string(kPartialMeta)] = key_;
+    STRATA_ASSIGN_OR_RETURN(CommitResult c, stage_->Commit(co));
+    AddPut(c.put);
+    STRATA_ASSIGN_OR_RETURN(stage_, lake_->Stage(PartialName()));
+    ++report_.checkpoints;
+    kept_records_ = next_record_;
+    kept_shards_ = shard_number_;
+    last_checkpoint_ = std::chrono::steady_clock::now();
+    return Status::OK();
+  }
+
+  void AddPut(const PutStats& p) {
+    put_.files += p.files;
+    put_.bytes += p.bytes;
+    put_.chunks += p.chunks;
+    put_.new_chunks += p.new_chunks;
+    put_.new_bytes += p.new_bytes;
+    put_.stored_bytes += p.stored_bytes;
+    put_.seconds += p.seconds;
+  }
+
+  json ShardsJson() const {
+    json list = json::array();
+    for (const auto& t : report_.shards) {
+      list.push_back({{"path", t.path}, {"id", t.id}, {"first_record", t.first_record}, {"records", t.records},
+                      {"bytes", t.bytes}});
+    }
+    return list;
   }
 
   // Copies item i's records from the previous output. Its shards are read in order (inputs are
   // in path order in both), each restored into the work directory while it is read.
   Status CopyPrevious(size_t i) {
     Item& item = items_[i];
-    for (uint32_t v = 0; v < pipeline_.variants; ++v) {
+    for (uint32_t v = item.written; v < pipeline_.variants; ++v) {
       uint64_t g = static_cast<uint64_t>(item.reuse_from) + v;
       while (!old_reader_ || g >= old_shard_.first + old_shard_.records) {
         STRATA_RETURN_IF_ERROR(NextPreviousShard(g));
@@ -978,11 +1254,6 @@ class Driver {
   }
 
   Status Commit() {
-    json shard_list = json::array();
-    for (const auto& t : report_.shards) {
-      shard_list.push_back({{"path", t.path}, {"id", t.id}, {"first_record", t.first_record},
-                            {"records", t.records}, {"bytes", t.bytes}});
-    }
     json ops = json::array();
     std::vector<std::string> op_versions;
     for (const Op& op : pipeline_.ops) {
@@ -1004,7 +1275,7 @@ class Driver {
         {"records", report_.records_out},
         {"records_in", report_.records_in},
         {"failed", report_.failed},
-        {"shards", shard_list},
+        {"shards", ShardsJson()},
     };
     if (!pipeline_.online.empty()) {
       manifest["augment"] = {{"online", transform::OpsJson(pipeline_.online)},
@@ -1016,12 +1287,14 @@ class Driver {
     StagedCommit* stage = stage_.get();
     const FileAttrs& attrs = attrs_;
     STRATA_RETURN_IF_ERROR(stage->AddBytes("manifest.json", report_.manifest, attrs));
-    if (tokenizer_) STRATA_RETURN_IF_ERROR(stage->AddBytes(std::string(kTokenizerPath), tokenizer_model_, attrs));
     {
       std::string lines;
-      for (const auto& item : items_) {
-        lines += json{{"path", item.path}, {"content", item.content}, {"records", item.written}}.dump(
-                     -1, ' ', false, json::error_handler_t::replace) + "\n";
+      for (size_t i = 0; i < items_.size(); ++i) {
+        const Item& item = items_[i];
+        json line{{"path", item.path}, {"content", item.content}, {"records", item.written}};
+        if (pipeline_.has_label) line["label"] = item.label;
+        if (i < item_sums_.size() && item_sums_[i].pixels > 0) line["sums"] = SumsJson(item_sums_[i]);
+        lines += line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
       }
       STRATA_RETURN_IF_ERROR(stage->AddBytes(std::string(kInputsPath), lines, attrs));
     }
@@ -1052,7 +1325,24 @@ class Driver {
     co.meta["transform.failed"] = std::to_string(report_.failed);
     co.meta["transform.reused"] = std::to_string(report_.reused);
     co.meta["transform.shards"] = std::to_string(report_.shards.size());
-    STRATA_ASSIGN_OR_RETURN(report_.commit, stage->Commit(co));
+    // What only a resumed run needs stays out of the output.
+    if (report_.checkpoints > 0 || resumed_) STRATA_RETURN_IF_ERROR(stage->Remove(std::string(kProgressPath)));
+    if (!item_sums_.empty()) STRATA_RETURN_IF_ERROR(stage->Remove(std::string(kFitPath)));
+    // The output is finished on the partial branch, then becomes one commit of the output branch
+    // (its parent the output's head), and the partial branch goes.
+    CommitOptions pc;
+    pc.message = co.message;
+    pc.meta[std::string(kPartialMeta)] = key_;
+    STRATA_ASSIGN_OR_RETURN(CommitResult finished, stage->Commit(pc));
+    AddPut(finished.put);
+    stage_.reset();
+    StageOptions so;
+    so.from = PartialName();
+    STRATA_ASSIGN_OR_RETURN(auto output, lake_->Stage(out_.ToString(), so));
+    STRATA_ASSIGN_OR_RETURN(report_.commit, output->Commit(co));
+    AddPut(report_.commit.put);
+    report_.commit.put = put_;
+    if (Status s = lake_->DeleteRef(PartialName()); s.ok()) partial_made_ = false;
     return Status::OK();
   }
 
@@ -1079,8 +1369,28 @@ class Driver {
     std::string path;
     uint64_t first = 0, records = 0;
   };
-  std::optional<Resolved> previous_;       // the output branch's head whose records are reused
+  struct PreviousInput {
+    std::string content;
+    uint64_t first = 0, records = 0;  // its records' set-wide indexes
+    int64_t label = -2;               // its class index (-1: none; -2: not recorded)
+    std::optional<ChannelSums> sums;  // what it added to the fitted statistics
+  };
+  std::optional<Resolved> previous_;       // the output branch's head, made by this pipeline
+  std::map<std::string, PreviousInput> previous_inputs_;  // by path
   std::vector<PreviousShard> previous_shards_;
+  json previous_classes_;
+  std::string previous_stats_;
+  std::vector<ChannelSums> item_sums_;     // per input, from the fitting pass
+  // Resuming: the first input not wholly in the partial output's shards, and that output's tree.
+  size_t resume_item_ = 0;
+  ObjectId partial_tree_;
+  bool partial_made_ = false;              // OUT@BRANCH.partial exists for this run
+  bool resumed_ = false;
+  size_t current_item_ = 0;                // the input whose records are being written
+  uint64_t kept_records_ = 0;              // records and shards the partial output holds
+  uint32_t kept_shards_ = 0;
+  std::chrono::steady_clock::time_point last_checkpoint_;
+  PutStats put_;                           // stored by all commits of this run
   PreviousShard old_shard_;
   std::unique_ptr<shard::ShardReader> old_reader_;
   shard::Schema schema_;

@@ -345,6 +345,55 @@ output: {shard_size: 64KiB}
   EXPECT_EQ(ReadShards("ds@out").bytes, ReadShards("ds@full").bytes);
 }
 
+TEST_F(TransformTest, FittedStatisticsReadOnlyTheInputsThatChanged) {
+  AddImages(30);
+  auto first = Run(kNormPipeline, "ds@out");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->fit_reused, 0u);
+  {
+    auto stage = lake_->Stage("ds@main");
+    ASSERT_TRUE(stage.ok());
+    ASSERT_TRUE((*stage)->AddBytes(fmt_path(7), Pgm(6, 5, Pixels(99, 6, 5))).ok());
+    ASSERT_TRUE((*stage)->Commit(Message("edit")).ok());
+  }
+  auto second = Run(kNormPipeline, "ds@out");
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(second->fit_reused, 29u);  // only the changed image was read for the fit
+  EXPECT_NE(second->stats.at("mean"), first->stats.at("mean"));
+  EXPECT_EQ(second->reused, 0u);  // new statistics: every record changes
+  // Exactly what a run that reads everything fits and writes.
+  auto full = Run(kNormPipeline, "ds@full");
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->fit_reused, 0u);
+  EXPECT_EQ(full->stats, second->stats);
+  EXPECT_EQ(ReadShards("ds@out").bytes, ReadShards("ds@full").bytes);
+}
+
+TEST_F(TransformTest, ARelabelledInputIsRecomputedAndTheRestCopied) {
+  AddImages(12);
+  auto first = Run(kNormPipeline, "ds@out");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  {
+    auto stage = lake_->Stage("ds@main");
+    ASSERT_TRUE(stage.ok());
+    ASSERT_TRUE((*stage)->SetRecord(fmt_path(4), {{"label", std::string("dog")}}).ok());  // was cat
+    ASSERT_TRUE((*stage)->Commit(Message("relabel")).ok());
+  }
+  auto second = Run(kNormPipeline, "ds@out");
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  // The pixels are the same, so are the statistics: the other records are copied, and the
+  // relabelled one carries its new label.
+  EXPECT_EQ(second->fit_reused, 12u);
+  EXPECT_EQ(second->stats, first->stats);
+  EXPECT_EQ(second->reused, 11u);
+  ShardContents c = ReadShards("ds@out");
+  ASSERT_EQ(c.records.size(), 12u);
+  EXPECT_EQ(std::get<shard::Label>(c.records[4][1]).value, 1u);
+  auto full = Run(kNormPipeline, "ds@full");
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(c.bytes, ReadShards("ds@full").bytes);
+}
+
 TEST_F(TransformTest, ACorruptImageGoesToTheErrorReportAndTheRestIsWritten) {
   AddImages(6, 0, {{"img/0003x.pgm", "P5\n4 4\n255\nshort"}, {"img/0004x.pgm", "not an image at all"}});
   auto r = Run(kNormPipeline, "ds@out");
