@@ -13,12 +13,15 @@ and then:
   OpenCV (Python)      one process: for each file, read it (page cache), cv2.imdecode,
                        cvtColor, cv2.resize, numpy normalise, transpose to CHW; the result is
                        dropped (nothing is written)
+  PIL (Python)         one process: Image.open, convert RGB, resize bilinear, then
+                       torchvision's ToTensor + Normalize written with numpy (CHW, /255,
+                       - mean, / std); the result is dropped
 
 images/s per core = images / wall seconds / cores used; on a machine loaded by other work the
 CPU seconds (user + system, of the strata process or the Python loop) are the steadier measure. strata's number includes work the
 Python loop does not do (repository reads, shard writes, the commit), so the ratio understates
 the pipeline itself. Needs numpy and cv2 (a venv with numpy and opencv-python-headless, or
-Debian's python3-opencv). Prints a markdown summary and writes it to bench/results/.
+Debian's python3-opencv) and, for the PIL row, pillow. Prints a markdown summary and writes it to bench/results/.
 
   .venv-bench-transform/bin/python bench/transform.py [--build build-transform] [--images 2000]
 """
@@ -91,6 +94,25 @@ def python_opencv(src):
     return len(files), time.perf_counter() - start, time.process_time() - cpu0
 
 
+def python_pil(src):
+    """PIL + torchvision-style transforms (Resize, ToTensor, Normalize) written with numpy, as
+    torchvision does them on PIL images: convert to RGB, resize with bilinear filtering, scale
+    to [0, 1], subtract the mean and divide by the std per channel, CHW."""
+    import numpy as np
+    from PIL import Image
+    mean = np.array(MEAN, dtype=np.float32).reshape(3, 1, 1)
+    std = np.array(STD, dtype=np.float32).reshape(3, 1, 1)
+    files = sorted(os.listdir(src))
+    start = time.perf_counter()
+    cpu0 = time.process_time()
+    for name in files:
+        with Image.open(os.path.join(src, name)) as im:
+            img = im.convert("RGB").resize((224, 224), Image.BILINEAR)
+        x = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
+        x = np.ascontiguousarray((x - mean) / std)
+    return len(files), time.perf_counter() - start, time.process_time() - cpu0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build-transform")
@@ -123,27 +145,38 @@ def main():
                                        "bench@main", "--pipeline", pipe, "--out", f"bench@t{threads}"], env)
             assert r["records"] == args.images, r
             phases = f"transform+write {r['write_seconds']:.2f} s, store {r['store_seconds']:.2f} s"
-            rows.append((f"strata transform, {threads} thread(s)", threads, wall, cpu, phases))
+            rows.append((f"strata transform, {threads} thread(s)", threads, wall, cpu, r["write_seconds"], phases))
         n, secs, cpu = python_opencv(src)
-        rows.append(("OpenCV in Python, 1 process", 1, secs, cpu, "decode+resize+normalise only"))
+        rows.append(("OpenCV in Python, 1 process", 1, secs, cpu, secs, "decode+resize+normalise only"))
         py_rate = n / secs
         py_cpu_rate = n / cpu
+        try:
+            n, secs, cpu = python_pil(src)
+            rows.append(("PIL + torchvision-style in Python, 1 process", 1, secs, cpu, secs,
+                         "decode+resize+normalise only"))
+        except ImportError:
+            log("PIL is not installed: no PIL row (pip install pillow)")
         date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         load = os.getloadavg()
         lines = [
             f"Command: `{' '.join(sys.argv)}`; {date}; {platform.node()}, {os.cpu_count()} cores, "
-            f"load average {load[0]:.1f} at the end (other builds were running).",
+            f"load average {load[0]:.1f} at the end.",
             f"{args.images} JPEGs {args.width}x{args.height} ({src_bytes / 1e6:.1f} MB) -> float32 3x224x224, "
             f"{args.images * 3 * 224 * 224 * 4 / 1e9:.2f} GB of tensors.",
             "",
-            "| run | wall s | images/s | images/s per core (wall) | vs OpenCV | CPU s | images per CPU-second | vs OpenCV | phases |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+            "| run | wall s | images/s | images/s per core (wall) | vs OpenCV | CPU s | images per CPU-second | vs OpenCV "
+            "| pipeline images/s per core | vs OpenCV | phases |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
-        for name, cores, wall, cpu, phases in rows:
+        # "pipeline": strata's transform+write phase (read from the repository, decode, resize,
+        # normalise, write the shards; not the storing of the output), per thread; Python's loop.
+        for name, cores, wall, cpu, pipe_secs, phases in rows:
             rate = args.images / wall
             cpu_rate = args.images / cpu
+            pipe_rate = args.images / pipe_secs / cores
             lines.append(f"| {name} | {wall:.2f} | {rate:.0f} | {rate / cores:.0f} | {rate / cores / py_rate:.2f}x "
-                         f"| {cpu:.2f} | {cpu_rate:.0f} | {cpu_rate / py_cpu_rate:.2f}x | {phases} |")
+                         f"| {cpu:.2f} | {cpu_rate:.0f} | {cpu_rate / py_cpu_rate:.2f}x | {pipe_rate:.0f} "
+                         f"| {pipe_rate / py_rate:.2f}x | {phases} |")
         text = "\n".join(lines) + "\n"
         print(text)
         os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
