@@ -90,6 +90,7 @@ struct RepairReport {
   uint64_t packs_reencoded = 0;    // to the current policy (apply)
   uint64_t leftovers_removed = 0;  // fragments no placement names (interrupted writes)
   uint64_t objects_regrouped = 0;  // moved into the packs of a dataset's stronger policy (Lake::ApplyRedundancy)
+  uint64_t mirror_files = 0;       // metadata files copied to (or removed from) volumes' mirrors
   uint64_t bytes_written = 0;
   double seconds = 0;
   std::map<std::string, std::vector<std::string>> unreadable;  // as in ScrubReport
@@ -134,5 +135,13 @@ class VolumeAdmin {
   // during gc or repair.
   virtual Result<RepairReport> Rebalance() = 0;
 };
+
+// Recreates the repository directory `repository_dir` (new or empty) from the copy of its
+// metadata that every volume keeps (`<volume>/meta/`: config, key slots, index files, roots,
+// records, placement records; written beside the repository directory's own and brought up to
+// date by repair), after the disk that held the directory was lost. The packs stay on the
+// volumes the config names. Open the result with a passphrase and rebuild its catalog
+// (`Lake::RebuildCatalog`); `strata volume recover` does all three. Returns the files copied.
+Result<size_t> RecoverRepository(const std::string& volume_dir, const std::string& repository_dir);
 
 }  // namespace strata

@@ -1,4 +1,4 @@
-// `strata volume add|list|status|rebalance|drain|remove|policy`, `strata scrub` and
+// `strata volume add|list|status|rebalance|drain|remove|recover|policy`, `strata scrub` and
 // `strata repair fragments`: volumes, redundancy policy and the upkeep of fragments.
 #include <ctime>
 #include <fstream>
@@ -40,7 +40,7 @@ nlohmann::json RepairJson(const RepairReport& r) {
   return {{"packs_checked", r.packs_checked},       {"fragments_rebuilt", r.fragments_rebuilt},
           {"fragments_moved", r.fragments_moved},   {"packs_reencoded", r.packs_reencoded},
           {"leftovers_removed", r.leftovers_removed}, {"bytes_written", r.bytes_written},
-          {"objects_regrouped", r.objects_regrouped}, {"seconds", r.seconds},
+          {"objects_regrouped", r.objects_regrouped}, {"mirror_files", r.mirror_files}, {"seconds", r.seconds},
           {"unreadable", r.unreadable},             {"errors", r.errors}};
 }
 
@@ -66,6 +66,9 @@ int PrintRepair(const Globals& g, const RepairReport& r, const char* what) {
         "{:.1f} MB written in {:.1f} s\n",
         what, r.packs_checked, r.fragments_rebuilt, r.fragments_moved, r.packs_reencoded, r.leftovers_removed,
         r.bytes_written / 1e6, r.seconds);
+    if (r.mirror_files) {
+      std::cout << fmt::format("{}: {} metadata files brought up to date on the volumes\n", what, r.mirror_files);
+    }
     if (r.objects_regrouped) {
       std::cout << fmt::format("{}: {} objects moved to a dataset's stronger policy\n", what, r.objects_regrouped);
     }
@@ -183,6 +186,31 @@ void AddVolumeCommands(CLI::App& app, Globals& g, int& exit_code) {
     Check(repo->volumes()->RemoveVolume(remove_id));
     if (g.json) PrintJson({{"removed", remove_id}});
     else std::cout << fmt::format("removed volume {}\n", remove_id);
+  });
+
+  auto* recover = volume->add_subcommand(
+      "recover",
+      "Recreate the repository directory (-r, new or empty) from the copy of its metadata on a volume,\n"
+      "after the disk that held it was lost; then check the passphrase and rebuild the catalog\n"
+      "  strata -r /srv/repo volume recover --from /mnt/disk3/strata");
+  static std::string recover_from;
+  recover->add_option("--from", recover_from, "A volume directory of the repository")->required();
+  recover->callback([&g] {
+    if (g.repo.empty()) throw Failure{Status::InvalidArgument("give the repository directory to recreate with -r")};
+    size_t files = Check(RecoverRepository(recover_from, g.repo));
+    auto repo = OpenRepo(g);  // the passphrase against the recovered key slots and config MAC
+    auto rebuilt = Check(Lake::RebuildCatalog(repo.get()));
+    for (const auto& w : rebuilt.warnings) std::cerr << "warning: " << w << "\n";
+    auto summary = Check(repo->volumes()->GetSummary());
+    if (g.json) {
+      PrintJson({{"files", files}, {"placed_packs", summary.placed_packs}, {"datasets", rebuilt.datasets},
+                 {"refs", rebuilt.refs}, {"commits", rebuilt.commits}, {"warnings", rebuilt.warnings}});
+    } else if (!g.quiet) {
+      std::cout << fmt::format(
+          "recovered {} from {}: {} metadata files, {} packs on the volumes, {} datasets, {} refs, {} commits; run "
+          "`strata scrub` and `strata repair` next\n",
+          g.repo, recover_from, files, summary.placed_packs, rebuilt.datasets, rebuilt.refs, rebuilt.commits);
+    }
   });
 
   auto* policy = volume->add_subcommand("policy", "The redundancy policy of new packs: none, replicate:N, rs:K+M");

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "base/logging.h"
 #include "store/lock.h"
 #include "store/repository_impl.h"
 
@@ -57,6 +58,12 @@ class VolumeAdminImpl : public VolumeAdmin {
     config.volumes.push_back(v);
     ++config.next_volume;
     STRATA_RETURN_IF_ERROR(SaveConfig(config));
+    // The new volume's copy of the metadata (the others' gain the new config).
+    if (auto synced = repo_->redundant()->SyncMirrors(); !synced.ok()) {
+      LogWarning(fmt::format("volume {} was added, but copying the repository's metadata to it failed ({}); "
+                             "`strata repair` copies it",
+                             v.id, synced.status().message()));
+    }
     return v.id;
   }
 
@@ -218,6 +225,9 @@ class VolumeAdminImpl : public VolumeAdmin {
     r->SetLayout(config.layout());
     STRATA_ASSIGN_OR_RETURN(RepairReport report, r->Repair({.apply_policy = apply}));
     NameObjects(&report.unreadable);
+    auto synced = r->SyncMirrors();
+    if (synced.ok()) report.mirror_files = *synced;
+    else report.errors.push_back(fmt::format("metadata mirrors: {}", synced.status().message()));
     return report;
   }
 
@@ -263,6 +273,18 @@ class VolumeAdminImpl : public VolumeAdmin {
 };
 
 }  // namespace
+
+}  // namespace strata::store
+
+namespace strata {
+
+Result<size_t> RecoverRepository(const std::string& volume_dir, const std::string& repository_dir) {
+  return volume::RecoverFromVolume(Env::Default(), volume_dir, repository_dir);
+}
+
+}  // namespace strata
+
+namespace strata::store {
 
 volume::RedundantBackend* RepositoryImpl::redundant() {
   return dynamic_cast<volume::RedundantBackend*>(backend_.get());

@@ -96,6 +96,10 @@ class Backend {
   virtual Result<size_t> CleanTemporaries(int64_t min_age_seconds) = 0;
 };
 
+// Where an object lives in a repository directory, relative to it: "config", "keys/<name>",
+// "packs/<2 hex>/<name>", "index/<name>", "roots/<name>", "locks/<name>", "records/<name>".
+std::string ObjectPath(ObjectType type, const std::string& name);
+
 // A repository in a local directory. `Create` makes the directory layout (the directory must
 // not exist or be empty); `Open` checks it looks like a repository.
 Result<std::unique_ptr<Backend>> CreateLocalBackend(Env* env, const std::string& dir);

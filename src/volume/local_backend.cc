@@ -36,6 +36,19 @@ Status Backend::Put(ObjectType type, const std::string& name, std::span<const ui
   return writer->Commit(durability);
 }
 
+std::string ObjectPath(ObjectType type, const std::string& name) {
+  switch (type) {
+    case ObjectType::kConfig: return "config";
+    case ObjectType::kKeySlot: return "keys/" + name;
+    case ObjectType::kPack: return fmt::format("packs/{}/{}", name.substr(0, 2), name);
+    case ObjectType::kIndex: return "index/" + name;
+    case ObjectType::kRoot: return "roots/" + name;
+    case ObjectType::kLock: return "locks/" + name;
+    case ObjectType::kRecord: return "records/" + name;
+  }
+  return "";
+}
+
 Status Backend::DeleteAll(ObjectType type, const std::vector<std::string>& names) {
   for (const auto& name : names) {
     Status s = Delete(type, name);
@@ -94,20 +107,10 @@ class LocalBackend : public Backend {
   const std::string& dir() const { return dir_; }
 
   Result<std::string> PathOf(ObjectType type, const std::string& name) {
-    if (type == ObjectType::kConfig) return JoinPath(dir_, "config");
-    if (!ValidName(name)) {
+    if (type != ObjectType::kConfig && !ValidName(name)) {
       return Status::InvalidArgument(fmt::format("invalid {} name '{}'", ObjectTypeName(type), name));
     }
-    switch (type) {
-      case ObjectType::kKeySlot: return JoinPath(dir_, "keys/" + name);
-      case ObjectType::kPack: return JoinPath(dir_, fmt::format("packs/{}/{}", name.substr(0, 2), name));
-      case ObjectType::kIndex: return JoinPath(dir_, "index/" + name);
-      case ObjectType::kRoot: return JoinPath(dir_, "roots/" + name);
-      case ObjectType::kLock: return JoinPath(dir_, "locks/" + name);
-      case ObjectType::kRecord: return JoinPath(dir_, "records/" + name);
-      case ObjectType::kConfig: break;
-    }
-    return Status::Internal("unknown object type");
+    return JoinPath(dir_, ObjectPath(type, name));
   }
 
   std::string TempPath(const std::string& name) {

@@ -29,7 +29,7 @@ namespace strata::volume {
 
 namespace {
 
-constexpr const char* kMarker = "strata-volume";
+
 constexpr size_t kMaxOpenFragments = 128;
 
 std::vector<std::string> SplitDomain(const std::string& domain) {
@@ -258,7 +258,7 @@ Status InitVolumeDirectory(Env* env, const std::string& dir, const std::string& 
   STRATA_RETURN_IF_ERROR(env->CreateDir(JoinPath(dir, "fragments")));
   STRATA_RETURN_IF_ERROR(env->CreateDir(JoinPath(dir, "tmp")));
   nlohmann::json marker = {{"format", "strata-volume"}, {"repository", repository_id}, {"volume", volume_id}};
-  return WriteFileAtomic(env, JoinPath(dir, kMarker), marker.dump() + "\n");
+  return WriteFileAtomic(env, JoinPath(dir, kVolumeMarker), marker.dump() + "\n");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -315,7 +315,7 @@ bool RedundantBackend::VolumeOnline(const VolumeConfig& v) {
     std::string path;
     bool exists = false;
   };
-  auto stat = std::make_shared<Stat>(Stat{env_, JoinPath(v.path, kMarker)});
+  auto stat = std::make_shared<Stat>(Stat{env_, JoinPath(v.path, kVolumeMarker)});
   if (!reads_.Run([stat] { stat->exists = stat->env->FileExists(stat->path); }, read_deadline_)) {
     MarkSilent(v.id);
     return false;
@@ -352,9 +352,13 @@ Status RedundantBackend::StorePlacement(const Placement& p) {
     STRATA_RETURN_IF_ERROR(env_->CreateDir(dir));
     STRATA_RETURN_IF_ERROR(env_->SyncDir(primary_->url()));
   }
-  STRATA_RETURN_IF_ERROR(WriteFileAtomic(env_, PlacementPath(p.pack), SerializePlacement(p)));
-  std::lock_guard<std::mutex> l(mu_);
-  placements_[p.pack] = p;
+  const std::string bytes = SerializePlacement(p);
+  STRATA_RETURN_IF_ERROR(WriteFileAtomic(env_, PlacementPath(p.pack), bytes));
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    placements_[p.pack] = p;
+  }
+  Mirror("placement/" + p.pack, &bytes);
   return Status::OK();
 }
 
@@ -674,8 +678,9 @@ Result<std::unique_ptr<ObjectWriter>> RedundantBackend::Create(ObjectType type, 
       if (!ValidPackName(name)) return Status::InvalidArgument(fmt::format("invalid pack name '{}'", name));
       return std::unique_ptr<ObjectWriter>(new RedundantWriter(this, name));
     }
+    return primary_->Create(type, name);
   }
-  return primary_->Create(type, name);
+  return CreateMirrored(type, name);
 }
 
 Status RedundantBackend::ReadAt(ObjectType type, const std::string& name, uint64_t offset, size_t n, uint8_t* dst) {
@@ -725,18 +730,27 @@ Result<std::vector<std::string>> RedundantBackend::List(ObjectType type) {
 }
 
 Status RedundantBackend::DeleteAll(ObjectType type, const std::vector<std::string>& names) {
-  if (type != ObjectType::kPack) return primary_->DeleteAll(type, names);
-  return Backend::DeleteAll(type, names);
+  if (type == ObjectType::kPack) return Backend::DeleteAll(type, names);
+  STRATA_RETURN_IF_ERROR(primary_->DeleteAll(type, names));
+  if (type != ObjectType::kLock) {
+    for (const auto& name : names) Mirror(ObjectPath(type, name), nullptr);
+  }
+  return Status::OK();
 }
 
 Status RedundantBackend::Delete(ObjectType type, const std::string& name) {
-  if (type != ObjectType::kPack) return primary_->Delete(type, name);
+  if (type != ObjectType::kPack) {
+    STRATA_RETURN_IF_ERROR(primary_->Delete(type, name));
+    if (type != ObjectType::kLock) Mirror(ObjectPath(type, name), nullptr);
+    return Status::OK();
+  }
   STRATA_ASSIGN_OR_RETURN(auto p, FindPlacement(name, true));
   Status local = primary_->Delete(type, name);
   if (!p) return local;
   // The record goes first: fragments no record names are leftovers that repair removes.
   STRATA_RETURN_IF_ERROR(env_->DeleteFile(PlacementPath(name)));
   STRATA_RETURN_IF_ERROR(env_->SyncDir(PlacementDir()));
+  Mirror("placement/" + name, nullptr);
   {
     std::lock_guard<std::mutex> l(mu_);
     placements_.erase(name);
@@ -849,7 +863,7 @@ Status RedundantBackend::WriteFragment(const VolumeConfig& v, const std::string&
     std::string_view body;
     Status status;
   };
-  auto io = std::make_shared<Io>(Io{env_, JoinPath(v.path, kMarker),
+  auto io = std::make_shared<Io>(Io{env_, JoinPath(v.path, kVolumeMarker),
                                     JoinPath(v.path, fmt::format("tmp/{}-{}-{}", file, getpid(), counter.fetch_add(1))),
                                     FragmentPath(v, file), SerializeFragmentHeader(h), std::move(owner), body,
                                     Status::OK()});

@@ -97,6 +97,18 @@ Status CheckPlaceable(const VolumeLayout& layout);
 Status InitVolumeDirectory(Env* env, const std::string& dir, const std::string& repository_id,
                            const std::string& volume_id);
 
+// The repository's metadata kept on every volume (RedundantBackend::SyncMirrors), in the
+// layout of the repository directory: config, keys/, index/, roots/, records/, placement/.
+inline constexpr const char* kMirrorDir = "meta";
+inline constexpr const char* kVolumeMarker = "strata-volume";  // a volume's marker file
+inline constexpr const char* kMirroredDirs[] = {"keys", "index", "roots", "records", "placement"};
+
+// Makes `repo_dir` (new or empty) a repository directory again from the metadata mirror of
+// volume `volume_dir` (after the repository directory was lost): the local layout, then every
+// mirrored file, each durable. Packs stay where they are, on the volumes the config names.
+// Returns the number of files copied.
+Result<size_t> RecoverFromVolume(Env* env, const std::string& volume_dir, const std::string& repo_dir);
+
 class RedundantBackend : public Backend {
  public:
   RedundantBackend(Env* env, std::unique_ptr<Backend> primary, VolumeLayout layout);
@@ -141,6 +153,15 @@ class RedundantBackend : public Backend {
   Result<RedundancyStatus> GetStatus();
   // How many placement records name volume `id` (whether or not its files are still there).
   Result<size_t> PlacementsOn(const std::string& id);
+
+  // Metadata mirrors: every object but packs and locks, and every placement record, is written
+  // to `<volume>/meta/` on each volume as well as to the repository directory (and removed from
+  // both), so that losing the repository directory's disk loses nothing (RecoverFromVolume). A
+  // volume that fails or hangs during such a write is noted and skipped; this brings every
+  // answering volume's mirror to the repository directory's state (copies what it lacks,
+  // rewrites a config, key slot or placement record that differs, removes what it has extra).
+  // Returns the files copied or removed. Run by repair and after a volume is added.
+  Result<uint64_t> SyncMirrors();
 
   // Writes a pack as fragments under the current policy and records its placement (the commit
   // step of a pack writer; also used to spread local packs). Shared: a fragment write that
@@ -243,6 +264,13 @@ class RedundantBackend : public Backend {
   void RepairAll(const std::vector<std::string>& placed, const VolumeLayout& layout, const std::set<std::string>& failed,
                  const RepairOptions& options, RepairReport* report, Balance* balance);
   bool VolumeOnline(const VolumeConfig& v);
+  class MirroringWriter;
+  // A writer of a non-pack object in the repository directory that also mirrors it.
+  Result<std::unique_ptr<ObjectWriter>> CreateMirrored(ObjectType type, const std::string& name);
+  // Writes `content` to (nullptr: removes) `relpath` in every volume's mirror, side by side;
+  // failures are noted, not returned (the repository directory holds the object).
+  void Mirror(const std::string& relpath, const std::string* content);
+  Status MirrorOn(const VolumeConfig& v, const std::string& relpath, std::shared_ptr<const std::string> content);
   // The volumes a write failed on in this process (avoided for new fragments).
   std::set<std::string> FailedWrites();
 

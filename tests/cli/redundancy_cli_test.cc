@@ -120,6 +120,57 @@ TEST_F(RedundancyCliTest, TwoVolumesLostReadRepairScrubDrainRemove) {
   ExpectRestores("after repair and removal");
 }
 
+// The disk of the repository directory is lost (and two volumes with it): every volume holds a
+// copy of the metadata, so the repository is recreated from one of them and reads back byte for
+// byte, its datasets and refs too; repair then restores full redundancy and the mirrors.
+TEST_F(RedundancyCliTest, ALostRepositoryDirectoryIsRecoveredFromAVolume) {
+  Spread(8);
+  // Metadata written after the volumes were added: a dataset, a commit, a branch.
+  J({"dataset", "create", "ds"});
+  J({"commit", "ds@main", data_, "-m", "data"});
+  J({"branch", "create", "ds@dev", "ds@main"});
+  const std::string head = HeadOf("ds@dev");
+  auto notvol = Run({"-r", dir_ / "elsewhere", "volume", "recover", "--from", data_});
+  EXPECT_NE(notvol.exit_code, 0);
+  EXPECT_NE(notvol.err.find("not a strata volume"), std::string::npos) << Describe(notvol);
+  auto occupied = Run({"-r", data_, "volume", "recover", "--from", Vol(3)});
+  EXPECT_NE(occupied.exit_code, 0);
+  EXPECT_NE(occupied.err.find("not empty"), std::string::npos) << Describe(occupied);
+
+  fs::remove_all(repo_);
+  fs::remove_all(Vol(2));
+  fs::remove_all(Vol(5));
+  auto r = S({"--json", "volume", "recover", "--from", Vol(3)});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  json rec = ParseJson(r);
+  EXPECT_GT(rec["files"].get<int>(), 10);
+  EXPECT_EQ(rec["datasets"], 1);
+  EXPECT_GT(rec["placed_packs"].get<int>(), 0);
+  ExpectRestores("after recovery");
+  EXPECT_EQ(HeadOf("ds@dev"), head);
+  std::string out = dir_ / "checkout";
+  auto co = S({"-q", "checkout", "ds@dev", out});
+  ASSERT_EQ(co.exit_code, 0) << Describe(co);
+  EXPECT_EQ(DiffTrees(want_, SnapshotTree(out)), "");
+  ExpectVerifies("after recovery");
+
+  // The lost volumes come back empty; repair rebuilds their fragments and metadata copies.
+  for (int i : {2, 5}) {
+    fs::create_directories(Vol(i));
+    std::string marker = ReadFile(Vol(3) + "/strata-volume");
+    marker.replace(marker.find("\"v3\""), 4, "\"v" + std::to_string(i) + "\"");
+    WriteFile(Vol(i) + "/strata-volume", marker);
+    fs::create_directories(Vol(i) + "/fragments");
+    fs::create_directories(Vol(i) + "/tmp");
+  }
+  json repaired = J({"repair", "fragments"});
+  EXPECT_GT(repaired["fragments_rebuilt"].get<int>(), 0);
+  EXPECT_GT(repaired["mirror_files"].get<int>(), 10);
+  EXPECT_TRUE(fs::exists(Vol(5) + "/meta/config"));
+  EXPECT_EQ(J({"scrub"})["problems"].size(), 0u);
+  EXPECT_EQ(J({"repair", "fragments"})["mirror_files"], 0);  // nothing left to copy
+}
+
 TEST_F(RedundancyCliTest, ThreeVolumesLostIsAClearErrorNamingObjects) {
   Spread(6);
   for (int i : {1, 3, 6}) fs::remove_all(Vol(i));

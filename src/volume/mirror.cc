@@ -1,0 +1,222 @@
+// Metadata mirrors: the repository directory's small files (config, key slots, index files,
+// roots, records, placement records) kept on every volume too, so that the disk of the
+// repository directory is not a single point of failure (docs/DURABILITY.md, "Metadata").
+#include <algorithm>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "base/logging.h"
+#include "volume/redundant_backend.h"
+
+namespace strata::volume {
+
+namespace {
+
+bool IsTemporary(std::string_view name) { return name.starts_with(".tmp-"); }
+
+// The files of `dir` (not temporaries); none when it does not exist.
+Result<std::vector<std::string>> FilesIn(Env* env, const std::string& dir) {
+  if (!env->FileExists(dir)) return std::vector<std::string>();
+  STRATA_ASSIGN_OR_RETURN(auto names, env->ListDir(dir));
+  names.erase(std::remove_if(names.begin(), names.end(), [](const std::string& n) { return IsTemporary(n); }),
+              names.end());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// Creates `dir` and the directories above it up to `top` (which exists), each durable.
+Status MakeDirs(Env* env, const std::string& top, const std::string& dir) {
+  if (dir == top || env->FileExists(dir)) return Status::OK();
+  std::string parent(Dirname(dir));
+  STRATA_RETURN_IF_ERROR(MakeDirs(env, top, parent));
+  STRATA_RETURN_IF_ERROR(env->CreateDir(dir));
+  return env->SyncDir(parent);
+}
+
+}  // namespace
+
+// Appends go to the repository directory's writer and into a buffer; at Commit the object is
+// made durable there first, then copied to every volume's mirror.
+class RedundantBackend::MirroringWriter : public ObjectWriter {
+ public:
+  MirroringWriter(RedundantBackend* backend, std::unique_ptr<ObjectWriter> primary, std::string relpath)
+      : backend_(backend), primary_(std::move(primary)), relpath_(std::move(relpath)) {}
+  Status Append(std::span<const uint8_t> data) override {
+    bytes_.append(reinterpret_cast<const char*>(data.data()), data.size());
+    return primary_->Append(data);
+  }
+  Status Commit(Durability durability) override {
+    STRATA_RETURN_IF_ERROR(primary_->Commit(durability));
+    backend_->Mirror(relpath_, &bytes_);
+    return Status::OK();
+  }
+  uint64_t size() const override { return primary_->size(); }
+
+ private:
+  RedundantBackend* backend_;
+  std::unique_ptr<ObjectWriter> primary_;
+  std::string relpath_;
+  std::string bytes_;
+};
+
+Result<std::unique_ptr<ObjectWriter>> RedundantBackend::CreateMirrored(ObjectType type, const std::string& name) {
+  STRATA_ASSIGN_OR_RETURN(auto writer, primary_->Create(type, name));
+  if (type == ObjectType::kLock || layout().volumes.empty()) return writer;
+  return std::unique_ptr<ObjectWriter>(new MirroringWriter(this, std::move(writer), ObjectPath(type, name)));
+}
+
+void RedundantBackend::Mirror(const std::string& relpath, const std::string* content) {
+  VolumeLayout layout = this->layout();
+  std::set<std::string> failed = FailedWrites();
+  std::vector<const VolumeConfig*> targets;
+  for (const auto& v : layout.volumes) {
+    if (!failed.count(v.id)) targets.push_back(&v);
+  }
+  if (targets.empty()) return;
+  auto shared = content ? std::make_shared<const std::string>(*content) : nullptr;
+  // Side by side: the volumes are separate disks, each write waits for its own syncs.
+  std::vector<Status> results(targets.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < targets.size(); ++i) {
+    threads.emplace_back([&, i] { results[i] = MirrorOn(*targets[i], relpath, shared); });
+  }
+  results[0] = MirrorOn(*targets[0], relpath, shared);
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (!results[i].ok()) NoteWriteError(targets[i]->id, results[i]);
+  }
+}
+
+Status RedundantBackend::MirrorOn(const VolumeConfig& v, const std::string& relpath,
+                                  std::shared_ptr<const std::string> content) {
+  auto context = [&](const Status& s) {
+    return s.WithContext(fmt::format("metadata mirror of {} on volume {}", relpath, v.id));
+  };
+  if (Status s = CheckAnswering(v.id); !s.ok()) return context(s);
+  struct Io {
+    Env* env;
+    std::string marker, top, path;
+    std::shared_ptr<const std::string> content;  // null: remove
+    Status status;
+  };
+  auto io = std::make_shared<Io>(Io{env_, JoinPath(v.path, kVolumeMarker), JoinPath(v.path, kMirrorDir),
+                                    JoinPath(JoinPath(v.path, kMirrorDir), relpath), std::move(content), Status::OK()});
+  bool answered = writes_.Run([io] {
+    Env* env = io->env;
+    if (!env->FileExists(io->marker)) {
+      io->status = Status::IOError("the volume is offline: no volume marker", true);
+      return;
+    }
+    io->status = [&]() -> Status {
+      std::string dir(Dirname(io->path));
+      if (!io->content) {
+        Status s = env->DeleteFile(io->path);
+        if (s.IsNotFound()) return Status::OK();
+        STRATA_RETURN_IF_ERROR(s);
+        return env->SyncDir(dir);
+      }
+      if (!env->FileExists(io->top)) {
+        STRATA_RETURN_IF_ERROR(env->CreateDir(io->top));
+        STRATA_RETURN_IF_ERROR(env->SyncDir(std::string(Dirname(io->top))));
+      }
+      STRATA_RETURN_IF_ERROR(MakeDirs(env, io->top, dir));
+      return WriteFileAtomic(env, io->path, *io->content);
+    }();
+  }, write_deadline_);
+  if (!answered) {
+    MarkSilent(v.id);
+    return context(Status::IOError(fmt::format("no answer within {:.1f} s (the volume hangs?)",
+                                               write_deadline_.count() / 1000.0)));
+  }
+  return io->status.ok() ? Status::OK() : context(io->status);
+}
+
+Result<uint64_t> RedundantBackend::SyncMirrors() {
+  VolumeLayout layout = this->layout();
+  const std::string repo = primary_->url();
+  // What the repository directory holds, by path relative to it.
+  std::vector<std::string> want = {"config"};
+  for (const char* dir : kMirroredDirs) {
+    STRATA_ASSIGN_OR_RETURN(auto names, FilesIn(env_, JoinPath(repo, dir)));
+    for (auto& n : names) want.push_back(JoinPath(dir, n));
+  }
+  // Rewritten in place (a new passphrase, a pack moved): compared by content. The others are
+  // immutable once written, so their names say enough.
+  auto rewritable = [](const std::string& rel) {
+    return rel == "config" || rel.starts_with("keys/") || rel.starts_with("placement/");
+  };
+  uint64_t changed = 0;
+  std::vector<std::string> errors;
+  for (const auto& v : layout.volumes) {
+    if (!VolumeOnline(v)) continue;
+    const std::string top = JoinPath(v.path, kMirrorDir);
+    std::set<std::string> have;
+    if (env_->FileExists(JoinPath(top, "config"))) have.insert("config");
+    for (const char* dir : kMirroredDirs) {
+      STRATA_ASSIGN_OR_RETURN(auto names, FilesIn(env_, JoinPath(top, dir)));
+      for (auto& n : names) have.insert(JoinPath(dir, n));
+    }
+    Status failed;
+    for (const auto& rel : want) {
+      bool present = have.erase(rel) > 0;
+      if (present && !rewritable(rel)) continue;
+      auto bytes = ReadFileToString(env_, JoinPath(repo, rel));
+      if (!bytes.ok()) {
+        if (bytes.status().IsNotFound()) continue;  // deleted since it was listed
+        return bytes.status();
+      }
+      if (present) {
+        auto theirs = ReadFileToString(env_, JoinPath(top, rel));
+        if (theirs.ok() && *theirs == *bytes) continue;
+      }
+      failed = MirrorOn(v, rel, std::make_shared<const std::string>(std::move(*bytes)));
+      if (!failed.ok()) break;
+      ++changed;
+    }
+    for (const auto& rel : have) {  // gone from the repository directory
+      if (!failed.ok()) break;
+      failed = MirrorOn(v, rel, nullptr);
+      changed += failed.ok();
+    }
+    if (!failed.ok()) {
+      NoteWriteError(v.id, failed);
+      errors.push_back(failed.ToString());
+    }
+  }
+  if (!errors.empty()) return Status::IOError(fmt::format("{}", fmt::join(errors, "; ")));
+  return changed;
+}
+
+Result<size_t> RecoverFromVolume(Env* env, const std::string& volume_dir, const std::string& repo_dir) {
+  const std::string top = JoinPath(volume_dir, kMirrorDir);
+  if (!env->FileExists(JoinPath(volume_dir, kVolumeMarker))) {
+    return Status::NotFound(fmt::format("'{}' is not a strata volume (no {} file)", volume_dir, kVolumeMarker));
+  }
+  if (!env->FileExists(JoinPath(top, "config"))) {
+    return Status::NotFound(fmt::format(
+        "volume '{}' holds no copy of the repository's metadata ({}/config); run `strata repair` on the "
+        "repository while it is there to make one",
+        volume_dir, kMirrorDir));
+  }
+  STRATA_RETURN_IF_ERROR(CreateLocalBackend(env, repo_dir).status());
+  size_t copied = 0;
+  auto copy = [&](const std::string& rel) -> Status {
+    STRATA_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(env, JoinPath(top, rel)));
+    STRATA_RETURN_IF_ERROR(WriteFileAtomic(env, JoinPath(repo_dir, rel), bytes));
+    ++copied;
+    return Status::OK();
+  };
+  for (const char* dir : kMirroredDirs) {
+    STRATA_ASSIGN_OR_RETURN(auto names, FilesIn(env, JoinPath(top, dir)));
+    if (names.empty()) continue;
+    STRATA_RETURN_IF_ERROR(MakeDirs(env, repo_dir, JoinPath(repo_dir, dir)));
+    for (const auto& n : names) STRATA_RETURN_IF_ERROR(copy(JoinPath(dir, n)));
+  }
+  // Last: a directory with a config looks like a repository.
+  STRATA_RETURN_IF_ERROR(copy("config"));
+  return copied;
+}
+
+}  // namespace strata::volume
