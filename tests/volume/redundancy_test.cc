@@ -532,6 +532,59 @@ TEST_F(RedundantBackendTest, WritesAvoidAFailingVolumeOrRefuseBelowPolicy) {
   backend_.reset();
 }
 
+// Every object but packs and locks, and every placement record, is copied to each volume's
+// meta/ and removed with it; a volume that fails writes misses copies without failing the
+// writer, SyncMirrors then brings its copy to the repository directory's state, and a
+// repository directory is recreated from it.
+TEST_F(RedundantBackendTest, MetadataIsMirroredOnEveryVolumeAndSyncCatchesUp) {
+  FaultEnv faulty(Env::Default());
+  Build(6, "rs:4+2", &faulty);
+  auto meta = [&](int volume, const std::string& rel) { return dir_ / ("vol" + std::to_string(volume) + "/meta/" + rel); };
+  ASSERT_TRUE(backend_->Put(ObjectType::kConfig, "config", "{\"v\":1}").ok());
+  ASSERT_TRUE(backend_->Put(ObjectType::kIndex, "aa11", "index bytes").ok());
+  ASSERT_TRUE(backend_->Put(ObjectType::kLock, "cc33", "lock").ok());
+  ASSERT_TRUE(backend_->Put(ObjectType::kPack, "bbpack", RandomBytes(3, 3u << 20)).ok());
+  for (int i = 1; i <= 6; ++i) {
+    EXPECT_EQ(strata::testing::ReadFile(meta(i, "index/aa11")), "index bytes") << i;
+    EXPECT_EQ(strata::testing::ReadFile(meta(i, "config")), "{\"v\":1}") << i;
+    EXPECT_EQ(strata::testing::ReadFile(meta(i, "placement/bbpack")),
+              strata::testing::ReadFile(dir_ / "repo/placement/bbpack")) << i;
+    EXPECT_FALSE(fs::exists(meta(i, "locks/cc33"))) << i;
+    EXPECT_FALSE(fs::exists(meta(i, "packs"))) << i;
+  }
+
+  faulty.FailWritesAfter(0, "/vol2/");
+  ASSERT_TRUE(backend_->Put(ObjectType::kRoot, "dd22", "root").ok());  // the volume's failure is not the writer's
+  EXPECT_TRUE(fs::exists(meta(1, "roots/dd22")));
+  EXPECT_FALSE(fs::exists(meta(2, "roots/dd22")));
+  ASSERT_TRUE(backend_->Delete(ObjectType::kIndex, "aa11").ok());
+  EXPECT_FALSE(fs::exists(meta(1, "index/aa11")));
+  EXPECT_TRUE(fs::exists(meta(2, "index/aa11")));  // avoided by this process since its failure
+  auto st = backend_->GetStatus();
+  ASSERT_TRUE(st.ok());
+  EXPECT_GT(st->volumes[1].write_errors, 0u);
+
+  faulty.FailWritesAfter(-1);
+  Reopen();  // another process tries volume 2 again
+  auto synced = backend_->SyncMirrors();
+  ASSERT_TRUE(synced.ok()) << synced.status().ToString();
+  EXPECT_EQ(*synced, 2u);  // roots/dd22 copied, index/aa11 removed
+  EXPECT_EQ(strata::testing::ReadFile(meta(2, "roots/dd22")), "root");
+  EXPECT_FALSE(fs::exists(meta(2, "index/aa11")));
+  EXPECT_EQ(*backend_->SyncMirrors(), 0u);
+
+  std::string recovered = dir_ / "recovered";
+  auto copied = RecoverFromVolume(Env::Default(), dir_ / "vol2", recovered);
+  ASSERT_TRUE(copied.ok()) << copied.status().ToString();
+  EXPECT_EQ(*copied, 3u);  // config, roots/dd22, placement/bbpack
+  EXPECT_EQ(strata::testing::ReadFile(recovered + "/placement/bbpack"),
+            strata::testing::ReadFile(dir_ / "repo/placement/bbpack"));
+  EXPECT_EQ(strata::testing::ReadFile(recovered + "/config"), "{\"v\":1}");
+  EXPECT_FALSE(RecoverFromVolume(Env::Default(), dir_ / "vol2", recovered).ok());  // not empty
+  EXPECT_FALSE(RecoverFromVolume(Env::Default(), dir_ / "repo", dir_ / "again").ok());  // not a volume
+  backend_.reset();
+}
+
 TEST_F(RedundantBackendTest, AWriteToAVolumeThatHangsGoesElsewhereAfterTheDeadline) {
   HangingEnv hanging(Env::Default(), "/vol3/", HangingEnv::Op::kWrite);
   Build(7, "rs:4+2", &hanging);
