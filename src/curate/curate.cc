@@ -196,14 +196,6 @@ JpegDecode DecodeJpegGrey(const std::string& data, unsigned denom, cv::Mat* out,
   return JpegDecode::kOk;
 }
 
-// Why a binary PGM/PPM is shorter than its header says (OpenCV would print, then fail); empty
-// when it is not.
-std::string PixelsMissing(const std::string& data, const ingest::ImageInfo& info) {
-  uint64_t have = data.size() - std::min<uint64_t>(data.size(), info.data_offset);
-  if (have >= info.data_bytes) return {};
-  return fmt::format("pixel data truncated: {} of {} bytes", have, info.data_bytes);
-}
-
 // libpng's errors come back through OnPngError instead of being printed; its warnings (benign
 // metadata, such as a colour profile it does not like) are ignored. Reads come from memory.
 struct PngSource {
@@ -274,7 +266,7 @@ cv::Mat DecodeGrey(const std::string& data, const ingest::ImageInfo& info, std::
     *why = fmt::format("{}x{} pixels is more than this check decodes", info.width, info.height);
     return {};
   }
-  if (*why = PixelsMissing(data, info); !why->empty()) return {};
+  if (*why = ingest::PixelsMissing(data.size(), info); !why->empty()) return {};
   if (info.format == "png" && data.find("IEND", data.size() - std::min<size_t>(data.size(), 64)) == std::string::npos) {
     *why = "truncated: no end chunk";
     return {};
@@ -746,7 +738,7 @@ std::string Base64(std::string_view in) {
 // A PNG thumbnail (longer side at most 112 pixels) of an image file; empty when it does not decode.
 std::string Thumbnail(const std::string& data) {
   auto info = ingest::ProbeImage({reinterpret_cast<const uint8_t*>(data.data()), data.size()});
-  if (!info.ok() || !PixelsMissing(data, *info).empty()) return {};
+  if (!info.ok() || !ingest::PixelsMissing(data.size(), *info).empty()) return {};
   cv::Mat img;
   std::string why;
   // OpenCV's readers let libpng and libjpeg print what is wrong with a damaged file: only a file

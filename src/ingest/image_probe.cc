@@ -1,5 +1,6 @@
 #include "ingest/image_probe.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -150,6 +151,12 @@ Result<ImageInfo> ProbeImageFile(Env* env, const std::string& path, size_t max_b
   auto info = ProbeImage({head.data(), done});
   if (!info.ok()) return info.status().WithContext(path);
   return info;
+}
+
+std::string PixelsMissing(uint64_t size, const ImageInfo& info) {
+  uint64_t have = size - std::min<uint64_t>(size, info.data_offset);
+  if (have >= info.data_bytes) return {};
+  return fmt::format("pixel data truncated: {} of {} bytes", have, info.data_bytes);
 }
 
 void AddImageMeta(std::span<const uint8_t> head, FileItem* item) {

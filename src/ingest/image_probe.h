@@ -26,6 +26,10 @@ struct ImageInfo {
 // it is a known format whose header is damaged.
 Result<ImageInfo> ProbeImage(std::span<const uint8_t> head);
 
+// Why a binary PGM/PPM of `size` bytes is shorter than its header says (a decoder would fail,
+// OpenCV's after printing to stderr); empty when it is not, or `info` is no binary PGM/PPM.
+std::string PixelsMissing(uint64_t size, const ImageInfo& info);
+
 // Reads at most `max_bytes` from the start of `path` and probes them.
 Result<ImageInfo> ProbeImageFile(Env* env, const std::string& path, size_t max_bytes = 64 << 10);
 

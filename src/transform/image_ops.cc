@@ -8,6 +8,8 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "ingest/image_probe.h"
+
 namespace strata::transform {
 
 uint64_t Rng::Next() {
@@ -38,6 +40,14 @@ cv::Mat DecodeImage(std::span<const uint8_t> bytes, const Op& op, std::string* e
   if (bytes.empty()) {
     *error = "empty file";
     return img;
+  }
+  // A binary PGM/PPM shorter than its header says fails here, before OpenCV's reader, which
+  // would print its exception to stderr before failing.
+  if (auto info = ingest::ProbeImage(bytes); info.ok()) {
+    if (std::string missing = ingest::PixelsMissing(bytes.size(), *info); !missing.empty()) {
+      *error = fmt::format("not a decodable image: {}", missing);
+      return img;
+    }
   }
   int flags = op.mode == "grayscale" ? cv::IMREAD_GRAYSCALE : op.mode == "rgb" ? cv::IMREAD_COLOR : cv::IMREAD_ANYCOLOR;
   try {
