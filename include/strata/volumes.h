@@ -39,6 +39,9 @@ struct VolumeInfo {
   // Counted by every process that opened the repository (saved when it closes).
   uint64_t degraded_reads = 0;  // reads that rebuilt a fragment of this volume from the others
   uint64_t read_errors = 0, write_errors = 0;
+  // Files in its copy of the repository's metadata (`<volume>/meta/`); fewer than the
+  // repository directory's `metadata_files` when it missed writes (repair catches it up).
+  uint64_t metadata_files = 0;
 };
 
 // A policy of its own for the packs of some data (a dataset's: its name is the label).
@@ -57,6 +60,7 @@ struct RedundancyStatus {
   uint64_t placed_packs = 0;   // packs with a placement record
   uint64_t local_packs = 0;    // packs in the repository directory (not spread)
   uint64_t degraded_reads = 0;
+  uint64_t metadata_files = 0;  // GetStatus: the repository directory's files that volumes copy
 };
 
 struct ScrubOptions {
@@ -141,7 +145,14 @@ class VolumeAdmin {
 // records, placement records; written beside the repository directory's own and brought up to
 // date by repair), after the disk that held the directory was lost. The packs stay on the
 // volumes the config names. Open the result with a passphrase and rebuild its catalog
-// (`Lake::RebuildCatalog`); `strata volume recover` does all three. Returns the files copied.
-Result<size_t> RecoverRepository(const std::string& volume_dir, const std::string& repository_dir);
+// (`Lake::RebuildCatalog`); `strata volume recover` does all three.
+struct RecoveryReport {
+  size_t files = 0;  // metadata files copied
+  // Other volumes of the repository (by directory) whose copy holds files this one lacks: it
+  // may have missed writes they did not (a volume that failed or hung for a while), and one of
+  // them may be the better source. Empty when every reachable copy is contained in this one.
+  std::map<std::string, size_t> fuller;
+};
+Result<RecoveryReport> RecoverRepository(const std::string& volume_dir, const std::string& repository_dir);
 
 }  // namespace strata

@@ -143,11 +143,13 @@ void AddVolumeCommands(CLI::App& app, Globals& g, int& exit_code) {
         vols.push_back({{"id", v.id}, {"path", v.path}, {"domain", v.domain}, {"capacity", v.capacity},
                         {"draining", v.draining}, {"online", v.online}, {"fragments", v.fragments},
                         {"bytes", v.bytes}, {"degraded_reads", v.degraded_reads},
-                        {"read_errors", v.read_errors}, {"write_errors", v.write_errors}});
+                        {"read_errors", v.read_errors}, {"write_errors", v.write_errors},
+                        {"metadata_files", v.metadata_files}});
       }
       PrintJson({{"policy", st.policy}, {"archive_policy", st.archive_policy.empty() ? st.policy : st.archive_policy},
                  {"datasets", DatasetPolicies(st)}, {"volumes", vols}, {"placed_packs", st.placed_packs},
-                 {"local_packs", st.local_packs}, {"degraded_reads", st.degraded_reads}});
+                 {"local_packs", st.local_packs}, {"degraded_reads", st.degraded_reads},
+                 {"metadata_files", st.metadata_files}});
       return;
     }
     std::cout << fmt::format("policy {}{}; {} packs spread over volumes, {} in the repository directory\n", st.policy,
@@ -159,8 +161,9 @@ void AddVolumeCommands(CLI::App& app, Globals& g, int& exit_code) {
                                !v.online ? "OFFLINE" : v.draining ? "draining" : "online", v.domain, v.fragments,
                                v.bytes / 1e6, v.path);
       if (with_counters) {
-        std::cout << fmt::format("  degraded reads {} read errors {} write errors {}", v.degraded_reads,
-                                 v.read_errors, v.write_errors);
+        std::cout << fmt::format("  degraded reads {} read errors {} write errors {}  metadata {}/{}",
+                                 v.degraded_reads, v.read_errors, v.write_errors, v.metadata_files,
+                                 st.metadata_files);
       }
       std::cout << "\n";
     }
@@ -197,19 +200,26 @@ void AddVolumeCommands(CLI::App& app, Globals& g, int& exit_code) {
   recover->add_option("--from", recover_from, "A volume directory of the repository")->required();
   recover->callback([&g] {
     if (g.repo.empty()) throw Failure{Status::InvalidArgument("give the repository directory to recreate with -r")};
-    size_t files = Check(RecoverRepository(recover_from, g.repo));
+    RecoveryReport recovered = Check(RecoverRepository(recover_from, g.repo));
+    for (const auto& [dir, extra] : recovered.fuller) {
+      std::cerr << fmt::format(
+          "warning: the metadata copy on {} has {} files the copy on {} lacks: that volume may have missed writes; "
+          "if this one was offline for a while, recover into an empty directory again --from {}\n",
+          dir, extra, recover_from, dir);
+    }
     auto repo = OpenRepo(g);  // the passphrase against the recovered key slots and config MAC
     auto rebuilt = Check(Lake::RebuildCatalog(repo.get()));
     for (const auto& w : rebuilt.warnings) std::cerr << "warning: " << w << "\n";
     auto summary = Check(repo->volumes()->GetSummary());
     if (g.json) {
-      PrintJson({{"files", files}, {"placed_packs", summary.placed_packs}, {"datasets", rebuilt.datasets},
+      PrintJson({{"files", recovered.files}, {"fuller", recovered.fuller}, {"placed_packs", summary.placed_packs},
+                 {"datasets", rebuilt.datasets},
                  {"refs", rebuilt.refs}, {"commits", rebuilt.commits}, {"warnings", rebuilt.warnings}});
     } else if (!g.quiet) {
       std::cout << fmt::format(
           "recovered {} from {}: {} metadata files, {} packs on the volumes, {} datasets, {} refs, {} commits; run "
           "`strata scrub` and `strata repair` next\n",
-          g.repo, recover_from, files, summary.placed_packs, rebuilt.datasets, rebuilt.refs, rebuilt.commits);
+          g.repo, recover_from, recovered.files, summary.placed_packs, rebuilt.datasets, rebuilt.refs, rebuilt.commits);
     }
   });
 

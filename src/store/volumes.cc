@@ -278,7 +278,7 @@ class VolumeAdminImpl : public VolumeAdmin {
 
 namespace strata {
 
-Result<size_t> RecoverRepository(const std::string& volume_dir, const std::string& repository_dir) {
+Result<RecoveryReport> RecoverRepository(const std::string& volume_dir, const std::string& repository_dir) {
   return volume::RecoverFromVolume(Env::Default(), volume_dir, repository_dir);
 }
 

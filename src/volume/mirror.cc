@@ -6,6 +6,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "base/logging.h"
 #include "volume/redundant_backend.h"
@@ -133,15 +134,22 @@ Status RedundantBackend::MirrorOn(const VolumeConfig& v, const std::string& relp
   return io->status.ok() ? Status::OK() : context(io->status);
 }
 
+Result<std::vector<std::string>> MetadataFiles(Env* env, const std::string& top) {
+  std::vector<std::string> files;
+  if (env->FileExists(JoinPath(top, "config"))) files.push_back("config");
+  for (const char* dir : kMirroredDirs) {
+    STRATA_ASSIGN_OR_RETURN(auto names, FilesIn(env, JoinPath(top, dir)));
+    for (auto& n : names) files.push_back(JoinPath(dir, n));
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 Result<uint64_t> RedundantBackend::SyncMirrors() {
   VolumeLayout layout = this->layout();
   const std::string repo = primary_->url();
   // What the repository directory holds, by path relative to it.
-  std::vector<std::string> want = {"config"};
-  for (const char* dir : kMirroredDirs) {
-    STRATA_ASSIGN_OR_RETURN(auto names, FilesIn(env_, JoinPath(repo, dir)));
-    for (auto& n : names) want.push_back(JoinPath(dir, n));
-  }
+  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> want, MetadataFiles(env_, repo));
   // Rewritten in place (a new passphrase, a pack moved): compared by content. The others are
   // immutable once written, so their names say enough.
   auto rewritable = [](const std::string& rel) {
@@ -152,12 +160,8 @@ Result<uint64_t> RedundantBackend::SyncMirrors() {
   for (const auto& v : layout.volumes) {
     if (!VolumeOnline(v)) continue;
     const std::string top = JoinPath(v.path, kMirrorDir);
-    std::set<std::string> have;
-    if (env_->FileExists(JoinPath(top, "config"))) have.insert("config");
-    for (const char* dir : kMirroredDirs) {
-      STRATA_ASSIGN_OR_RETURN(auto names, FilesIn(env_, JoinPath(top, dir)));
-      for (auto& n : names) have.insert(JoinPath(dir, n));
-    }
+    STRATA_ASSIGN_OR_RETURN(auto listed, MetadataFiles(env_, top));
+    std::set<std::string> have(listed.begin(), listed.end());
     Status failed;
     for (const auto& rel : want) {
       bool present = have.erase(rel) > 0;
@@ -189,7 +193,7 @@ Result<uint64_t> RedundantBackend::SyncMirrors() {
   return changed;
 }
 
-Result<size_t> RecoverFromVolume(Env* env, const std::string& volume_dir, const std::string& repo_dir) {
+Result<RecoveryReport> RecoverFromVolume(Env* env, const std::string& volume_dir, const std::string& repo_dir) {
   const std::string top = JoinPath(volume_dir, kMirrorDir);
   if (!env->FileExists(JoinPath(volume_dir, kVolumeMarker))) {
     return Status::NotFound(fmt::format("'{}' is not a strata volume (no {} file)", volume_dir, kVolumeMarker));
@@ -200,8 +204,26 @@ Result<size_t> RecoverFromVolume(Env* env, const std::string& volume_dir, const 
         "repository while it is there to make one",
         volume_dir, kMirrorDir));
   }
+  STRATA_ASSIGN_OR_RETURN(auto source, MetadataFiles(env, top));
+  RecoveryReport report;
+  // The other volumes' copies, by the directories the copied config lists (a copy is compared
+  // by its names: a file another copy has and this one lacks was written while this volume
+  // missed it, or deleted later, when this copy is the newer).
+  STRATA_ASSIGN_OR_RETURN(std::string config_text, ReadFileToString(env, JoinPath(top, "config")));
+  auto config = nlohmann::json::parse(config_text, nullptr, false);
+  if (config.is_object() && config.contains("volumes") && config["volumes"].is_array()) {
+    const std::set<std::string> mine(source.begin(), source.end());
+    for (const auto& v : config["volumes"]) {
+      std::string dir = v.is_object() ? v.value("path", "") : "";
+      if (dir.empty() || dir == volume_dir || !env->FileExists(JoinPath(JoinPath(dir, kMirrorDir), "config"))) continue;
+      auto theirs = MetadataFiles(env, JoinPath(dir, kMirrorDir));
+      if (!theirs.ok()) continue;
+      size_t extra = std::count_if(theirs->begin(), theirs->end(), [&](const std::string& f) { return !mine.count(f); });
+      if (extra > 0) report.fuller[dir] = extra;
+    }
+  }
   STRATA_RETURN_IF_ERROR(CreateLocalBackend(env, repo_dir).status());
-  size_t copied = 0;
+  size_t& copied = report.files;
   auto copy = [&](const std::string& rel) -> Status {
     STRATA_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(env, JoinPath(top, rel)));
     STRATA_RETURN_IF_ERROR(WriteFileAtomic(env, JoinPath(repo_dir, rel), bytes));
@@ -216,7 +238,7 @@ Result<size_t> RecoverFromVolume(Env* env, const std::string& volume_dir, const 
   }
   // Last: a directory with a config looks like a repository.
   STRATA_RETURN_IF_ERROR(copy("config"));
-  return copied;
+  return report;
 }
 
 }  // namespace strata::volume

@@ -1621,6 +1621,8 @@ Result<RedundancyStatus> RedundantBackend::GetSummary() {
 
 Result<RedundancyStatus> RedundantBackend::GetStatus() {
   STRATA_ASSIGN_OR_RETURN(RedundancyStatus st, GetSummary());
+  STRATA_ASSIGN_OR_RETURN(auto metadata, MetadataFiles(env_, primary_->url()));
+  st.metadata_files = metadata.size();
   VolumeLayout layout = this->layout();
   // Saved counters plus this process's.
   std::map<std::string, Counters> counters;
@@ -1652,6 +1654,9 @@ Result<RedundancyStatus> RedundantBackend::GetStatus() {
     info.capacity = v.capacity;
     info.draining = v.draining;
     info.online = VolumeOnline(v);
+    if (info.online) {
+      if (auto files = MetadataFiles(env_, JoinPath(v.path, kMirrorDir)); files.ok()) info.metadata_files = files->size();
+    }
     std::string base = JoinPath(v.path, "fragments");
     if (auto dirs = env_->ListDir(base); dirs.ok()) {
       for (const auto& d : *dirs) {

@@ -106,8 +106,12 @@ inline constexpr const char* kMirroredDirs[] = {"keys", "index", "roots", "recor
 // Makes `repo_dir` (new or empty) a repository directory again from the metadata mirror of
 // volume `volume_dir` (after the repository directory was lost): the local layout, then every
 // mirrored file, each durable. Packs stay where they are, on the volumes the config names.
-// Returns the number of files copied.
-Result<size_t> RecoverFromVolume(Env* env, const std::string& volume_dir, const std::string& repo_dir);
+// Also compares the copy with those of the other volumes the copied config names.
+Result<RecoveryReport> RecoverFromVolume(Env* env, const std::string& volume_dir, const std::string& repo_dir);
+
+// The files of a metadata copy (or of a repository directory) that volumes mirror, as paths
+// relative to `top` ("config", "index/<name>", ...), sorted; temporaries left out.
+Result<std::vector<std::string>> MetadataFiles(Env* env, const std::string& top);
 
 class RedundantBackend : public Backend {
  public:

@@ -144,6 +144,7 @@ TEST_F(RedundancyCliTest, ALostRepositoryDirectoryIsRecoveredFromAVolume) {
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   json rec = ParseJson(r);
   EXPECT_GT(rec["files"].get<int>(), 10);
+  EXPECT_TRUE(rec["fuller"].empty()) << rec.dump();  // every volume's copy was up to date
   EXPECT_EQ(rec["datasets"], 1);
   EXPECT_GT(rec["placed_packs"].get<int>(), 0);
   ExpectRestores("after recovery");
@@ -169,6 +170,9 @@ TEST_F(RedundancyCliTest, ALostRepositoryDirectoryIsRecoveredFromAVolume) {
   EXPECT_TRUE(fs::exists(Vol(5) + "/meta/config"));
   EXPECT_EQ(J({"scrub"})["problems"].size(), 0u);
   EXPECT_EQ(J({"repair", "fragments"})["mirror_files"], 0);  // nothing left to copy
+  json status = J({"volume", "status"});
+  EXPECT_GT(status["metadata_files"].get<int>(), 10);
+  for (const auto& v : status["volumes"]) EXPECT_EQ(v["metadata_files"], status["metadata_files"]) << v.dump();
 }
 
 TEST_F(RedundancyCliTest, ThreeVolumesLostIsAClearErrorNamingObjects) {
@@ -240,7 +244,9 @@ TEST_F(RedundancyCliTest, KilledRebalanceResumesAndEvensOutNewVolumes) {
   r = S({"--json", "volume", "status"});
   const json before = ParseJson(r);
   for (const auto& v : before["volumes"]) {
-    if (v["id"] == "v7" || v["id"] == "v8") EXPECT_EQ(v["fragments"], 0) << "--no-rebalance moved something";
+    if (v["id"] == "v7" || v["id"] == "v8") {
+      EXPECT_EQ(v["fragments"], 0) << "--no-rebalance moved something";
+    }
   }
   std::mt19937_64 rng(7);
   for (int kill = 0; kill < 4; ++kill) {

@@ -1,6 +1,7 @@
 // Redundancy below the store: erasure coding, fragment and placement formats, and the
 // RedundantBackend under lost volumes, bit flips, failing volumes and repair.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <condition_variable>
@@ -540,13 +541,16 @@ TEST_F(RedundantBackendTest, MetadataIsMirroredOnEveryVolumeAndSyncCatchesUp) {
   FaultEnv faulty(Env::Default());
   Build(6, "rs:4+2", &faulty);
   auto meta = [&](int volume, const std::string& rel) { return dir_ / ("vol" + std::to_string(volume) + "/meta/" + rel); };
-  ASSERT_TRUE(backend_->Put(ObjectType::kConfig, "config", "{\"v\":1}").ok());
+  nlohmann::json volumes = nlohmann::json::array();
+  for (const auto& v : layout_.volumes) volumes.push_back({{"id", v.id}, {"path", v.path}});
+  const std::string config = nlohmann::json{{"volumes", volumes}}.dump();
+  ASSERT_TRUE(backend_->Put(ObjectType::kConfig, "config", config).ok());
   ASSERT_TRUE(backend_->Put(ObjectType::kIndex, "aa11", "index bytes").ok());
   ASSERT_TRUE(backend_->Put(ObjectType::kLock, "cc33", "lock").ok());
   ASSERT_TRUE(backend_->Put(ObjectType::kPack, "bbpack", RandomBytes(3, 3u << 20)).ok());
   for (int i = 1; i <= 6; ++i) {
     EXPECT_EQ(strata::testing::ReadFile(meta(i, "index/aa11")), "index bytes") << i;
-    EXPECT_EQ(strata::testing::ReadFile(meta(i, "config")), "{\"v\":1}") << i;
+    EXPECT_EQ(strata::testing::ReadFile(meta(i, "config")), config) << i;
     EXPECT_EQ(strata::testing::ReadFile(meta(i, "placement/bbpack")),
               strata::testing::ReadFile(dir_ / "repo/placement/bbpack")) << i;
     EXPECT_FALSE(fs::exists(meta(i, "locks/cc33"))) << i;
@@ -565,6 +569,12 @@ TEST_F(RedundantBackendTest, MetadataIsMirroredOnEveryVolumeAndSyncCatchesUp) {
   EXPECT_GT(st->volumes[1].write_errors, 0u);
 
   faulty.FailWritesAfter(-1);
+  // Recovered from volume 2 now, the copy lacks what the others have: said, per volume.
+  auto stale = RecoverFromVolume(Env::Default(), dir_ / "vol2", dir_ / "stale");
+  ASSERT_TRUE(stale.ok()) << stale.status().ToString();
+  EXPECT_EQ(stale->fuller.size(), 5u);
+  EXPECT_EQ(stale->fuller[dir_ / "vol1"], 1u);  // roots/dd22
+
   Reopen();  // another process tries volume 2 again
   auto synced = backend_->SyncMirrors();
   ASSERT_TRUE(synced.ok()) << synced.status().ToString();
@@ -576,10 +586,11 @@ TEST_F(RedundantBackendTest, MetadataIsMirroredOnEveryVolumeAndSyncCatchesUp) {
   std::string recovered = dir_ / "recovered";
   auto copied = RecoverFromVolume(Env::Default(), dir_ / "vol2", recovered);
   ASSERT_TRUE(copied.ok()) << copied.status().ToString();
-  EXPECT_EQ(*copied, 3u);  // config, roots/dd22, placement/bbpack
+  EXPECT_EQ(copied->files, 3u);  // config, roots/dd22, placement/bbpack
+  EXPECT_TRUE(copied->fuller.empty());
   EXPECT_EQ(strata::testing::ReadFile(recovered + "/placement/bbpack"),
             strata::testing::ReadFile(dir_ / "repo/placement/bbpack"));
-  EXPECT_EQ(strata::testing::ReadFile(recovered + "/config"), "{\"v\":1}");
+  EXPECT_EQ(strata::testing::ReadFile(recovered + "/config"), config);
   EXPECT_FALSE(RecoverFromVolume(Env::Default(), dir_ / "vol2", recovered).ok());  // not empty
   EXPECT_FALSE(RecoverFromVolume(Env::Default(), dir_ / "repo", dir_ / "again").ok());  // not a volume
   backend_.reset();
