@@ -160,6 +160,17 @@ Result<uint64_t> RedundantBackend::SyncMirrors() {
   for (const auto& v : layout.volumes) {
     if (!VolumeOnline(v)) continue;
     const std::string top = JoinPath(v.path, kMirrorDir);
+    // Temporaries of writes a kill interrupted (the caller holds the exclusive lock: no write
+    // is in progress).
+    std::vector<std::string> dirs = {top};
+    for (const char* d : kMirroredDirs) dirs.push_back(JoinPath(top, d));
+    for (const auto& dir : dirs) {
+      auto names = env_->ListDir(dir);
+      if (!names.ok()) continue;
+      for (const auto& n : *names) {
+        if (IsTemporary(n)) (void)env_->DeleteFile(JoinPath(dir, n));
+      }
+    }
     STRATA_ASSIGN_OR_RETURN(auto listed, MetadataFiles(env_, top));
     std::set<std::string> have(listed.begin(), listed.end());
     Status failed;

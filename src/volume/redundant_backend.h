@@ -164,7 +164,8 @@ class RedundantBackend : public Backend {
   // volume that fails or hangs during such a write is noted and skipped; this brings every
   // answering volume's mirror to the repository directory's state (copies what it lacks,
   // rewrites a config, key slot or placement record that differs, removes what it has extra).
-  // Returns the files copied or removed. Run by repair and after a volume is added.
+  // Also removes temporaries that killed writes left there. Returns the files copied or
+  // removed. Run by repair and after a volume is added, under the exclusive lock.
   Result<uint64_t> SyncMirrors();
 
   // Writes a pack as fragments under the current policy and records its placement (the commit

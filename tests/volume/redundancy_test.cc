@@ -576,11 +576,13 @@ TEST_F(RedundantBackendTest, MetadataIsMirroredOnEveryVolumeAndSyncCatchesUp) {
   EXPECT_EQ(stale->fuller[dir_ / "vol1"], 1u);  // roots/dd22
 
   Reopen();  // another process tries volume 2 again
+  strata::testing::WriteFile(meta(3, "index/.tmp-0123456789abcdef-ee44"), "a killed write");
   auto synced = backend_->SyncMirrors();
   ASSERT_TRUE(synced.ok()) << synced.status().ToString();
   EXPECT_EQ(*synced, 2u);  // roots/dd22 copied, index/aa11 removed
   EXPECT_EQ(strata::testing::ReadFile(meta(2, "roots/dd22")), "root");
   EXPECT_FALSE(fs::exists(meta(2, "index/aa11")));
+  EXPECT_FALSE(fs::exists(meta(3, "index/.tmp-0123456789abcdef-ee44")));
   EXPECT_EQ(*backend_->SyncMirrors(), 0u);
 
   std::string recovered = dir_ / "recovered";
