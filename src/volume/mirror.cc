@@ -92,46 +92,24 @@ void RedundantBackend::Mirror(const std::string& relpath, const std::string* con
 
 Status RedundantBackend::MirrorOn(const VolumeConfig& v, const std::string& relpath,
                                   std::shared_ptr<const std::string> content) {
-  auto context = [&](const Status& s) {
-    return s.WithContext(fmt::format("metadata mirror of {} on volume {}", relpath, v.id));
-  };
-  if (Status s = CheckAnswering(v.id); !s.ok()) return context(s);
-  struct Io {
-    Env* env;
-    std::string marker, top, path;
-    std::shared_ptr<const std::string> content;  // null: remove
-    Status status;
-  };
-  auto io = std::make_shared<Io>(Io{env_, JoinPath(v.path, kVolumeMarker), JoinPath(v.path, kMirrorDir),
-                                    JoinPath(JoinPath(v.path, kMirrorDir), relpath), std::move(content), Status::OK()});
-  bool answered = writes_.Run([io] {
-    Env* env = io->env;
-    if (!env->FileExists(io->marker)) {
-      io->status = Status::IOError("the volume is offline: no volume marker", true);
-      return;
+  const std::string top = JoinPath(v.path, kMirrorDir);
+  Status s = RunVolumeWrite(v, [top, path = JoinPath(top, relpath), content = std::move(content)](Env* env) -> Status {
+    std::string dir(Dirname(path));
+    if (!content) {  // a removal
+      Status removed = env->DeleteFile(path);
+      if (removed.IsNotFound()) return Status::OK();
+      STRATA_RETURN_IF_ERROR(removed);
+      return env->SyncDir(dir);
     }
-    io->status = [&]() -> Status {
-      std::string dir(Dirname(io->path));
-      if (!io->content) {
-        Status s = env->DeleteFile(io->path);
-        if (s.IsNotFound()) return Status::OK();
-        STRATA_RETURN_IF_ERROR(s);
-        return env->SyncDir(dir);
-      }
-      if (!env->FileExists(io->top)) {
-        STRATA_RETURN_IF_ERROR(env->CreateDir(io->top));
-        STRATA_RETURN_IF_ERROR(env->SyncDir(std::string(Dirname(io->top))));
-      }
-      STRATA_RETURN_IF_ERROR(MakeDirs(env, io->top, dir));
-      return WriteFileAtomic(env, io->path, *io->content);
-    }();
-  }, write_deadline_);
-  if (!answered) {
-    MarkSilent(v.id);
-    return context(Status::IOError(fmt::format("no answer within {:.1f} s (the volume hangs?)",
-                                               write_deadline_.count() / 1000.0)));
-  }
-  return io->status.ok() ? Status::OK() : context(io->status);
+    if (!env->FileExists(top)) {
+      STRATA_RETURN_IF_ERROR(env->CreateDir(top));
+      STRATA_RETURN_IF_ERROR(env->SyncDir(std::string(Dirname(top))));
+    }
+    STRATA_RETURN_IF_ERROR(MakeDirs(env, top, dir));
+    return WriteFileAtomic(env, path, *content);
+  });
+  if (!s.ok()) return s.WithContext(fmt::format("metadata mirror of {} on volume {}", relpath, v.id));
+  return Status::OK();
 }
 
 Result<std::vector<std::string>> MetadataFiles(Env* env, const std::string& top) {

@@ -851,51 +851,56 @@ Result<std::vector<std::string>> RedundantBackend::ChooseVolumes(const VolumeLay
 // state of its own that holds the bytes: a volume that hangs keeps a runner thread, not the
 // caller, which gets an I/O error after the deadline and places the fragment elsewhere. If the
 // stuck write completes later, its fragment is one no placement names (repair removes it).
-Status RedundantBackend::WriteFragment(const VolumeConfig& v, const std::string& file, const FragmentHeader& h,
-                                       std::shared_ptr<const std::string> owner, std::string_view body) {
-  static std::atomic<uint64_t> counter{0};
-  auto context = [&](const Status& s) { return s.WithContext(fmt::format("writing fragment {} on volume {}", file, v.id)); };
-  if (Status s = CheckAnswering(v.id); !s.ok()) return context(s);
+Status RedundantBackend::RunVolumeWrite(const VolumeConfig& v, std::function<Status(Env*)> write) {
+  STRATA_RETURN_IF_ERROR(CheckAnswering(v.id));
   struct Io {
     Env* env;
-    std::string marker, tmp, final_path, header;
-    std::shared_ptr<const std::string> owner;  // keeps `body` alive
-    std::string_view body;
+    std::string marker;
+    std::function<Status(Env*)> write;
     Status status;
   };
-  auto io = std::make_shared<Io>(Io{env_, JoinPath(v.path, kVolumeMarker),
-                                    JoinPath(v.path, fmt::format("tmp/{}-{}-{}", file, getpid(), counter.fetch_add(1))),
-                                    FragmentPath(v, file), SerializeFragmentHeader(h), std::move(owner), body,
-                                    Status::OK()});
+  auto io = std::make_shared<Io>(Io{env_, JoinPath(v.path, kVolumeMarker), std::move(write), Status::OK()});
   bool answered = writes_.Run([io] {
-    Env* env = io->env;
-    if (!env->FileExists(io->marker)) {
+    if (!io->env->FileExists(io->marker)) {
       io->status = Status::IOError("the volume is offline: no volume marker", true);
       return;
     }
-    io->status = [&]() -> Status {
-      STRATA_ASSIGN_OR_RETURN(auto out, env->NewStreamingFile(io->tmp));
-      STRATA_RETURN_IF_ERROR(out->Append(Bytes(io->header)));
-      STRATA_RETURN_IF_ERROR(out->Append(Bytes(io->body)));
-      STRATA_RETURN_IF_ERROR(out->Sync());
-      STRATA_RETURN_IF_ERROR(out->Close());
-      std::string dir(Dirname(io->final_path));
-      if (!env->FileExists(dir)) {
-        STRATA_RETURN_IF_ERROR(env->CreateDir(dir));
-        STRATA_RETURN_IF_ERROR(env->SyncDir(std::string(Dirname(dir))));
-      }
-      STRATA_RETURN_IF_ERROR(env->RenameFile(io->tmp, io->final_path));
-      return env->SyncDir(dir);
-    }();
-    if (!io->status.ok()) (void)env->DeleteFile(io->tmp);
+    io->status = io->write(io->env);
   }, write_deadline_);
   if (!answered) {
     MarkSilent(v.id);
-    return context(Status::IOError(fmt::format("no answer within {:.1f} s (the volume hangs?)",
-                                               write_deadline_.count() / 1000.0)));
+    return Status::IOError(fmt::format("no answer within {:.1f} s (the volume hangs?)", write_deadline_.count() / 1000.0));
   }
-  ForgetFragment(io->final_path);
-  if (!io->status.ok()) return context(io->status);
+  return io->status;
+}
+
+Status RedundantBackend::WriteFragment(const VolumeConfig& v, const std::string& file, const FragmentHeader& h,
+                                       std::shared_ptr<const std::string> owner, std::string_view body) {
+  static std::atomic<uint64_t> counter{0};
+  const std::string final_path = FragmentPath(v, file);
+  // `owner` keeps `body` alive for a write that outlives its deadline.
+  Status s = RunVolumeWrite(
+      v, [tmp = JoinPath(v.path, fmt::format("tmp/{}-{}-{}", file, getpid(), counter.fetch_add(1))), final_path,
+          header = SerializeFragmentHeader(h), owner = std::move(owner), body](Env* env) -> Status {
+        Status written = [&]() -> Status {
+          STRATA_ASSIGN_OR_RETURN(auto out, env->NewStreamingFile(tmp));
+          STRATA_RETURN_IF_ERROR(out->Append(Bytes(header)));
+          STRATA_RETURN_IF_ERROR(out->Append(Bytes(body)));
+          STRATA_RETURN_IF_ERROR(out->Sync());
+          STRATA_RETURN_IF_ERROR(out->Close());
+          std::string dir(Dirname(final_path));
+          if (!env->FileExists(dir)) {
+            STRATA_RETURN_IF_ERROR(env->CreateDir(dir));
+            STRATA_RETURN_IF_ERROR(env->SyncDir(std::string(Dirname(dir))));
+          }
+          STRATA_RETURN_IF_ERROR(env->RenameFile(tmp, final_path));
+          return env->SyncDir(dir);
+        }();
+        if (!written.ok()) (void)env->DeleteFile(tmp);
+        return written;
+      });
+  ForgetFragment(final_path);
+  if (!s.ok()) return s.WithContext(fmt::format("writing fragment {} on volume {}", file, v.id));
   return Status::OK();
 }
 

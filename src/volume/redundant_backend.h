@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -251,6 +252,10 @@ class RedundantBackend : public Backend {
   Result<std::vector<std::string>> ChooseVolumes(const VolumeLayout& layout, const std::string& pack, int count,
                                                  const std::vector<std::string>& keep,
                                                  const std::set<std::string>& avoid);
+  // Runs `write` (which must own all it touches) on the write runner: kIOError when volume `v`
+  // has no marker (offline), or when it is silent or misses the write deadline (then it is
+  // silent for kSilentPeriod); else what `write` returns.
+  Status RunVolumeWrite(const VolumeConfig& v, std::function<Status(Env*)> write);
   // `body` points into `*owner`.
   Status WriteFragment(const VolumeConfig& v, const std::string& file, const FragmentHeader& h,
                        std::shared_ptr<const std::string> owner, std::string_view body);
