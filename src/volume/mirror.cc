@@ -8,7 +8,6 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "base/logging.h"
 #include "volume/redundant_backend.h"
 
 namespace strata::volume {
@@ -50,7 +49,7 @@ class RedundantBackend::MirroringWriter : public ObjectWriter {
   }
   Status Commit(Durability durability) override {
     STRATA_RETURN_IF_ERROR(primary_->Commit(durability));
-    backend_->Mirror(relpath_, &bytes_);
+    backend_->Mirror(relpath_, std::make_shared<const std::string>(std::move(bytes_)));
     return Status::OK();
   }
   uint64_t size() const override { return primary_->size(); }
@@ -68,7 +67,7 @@ Result<std::unique_ptr<ObjectWriter>> RedundantBackend::CreateMirrored(ObjectTyp
   return std::unique_ptr<ObjectWriter>(new MirroringWriter(this, std::move(writer), ObjectPath(type, name)));
 }
 
-void RedundantBackend::Mirror(const std::string& relpath, const std::string* content) {
+void RedundantBackend::OnEveryMirror(const std::function<Status(const VolumeConfig&)>& op) {
   VolumeLayout layout = this->layout();
   std::set<std::string> failed = FailedWrites();
   std::vector<const VolumeConfig*> targets;
@@ -76,18 +75,41 @@ void RedundantBackend::Mirror(const std::string& relpath, const std::string* con
     if (!failed.count(v.id)) targets.push_back(&v);
   }
   if (targets.empty()) return;
-  auto shared = content ? std::make_shared<const std::string>(*content) : nullptr;
   // Side by side: the volumes are separate disks, each write waits for its own syncs.
   std::vector<Status> results(targets.size());
   std::vector<std::thread> threads;
   for (size_t i = 1; i < targets.size(); ++i) {
-    threads.emplace_back([&, i] { results[i] = MirrorOn(*targets[i], relpath, shared); });
+    threads.emplace_back([&, i] { results[i] = op(*targets[i]); });
   }
-  results[0] = MirrorOn(*targets[0], relpath, shared);
+  results[0] = op(*targets[0]);
   for (auto& t : threads) t.join();
   for (size_t i = 0; i < targets.size(); ++i) {
     if (!results[i].ok()) NoteWriteError(targets[i]->id, results[i]);
   }
+}
+
+void RedundantBackend::Mirror(const std::string& relpath, std::shared_ptr<const std::string> content) {
+  OnEveryMirror([&](const VolumeConfig& v) { return MirrorOn(v, relpath, content); });
+}
+
+void RedundantBackend::MirrorRemoveAll(const std::vector<std::string>& relpaths) {
+  if (relpaths.empty()) return;
+  OnEveryMirror([&](const VolumeConfig& v) {
+    // One sync per directory, not per file (compactions remove dozens of records at once).
+    const std::string top = JoinPath(v.path, kMirrorDir);
+    Status s = RunVolumeWrite(v, [top, relpaths](Env* env) -> Status {
+      std::set<std::string> dirs;
+      for (const auto& rel : relpaths) {
+        std::string path = JoinPath(top, rel);
+        Status removed = env->DeleteFile(path);
+        if (removed.ok()) dirs.insert(std::string(Dirname(path)));
+        else if (!removed.IsNotFound()) return removed;
+      }
+      for (const auto& dir : dirs) STRATA_RETURN_IF_ERROR(env->SyncDir(dir));
+      return Status::OK();
+    });
+    return s.ok() ? s : s.WithContext(fmt::format("metadata mirror on volume {}", v.id));
+  });
 }
 
 Status RedundantBackend::MirrorOn(const VolumeConfig& v, const std::string& relpath,

@@ -352,13 +352,13 @@ Status RedundantBackend::StorePlacement(const Placement& p) {
     STRATA_RETURN_IF_ERROR(env_->CreateDir(dir));
     STRATA_RETURN_IF_ERROR(env_->SyncDir(primary_->url()));
   }
-  const std::string bytes = SerializePlacement(p);
-  STRATA_RETURN_IF_ERROR(WriteFileAtomic(env_, PlacementPath(p.pack), bytes));
+  auto bytes = std::make_shared<const std::string>(SerializePlacement(p));
+  STRATA_RETURN_IF_ERROR(WriteFileAtomic(env_, PlacementPath(p.pack), *bytes));
   {
     std::lock_guard<std::mutex> l(mu_);
     placements_[p.pack] = p;
   }
-  Mirror("placement/" + p.pack, &bytes);
+  Mirror("placement/" + p.pack, std::move(bytes));
   return Status::OK();
 }
 
@@ -733,7 +733,9 @@ Status RedundantBackend::DeleteAll(ObjectType type, const std::vector<std::strin
   if (type == ObjectType::kPack) return Backend::DeleteAll(type, names);
   STRATA_RETURN_IF_ERROR(primary_->DeleteAll(type, names));
   if (type != ObjectType::kLock) {
-    for (const auto& name : names) Mirror(ObjectPath(type, name), nullptr);
+    std::vector<std::string> paths;
+    for (const auto& name : names) paths.push_back(ObjectPath(type, name));
+    MirrorRemoveAll(paths);
   }
   return Status::OK();
 }

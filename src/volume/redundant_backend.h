@@ -277,9 +277,13 @@ class RedundantBackend : public Backend {
   class MirroringWriter;
   // A writer of a non-pack object in the repository directory that also mirrors it.
   Result<std::unique_ptr<ObjectWriter>> CreateMirrored(ObjectType type, const std::string& name);
-  // Writes `content` to (nullptr: removes) `relpath` in every volume's mirror, side by side;
-  // failures are noted, not returned (the repository directory holds the object).
-  void Mirror(const std::string& relpath, const std::string* content);
+  // Runs `op` for every volume that has not failed a write in this process, side by side;
+  // failures are noted (NoteWriteError), not returned: the repository directory holds the
+  // object, and SyncMirrors catches the volume up.
+  void OnEveryMirror(const std::function<Status(const VolumeConfig&)>& op);
+  // Writes `content` to (nullptr: removes) `relpath` in every volume's mirror.
+  void Mirror(const std::string& relpath, std::shared_ptr<const std::string> content);
+  void MirrorRemoveAll(const std::vector<std::string>& relpaths);
   Status MirrorOn(const VolumeConfig& v, const std::string& relpath, std::shared_ptr<const std::string> content);
   // The volumes a write failed on in this process (avoided for new fragments).
   std::set<std::string> FailedWrites();

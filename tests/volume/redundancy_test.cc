@@ -557,6 +557,13 @@ TEST_F(RedundantBackendTest, MetadataIsMirroredOnEveryVolumeAndSyncCatchesUp) {
     EXPECT_FALSE(fs::exists(meta(i, "packs"))) << i;
   }
 
+  ASSERT_TRUE(backend_->Put(ObjectType::kRecord, "r1", "one").ok());
+  ASSERT_TRUE(backend_->Put(ObjectType::kRecord, "r2", "two").ok());
+  EXPECT_TRUE(fs::exists(meta(4, "records/r2")));
+  ASSERT_TRUE(backend_->DeleteAll(ObjectType::kRecord, {"r1", "r2", "absent"}).ok());
+  EXPECT_FALSE(fs::exists(meta(4, "records/r1")));
+  EXPECT_FALSE(fs::exists(meta(4, "records/r2")));
+
   faulty.FailWritesAfter(0, "/vol2/");
   ASSERT_TRUE(backend_->Put(ObjectType::kRoot, "dd22", "root").ok());  // the volume's failure is not the writer's
   EXPECT_TRUE(fs::exists(meta(1, "roots/dd22")));
