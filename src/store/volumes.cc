@@ -274,18 +274,6 @@ class VolumeAdminImpl : public VolumeAdmin {
 
 }  // namespace
 
-}  // namespace strata::store
-
-namespace strata {
-
-Result<RecoveryReport> RecoverRepository(const std::string& volume_dir, const std::string& repository_dir) {
-  return volume::RecoverFromVolume(Env::Default(), volume_dir, repository_dir);
-}
-
-}  // namespace strata
-
-namespace strata::store {
-
 volume::RedundantBackend* RepositoryImpl::redundant() {
   return dynamic_cast<volume::RedundantBackend*>(backend_.get());
 }
@@ -302,3 +290,11 @@ VolumeAdmin* RepositoryImpl::volumes() {
 }
 
 }  // namespace strata::store
+
+namespace strata {
+
+Result<RecoveryReport> RecoverRepository(const std::string& volume_dir, const std::string& repository_dir) {
+  return volume::RecoverFromVolume(Env::Default(), volume_dir, repository_dir);
+}
+
+}  // namespace strata

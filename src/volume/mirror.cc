@@ -63,7 +63,7 @@ class RedundantBackend::MirroringWriter : public ObjectWriter {
 
 Result<std::unique_ptr<ObjectWriter>> RedundantBackend::CreateMirrored(ObjectType type, const std::string& name) {
   STRATA_ASSIGN_OR_RETURN(auto writer, primary_->Create(type, name));
-  if (type == ObjectType::kLock || layout().volumes.empty()) return writer;
+  if (!Mirrored(type) || layout().volumes.empty()) return writer;
   return std::unique_ptr<ObjectWriter>(new MirroringWriter(this, std::move(writer), ObjectPath(type, name)));
 }
 
@@ -92,24 +92,26 @@ void RedundantBackend::Mirror(const std::string& relpath, std::shared_ptr<const 
   OnEveryMirror([&](const VolumeConfig& v) { return MirrorOn(v, relpath, content); });
 }
 
-void RedundantBackend::MirrorRemoveAll(const std::vector<std::string>& relpaths) {
+void RedundantBackend::MirrorRemoveAll(std::vector<std::string> relpaths) {
   if (relpaths.empty()) return;
-  OnEveryMirror([&](const VolumeConfig& v) {
-    // One sync per directory, not per file (compactions remove dozens of records at once).
-    const std::string top = JoinPath(v.path, kMirrorDir);
-    Status s = RunVolumeWrite(v, [top, relpaths](Env* env) -> Status {
-      std::set<std::string> dirs;
-      for (const auto& rel : relpaths) {
-        std::string path = JoinPath(top, rel);
-        Status removed = env->DeleteFile(path);
-        if (removed.ok()) dirs.insert(std::string(Dirname(path)));
-        else if (!removed.IsNotFound()) return removed;
-      }
-      for (const auto& dir : dirs) STRATA_RETURN_IF_ERROR(env->SyncDir(dir));
-      return Status::OK();
-    });
-    return s.ok() ? s : s.WithContext(fmt::format("metadata mirror on volume {}", v.id));
+  OnEveryMirror([&](const VolumeConfig& v) { return RemoveOn(v, relpaths); });
+}
+
+Status RedundantBackend::RemoveOn(const VolumeConfig& v, std::vector<std::string> relpaths) {
+  // One sync per directory, not per file (compactions remove dozens of records at once).
+  const std::string top = JoinPath(v.path, kMirrorDir);
+  Status s = RunVolumeWrite(v, [top, relpaths = std::move(relpaths)](Env* env) -> Status {
+    std::set<std::string> dirs;
+    for (const auto& rel : relpaths) {
+      std::string path = JoinPath(top, rel);
+      Status removed = env->DeleteFile(path);
+      if (removed.ok()) dirs.insert(std::string(Dirname(path)));
+      else if (!removed.IsNotFound()) return removed;
+    }
+    for (const auto& dir : dirs) STRATA_RETURN_IF_ERROR(env->SyncDir(dir));
+    return Status::OK();
   });
+  return s.ok() ? s : s.WithContext(fmt::format("metadata mirror on volume {}", v.id));
 }
 
 Status RedundantBackend::MirrorOn(const VolumeConfig& v, const std::string& relpath,
@@ -117,12 +119,6 @@ Status RedundantBackend::MirrorOn(const VolumeConfig& v, const std::string& relp
   const std::string top = JoinPath(v.path, kMirrorDir);
   Status s = RunVolumeWrite(v, [top, path = JoinPath(top, relpath), content = std::move(content)](Env* env) -> Status {
     std::string dir(Dirname(path));
-    if (!content) {  // a removal
-      Status removed = env->DeleteFile(path);
-      if (removed.IsNotFound()) return Status::OK();
-      STRATA_RETURN_IF_ERROR(removed);
-      return env->SyncDir(dir);
-    }
     if (!env->FileExists(top)) {
       STRATA_RETURN_IF_ERROR(env->CreateDir(top));
       STRATA_RETURN_IF_ERROR(env->SyncDir(std::string(Dirname(top))));
@@ -190,10 +186,9 @@ Result<uint64_t> RedundantBackend::SyncMirrors() {
       if (!failed.ok()) break;
       ++changed;
     }
-    for (const auto& rel : have) {  // gone from the repository directory
-      if (!failed.ok()) break;
-      failed = MirrorOn(v, rel, nullptr);
-      changed += failed.ok();
+    if (failed.ok() && !have.empty()) {  // gone from the repository directory
+      failed = RemoveOn(v, std::vector<std::string>(have.begin(), have.end()));
+      if (failed.ok()) changed += have.size();
     }
     if (!failed.ok()) {
       NoteWriteError(v.id, failed);

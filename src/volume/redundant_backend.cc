@@ -29,7 +29,6 @@ namespace strata::volume {
 
 namespace {
 
-
 constexpr size_t kMaxOpenFragments = 128;
 
 std::vector<std::string> SplitDomain(const std::string& domain) {
@@ -732,10 +731,10 @@ Result<std::vector<std::string>> RedundantBackend::List(ObjectType type) {
 Status RedundantBackend::DeleteAll(ObjectType type, const std::vector<std::string>& names) {
   if (type == ObjectType::kPack) return Backend::DeleteAll(type, names);
   STRATA_RETURN_IF_ERROR(primary_->DeleteAll(type, names));
-  if (type != ObjectType::kLock) {
+  if (Mirrored(type)) {
     std::vector<std::string> paths;
     for (const auto& name : names) paths.push_back(ObjectPath(type, name));
-    MirrorRemoveAll(paths);
+    MirrorRemoveAll(std::move(paths));
   }
   return Status::OK();
 }
@@ -743,7 +742,7 @@ Status RedundantBackend::DeleteAll(ObjectType type, const std::vector<std::strin
 Status RedundantBackend::Delete(ObjectType type, const std::string& name) {
   if (type != ObjectType::kPack) {
     STRATA_RETURN_IF_ERROR(primary_->Delete(type, name));
-    if (type != ObjectType::kLock) Mirror(ObjectPath(type, name), nullptr);
+    if (Mirrored(type)) MirrorRemoveAll({ObjectPath(type, name)});
     return Status::OK();
   }
   STRATA_ASSIGN_OR_RETURN(auto p, FindPlacement(name, true));
@@ -752,7 +751,7 @@ Status RedundantBackend::Delete(ObjectType type, const std::string& name) {
   // The record goes first: fragments no record names are leftovers that repair removes.
   STRATA_RETURN_IF_ERROR(env_->DeleteFile(PlacementPath(name)));
   STRATA_RETURN_IF_ERROR(env_->SyncDir(PlacementDir()));
-  Mirror("placement/" + name, nullptr);
+  MirrorRemoveAll({"placement/" + name});
   {
     std::lock_guard<std::mutex> l(mu_);
     placements_.erase(name);
@@ -849,10 +848,6 @@ Result<std::vector<std::string>> RedundantBackend::ChooseVolumes(const VolumeLay
   return out;
 }
 
-// The write (marker check, temporary file, sync, rename, directory sync) runs on `writes_`, in
-// state of its own that holds the bytes: a volume that hangs keeps a runner thread, not the
-// caller, which gets an I/O error after the deadline and places the fragment elsewhere. If the
-// stuck write completes later, its fragment is one no placement names (repair removes it).
 Status RedundantBackend::RunVolumeWrite(const VolumeConfig& v, std::function<Status(Env*)> write) {
   STRATA_RETURN_IF_ERROR(CheckAnswering(v.id));
   struct Io {
@@ -876,6 +871,10 @@ Status RedundantBackend::RunVolumeWrite(const VolumeConfig& v, std::function<Sta
   return io->status;
 }
 
+// The write (temporary file, sync, rename, directory sync) runs through RunVolumeWrite, in state
+// of its own that holds the bytes: a volume that hangs keeps a runner thread, not the caller,
+// which gets an I/O error after the deadline and places the fragment elsewhere. If the stuck
+// write completes later, its fragment is one no placement names (repair removes it).
 Status RedundantBackend::WriteFragment(const VolumeConfig& v, const std::string& file, const FragmentHeader& h,
                                        std::shared_ptr<const std::string> owner, std::string_view body) {
   static std::atomic<uint64_t> counter{0};

@@ -281,10 +281,14 @@ class RedundantBackend : public Backend {
   // failures are noted (NoteWriteError), not returned: the repository directory holds the
   // object, and SyncMirrors catches the volume up.
   void OnEveryMirror(const std::function<Status(const VolumeConfig&)>& op);
-  // Writes `content` to (nullptr: removes) `relpath` in every volume's mirror.
+  // Whether objects of `type` are copied to the volumes (all but packs and locks).
+  static bool Mirrored(ObjectType type) { return type != ObjectType::kPack && type != ObjectType::kLock; }
+  // Writes `content` to `relpath` in every volume's mirror; removes `relpaths` from them.
   void Mirror(const std::string& relpath, std::shared_ptr<const std::string> content);
-  void MirrorRemoveAll(const std::vector<std::string>& relpaths);
+  void MirrorRemoveAll(std::vector<std::string> relpaths);
+  // The same on one volume (the removals batched: one directory sync each).
   Status MirrorOn(const VolumeConfig& v, const std::string& relpath, std::shared_ptr<const std::string> content);
+  Status RemoveOn(const VolumeConfig& v, std::vector<std::string> relpaths);
   // The volumes a write failed on in this process (avoided for new fragments).
   std::set<std::string> FailedWrites();
 
