@@ -93,7 +93,10 @@ class Env {
   // Like NewExclusiveFile, for large files written once from start to end (packs): bypasses
   // the page cache where the file system allows (O_DIRECT), which on many disks is several
   // times faster than buffered writes followed by fsync. Same durability contract. The default
-  // is the buffered file, so wrappers that do not care need not override it.
+  // is the buffered file, so wrappers that do not care need not override it. An Append of
+  // bytes that start on a kDirectIoAlign boundary, with nothing buffered before them, sends
+  // their whole aligned blocks straight from the caller's memory (no copy into a staging buffer).
+  static constexpr size_t kDirectIoAlign = 4096;
   virtual Result<std::unique_ptr<WritableFile>> NewStreamingFile(const std::string& path) {
     return NewExclusiveFile(path);
   }

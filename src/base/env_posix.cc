@@ -241,7 +241,7 @@ class PosixSequentialFile final : public SequentialFile {
 // costs 2,048 page faults and their zeroing, per file (a pack spread over volumes writes six).
 class StagingBuffers {
  public:
-  static constexpr size_t kAlign = 4096;
+  static constexpr size_t kAlign = Env::kDirectIoAlign;
   static constexpr size_t kSize = 8u << 20;
   static constexpr size_t kKeep = 4;
 
@@ -312,6 +312,7 @@ class DirectWritableFile final : public WritableFile {
       size_t take = std::min(data.size(), kBufferSize - used_);
       std::memcpy(buf_.get() + used_, data.data(), take);
       used_ += take;
+      tail_written_ = false;
       data = data.subspan(take);
       if (used_ == kBufferSize) {
         STRATA_RETURN_IF_ERROR(WriteAt(buf_.get(), offset_, kBufferSize));
@@ -352,15 +353,17 @@ class DirectWritableFile final : public WritableFile {
     return Status::OK();
   }
 
-  // Writes the buffered tail (zero-padded to the alignment) and cuts the file to its length.
+  // Writes the buffered tail (zero-padded to the alignment) and cuts the file to its length;
+  // nothing when that was done since the last append (Close after Sync).
   Status WriteTail() {
-    if (used_ == 0) return Status::OK();
+    if (used_ == 0 || tail_written_) return Status::OK();
     size_t padded = (used_ + kAlign - 1) / kAlign * kAlign;
     std::memset(buf_.get() + used_, 0, padded - used_);
     STRATA_RETURN_IF_ERROR(WriteAt(buf_.get(), offset_, padded));
     if (RetryOnEintr([&] { return ::ftruncate(fd_, static_cast<off_t>(offset_ + used_)); }) != 0) {
       return ErrnoStatus("truncate", path_);
     }
+    tail_written_ = true;
     return Status::OK();
   }
 
@@ -368,6 +371,7 @@ class DirectWritableFile final : public WritableFile {
   std::string path_;
   std::unique_ptr<uint8_t, decltype(&StagingBuffers::Give)> buf_;
   size_t used_ = 0;      // bytes in the buffer, not yet written in full blocks
+  bool tail_written_ = false;  // those bytes are in the file (padded, then truncated)
   uint64_t offset_ = 0;  // file offset of the buffer's first byte
 };
 

@@ -54,7 +54,13 @@ std::string ShortPack(const std::string& pack) { return pack.substr(0, 12); }
 
 std::span<const uint8_t> Bytes(std::string_view s) { return AsBytes(s); }
 
-FragmentHeader MakeHeader(const Placement& p, int index, std::string_view body) {
+// Fragment bodies are read and rebuilt this many blocks at a time, each piece checksummed
+// while it is still in the core's cache.
+constexpr uint64_t kBlocksPerCheck = 4;
+constexpr uint64_t kSlice = kBlocksPerCheck * kFragmentBlock;
+
+// The header of fragment `index` of `p`; its block CRCs are zero until SetBlockCrcs.
+FragmentHeader HeaderFor(const Placement& p, int index) {
   FragmentHeader h;
   h.scheme = p.scheme;
   h.k = p.k;
@@ -64,11 +70,51 @@ FragmentHeader MakeHeader(const Placement& p, int index, std::string_view body) 
   h.pack_size = p.pack_size;
   h.body_size = p.body_size;
   h.pack = p.pack;
-  for (uint64_t off = 0; off < body.size(); off += kFragmentBlock) {
-    h.block_crcs.push_back(Crc32c(Bytes(body.substr(off, kFragmentBlock))));
-  }
+  h.block_crcs.assign((p.body_size + kFragmentBlock - 1) / kFragmentBlock, 0);
   return h;
 }
+
+// Sets the CRCs of the blocks of body bytes [off, off + n) (`off` on a block boundary) from
+// `bytes`, which hold them.
+void SetBlockCrcs(const uint8_t* bytes, uint64_t off, uint64_t n, FragmentHeader* h) {
+  for (uint64_t x = 0; x < n; x += kFragmentBlock) {
+    h->block_crcs[(off + x) / kFragmentBlock] = Crc32c(std::span<const uint8_t>(bytes + x, std::min<uint64_t>(kFragmentBlock, n - x)));
+  }
+}
+
+FragmentHeader MakeHeader(const Placement& p, int index, std::string_view body) {
+  FragmentHeader h = HeaderFor(p, index);
+  SetBlockCrcs(reinterpret_cast<const uint8_t*>(body.data()), 0, body.size(), &h);
+  return h;
+}
+
+// A fragment laid out as it is written, header then body, in one spare buffer with the header
+// on a direct-I/O boundary, so that the streaming file writes the body from where it is
+// instead of copying it into a staging buffer.
+struct FragmentImage {
+  FragmentHeader header;
+  std::shared_ptr<std::string> buffer;
+  size_t start = 0;  // of the header in `buffer`
+
+  // The buffer size an image of a fragment of `p` needs (spare buffers taken for its fragments'
+  // bodies are this large too, so that they can be reused for images as they are).
+  static size_t BufferSize(const Placement& p) {
+    return Env::kDirectIoAlign - 1 + HeaderFor(p, 0).encoded_size() + p.body_size;
+  }
+  static FragmentImage Make(const Placement& p, int index, RedundantBackend::SpareBuffers* spare) {
+    FragmentImage f{HeaderFor(p, index), std::make_shared<std::string>(spare->Take(BufferSize(p))), 0};
+    const size_t align = Env::kDirectIoAlign;
+    f.start = (align - reinterpret_cast<uintptr_t>(f.buffer->data()) % align) % align;
+    return f;
+  }
+  uint8_t* body() { return reinterpret_cast<uint8_t*>(buffer->data()) + start + header.encoded_size(); }
+  // Writes the header (its block CRCs set) in front of the body; the fragment's bytes.
+  std::string_view Seal() {
+    std::string h = SerializeFragmentHeader(header);
+    std::memcpy(buffer->data() + start, h.data(), h.size());
+    return std::string_view(*buffer).substr(start, h.size() + header.body_size);
+  }
+};
 
 class RedundantWriter : public ObjectWriter {
  public:
@@ -547,13 +593,18 @@ Result<std::string> RedundantBackend::ReadFragmentBlocks(const Placement& p, int
     uint64_t end = std::min<uint64_t>((last + 1) * b, h.body_size);
     io->buf.resize(end - io->start);
     uint8_t* into = reinterpret_cast<uint8_t*>(io->buf.data());
-    size_t got = 0;
-    Status s = io->f->file->Read(io->f->header_size + io->start, io->buf.size(), into, &got);
-    if (s.ok() && got != io->buf.size()) s = Status::Corruption("fragment is truncated");
-    for (uint64_t blk = first; s.ok() && blk <= last; ++blk) {
-      uint64_t bs = blk * b - io->start, be = std::min<uint64_t>(bs + b, io->buf.size());
-      if (Crc32c(std::span<const uint8_t>(into + bs, be - bs)) != h.block_crcs[blk]) {
-        s = Status::Corruption(fmt::format("block {} failed its checksum", blk));
+    // Read a few blocks at a time and check them while they are still in the core's cache.
+    Status s;
+    for (uint64_t blk = first; s.ok() && blk <= last; blk += kBlocksPerCheck) {
+      const uint64_t bs = blk * b - io->start;
+      const uint64_t be = std::min<uint64_t>(bs + kBlocksPerCheck * b, io->buf.size());
+      size_t got = 0;
+      s = io->f->file->Read(io->f->header_size + io->start + bs, be - bs, into + bs, &got);
+      if (s.ok() && got != be - bs) s = Status::Corruption("fragment is truncated");
+      for (uint64_t x = bs, i = blk; s.ok() && x < be; x += b, ++i) {
+        if (Crc32c(std::span<const uint8_t>(into + x, std::min<uint64_t>(b, be - x))) != h.block_crcs[i]) {
+          s = Status::Corruption(fmt::format("block {} failed its checksum", i));
+        }
       }
     }
     io->status = s;
@@ -875,17 +926,17 @@ Status RedundantBackend::RunVolumeWrite(const VolumeConfig& v, std::function<Sta
 // of its own that holds the bytes: a volume that hangs keeps a runner thread, not the caller,
 // which gets an I/O error after the deadline and places the fragment elsewhere. If the stuck
 // write completes later, its fragment is one no placement names (repair removes it).
-Status RedundantBackend::WriteFragment(const VolumeConfig& v, const std::string& file, const FragmentHeader& h,
+Status RedundantBackend::WriteFragment(const VolumeConfig& v, const std::string& file, std::string header,
                                        std::shared_ptr<const std::string> owner, std::string_view body) {
   static std::atomic<uint64_t> counter{0};
   const std::string final_path = FragmentPath(v, file);
   // `owner` keeps `body` alive for a write that outlives its deadline.
   Status s = RunVolumeWrite(
       v, [tmp = JoinPath(v.path, fmt::format("tmp/{}-{}-{}", file, getpid(), counter.fetch_add(1))), final_path,
-          header = SerializeFragmentHeader(h), owner = std::move(owner), body](Env* env) -> Status {
+          header = std::move(header), owner = std::move(owner), body](Env* env) -> Status {
         Status written = [&]() -> Status {
           STRATA_ASSIGN_OR_RETURN(auto out, env->NewStreamingFile(tmp));
-          STRATA_RETURN_IF_ERROR(out->Append(Bytes(header)));
+          if (!header.empty()) STRATA_RETURN_IF_ERROR(out->Append(Bytes(header)));
           STRATA_RETURN_IF_ERROR(out->Append(Bytes(body)));
           STRATA_RETURN_IF_ERROR(out->Sync());
           STRATA_RETURN_IF_ERROR(out->Close());
@@ -922,36 +973,63 @@ Status RedundantBackend::WritePlaced(const std::string& pack, std::shared_ptr<co
   p.body_size = FragmentBodySize(p.scheme, p.k, p.pack_size);
   const int width = shape.k + shape.m;
 
-  // Bodies: views into the pack where whole, padded copies and parity otherwise; `owners`
-  // keep each one's bytes alive for a write that outlives this call (WriteFragment).
+  // Fragments: views into the pack where whole (written after their header); padded copies and
+  // parity as images (FragmentImage: written from where they are). Parity is computed and
+  // every fragment's blocks checksummed a slice at a time, while the slice is in the cache.
+  // `owners` keep each one's bytes alive for a write that outlives this call (WriteFragment).
+  std::vector<FragmentHeader> headers(width);
+  std::vector<FragmentImage> images(width);  // buffer set for images only
   std::vector<std::string_view> bodies(width);
   std::vector<std::shared_ptr<const std::string>> owners(width, pack_bytes);
-  auto own = [&](int i, uint64_t size) {  // contents undefined: the caller writes every byte
-    auto s = std::make_shared<std::string>(spare_.Take(size));
-    owners[i] = s;
-    bodies[i] = *s;
-    return reinterpret_cast<uint8_t*>(s->data());
-  };
+  const uint64_t f = p.body_size;
   if (p.scheme == Scheme::kReplica) {
-    for (auto& b : bodies) b = bytes;
-  } else {
-    const uint64_t f = p.body_size;
-    for (int i = 0; i < p.k; ++i) {
-      uint64_t start = std::min<uint64_t>(uint64_t(i) * f, bytes.size());
-      uint64_t avail = std::min<uint64_t>(f, bytes.size() - start);
-      if (avail == f) {
-        bodies[i] = bytes.substr(start, f);
-      } else {
-        uint8_t* padded = own(i, f);
-        std::memcpy(padded, bytes.data() + start, avail);
-        std::memset(padded + avail, 0, f - avail);
-      }
+    headers[0] = MakeHeader(p, 0, bytes);  // the same body: the same block CRCs
+    for (int i = 0; i < width; ++i) {
+      headers[i] = headers[0];
+      headers[i].index = static_cast<uint8_t>(i);
+      bodies[i] = bytes;
     }
+  } else {
     std::vector<const uint8_t*> data(p.k);
     std::vector<uint8_t*> parity(p.m);
-    for (int i = 0; i < p.k; ++i) data[i] = reinterpret_cast<const uint8_t*>(bodies[i].data());
-    for (int i = 0; i < p.m; ++i) parity[i] = own(p.k + i, f);
-    ErasureCode(p.k, p.m).Encode(data.data(), parity.data(), f);
+    for (int i = 0; i < width; ++i) {
+      const uint64_t start = std::min<uint64_t>(uint64_t(i) * f, bytes.size());
+      const uint64_t avail = i < p.k ? std::min<uint64_t>(f, bytes.size() - start) : 0;
+      if (avail == f) {
+        headers[i] = HeaderFor(p, i);
+        bodies[i] = bytes.substr(start, f);
+        data[i] = reinterpret_cast<const uint8_t*>(bodies[i].data());
+        continue;
+      }
+      images[i] = FragmentImage::Make(p, i, &spare_);
+      uint8_t* body = images[i].body();
+      if (i < p.k) {
+        std::memcpy(body, bytes.data() + start, avail);
+        std::memset(body + avail, 0, f - avail);
+        data[i] = body;
+      } else {
+        parity[i - p.k] = body;
+      }
+    }
+    const ErasureCode code(p.k, p.m);
+    std::vector<const uint8_t*> data_slice(p.k);
+    std::vector<uint8_t*> parity_slice(p.m);
+    for (uint64_t off = 0; off < f; off += kSlice) {
+      const uint64_t n = std::min(kSlice, f - off);
+      for (int i = 0; i < p.k; ++i) data_slice[i] = data[i] + off;
+      for (int i = 0; i < p.m; ++i) parity_slice[i] = parity[i] + off;
+      code.Encode(data_slice.data(), parity_slice.data(), n);
+      for (int i = 0; i < width; ++i) {
+        FragmentHeader& h = images[i].buffer ? images[i].header : headers[i];
+        SetBlockCrcs(i < p.k ? data_slice[i] : parity_slice[i - p.k], off, n, &h);
+      }
+    }
+    for (int i = 0; i < width; ++i) {
+      if (!images[i].buffer) continue;
+      headers[i] = images[i].header;
+      bodies[i] = images[i].Seal();
+      owners[i] = std::move(images[i].buffer);
+    }
   }
 
   std::set<std::string> avoid = FailedWrites();
@@ -966,7 +1044,8 @@ Status RedundantBackend::WritePlaced(const std::string& pack, std::shared_ptr<co
   std::mutex choose_mu;
   std::vector<Status> results(width);
   auto write_one = [&](int i) {
-    FragmentHeader h = MakeHeader(p, i, bodies[i]);
+    // An image starts with its header; a view into the pack is written after it.
+    const std::string header = owners[i] == pack_bytes ? SerializeFragmentHeader(headers[i]) : std::string();
     std::string file = FragmentFileName(pack, generation, i);
     while (true) {
       std::string vid;
@@ -975,7 +1054,7 @@ Status RedundantBackend::WritePlaced(const std::string& pack, std::shared_ptr<co
         vid = chosen[i];
       }
       const VolumeConfig* v = layout.Find(vid);
-      Status s = WriteFragment(*v, file, h, owners[i], bodies[i]);
+      Status s = WriteFragment(*v, file, header, owners[i], bodies[i]);
       if (s.ok()) return;
       NoteWriteError(vid, s);
       std::lock_guard<std::mutex> l(choose_mu);
@@ -1287,12 +1366,24 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
       for (auto& b : *bodies) spare->Give(std::move(b));
     }
   } recycle{&spare_, &bodies};
+  // Reading and rebuilding keep a core busy, writing mostly waits for the disk: packs take
+  // turns at the first, one per core, so that the others' writes overlap them.
+  repair_cpu_.acquire();
+  struct CpuTurn {
+    std::counting_semaphore<>* slots;
+    bool held = true;
+    void End() {
+      if (held) slots->release();
+      held = false;
+    }
+    ~CpuTurn() { End(); }
+  } cpu_turn{&repair_cpu_};
   {
     auto read_one = [&](int i) {
       uint64_t ignored = 0;
       std::string problem = CheckFragment(layout, p, i, /*deep=*/false, &ignored);
       if (problem.empty()) {
-        auto body = ReadFragmentBody(p, i, spare_.Take(p.body_size));
+        auto body = ReadFragmentBody(p, i, spare_.Take(FragmentImage::BufferSize(p)));
         if (body.ok()) {
           bodies[i] = std::move(*body);
           good[i] = 1;
@@ -1325,35 +1416,46 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
   }
   std::vector<int> todo = bad;
   todo.insert(todo.end(), move.begin(), move.end());
-  // Bodies of the fragments to write: copies of good ones, decoded for the rest.
+  // The fragments to rebuild, decoded (or copied, for replicas) a slice at a time straight
+  // into the buffers they are written from, each slice checksummed while still in the cache.
   std::vector<int> want;
   for (int i : todo) {
     if (!good[i]) want.push_back(i);
   }
+  std::vector<FragmentImage> images;
+  for (int i : want) images.push_back(FragmentImage::Make(p, i, &spare_));
   if (!want.empty()) {
-    if (p.scheme == Scheme::kReplica) {
-      int src = static_cast<int>(std::find(good.begin(), good.end(), uint8_t{1}) - good.begin());
-      for (int i : want) bodies[i] = bodies[src];
-    } else {
-      std::vector<int> sources;
-      std::vector<const uint8_t*> in;
-      for (int i = 0; i < width && static_cast<int>(sources.size()) < p.k; ++i) {
-        if (good[i]) {
-          sources.push_back(i);
-          in.push_back(reinterpret_cast<const uint8_t*>(bodies[i].data()));
-        }
-      }
-      std::vector<uint8_t*> out;
-      for (int i : want) {
-        bodies[i] = spare_.Take(p.body_size);  // every byte is decoded into
-        out.push_back(reinterpret_cast<uint8_t*>(bodies[i].data()));
-      }
-      Status d = ErasureCode(p.k, p.m).Decode(sources, in.data(), want, out.data(), p.body_size);
-      if (!d.ok()) {
-        report.errors.push_back(d.message());
-        return;
+    std::vector<int> sources;
+    std::vector<const uint8_t*> in;
+    for (int i = 0; i < width && static_cast<int>(sources.size()) < p.needed(); ++i) {
+      if (good[i]) {
+        sources.push_back(i);
+        in.push_back(reinterpret_cast<const uint8_t*>(bodies[i].data()));
       }
     }
+    const ErasureCode code(p.k, p.m);
+    std::vector<const uint8_t*> in_slice(in.size());
+    std::vector<uint8_t*> out_slice(images.size());
+    for (uint64_t off = 0; off < p.body_size; off += kSlice) {
+      const uint64_t n = std::min(kSlice, p.body_size - off);
+      for (size_t j = 0; j < images.size(); ++j) out_slice[j] = images[j].body() + off;
+      if (p.scheme == Scheme::kReplica) {
+        for (uint8_t* o : out_slice) std::memcpy(o, in[0] + off, n);
+      } else {
+        for (size_t t = 0; t < in.size(); ++t) in_slice[t] = in[t] + off;
+        Status d = code.Decode(sources, in_slice.data(), want, out_slice.data(), n);
+        if (!d.ok()) {
+          report.errors.push_back(d.message());
+          for (auto& image : images) spare_.Give(std::move(image.buffer));
+          return;
+        }
+      }
+      for (size_t j = 0; j < images.size(); ++j) SetBlockCrcs(out_slice[j], off, n, &images[j].header);
+    }
+  }
+  cpu_turn.End();
+  for (int i = 0; i < width; ++i) {  // sources no longer needed: back before the writes
+    if (std::find(move.begin(), move.end(), i) == move.end()) spare_.Give(std::move(bodies[i]));
   }
   // Write each to a target: in place (same volume, atomic rename over the bad file) when its
   // volume is healthy, else to a volume in a failure domain the pack does not use yet. Targets
@@ -1377,7 +1479,9 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
     int i;
     bool is_move;
     FragmentHeader h;
-    std::shared_ptr<const std::string> body;
+    std::string header;                        // written before `bytes` (empty: `bytes` start with it)
+    std::shared_ptr<const std::string> owner;  // holds `bytes`
+    std::string_view bytes;
     bool done = false;
   };
   std::vector<Job> jobs;
@@ -1399,8 +1503,22 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
       target = *choice;
     }
     next.volumes[i] = target;
-    FragmentHeader h = MakeHeader(p, i, bodies[i]);
-    jobs.push_back(Job{i, is_move, std::move(h), std::make_shared<const std::string>(std::move(bodies[i]))});
+    Job job{i, is_move};
+    if (good[i]) {  // moved as it was read
+      job.h = MakeHeader(p, i, bodies[i]);
+      job.header = SerializeFragmentHeader(job.h);
+      job.owner = std::make_shared<const std::string>(std::move(bodies[i]));
+      job.bytes = *job.owner;
+    } else {
+      FragmentImage& image = images[std::find(want.begin(), want.end(), i) - want.begin()];
+      job.h = image.header;
+      job.bytes = image.Seal();
+      job.owner = std::move(image.buffer);
+    }
+    jobs.push_back(std::move(job));
+  }
+  for (auto& image : images) {  // those no target was found for
+    if (image.buffer) spare_.Give(std::move(image.buffer));
   }
   auto write_one = [&](Job& job) {
     const int i = job.i;
@@ -1409,7 +1527,7 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
     while (true) {
       const std::string target = next.volumes[i];
       l.unlock();
-      Status w = WriteFragment(*layout.Find(target), file, job.h, job.body, *job.body);
+      Status w = WriteFragment(*layout.Find(target), file, job.header, job.owner, job.bytes);
       l.lock();
       if (w.ok()) {
         job.done = true;
@@ -1433,11 +1551,11 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
   for (auto& t : writers) t.join();
   for (Job& job : jobs) {
     if (job.done) {
-      report.bytes_written += job.h.encoded_size() + job.body->size();
+      report.bytes_written += job.h.encoded_size() + job.h.body_size;
       if (job.is_move) ++report.fragments_moved;
       else ++report.fragments_rebuilt;
     }
-    spare_.Give(std::move(job.body));
+    spare_.Give(std::move(job.owner));
   }
   if (next.volumes != p.volumes) {
     // New fragments are durable; switching the record is the commit point.
@@ -1458,12 +1576,14 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
 }
 
 // Packs are independent (each switches its own placement record once its new fragments are
-// durable), so four are repaired at once: reading, decoding and writing overlap. Each holds the
-// bodies of its fragments (for rs:4+2 of a 32 MiB pack, 48 MiB; for replicate:3, 96 MiB).
+// durable), so six are repaired at once, at most one per core reading and rebuilding while the
+// others write: reading, decoding and writing overlap. A pack holds the bodies of its fragments
+// while it reads (for rs:4+2 of a 32 MiB pack, 48 MiB; for replicate:3, 96 MiB) and those it
+// writes while it writes (16 MiB for two rebuilt fragments of rs:4+2).
 void RedundantBackend::RepairAll(const std::vector<std::string>& placed, const VolumeLayout& layout,
                                  const std::set<std::string>& failed, const RepairOptions& options,
                                  RepairReport* report, Balance* balance) {
-  constexpr size_t threads = 4;
+  constexpr size_t threads = 6;
   ThreadPool pool(threads, threads);
   std::mutex mu;
   const size_t first_error = report->errors.size();

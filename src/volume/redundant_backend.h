@@ -9,6 +9,7 @@
 // switched (atomic rename), then old fragments deleted.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -16,8 +17,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <semaphore>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -256,8 +259,9 @@ class RedundantBackend : public Backend {
   // has no marker (offline), or when it is silent or misses the write deadline (then it is
   // silent for kSilentPeriod); else what `write` returns.
   Status RunVolumeWrite(const VolumeConfig& v, std::function<Status(Env*)> write);
-  // `body` points into `*owner`.
-  Status WriteFragment(const VolumeConfig& v, const std::string& file, const FragmentHeader& h,
+  // Writes the serialised `header`, then `body` (which points into `*owner`); an empty
+  // `header` when `body` starts with it.
+  Status WriteFragment(const VolumeConfig& v, const std::string& file, std::string header,
                        std::shared_ptr<const std::string> owner, std::string_view body);
   // Checks one fragment: present, header matches, and (deep) every block's checksum. Returns
   // an empty string when good, else the problem.
@@ -299,6 +303,8 @@ class RedundantBackend : public Backend {
   Env* env_;
   std::unique_ptr<Backend> primary_;
   SpareBuffers spare_;
+  // Turns at the CPU-bound part of a pack's repair (reading, checking, decoding): one per core.
+  std::counting_semaphore<> repair_cpu_{std::max<ptrdiff_t>(2, std::thread::hardware_concurrency())};
   mutable std::mutex mu_;
   VolumeLayout layout_;
   std::unordered_map<std::string, std::optional<Placement>> placements_;

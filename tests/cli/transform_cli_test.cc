@@ -141,7 +141,9 @@ TEST_F(TransformCliTest, AKilledTransformResumesToTheSameOutput) {
     if (status != 0) {
       // Made at the input commit when the run started; it moves only to the whole output.
       auto show = S({"--json", "show", out});
-      if (show.exit_code == 0) EXPECT_FALSE(ParseJson(show)["meta"].contains("transform.key")) << when;
+      if (show.exit_code == 0) {
+        EXPECT_FALSE(ParseJson(show)["meta"].contains("transform.key")) << when;
+      }
     }
     auto again = S({"--json", "transform", "pets@main", "--pipeline", pipe, "--out", out});
     ASSERT_EQ(again.exit_code, 0) << when << ": " << Describe(again);
