@@ -78,7 +78,8 @@ FragmentHeader HeaderFor(const Placement& p, int index) {
 // `bytes`, which hold them.
 void SetBlockCrcs(const uint8_t* bytes, uint64_t off, uint64_t n, FragmentHeader* h) {
   for (uint64_t x = 0; x < n; x += kFragmentBlock) {
-    h->block_crcs[(off + x) / kFragmentBlock] = Crc32c(std::span<const uint8_t>(bytes + x, std::min<uint64_t>(kFragmentBlock, n - x)));
+    const uint64_t len = std::min<uint64_t>(kFragmentBlock, n - x);
+    h->block_crcs[(off + x) / kFragmentBlock] = Crc32c(std::span<const uint8_t>(bytes + x, len));
   }
 }
 
