@@ -16,6 +16,11 @@ bench/results/ and prints the table.
 
 With --sealed, each data set is also written with every record sealed (AES-256-GCM, the same
 stored sizes) and read again: the loader's cost of encrypted shards, against the same fio run.
+
+With --python W[,W...], the same shards are also read through Python: strata.torch's
+ShardIterableDataset in a torch DataLoader with W workers (0: the loader's own threads in the
+training process), batches handed to the loop as tensors, one byte of each batch touched as the
+C++ reader does; --python-exe names an interpreter that has strata and torch (default .venv).
 """
 import argparse
 import datetime
@@ -41,9 +46,12 @@ def main():
                     help="also read the same records sealed with AES-256-GCM (the cost of encrypted shards)")
     ap.add_argument("--sets", default="4096:1000000:256:64,131072:40000:32:32",
                     help="SIZE:RECORDS:BATCH:QD,...")
+    ap.add_argument("--python", default="", help="also read through strata.torch + DataLoader with these "
+                    "numbers of workers, e.g. 0,2")
+    ap.add_argument("--python-exe", default=os.path.join(ROOT, ".venv", "bin", "python"))
     args = ap.parse_args()
     bench = os.path.join(args.build, "bench", "loader_bench")
-    results = []
+    results, python_rows = [], []
     for spec in args.sets.split(","):
         size, records, batch, qd = (int(x) for x in spec.split(":"))
         d = os.path.join(args.dir, f"{size // 1024}k")
@@ -75,6 +83,13 @@ def main():
             log(f"loader sealed {runs[-1][1]}")
             if not args.keep:
                 shutil.rmtree(ds, ignore_errors=True)
+        for w in [int(x) for x in args.python.split(",") if x != ""]:
+            drop_caches()
+            p = json.loads(run([args.python_exe, os.path.join(ROOT, "bench", "loader_python.py"), d, str(batch),
+                                str(qd), str(w), str(args.seconds)]))
+            log(f"python {w} workers {p}")
+            python_rows.append({"size": size, "records": records, "workers": w, "fio": f, "python": p,
+                                "ratio": p["samples_s"] / f["iops"], "loader": l["samples_s"]})
         for mode, l in runs:
             results.append({"size": size, "records": records, "batch": batch, "qd": qd, "fio": f, "loader": l,
                             "mode": mode, "ratio_iops": l["samples_s"] / f["iops"],
@@ -96,12 +111,19 @@ def main():
             f"| {l['samples_s']:.0f} | {l['read_mib_s']:.0f} | {r['ratio_iops']:.2f} | {r['ratio_bw']:.2f} "
             f"| {l['p50_batch_us'] / 1000:.2f} / {l['p99_batch_us'] / 1000:.2f} "
             f"| {l['cpu_seconds'] / l['seconds']:.2f} | {l['peak_rss_mib']:.0f} ({l['prefetch_mib']}) |")
+    if python_rows:
+        lines += ["", "| records | reader | samples/s | vs fio | vs C++ loader | CPU s / s |", "|---|---|---|---|---|---|"]
+        for r in python_rows:
+            p = r["python"]
+            lines.append(f"| {r['records']} x {r['size'] // 1024} KiB | strata.torch, DataLoader num_workers={r['workers']} "
+                         f"| {p['samples_s']:.0f} | {r['ratio']:.2f} | {p['samples_s'] / r['loader']:.2f} "
+                         f"| {p['cpu_s'] / p['seconds']:.2f} |")
     table = "\n".join(lines)
     print(table)
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M")
     with open(os.path.join(ROOT, "bench", "results", f"loader-{stamp}.md"), "w") as out:
-        out.write(table + "\n\n```json\n" + json.dumps(results, indent=1) + "\n```\n")
+        out.write(table + "\n\n```json\n" + json.dumps({"loader": results, "python": python_rows}, indent=1) + "\n```\n")
 
 
 if __name__ == "__main__":
