@@ -21,7 +21,7 @@ images/s per core = images / wall seconds / cores used; on a machine loaded by o
 CPU seconds (user + system, of the strata process or the Python loop) are the steadier measure. strata's number includes work the
 Python loop does not do (repository reads, shard writes, the commit), so the ratio understates
 the pipeline itself. Needs numpy and cv2 (a venv with numpy and opencv-python-headless, or
-Debian's python3-opencv) and, for the PIL row, pillow. Prints a markdown summary and writes it to bench/results/.
+Debian's python3-opencv) and, for the PIL row, pillow. Prints a markdown summary and writes it to bench/results/transform-DATE.md.
 
   .venv-bench-transform/bin/python bench/transform.py [--build build-transform] [--images 2000]
 """
@@ -180,7 +180,8 @@ def main():
         text = "\n".join(lines) + "\n"
         print(text)
         os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-        with open(os.path.join(ROOT, "bench", "results", "transform.md"), "w") as f:
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M")
+        with open(os.path.join(ROOT, "bench", "results", f"transform-{stamp}.md"), "w") as f:
             f.write(text)
     finally:
         if not args.dir:

@@ -250,10 +250,25 @@ shard::Tensor ToTensor(const cv::Mat& img, shard::DType dtype, bool chw, double 
   }
   t.data.resize(n * sizeof(float));
   auto* out = reinterpret_cast<float*>(t.data.data());
+  if (!chw || c == 1) {
+    for (int y = 0; y < h; ++y) {
+      const uint8_t* row = img.ptr<uint8_t>(y);
+      float* o = out + static_cast<size_t>(y) * w * c;
+      for (int x = 0; x < w * c; x += c) {
+        for (int k = 0; k < c; ++k) o[x + k] = lut[k * 256 + row[x + k]];
+      }
+    }
+    return t;
+  }
+  // Channel planes, a row of each at a time (the indexing above, hoisted out of the loop).
+  const size_t plane = static_cast<size_t>(h) * w;
   for (int y = 0; y < h; ++y) {
     const uint8_t* row = img.ptr<uint8_t>(y);
-    for (int x = 0; x < w; ++x) {
-      for (int k = 0; k < c; ++k) out[index(y, x, k)] = lut[k * 256 + row[x * c + k]];
+    for (int k = 0; k < c; ++k) {
+      const float* table = &lut[static_cast<size_t>(k) * 256];
+      float* o = out + k * plane + static_cast<size_t>(y) * w;
+      const uint8_t* px = row + k;
+      for (int x = 0; x < w; ++x) o[x] = table[px[x * c]];
     }
   }
   return t;
