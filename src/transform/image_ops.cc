@@ -213,6 +213,32 @@ void ChannelSums::Finish(double scale, std::vector<double>* mean, std::vector<do
   }
 }
 
+namespace {
+
+// Writes every value of `img` as map(channel, value) to `out`: HWC as the image holds it, or CHW
+// (a plane per channel, a row of each at a time).
+template <typename T, typename Map>
+void Lay(const cv::Mat& img, bool chw, T* out, Map map) {
+  const int c = img.channels(), h = img.rows, w = img.cols;
+  const size_t plane = static_cast<size_t>(h) * w;
+  for (int y = 0; y < h; ++y) {
+    const uint8_t* row = img.ptr<uint8_t>(y);
+    if (!chw || c == 1) {
+      T* o = out + static_cast<size_t>(y) * w * c;
+      for (int x = 0; x < w * c; x += c) {
+        for (int k = 0; k < c; ++k) o[x + k] = map(k, row[x + k]);
+      }
+      continue;
+    }
+    for (int k = 0; k < c; ++k) {
+      T* o = out + k * plane + static_cast<size_t>(y) * w;
+      for (int x = 0; x < w; ++x) o[x] = map(k, row[x * c + k]);
+    }
+  }
+}
+
+}  // namespace
+
 shard::Tensor ToTensor(const cv::Mat& img, shard::DType dtype, bool chw, double scale, const std::vector<double>& mean,
                        const std::vector<double>& std) {
   shard::Tensor t;
@@ -221,22 +247,9 @@ shard::Tensor ToTensor(const cv::Mat& img, shard::DType dtype, bool chw, double 
   t.shape = chw ? std::vector<uint64_t>{uint64_t(c), uint64_t(h), uint64_t(w)}
                 : std::vector<uint64_t>{uint64_t(h), uint64_t(w), uint64_t(c)};
   const size_t n = static_cast<size_t>(c) * h * w;
-  auto index = [&](int y, int x, int k) -> size_t {
-    return chw ? (static_cast<size_t>(k) * h + y) * w + x : (static_cast<size_t>(y) * w + x) * c + k;
-  };
   if (dtype == shard::DType::kUint8) {
     t.data.resize(n);
-    auto* out = reinterpret_cast<uint8_t*>(t.data.data());
-    for (int y = 0; y < h; ++y) {
-      const uint8_t* row = img.ptr<uint8_t>(y);
-      if (!chw || c == 1) {
-        std::memcpy(out + static_cast<size_t>(y) * w * c, row, static_cast<size_t>(w) * c);
-        continue;
-      }
-      for (int x = 0; x < w; ++x) {
-        for (int k = 0; k < c; ++k) out[index(y, x, k)] = row[x * c + k];
-      }
-    }
+    Lay(img, chw, reinterpret_cast<uint8_t*>(t.data.data()), [](int, uint8_t v) { return v; });
     return t;
   }
   // float32: one lookup table per channel, computed in double once, so every pixel value maps to
@@ -249,28 +262,7 @@ shard::Tensor ToTensor(const cv::Mat& img, shard::DType dtype, bool chw, double 
     for (int v = 0; v < 256; ++v) lut[k * 256 + v] = static_cast<float>((v / sc - m) / s);
   }
   t.data.resize(n * sizeof(float));
-  auto* out = reinterpret_cast<float*>(t.data.data());
-  if (!chw || c == 1) {
-    for (int y = 0; y < h; ++y) {
-      const uint8_t* row = img.ptr<uint8_t>(y);
-      float* o = out + static_cast<size_t>(y) * w * c;
-      for (int x = 0; x < w * c; x += c) {
-        for (int k = 0; k < c; ++k) o[x + k] = lut[k * 256 + row[x + k]];
-      }
-    }
-    return t;
-  }
-  // Channel planes, a row of each at a time (the indexing above, hoisted out of the loop).
-  const size_t plane = static_cast<size_t>(h) * w;
-  for (int y = 0; y < h; ++y) {
-    const uint8_t* row = img.ptr<uint8_t>(y);
-    for (int k = 0; k < c; ++k) {
-      const float* table = &lut[static_cast<size_t>(k) * 256];
-      float* o = out + k * plane + static_cast<size_t>(y) * w;
-      const uint8_t* px = row + k;
-      for (int x = 0; x < w; ++x) o[x] = table[px[x * c]];
-    }
-  }
+  Lay(img, chw, reinterpret_cast<float*>(t.data.data()), [&](int k, uint8_t v) { return lut[k * 256 + v]; });
   return t;
 }
 

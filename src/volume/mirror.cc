@@ -116,14 +116,9 @@ Status RedundantBackend::RemoveOn(const VolumeConfig& v, std::vector<std::string
 
 Status RedundantBackend::MirrorOn(const VolumeConfig& v, const std::string& relpath,
                                   std::shared_ptr<const std::string> content) {
-  const std::string top = JoinPath(v.path, kMirrorDir);
-  Status s = RunVolumeWrite(v, [top, path = JoinPath(top, relpath), content = std::move(content)](Env* env) -> Status {
-    std::string dir(Dirname(path));
-    if (!env->FileExists(top)) {
-      STRATA_RETURN_IF_ERROR(env->CreateDir(top));
-      STRATA_RETURN_IF_ERROR(env->SyncDir(std::string(Dirname(top))));
-    }
-    STRATA_RETURN_IF_ERROR(MakeDirs(env, top, dir));
+  Status s = RunVolumeWrite(v, [volume = v.path, path = JoinPath(JoinPath(v.path, kMirrorDir), relpath),
+                                content = std::move(content)](Env* env) -> Status {
+    STRATA_RETURN_IF_ERROR(MakeDirs(env, volume, std::string(Dirname(path))));
     return WriteFileAtomic(env, path, *content);
   });
   if (!s.ok()) return s.WithContext(fmt::format("metadata mirror of {} on volume {}", relpath, v.id));
@@ -236,11 +231,10 @@ Result<RecoveryReport> RecoverFromVolume(Env* env, const std::string& volume_dir
     ++copied;
     return Status::OK();
   };
-  for (const char* dir : kMirroredDirs) {
-    STRATA_ASSIGN_OR_RETURN(auto names, FilesIn(env, JoinPath(top, dir)));
-    if (names.empty()) continue;
-    STRATA_RETURN_IF_ERROR(MakeDirs(env, repo_dir, JoinPath(repo_dir, dir)));
-    for (const auto& n : names) STRATA_RETURN_IF_ERROR(copy(JoinPath(dir, n)));
+  for (const auto& rel : source) {
+    if (rel == "config") continue;
+    STRATA_RETURN_IF_ERROR(MakeDirs(env, repo_dir, JoinPath(repo_dir, std::string(Dirname(rel)))));
+    STRATA_RETURN_IF_ERROR(copy(rel));
   }
   // Last: a directory with a config looks like a repository.
   STRATA_RETURN_IF_ERROR(copy("config"));

@@ -91,29 +91,30 @@ FragmentHeader MakeHeader(const Placement& p, int index, std::string_view body) 
 
 // A fragment laid out as it is written, header then body, in one spare buffer with the header
 // on a direct-I/O boundary, so that the streaming file writes the body from where it is
-// instead of copying it into a staging buffer.
+// instead of copying it into a staging buffer. (Every fragment of a pack has a header of the
+// same size.)
 struct FragmentImage {
-  FragmentHeader header;
-  std::shared_ptr<std::string> buffer;
-  size_t start = 0;  // of the header in `buffer`
+  std::shared_ptr<std::string> buffer;  // null: no image
+  size_t body_at = 0;                   // the header ends here, its start on the boundary
 
   // The buffer size an image of a fragment of `p` needs (spare buffers taken for its fragments'
   // bodies are this large too, so that they can be reused for images as they are).
   static size_t BufferSize(const Placement& p) {
     return Env::kDirectIoAlign - 1 + HeaderFor(p, 0).encoded_size() + p.body_size;
   }
-  static FragmentImage Make(const Placement& p, int index, RedundantBackend::SpareBuffers* spare) {
-    FragmentImage f{HeaderFor(p, index), std::make_shared<std::string>(spare->Take(BufferSize(p))), 0};
+  static FragmentImage Make(const Placement& p, RedundantBackend::SpareBuffers* spare) {
+    FragmentImage f{std::make_shared<std::string>(spare->Take(BufferSize(p)))};
     const size_t align = Env::kDirectIoAlign;
-    f.start = (align - reinterpret_cast<uintptr_t>(f.buffer->data()) % align) % align;
+    f.body_at = (align - reinterpret_cast<uintptr_t>(f.buffer->data()) % align) % align +
+                HeaderFor(p, 0).encoded_size();
     return f;
   }
-  uint8_t* body() { return reinterpret_cast<uint8_t*>(buffer->data()) + start + header.encoded_size(); }
-  // Writes the header (its block CRCs set) in front of the body; the fragment's bytes.
-  std::string_view Seal() {
-    std::string h = SerializeFragmentHeader(header);
-    std::memcpy(buffer->data() + start, h.data(), h.size());
-    return std::string_view(*buffer).substr(start, h.size() + header.body_size);
+  uint8_t* body() { return reinterpret_cast<uint8_t*>(buffer->data()) + body_at; }
+  // Writes `h` (its block CRCs set) in front of the body; the fragment's bytes.
+  std::string_view Seal(const FragmentHeader& h) {
+    std::string bytes = SerializeFragmentHeader(h);
+    std::memcpy(buffer->data() + body_at - bytes.size(), bytes.data(), bytes.size());
+    return std::string_view(*buffer).substr(body_at - bytes.size(), bytes.size() + h.body_size);
   }
 };
 
@@ -996,13 +997,13 @@ Status RedundantBackend::WritePlaced(const std::string& pack, std::shared_ptr<co
     for (int i = 0; i < width; ++i) {
       const uint64_t start = std::min<uint64_t>(uint64_t(i) * f, bytes.size());
       const uint64_t avail = i < p.k ? std::min<uint64_t>(f, bytes.size() - start) : 0;
+      headers[i] = HeaderFor(p, i);
       if (avail == f) {
-        headers[i] = HeaderFor(p, i);
         bodies[i] = bytes.substr(start, f);
         data[i] = reinterpret_cast<const uint8_t*>(bodies[i].data());
         continue;
       }
-      images[i] = FragmentImage::Make(p, i, &spare_);
+      images[i] = FragmentImage::Make(p, &spare_);
       uint8_t* body = images[i].body();
       if (i < p.k) {
         std::memcpy(body, bytes.data() + start, avail);
@@ -1021,14 +1022,12 @@ Status RedundantBackend::WritePlaced(const std::string& pack, std::shared_ptr<co
       for (int i = 0; i < p.m; ++i) parity_slice[i] = parity[i] + off;
       code.Encode(data_slice.data(), parity_slice.data(), n);
       for (int i = 0; i < width; ++i) {
-        FragmentHeader& h = images[i].buffer ? images[i].header : headers[i];
-        SetBlockCrcs(i < p.k ? data_slice[i] : parity_slice[i - p.k], off, n, &h);
+        SetBlockCrcs(i < p.k ? data_slice[i] : parity_slice[i - p.k], off, n, &headers[i]);
       }
     }
     for (int i = 0; i < width; ++i) {
       if (!images[i].buffer) continue;
-      headers[i] = images[i].header;
-      bodies[i] = images[i].Seal();
+      bodies[i] = images[i].Seal(headers[i]);
       owners[i] = std::move(images[i].buffer);
     }
   }
@@ -1423,8 +1422,12 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
   for (int i : todo) {
     if (!good[i]) want.push_back(i);
   }
-  std::vector<FragmentImage> images;
-  for (int i : want) images.push_back(FragmentImage::Make(p, i, &spare_));
+  std::vector<FragmentHeader> headers(width);
+  std::vector<FragmentImage> images(width);  // of the fragments in `want`
+  for (int i : want) {
+    headers[i] = HeaderFor(p, i);
+    images[i] = FragmentImage::Make(p, &spare_);
+  }
   if (!want.empty()) {
     std::vector<int> sources;
     std::vector<const uint8_t*> in;
@@ -1436,10 +1439,10 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
     }
     const ErasureCode code(p.k, p.m);
     std::vector<const uint8_t*> in_slice(in.size());
-    std::vector<uint8_t*> out_slice(images.size());
+    std::vector<uint8_t*> out_slice(want.size());
     for (uint64_t off = 0; off < p.body_size; off += kSlice) {
       const uint64_t n = std::min(kSlice, p.body_size - off);
-      for (size_t j = 0; j < images.size(); ++j) out_slice[j] = images[j].body() + off;
+      for (size_t j = 0; j < want.size(); ++j) out_slice[j] = images[want[j]].body() + off;
       if (p.scheme == Scheme::kReplica) {
         for (uint8_t* o : out_slice) std::memcpy(o, in[0] + off, n);
       } else {
@@ -1447,11 +1450,11 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
         Status d = code.Decode(sources, in_slice.data(), want, out_slice.data(), n);
         if (!d.ok()) {
           report.errors.push_back(d.message());
-          for (auto& image : images) spare_.Give(std::move(image.buffer));
+          for (int i : want) spare_.Give(std::move(images[i].buffer));
           return;
         }
       }
-      for (size_t j = 0; j < images.size(); ++j) SetBlockCrcs(out_slice[j], off, n, &images[j].header);
+      for (size_t j = 0; j < want.size(); ++j) SetBlockCrcs(out_slice[j], off, n, &headers[want[j]]);
     }
   }
   cpu_turn.End();
@@ -1511,10 +1514,9 @@ void RedundantBackend::RepairPlaced(const std::string& name, const VolumeLayout&
       job.owner = std::make_shared<const std::string>(std::move(bodies[i]));
       job.bytes = *job.owner;
     } else {
-      FragmentImage& image = images[std::find(want.begin(), want.end(), i) - want.begin()];
-      job.h = image.header;
-      job.bytes = image.Seal();
-      job.owner = std::move(image.buffer);
+      job.h = headers[i];
+      job.bytes = images[i].Seal(headers[i]);
+      job.owner = std::move(images[i].buffer);
     }
     jobs.push_back(std::move(job));
   }
