@@ -19,10 +19,12 @@ scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo || exit 1
 
 # One fuzz target for its time budget; prints one line (and the log's tail on failure).
 fuzz_one() {
-  local target=$1 corpus
+  local target=$1 corpus seeds=()
   corpus="build-asan/corpus/$(basename "$target")"
   mkdir -p "$corpus"
-  if "$target" "$corpus" -max_total_time="$STRATA_FUZZ_SECONDS" -rss_limit_mb=2048 >"$corpus.log" 2>&1; then
+  # Checked-in seeds (fuzz/seeds/NAME) start the search from valid inputs; new finds go to $corpus.
+  [[ -d "fuzz/seeds/$(basename "$target")" ]] && seeds=("fuzz/seeds/$(basename "$target")")
+  if "$target" "$corpus" "${seeds[@]}" -max_total_time="$STRATA_FUZZ_SECONDS" -rss_limit_mb=2048 >"$corpus.log" 2>&1; then
     echo "fuzz $(basename "$target"): ok ($(grep -c . "$corpus.log") log lines)"
   else
     echo "fuzz $(basename "$target"): FAILED"; tail -n 40 "$corpus.log"; return 1

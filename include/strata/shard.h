@@ -21,6 +21,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -200,6 +201,11 @@ class ShardReader {
 // Encodes a record in the payload form of docs/FORMAT.md; kInvalidArgument if it does not
 // match the schema.
 Status EncodeRecord(const Schema& schema, const Record& record, std::string* out);
+// The same, for a producer that makes a tensor in place: the data of the tensor at
+// `record[field]` (given with its dtype and shape, and no data) is written by `fill` straight
+// into its place in `out`, which is as many bytes as the shape says.
+Status EncodeRecord(const Schema& schema, const Record& record, size_t field,
+                    const std::function<void(uint8_t* data)>& fill, std::string* out);
 // Decodes a payload; kCorruption if it does not match the schema exactly.
 Result<Record> DecodeRecord(const Schema& schema, std::span<const uint8_t> payload);
 

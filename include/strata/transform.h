@@ -91,8 +91,10 @@ struct TransformReport {
   CommitResult commit;            // of the output branch (zero when up to date)
   double seconds = 0;
   // Where the time went: the fitting pass, the pass that transforms and writes the shards,
-  // and storing them in the repository (and committing).
+  // and storing them in the repository (and committing). Wall seconds, and the CPU seconds
+  // (user + system, all threads of the process) of the last two.
   double fit_seconds = 0, write_seconds = 0, store_seconds = 0;
+  double write_cpu_seconds = 0, store_cpu_seconds = 0;
 };
 
 // Runs the pipeline over `input` (NAME@REF[:PATH]) and commits the shards to `output`

@@ -77,6 +77,8 @@ nb::dict TransformDict(const TransformReport& r) {
   d["fit_seconds"] = r.fit_seconds;
   d["write_seconds"] = r.write_seconds;
   d["store_seconds"] = r.store_seconds;
+  d["write_cpu_seconds"] = r.write_cpu_seconds;
+  d["store_cpu_seconds"] = r.store_cpu_seconds;
   return d;
 }
 

@@ -78,6 +78,8 @@ void AddTransformCommands(CLI::App& app, Globals& g) {
                  {"fit_seconds", r.fit_seconds},
                  {"write_seconds", r.write_seconds},
                  {"store_seconds", r.store_seconds},
+                 {"write_cpu_seconds", r.write_cpu_seconds},
+                 {"store_cpu_seconds", r.store_cpu_seconds},
                  {"commit", CommitResultJson(r.commit)}});
       return;
     }

@@ -10,7 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <csetjmp>
-#include <cstdio>  // before jpeglib.h, which uses FILE
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -18,7 +18,6 @@
 #include <unordered_map>
 
 #include <fmt/format.h>
-#include <jpeglib.h>
 #include <png.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
@@ -29,6 +28,7 @@
 #include "base/progress.h"
 #include "base/thread_pool.h"
 #include "ingest/image_probe.h"
+#include "ingest/jpeg.h"
 #include "ingest/labels.h"
 #include "ingest/source.h"
 #include "strata/curate.h"
@@ -140,60 +140,22 @@ double Similarity(const Signature& a, const Signature& b) {
 constexpr uint64_t kMaxImageFileBytes = uint64_t{256} << 20;
 constexpr uint64_t kMaxImagePixels = uint64_t{1} << 28;
 
-// libjpeg's errors and its warnings both end a decode: a warning means damaged data that
-// libjpeg would otherwise paper over (grey blocks, a missing end), and it would print it.
-struct JpegError {
-  jpeg_error_mgr mgr;
-  jmp_buf jump;
-  char message[JMSG_LENGTH_MAX];
-};
-
-[[noreturn]] void OnJpegError(j_common_ptr c) {
-  auto* e = reinterpret_cast<JpegError*>(c->err);
-  (*c->err->format_message)(c, e->message);
-  longjmp(e->jump, 1);
-}
-
-void OnJpegMessage(j_common_ptr c, int level) {
-  if (level < 0) OnJpegError(c);  // a warning; trace messages (level >= 0) are ignored
-}
-
 enum class JpegDecode { kOk, kFailed, kNotGrey };
 
 // Decodes a JPEG to grey at 1/`denom` of its size (libjpeg's DCT scaling: every block is still
 // decoded, the inverse transforms are smaller). kFailed with `why` set when it does not decode;
-// kNotGrey for CMYK/YCCK, which libjpeg cannot turn into grey. Only plain C objects live in this
-// frame across setjmp; `out` belongs to the caller.
+// kNotGrey for a JPEG the strict decoder leaves to others (CMYK/YCCK, MJPEG without tables).
 JpegDecode DecodeJpegGrey(const std::string& data, unsigned denom, cv::Mat* out, std::string* why) {
-  jpeg_decompress_struct cinfo;
-  JpegError err;
-  cinfo.err = jpeg_std_error(&err.mgr);
-  err.mgr.error_exit = OnJpegError;
-  err.mgr.emit_message = OnJpegMessage;
-  if (setjmp(err.jump)) {
-    *why = err.message;
-    jpeg_destroy_decompress(&cinfo);
-    return JpegDecode::kFailed;
+  static thread_local ingest::JpegDecoder decoder;
+  ingest::JpegHeader h;
+  switch (decoder.Start({reinterpret_cast<const uint8_t*>(data.data()), data.size()}, ingest::JpegColor::kGrey, denom,
+                        &h, why)) {
+    case ingest::JpegStatus::kOk: break;
+    case ingest::JpegStatus::kFailed: return JpegDecode::kFailed;
+    case ingest::JpegStatus::kUnsupported: return JpegDecode::kNotGrey;
   }
-  jpeg_create_decompress(&cinfo);
-  jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(data.data()), static_cast<unsigned long>(data.size()));
-  jpeg_read_header(&cinfo, TRUE);
-  if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
-    jpeg_destroy_decompress(&cinfo);
-    return JpegDecode::kNotGrey;
-  }
-  cinfo.out_color_space = JCS_GRAYSCALE;
-  cinfo.scale_num = 1;
-  cinfo.scale_denom = denom;
-  jpeg_start_decompress(&cinfo);
-  out->create(static_cast<int>(cinfo.output_height), static_cast<int>(cinfo.output_width), CV_8U);
-  while (cinfo.output_scanline < cinfo.output_height) {
-    JSAMPROW row = out->ptr(static_cast<int>(cinfo.output_scanline));
-    jpeg_read_scanlines(&cinfo, &row, 1);
-  }
-  jpeg_finish_decompress(&cinfo);  // reads on to the end marker: a truncated file warns here
-  jpeg_destroy_decompress(&cinfo);
-  return JpegDecode::kOk;
+  out->create(static_cast<int>(h.height), static_cast<int>(h.width), CV_8U);
+  return decoder.Finish(out->ptr(), out->step, why) ? JpegDecode::kOk : JpegDecode::kFailed;
 }
 
 // libpng's errors come back through OnPngError instead of being printed; its warnings (benign

@@ -151,7 +151,7 @@ void StoreBytes(uint8_t*& p, std::string_view s) {
 }
 }  // namespace
 
-Result<size_t> EncodedSize(const Schema& schema, const Record& record) {
+Result<size_t> EncodedSize(const Schema& schema, const Record& record, size_t open) {
   if (record.size() != schema.fields.size()) {
     return Status::InvalidArgument(fmt::format("record has {} values, schema has {} fields", record.size(), schema.fields.size()));
   }
@@ -177,11 +177,13 @@ Result<size_t> EncodedSize(const Schema& schema, const Record& record) {
           elements *= t.shape[k];
           if (elements > kMaxRecordSize) return Status::InvalidArgument(fmt::format("field '{}': tensor too large", f.name));
         }
-        if (elements * DTypeSize(t.dtype) != t.data.size()) {
+        const uint64_t bytes = static_cast<uint64_t>(elements) * DTypeSize(t.dtype);
+        if (i == open ? !t.data.empty() : bytes != t.data.size()) {
           return Status::InvalidArgument(fmt::format("field '{}': {} data bytes for {} elements of {} bytes", f.name,
                                                      t.data.size(), static_cast<uint64_t>(elements), DTypeSize(t.dtype)));
         }
-        size += 8 * t.shape.size() + t.data.size();
+        if (bytes > kMaxRecordSize) return Status::InvalidArgument(fmt::format("field '{}': tensor too large", f.name));
+        size += 8 * t.shape.size() + bytes;
         break;
       }
       case FieldType::kBytes:
@@ -211,15 +213,25 @@ Result<size_t> EncodedSize(const Schema& schema, const Record& record) {
   return static_cast<size_t>(size);
 }
 
-void EncodeRecordTo(const Schema& schema, const Record& record, uint8_t* dst) {
+uint8_t* EncodeRecordTo(const Schema& schema, const Record& record, uint8_t* dst, size_t open) {
   uint8_t* p = dst;
+  uint8_t* open_data = nullptr;
   for (size_t i = 0; i < record.size(); ++i) {
     const Value& v = record[i];
     switch (schema.fields[i].type) {
       case FieldType::kTensor: {
         const Tensor& t = std::get<Tensor>(v);
-        for (uint64_t d : t.shape) Store64(p, d);
-        StoreBytes(p, t.data);
+        uint64_t elements = 1;
+        for (uint64_t d : t.shape) {
+          Store64(p, d);
+          elements *= d;
+        }
+        if (i == open) {
+          open_data = p;
+          p += elements * DTypeSize(t.dtype);
+        } else {
+          StoreBytes(p, t.data);
+        }
         break;
       }
       case FieldType::kBytes:
@@ -245,13 +257,24 @@ void EncodeRecordTo(const Schema& schema, const Record& record, uint8_t* dst) {
         break;
     }
   }
+  return open_data;
 }
 
 Status EncodeRecord(const Schema& schema, const Record& record, std::string* out) {
-  out->clear();
   STRATA_ASSIGN_OR_RETURN(size_t size, EncodedSize(schema, record));
-  out->resize(size);
+  out->resize(size);  // every byte is written below: a reused buffer is not cleared first
   EncodeRecordTo(schema, record, reinterpret_cast<uint8_t*>(out->data()));
+  return Status::OK();
+}
+
+Status EncodeRecord(const Schema& schema, const Record& record, size_t field,
+                    const std::function<void(uint8_t* data)>& fill, std::string* out) {
+  if (field >= schema.fields.size() || schema.fields[field].type != FieldType::kTensor) {
+    return Status::InvalidArgument(fmt::format("field {} is not a tensor field", field));
+  }
+  STRATA_ASSIGN_OR_RETURN(size_t size, EncodedSize(schema, record, field));
+  out->resize(size);  // as above; `fill` writes the rest
+  fill(EncodeRecordTo(schema, record, reinterpret_cast<uint8_t*>(out->data()), field));
   return Status::OK();
 }
 

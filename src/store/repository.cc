@@ -435,20 +435,23 @@ Result<Tree> RepositoryImpl::ReadTree(const ObjectId& id) {
   return ReadTreePaged(id, [this](const ObjectId& page) { return ReadObject(page, ObjectKind::kTree); });
 }
 
-Result<std::string> RepositoryImpl::ReadTreePageCached(const ObjectId& id) {
+Result<std::shared_ptr<const TreePage>> RepositoryImpl::ReadTreePageCached(const ObjectId& id) {
   {
     std::lock_guard<std::mutex> l(page_cache_mu_);
     auto it = page_cache_.find(id);
     if (it != page_cache_.end()) return it->second;
   }
   STRATA_ASSIGN_OR_RETURN(std::string bytes, ReadObject(id, ObjectKind::kTree));
+  auto parsed = ParseTreePage(AsBytes(bytes));
+  if (!parsed.ok()) return parsed.status().WithContext("tree " + id.Short());
+  auto page = std::make_shared<const TreePage>(std::move(*parsed));
   std::lock_guard<std::mutex> l(page_cache_mu_);
   if (page_cache_order_.size() >= kPageCacheEntries) {
     page_cache_.erase(page_cache_order_.front());
     page_cache_order_.pop_front();
   }
-  if (page_cache_.emplace(id, bytes).second) page_cache_order_.push_back(id);
-  return bytes;
+  if (page_cache_.emplace(id, page).second) page_cache_order_.push_back(id);
+  return page;
 }
 
 void RepositoryImpl::DropCachedPages() {

@@ -19,6 +19,7 @@
 #include "store/object_store.h"
 #include "store/pack_rewrite.h"
 #include "store/tree.h"
+#include "store/tree_pages.h"
 #include "strata/repository.h"
 #include "strata/volumes.h"
 #include "volume/backend.h"
@@ -140,9 +141,9 @@ class RepositoryImpl : public Repository, public ObjectStore {
   using DestinationFn = std::function<Result<std::span<uint8_t>>(const PackEntry&)>;
   Status ReadObjectInto(const ObjectId& id, ObjectKind kind, const DestinationFn& dst);
   Status ReadObjectAt(const ObjectId& id, ObjectKind kind, const DestinationFn& dst, bool* cached);
-  // A tree object (page) through a small cache: opening many files of one version reads the
-  // same directory pages again and again, and objects never change under their id.
-  Result<std::string> ReadTreePageCached(const ObjectId& id);
+  // A tree object (page), parsed, through a small cache: opening many files of one version
+  // reads the same directory pages again and again, and objects never change under their id.
+  Result<std::shared_ptr<const TreePage>> ReadTreePageCached(const ObjectId& id);
   void DropCachedPages();
   // Follows `path` (slash-separated, may be empty) from the tree `root`.
   Result<TreeEntry> Lookup(const ObjectId& root, std::string_view path);
@@ -165,12 +166,12 @@ class RepositoryImpl : public Repository, public ObjectStore {
   std::atomic<bool> cache_distrusted_{false};
   std::mutex keys_mu_;
   crypto::Key256 audit_key_;
-  uint64_t tree_seed_ = 0;
-  static constexpr size_t kPageCacheEntries = 64;  // pages hold up to ~1024 entries each
+  uint64_t tree_seed_ = 0;  // keys the page boundaries of large directories (tree_pages.h)
+  static constexpr size_t kPageCacheEntries = 64;  // pages hold up to 2048 entries each
   std::mutex page_cache_mu_;
-  std::unordered_map<ObjectId, std::string, ObjectIdHash> page_cache_;
+  std::unordered_map<ObjectId, std::shared_ptr<const TreePage>, ObjectIdHash> page_cache_;
   std::unique_ptr<VolumeAdmin> volume_admin_;
-  std::deque<ObjectId> page_cache_order_;  // oldest first  // keys the page boundaries of large directories (tree_pages.h)
+  std::deque<ObjectId> page_cache_order_;  // oldest first
 };
 
 }  // namespace strata::store

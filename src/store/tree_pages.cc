@@ -170,23 +170,40 @@ Result<Tree> ReadTreePaged(const ObjectId& id, const ReadTreeObject& read) {
   return tree;
 }
 
+Result<TreePage> ParseTreePage(std::span<const uint8_t> bytes) {
+  TreePage page;
+  page.is_index = IsTreeIndex(bytes);
+  if (page.is_index) {
+    STRATA_ASSIGN_OR_RETURN(page.index, ParseTreeIndex(bytes));
+  } else {
+    STRATA_ASSIGN_OR_RETURN(page.leaf, ParseTree(bytes));
+  }
+  return page;
+}
+
 Result<std::optional<TreeEntry>> FindEntryPaged(const ObjectId& id, std::string_view name, const ReadTreeObject& read) {
+  return FindEntryPaged(id, name, [&](const ObjectId& at) -> Result<std::shared_ptr<const TreePage>> {
+    STRATA_ASSIGN_OR_RETURN(std::string bytes, read(at));
+    auto page = ParseTreePage(AsBytes(bytes));
+    if (!page.ok()) return page.status().WithContext("tree " + at.Short());
+    return std::make_shared<const TreePage>(std::move(*page));
+  });
+}
+
+Result<std::optional<TreeEntry>> FindEntryPaged(const ObjectId& id, std::string_view name, const ReadParsedTreePage& read) {
   ObjectId at = id;
   for (int depth = 0; depth <= kMaxLevel + 1; ++depth) {
-    STRATA_ASSIGN_OR_RETURN(std::string bytes, read(at));
-    std::span<const uint8_t> b = AsBytes(bytes);
-    if (!IsTreeIndex(b)) {
-      auto leaf = ParseTree(b);
-      if (!leaf.ok()) return leaf.status().WithContext("tree " + at.Short());
-      const TreeEntry* e = leaf->Find(name);
+    STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const TreePage> page, read(at));
+    if (!page->is_index) {
+      const TreeEntry* e = page->leaf.Find(name);
       if (!e) return std::optional<TreeEntry>();
       return std::optional<TreeEntry>(*e);
     }
-    STRATA_ASSIGN_OR_RETURN(TreeIndex index, ParseTreeIndex(b));
     // The last child whose first name is <= name.
-    auto it = std::upper_bound(index.children.begin(), index.children.end(), name,
+    const auto& children = page->index.children;
+    auto it = std::upper_bound(children.begin(), children.end(), name,
                                [](std::string_view n, const PageRef& c) { return n < c.first_name; });
-    if (it == index.children.begin()) return std::optional<TreeEntry>();
+    if (it == children.begin()) return std::optional<TreeEntry>();
     at = std::prev(it)->id;
   }
   return Status::Corruption(fmt::format("tree {} is nested too deeply", id.Short()));

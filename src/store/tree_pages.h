@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -50,7 +51,19 @@ using ReadTreeObject = std::function<Result<std::string>(const ObjectId& id)>;
 ObjectId WriteTreePaged(const Tree& tree, uint64_t seed, const PutTreeObject& put);
 // Reads a whole directory, whichever form it was stored in. Checks that pages join in order.
 Result<Tree> ReadTreePaged(const ObjectId& id, const ReadTreeObject& read);
-// Finds one entry, reading only the pages on its path.
+// A stored directory object parsed: a leaf (a plain tree) or an index page.
+struct TreePage {
+  bool is_index = false;
+  Tree leaf;
+  TreeIndex index;
+};
+// Untrusted input (fuzzed through ParseTree and ParseTreeIndex).
+Result<TreePage> ParseTreePage(std::span<const uint8_t> bytes);
+using ReadParsedTreePage = std::function<Result<std::shared_ptr<const TreePage>>(const ObjectId& id)>;
+
+// Finds one entry, reading only the pages on its path: through `read` (parsing each page it
+// returns), or through pages parsed once and kept by the caller.
 Result<std::optional<TreeEntry>> FindEntryPaged(const ObjectId& id, std::string_view name, const ReadTreeObject& read);
+Result<std::optional<TreeEntry>> FindEntryPaged(const ObjectId& id, std::string_view name, const ReadParsedTreePage& read);
 
 }  // namespace strata::store

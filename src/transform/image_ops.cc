@@ -9,6 +9,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "ingest/image_probe.h"
+#include "ingest/jpeg.h"
 
 namespace strata::transform {
 
@@ -40,6 +41,27 @@ cv::Mat DecodeImage(std::span<const uint8_t> bytes, const Op& op, std::string* e
   if (bytes.empty()) {
     *error = "empty file";
     return img;
+  }
+  // A JPEG goes straight from libjpeg into RGB (or grey) rows: OpenCV's reader would decode to
+  // RGB, swap each row to BGR, and the swap back would be a third pass. What the strict decoder
+  // leaves (CMYK, an EXIF orientation to apply, damaged data that OpenCV decodes as best it can
+  // after printing a warning) goes to OpenCV below, so the pixels are OpenCV's in every case.
+  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) {
+    static thread_local ingest::JpegDecoder jpeg;
+    const ingest::JpegColor color = op.mode == "grayscale" ? ingest::JpegColor::kGrey
+                                    : op.mode == "rgb"     ? ingest::JpegColor::kRgb
+                                                           : ingest::JpegColor::kStored;
+    ingest::JpegHeader h;
+    std::string why;
+    if (jpeg.Start(bytes, color, 1, &h, &why) == ingest::JpegStatus::kOk) {
+      if (h.orientation <= 1) {
+        img.create(static_cast<int>(h.height), static_cast<int>(h.width), CV_8UC(static_cast<int>(h.channels)));
+        if (jpeg.Finish(img.ptr(), img.step, &why)) return img;
+        img.release();
+      } else {
+        jpeg.Abort();
+      }
+    }
   }
   // A binary PGM/PPM shorter than its header says fails here, before OpenCV's reader, which
   // would print its exception to stderr before failing.
@@ -230,40 +252,48 @@ void Lay(const cv::Mat& img, bool chw, T* out, Map map) {
       }
       continue;
     }
+    T* o = out + static_cast<size_t>(y) * w;
+    if (c == 3) {  // the common case: one pass over the row, writing the three planes
+      T *r = o, *g = o + plane, *b = o + 2 * plane;
+      for (int x = 0; x < w; ++x) {
+        r[x] = map(0, row[3 * x]);
+        g[x] = map(1, row[3 * x + 1]);
+        b[x] = map(2, row[3 * x + 2]);
+      }
+      continue;
+    }
     for (int k = 0; k < c; ++k) {
-      T* o = out + k * plane + static_cast<size_t>(y) * w;
-      for (int x = 0; x < w; ++x) o[x] = map(k, row[x * c + k]);
+      for (int x = 0; x < w; ++x) o[k * plane + x] = map(k, row[x * c + k]);
     }
   }
 }
 
 }  // namespace
 
-shard::Tensor ToTensor(const cv::Mat& img, shard::DType dtype, bool chw, double scale, const std::vector<double>& mean,
-                       const std::vector<double>& std) {
+shard::Tensor TensorOf(const cv::Mat& img, shard::DType dtype, bool chw) {
   shard::Tensor t;
   t.dtype = dtype;
-  const int c = img.channels(), h = img.rows, w = img.cols;
-  t.shape = chw ? std::vector<uint64_t>{uint64_t(c), uint64_t(h), uint64_t(w)}
-                : std::vector<uint64_t>{uint64_t(h), uint64_t(w), uint64_t(c)};
-  const size_t n = static_cast<size_t>(c) * h * w;
+  const uint64_t c = img.channels(), h = img.rows, w = img.cols;
+  t.shape = chw ? std::vector<uint64_t>{c, h, w} : std::vector<uint64_t>{h, w, c};
+  return t;
+}
+
+void WriteTensor(const cv::Mat& img, shard::DType dtype, bool chw, double scale, const std::vector<double>& mean,
+                 const std::vector<double>& std, uint8_t* dst) {
   if (dtype == shard::DType::kUint8) {
-    t.data.resize(n);
-    Lay(img, chw, reinterpret_cast<uint8_t*>(t.data.data()), [](int, uint8_t v) { return v; });
-    return t;
+    Lay(img, chw, dst, [](int, uint8_t v) { return v; });
+    return;
   }
   // float32: one lookup table per channel, computed in double once, so every pixel value maps to
   // exactly one float whatever the order of evaluation.
-  std::vector<float> lut(static_cast<size_t>(c) * 256);
-  for (int k = 0; k < c; ++k) {
+  float lut[4][256];
+  for (int k = 0; k < img.channels(); ++k) {
     double m = mean.empty() ? 0.0 : mean.size() == 1 ? mean[0] : mean[k];
     double s = std.empty() ? 1.0 : std.size() == 1 ? std[0] : std[k];
     double sc = mean.empty() ? 1.0 : scale;
-    for (int v = 0; v < 256; ++v) lut[k * 256 + v] = static_cast<float>((v / sc - m) / s);
+    for (int v = 0; v < 256; ++v) lut[k][v] = static_cast<float>((v / sc - m) / s);
   }
-  t.data.resize(n * sizeof(float));
-  Lay(img, chw, reinterpret_cast<float*>(t.data.data()), [&](int k, uint8_t v) { return lut[k * 256 + v]; });
-  return t;
+  Lay(img, chw, reinterpret_cast<float*>(dst), [&](int k, uint8_t v) { return lut[k][v]; });
 }
 
 }  // namespace strata::transform

@@ -54,10 +54,14 @@ struct ChannelSums {
   void Finish(double scale, std::vector<double>* mean, std::vector<double>* std) const;
 };
 
-// The shard tensor of an 8-bit image: uint8 as is, or float32, normalized by
-// (pixel / scale - mean[c]) / std[c] when `mean` is not empty (one value, or one per channel).
-// Layout CHW or HWC.
-shard::Tensor ToTensor(const cv::Mat& img, shard::DType dtype, bool chw, double scale, const std::vector<double>& mean,
-                       const std::vector<double>& std);
+// The shard tensor of an 8-bit image (at most 4 channels), without its data: its dtype, and
+// its shape, CHW or HWC.
+shard::Tensor TensorOf(const cv::Mat& img, shard::DType dtype, bool chw);
+// Writes that tensor's data to `dst` (as many bytes as its shape says; 4-byte aligned for
+// float32): uint8 as is, or
+// float32, normalized by (pixel / scale - mean[c]) / std[c] when `mean` is not empty (one
+// value, or one per channel).
+void WriteTensor(const cv::Mat& img, shard::DType dtype, bool chw, double scale, const std::vector<double>& mean,
+                 const std::vector<double>& std, uint8_t* dst);
 
 }  // namespace strata::transform

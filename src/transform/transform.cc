@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -81,8 +82,9 @@ struct ItemResult {
   bool sums_reused = false;  // taken from the previous output, nothing read
   std::string text;          // text: after the string ops (the tokenizer's training pass)
   // Per variant, the values of the fields the pipeline makes (the record less label, path and
-  // variant, which the writer adds).
+  // variant), then the whole record encoded (by the same worker).
   std::vector<shard::Record> values;
+  std::vector<std::string> payloads;
   uint64_t bytes = 0;        // memory the result holds
 };
 
@@ -273,6 +275,7 @@ class Driver {
     report_.fit_seconds = Seconds(phase);
     if (previous_) PlanReuse();
     phase = std::chrono::steady_clock::now();
+    phase_cpu_ = CpuSeconds();
     WorkDir work;
     STRATA_RETURN_IF_ERROR(work.Create(o_.work_dir));
     dir_ = work.path();
@@ -281,6 +284,12 @@ class Driver {
 
   static double Seconds(std::chrono::steady_clock::time_point since) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+  }
+  // CPU seconds of the process so far (every thread).
+  static double CpuSeconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
   }
 
   // The input records the pipeline takes, in path order, with their labels: files (rows with
@@ -748,11 +757,6 @@ class Driver {
   // Shards roll as ShardSetWriter rolls them (a new one before a record would take the current
   // one past shard_size), but each finished shard goes into the stage at once and its file is
   // deleted, so the temporary space is one shard.
-  Status AddRecord(const shard::Record& rec) {
-    STRATA_RETURN_IF_ERROR(shard::EncodeRecord(schema_, rec, &payload_));
-    return AddPayload(payload_);
-  }
-
   Status AddPayload(std::string_view payload) {
     if (!shard_ || (shard_->record_count() > 0 && shard_->SizeWith(payload.size()) > pipeline_.shard_size)) {
       STRATA_RETURN_IF_ERROR(RollShard());
@@ -791,6 +795,7 @@ class Driver {
     t.first_record = info.first_record;
     t.records = info.record_count;
     t.bytes = info.bytes;
+    const double cpu = CpuSeconds();
     Env* env = Env::Default();
     {
       STRATA_ASSIGN_OR_RETURN(auto file, env->NewSequentialFile(info.path));
@@ -802,6 +807,7 @@ class Driver {
     STRATA_RETURN_IF_ERROR(env->DeleteFile(info.path));
     report_.shards.push_back(std::move(t));
     report_.store_seconds += Seconds(start);
+    report_.store_cpu_seconds += CpuSeconds() - cpu;
     return Status::OK();
   }
 
@@ -810,9 +816,12 @@ class Driver {
     if (!shard_) STRATA_RETURN_IF_ERROR(RollShard());  // no records: one empty shard holds the schema
     STRATA_RETURN_IF_ERROR(FinishShard());
     report_.write_seconds = Seconds(phase) - report_.store_seconds;
+    report_.write_cpu_seconds = CpuSeconds() - phase_cpu_ - report_.store_cpu_seconds;
     auto start = std::chrono::steady_clock::now();
+    const double cpu = CpuSeconds();
     Status s = Commit();
     report_.store_seconds += Seconds(start);
+    report_.store_cpu_seconds += CpuSeconds() - cpu;
     stage_.reset();
     return s;
   }
@@ -835,10 +844,12 @@ class Driver {
           if (items_[i].reuse_from >= 0) return r;  // copied by the writer from the previous output
           if (pipeline_.kind == transform::PipelineKind::kText) {
             MakeText(i, r);
+            Encode(i, r);
             return r;
           }
           if (pipeline_.kind == transform::PipelineKind::kTabular) {
             MakeRow(i, r);
+            Encode(i, r);
             return r;
           }
           if (auto f = fit_errors_.find(i); f != fit_errors_.end()) {
@@ -849,6 +860,7 @@ class Driver {
           cv::Mat decoded = Load(i, r);
           r.raw.clear();  // not needed after this pass
           if (decoded.empty()) return r;
+          std::vector<cv::Mat> images;  // per variant, the image its tensor is made from
           for (uint32_t v = 0; v < pipeline_.variants; ++v) {
             cv::Mat img = v + 1 < pipeline_.variants ? decoded.clone() : decoded;
             if (!RunOps(i, end, v, img, r)) {
@@ -861,10 +873,14 @@ class Driver {
               r.values.clear();
               return r;
             }
-            shard::Tensor t = transform::ToTensor(img, pipeline_.out_dtype, pipeline_.out_chw, scale, mean, std);
-            r.bytes += t.data.size();
-            r.values.emplace_back().emplace_back(std::move(t));
+            // The tensor is made in its place in the encoded record (Encode).
+            r.values.emplace_back().emplace_back(transform::TensorOf(img, pipeline_.out_dtype, pipeline_.out_chw));
+            images.push_back(std::move(img));
           }
+          Encode(i, r, [&](uint32_t v, uint8_t* dst) {
+            transform::WriteTensor(images[v], pipeline_.out_dtype, pipeline_.out_chw, scale, mean, std, dst);
+          });
+          r.values.clear();
           return r;
         },
         [&](size_t i, ItemResult& r) -> Status {
@@ -879,20 +895,65 @@ class Driver {
             return Status::OK();
           }
           // Records of it already in the shards of an interrupted run are not added again.
-          for (uint32_t v = items_[i].written; v < r.values.size(); ++v) {
-            shard::Record rec = std::move(r.values[v]);
-            rec.reserve(rec.size() + 3);
-            if (pipeline_.has_label) rec.push_back(shard::Label{static_cast<uint32_t>(items_[i].label)});
-            if (pipeline_.keep_path) rec.push_back(items_[i].path);
-            if (pipeline_.variants > 1) rec.push_back(static_cast<int64_t>(v));
-            Status added = AddRecord(rec);
+          for (uint32_t v = items_[i].written; v < r.payloads.size(); ++v) {
+            Status added = AddPayload(r.payloads[v]);
             if (!added.ok()) return added.WithContext(fmt::format("record {}", items_[i].path));
             ++report_.records_out;
             ++items_[i].written;
           }
+          GiveBack(r.payloads);
           return Status::OK();
         });
     return s;
+  }
+
+  // Completes each variant's record (label, path, variant) and encodes it into a buffer from
+  // spare_: the records of a transform are mostly of one size, so a buffer is overwritten in
+  // place and no page is zeroed or faulted in again (an image's tensor is ~600 KB). With
+  // `fill`, each record's first field is a tensor without data that fill(variant, dst) writes
+  // in its place.
+  using FillTensor = std::function<void(uint32_t variant, uint8_t* dst)>;
+  void Encode(size_t i, ItemResult& r, const FillTensor& fill = nullptr) {
+    if (!r.error.empty() || !r.fatal.ok()) return;
+    r.payloads.reserve(r.values.size());
+    for (uint32_t v = 0; v < r.values.size(); ++v) {
+      shard::Record& rec = r.values[v];
+      if (pipeline_.has_label) rec.push_back(shard::Label{static_cast<uint32_t>(items_[i].label)});
+      if (pipeline_.keep_path) rec.push_back(items_[i].path);
+      if (pipeline_.variants > 1) rec.push_back(static_cast<int64_t>(v));
+      std::string payload = TakeSpare();
+      Status s = fill ? shard::EncodeRecord(schema_, rec, 0, [&](uint8_t* dst) { fill(v, dst); }, &payload)
+                      : shard::EncodeRecord(schema_, rec, &payload);
+      if (!s.ok()) {
+        r.fatal = s.WithContext(fmt::format("record {}", items_[i].path));
+        return;
+      }
+      r.payloads.push_back(std::move(payload));
+    }
+    r.bytes = 0;
+    for (const auto& p : r.payloads) r.bytes += p.size();
+  }
+
+  std::string TakeSpare() {
+    std::lock_guard<std::mutex> lock(spare_mu_);
+    if (spare_.empty()) return {};
+    std::string b = std::move(spare_.back());
+    spare_.pop_back();
+    spare_bytes_ -= b.capacity();
+    return b;
+  }
+
+  // Every buffer is either in a result waiting to be written or here, and a new one is made only
+  // when none is here, so the spares never hold more than the results once did (the budget);
+  // the bound below only guards against a budget set after the fact.
+  void GiveBack(std::vector<std::string>& buffers) {
+    std::lock_guard<std::mutex> lock(spare_mu_);
+    for (auto& b : buffers) {
+      if (spare_bytes_ + b.capacity() > o_.memory_budget) break;
+      spare_bytes_ += b.capacity();
+      spare_.push_back(std::move(b));
+    }
+    buffers.clear();
   }
 
   json SchemaJson() const {
@@ -1390,6 +1451,11 @@ class Driver {
   uint64_t kept_records_ = 0;              // records and shards the partial output holds
   uint32_t kept_shards_ = 0;
   std::chrono::steady_clock::time_point last_checkpoint_;
+  double phase_cpu_ = 0;  // CpuSeconds() when the write phase began
+  // Buffers of records already written, for the workers to encode into (Encode).
+  std::mutex spare_mu_;
+  std::vector<std::string> spare_;
+  uint64_t spare_bytes_ = 0;
   PutStats put_;                           // stored by all commits of this run
   PreviousShard old_shard_;
   std::unique_ptr<shard::ShardReader> old_reader_;
@@ -1400,7 +1466,6 @@ class Driver {
   std::unique_ptr<shard::ShardWriter> shard_;
   uint32_t shard_number_ = 0;
   uint64_t next_record_ = 0;
-  std::string payload_;
   TransformReport report_;
 };
 

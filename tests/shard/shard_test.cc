@@ -154,6 +154,22 @@ TEST(ShardTest, PayloadEncodingIsExact) {
   EXPECT_FALSE(DecodeRecord(schema, AsBytes(payload.substr(0, payload.size() - 1))).ok());
 }
 
+TEST(ShardTest, TensorFilledInPlaceEncodesAsAGivenOne) {
+  Schema schema{{Plain("s", FieldType::kString), TensorField("t", DType::kInt16, {2}), Plain("l", FieldType::kLabel)}};
+  Record given{std::string("hi"), Tensor{DType::kInt16, {2}, std::string("\x01\x02\x03\x04", 4)}, Label{3}};
+  std::string want;
+  ASSERT_TRUE(EncodeRecord(schema, given, &want).ok());
+  Record open = given;
+  std::get<Tensor>(open[1]).data.clear();
+  std::string payload(want.size(), '\xee');  // a reused buffer: every byte is written again
+  ASSERT_TRUE(EncodeRecord(schema, open, 1, [](uint8_t* d) { std::memcpy(d, "\x01\x02\x03\x04", 4); }, &payload).ok());
+  EXPECT_EQ(payload, want);
+  // The open field must be a tensor given without data.
+  EXPECT_EQ(EncodeRecord(schema, open, 0, [](uint8_t*) {}, &payload).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(EncodeRecord(schema, given, 1, [](uint8_t*) {}, &payload).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(EncodeRecord(schema, open, 7, [](uint8_t*) {}, &payload).code(), StatusCode::kInvalidArgument);
+}
+
 TEST(ShardTest, RecordsThatDoNotMatchTheSchemaAreRefused) {
   TempDir dir;
   auto w = ShardWriter::Create(dir / "a.shard", AllTypes(), {});

@@ -103,6 +103,95 @@ TEST(DecodeTest, GarbageAndEmptyAreErrorsNotCrashes) {
   EXPECT_FALSE(error.empty());
 }
 
+// A test image with detail in every channel, so that chroma subsampling and colour conversion
+// show in the decoded pixels.
+cv::Mat Detailed(int rows, int cols, int channels) {
+  cv::Mat m(rows, cols, CV_8UC(channels));
+  for (int y = 0; y < rows; ++y) {
+    for (int x = 0; x < cols * channels; ++x) m.ptr<uint8_t>(y)[x] = static_cast<uint8_t>((x * 37 + y * 91 + x * y) % 251);
+  }
+  return m;
+}
+
+std::string Jpeg(const cv::Mat& img, std::vector<int> params = {}) {
+  std::vector<uint8_t> out;
+  EXPECT_TRUE(cv::imencode(".jpg", img, out, params));
+  return std::string(out.begin(), out.end());
+}
+
+// An APP1 EXIF segment (little-endian TIFF, one IFD0 entry: orientation) right after SOI.
+std::string WithOrientation(const std::string& jpeg, uint16_t orientation) {
+  std::string tiff("II*\0\x08\0\0\0\x01\0\x12\x01\x03\0\x01\0\0\0", 18);
+  tiff += static_cast<char>(orientation & 0xFF);
+  tiff += static_cast<char>(orientation >> 8);
+  tiff += std::string("\0\0\0\0\0\0", 6);  // value padding, next IFD: none
+  std::string body = std::string("Exif\0\0", 6) + tiff;
+  const size_t length = body.size() + 2;
+  std::string app1 = "\xFF\xE1";
+  app1 += static_cast<char>(length >> 8);
+  app1 += static_cast<char>(length & 0xFF);
+  return jpeg.substr(0, 2) + app1 + body + jpeg.substr(2);
+}
+
+// What DecodeImage gave before it decoded JPEGs itself: OpenCV's reader, then BGR to RGB.
+cv::Mat OpenCvDecode(const std::string& bytes, int flags) {
+  cv::Mat img = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())), flags);
+  if (img.channels() == 3) cv::cvtColor(img, img, cv::COLOR_BGR2RGB);
+  return img;
+}
+
+TEST(DecodeTest, JpegPixelsAreOpenCvsInEveryMode) {
+  const std::vector<std::pair<std::string, std::string>> images = {
+      {"colour 4:2:0", Jpeg(Detailed(37, 53, 3))},
+      {"colour 4:4:4 (luma and chroma qualities differ)", Jpeg(Detailed(24, 40, 3), {cv::IMWRITE_JPEG_LUMA_QUALITY, 90, cv::IMWRITE_JPEG_CHROMA_QUALITY, 80})},
+      {"progressive", Jpeg(Detailed(64, 48, 3), {cv::IMWRITE_JPEG_PROGRESSIVE, 1})},
+      {"restart markers", Jpeg(Detailed(40, 40, 3), {cv::IMWRITE_JPEG_RST_INTERVAL, 2})},
+      {"grey", Jpeg(Detailed(31, 17, 1))},
+      {"orientation 1", WithOrientation(Jpeg(Detailed(20, 30, 3)), 1)},
+      {"orientation 6 (left to OpenCV)", WithOrientation(Jpeg(Detailed(20, 30, 3)), 6)},
+  };
+  const std::vector<std::pair<std::string, int>> modes = {
+      {"rgb", cv::IMREAD_COLOR}, {"grayscale", cv::IMREAD_GRAYSCALE}, {"any", cv::IMREAD_ANYCOLOR}};
+  for (const auto& [what, bytes] : images) {
+    for (const auto& [mode, flags] : modes) {
+      Op decode;
+      decode.kind = OpKind::kDecode;
+      decode.mode = mode;
+      std::string error;
+      cv::Mat got = DecodeImage(Span(bytes), decode, &error);
+      cv::Mat want = OpenCvDecode(bytes, flags);
+      ASSERT_FALSE(got.empty()) << what << ", " << mode << ": " << error;
+      EXPECT_EQ(got.size(), want.size()) << what << ", " << mode;
+      EXPECT_EQ(got.channels(), want.channels()) << what << ", " << mode;
+      EXPECT_EQ(Pixels(got), Pixels(want)) << what << ", " << mode;
+    }
+  }
+  // The orientation was applied (by OpenCV): 20x30 became 30x20.
+  Op decode;
+  decode.kind = OpKind::kDecode;
+  decode.mode = "rgb";
+  std::string error;
+  EXPECT_EQ(DecodeImage(Span(WithOrientation(Jpeg(Detailed(20, 30, 3)), 6)), decode, &error).size(), cv::Size(20, 30));
+}
+
+TEST(DecodeTest, DamagedJpegIsDecodedAsOpenCvDoesOrRefused) {
+  std::string jpeg = Jpeg(Detailed(64, 64, 3));
+  Op decode;
+  decode.kind = OpKind::kDecode;
+  decode.mode = "rgb";
+  std::string error;
+  // Cut inside the entropy-coded data: libjpeg warns; OpenCV's reader gives what it decoded.
+  std::string cut = jpeg.substr(0, jpeg.size() / 2);
+  cv::Mat got = DecodeImage(Span(cut), decode, &error);
+  cv::Mat want = OpenCvDecode(cut, cv::IMREAD_COLOR);
+  EXPECT_EQ(got.empty(), want.empty());
+  if (!want.empty()) EXPECT_EQ(Pixels(got), Pixels(want));
+  // Cut inside the header: nothing to decode.
+  error.clear();
+  EXPECT_TRUE(DecodeImage(Span(jpeg.substr(0, 40)), decode, &error).empty());
+  EXPECT_FALSE(error.empty());
+}
+
 TEST(ResizeTest, ExactNearestReplicatesPixels) {
   cv::Mat img = Gray(2, 2, {1, 2, 3, 4});
   Rng rng(0);
@@ -304,26 +393,35 @@ TEST(StatsTest, ExactSumsGiveMeanAndStd) {
   EXPECT_FALSE(s.Merge(rgb));  // channel counts differ
 }
 
+shard::Tensor Tensor(const cv::Mat& img, shard::DType dtype, bool chw, double scale, const std::vector<double>& mean,
+                     const std::vector<double>& std) {
+  shard::Tensor t = TensorOf(img, dtype, chw);
+  EXPECT_TRUE(t.data.empty());
+  t.data.resize(img.total() * img.channels() * (dtype == shard::DType::kUint8 ? 1 : 4));
+  WriteTensor(img, dtype, chw, scale, mean, std, reinterpret_cast<uint8_t*>(t.data.data()));
+  return t;
+}
+
 TEST(TensorTest, Uint8LayoutsAndFloatNormalization) {
   cv::Mat img(1, 2, CV_8UC3);
   img.at<cv::Vec3b>(0, 0) = cv::Vec3b(1, 2, 3);
   img.at<cv::Vec3b>(0, 1) = cv::Vec3b(4, 5, 6);
-  shard::Tensor hwc = ToTensor(img, shard::DType::kUint8, false, 1, {}, {});
+  shard::Tensor hwc = Tensor(img, shard::DType::kUint8, false, 1, {}, {});
   EXPECT_EQ(hwc.shape, (std::vector<uint64_t>{1, 2, 3}));
   EXPECT_EQ(hwc.data, std::string("\x01\x02\x03\x04\x05\x06", 6));
-  shard::Tensor chw = ToTensor(img, shard::DType::kUint8, true, 1, {}, {});
+  shard::Tensor chw = Tensor(img, shard::DType::kUint8, true, 1, {}, {});
   EXPECT_EQ(chw.shape, (std::vector<uint64_t>{3, 1, 2}));
   EXPECT_EQ(chw.data, std::string("\x01\x04\x02\x05\x03\x06", 6));
 
   cv::Mat g = Gray(1, 3, {0, 51, 255});
-  shard::Tensor f = ToTensor(g, shard::DType::kFloat32, true, 255.0, {0.5}, {0.5});
+  shard::Tensor f = Tensor(g, shard::DType::kFloat32, true, 255.0, {0.5}, {0.5});
   ASSERT_EQ(f.data.size(), 12u);
   float v[3];
   std::memcpy(v, f.data.data(), 12);
   EXPECT_FLOAT_EQ(v[0], -1.0f);
   EXPECT_FLOAT_EQ(v[1], static_cast<float>((51 / 255.0 - 0.5) / 0.5));
   EXPECT_FLOAT_EQ(v[2], 1.0f);
-  shard::Tensor raw = ToTensor(g, shard::DType::kFloat32, true, 255.0, {}, {});
+  shard::Tensor raw = Tensor(g, shard::DType::kFloat32, true, 255.0, {}, {});
   std::memcpy(v, raw.data.data(), 12);
   EXPECT_FLOAT_EQ(v[1], 51.0f);  // float32 without normalize: the pixel values
 }
