@@ -91,6 +91,7 @@ JpegStatus JpegDecoder::Start(std::span<const uint8_t> bytes, JpegColor color, u
     jpeg_abort_decompress(c);
     return JpegStatus::kFailed;
   }
+  jpeg_abort_decompress(c);  // a decode its caller left started (no Finish or Abort) ends here
   jpeg_mem_src(c, bytes.data(), static_cast<unsigned long>(bytes.size()));
   jpeg_save_markers(c, JPEG_APP0 + 1, 0xFFFF);
   jpeg_read_header(c, TRUE);

@@ -6,6 +6,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "ingest/jpeg.h"
 #include "transform/image_ops.h"
 #include "transform/pipeline.h"
 
@@ -172,6 +173,19 @@ TEST(DecodeTest, JpegPixelsAreOpenCvsInEveryMode) {
   decode.mode = "rgb";
   std::string error;
   EXPECT_EQ(DecodeImage(Span(WithOrientation(Jpeg(Detailed(20, 30, 3)), 6)), decode, &error).size(), cv::Size(20, 30));
+}
+
+TEST(DecodeTest, JpegDecoderIsReusableAfterAnAbandonedStart) {
+  std::string a = Jpeg(Detailed(16, 16, 3)), b = Jpeg(Detailed(24, 8, 3));
+  ingest::JpegDecoder d;
+  ingest::JpegHeader h;
+  std::string why;
+  ASSERT_EQ(d.Start(Span(a), ingest::JpegColor::kRgb, 1, &h, &why), ingest::JpegStatus::kOk) << why;
+  // Neither Finish nor Abort: the next Start begins afresh.
+  ASSERT_EQ(d.Start(Span(b), ingest::JpegColor::kRgb, 1, &h, &why), ingest::JpegStatus::kOk) << why;
+  cv::Mat got(static_cast<int>(h.height), static_cast<int>(h.width), CV_8UC3);
+  ASSERT_TRUE(d.Finish(got.ptr(), got.step, &why)) << why;
+  EXPECT_EQ(Pixels(got), Pixels(OpenCvDecode(b, cv::IMREAD_COLOR)));
 }
 
 TEST(DecodeTest, DamagedJpegIsDecodedAsOpenCvDoesOrRefused) {
