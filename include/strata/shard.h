@@ -117,6 +117,11 @@ class ShardWriter {
                                                      uint64_t first_record = 0);
   // Fails with kInvalidArgument (and writes nothing) if the record does not match the schema.
   virtual Status Add(const Record& record) = 0;
+  // The same, for a producer that makes a tensor in place: the tensor at `record[field]` is
+  // given with its dtype and shape and no data, and `fill` writes its data (as many bytes as the
+  // shape says) straight into the record's place in the shard's write buffer.
+  using FillTensor = std::function<void(uint8_t* data)>;
+  virtual Status Add(const Record& record, size_t field, const FillTensor& fill) = 0;
   // Adds a payload made by EncodeRecord for this schema (not checked again: a wrong one is
   // written, and reported as corruption when read).
   virtual Status AddEncoded(std::span<const uint8_t> payload) = 0;
@@ -201,11 +206,10 @@ class ShardReader {
 // Encodes a record in the payload form of docs/FORMAT.md; kInvalidArgument if it does not
 // match the schema.
 Status EncodeRecord(const Schema& schema, const Record& record, std::string* out);
-// The same, for a producer that makes a tensor in place: the data of the tensor at
-// `record[field]` (given with its dtype and shape, and no data) is written by `fill` straight
-// into its place in `out`, which is as many bytes as the shape says.
-Status EncodeRecord(const Schema& schema, const Record& record, size_t field,
-                    const std::function<void(uint8_t* data)>& fill, std::string* out);
+// The size of that payload; `open`: a tensor field given without data (ShardWriter::Add with a
+// fill), counted at the size its shape says. kInvalidArgument as EncodeRecord.
+inline constexpr size_t kNoOpenField = ~size_t{0};
+Result<size_t> EncodedSize(const Schema& schema, const Record& record, size_t open = kNoOpenField);
 // Decodes a payload; kCorruption if it does not match the schema exactly.
 Result<Record> DecodeRecord(const Schema& schema, std::span<const uint8_t> payload);
 

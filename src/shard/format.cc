@@ -178,7 +178,10 @@ Result<size_t> EncodedSize(const Schema& schema, const Record& record, size_t op
           if (elements > kMaxRecordSize) return Status::InvalidArgument(fmt::format("field '{}': tensor too large", f.name));
         }
         const uint64_t bytes = static_cast<uint64_t>(elements) * DTypeSize(t.dtype);
-        if (i == open ? !t.data.empty() : bytes != t.data.size()) {
+        if (i == open && !t.data.empty()) {
+          return Status::InvalidArgument(fmt::format("field '{}': given with data where the writer is to fill it", f.name));
+        }
+        if (i != open && bytes != t.data.size()) {
           return Status::InvalidArgument(fmt::format("field '{}': {} data bytes for {} elements of {} bytes", f.name,
                                                      t.data.size(), static_cast<uint64_t>(elements), DTypeSize(t.dtype)));
         }
@@ -264,17 +267,6 @@ Status EncodeRecord(const Schema& schema, const Record& record, std::string* out
   STRATA_ASSIGN_OR_RETURN(size_t size, EncodedSize(schema, record));
   out->resize(size);  // every byte is written below: a reused buffer is not cleared first
   EncodeRecordTo(schema, record, reinterpret_cast<uint8_t*>(out->data()));
-  return Status::OK();
-}
-
-Status EncodeRecord(const Schema& schema, const Record& record, size_t field,
-                    const std::function<void(uint8_t* data)>& fill, std::string* out) {
-  if (field >= schema.fields.size() || schema.fields[field].type != FieldType::kTensor) {
-    return Status::InvalidArgument(fmt::format("field {} is not a tensor field", field));
-  }
-  STRATA_ASSIGN_OR_RETURN(size_t size, EncodedSize(schema, record, field));
-  out->resize(size);  // as above; `fill` writes the rest
-  fill(EncodeRecordTo(schema, record, reinterpret_cast<uint8_t*>(out->data()), field));
   return Status::OK();
 }
 

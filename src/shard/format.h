@@ -56,11 +56,9 @@ inline void ExtentOf(uint64_t offset, uint64_t length, uint64_t* extent_offset, 
 // EncodeRecord in two steps, so a writer can encode straight into its output: EncodedSize
 // checks the record against the schema (kInvalidArgument, as EncodeRecord) and returns the
 // payload's size; EncodeRecordTo then writes exactly that many bytes of a record it accepted.
-// `open`: the index of a tensor field whose data is not in the record (empty) but left for the
-// caller: its size is the shape's, and EncodeRecordTo leaves those bytes as they are.
-inline constexpr size_t kNoOpenField = ~size_t{0};
-Result<size_t> EncodedSize(const Schema& schema, const Record& record, size_t open = kNoOpenField);
-// Returns where the open field's data goes (null without one).
+// (EncodedSize is in strata/shard.h.) With `open`, the index of a tensor field given without
+// data, EncodeRecordTo leaves that field's data bytes as they are and returns where they start
+// (null without one).
 uint8_t* EncodeRecordTo(const Schema& schema, const Record& record, uint8_t* dst, size_t open = kNoOpenField);
 
 // One decoded field of a payload, pointing into the payload's bytes.

@@ -66,6 +66,20 @@ class ShardWriterImpl final : public ShardWriter {
     return Put(size, [&](uint8_t* dst) { EncodeRecordTo(header_.schema, record, dst); });
   }
 
+  Status Add(const Record& record, size_t field, const FillTensor& fill) override {
+    STRATA_RETURN_IF_ERROR(Writable());
+    if (field >= header_.schema.fields.size() || header_.schema.fields[field].type != FieldType::kTensor) {
+      return Status::InvalidArgument(fmt::format("field {} is not a tensor field", field));
+    }
+    STRATA_ASSIGN_OR_RETURN(size_t size, EncodedSize(header_.schema, record, field));
+    if (aead_) {
+      payload_.resize(size);
+      fill(EncodeRecordTo(header_.schema, record, reinterpret_cast<uint8_t*>(payload_.data()), field));
+      return Put(size + kTagSize, [&](uint8_t* dst) { Seal(AsBytes(payload_), dst); });
+    }
+    return Put(size, [&](uint8_t* dst) { fill(EncodeRecordTo(header_.schema, record, dst, field)); });
+  }
+
   Status AddEncoded(std::span<const uint8_t> payload) override {
     STRATA_RETURN_IF_ERROR(Writable());
     if (payload.size() > kMaxRecordSize - kTagSize) return Status::InvalidArgument("record larger than 2 GiB");

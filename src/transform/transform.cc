@@ -82,9 +82,10 @@ struct ItemResult {
   bool sums_reused = false;  // taken from the previous output, nothing read
   std::string text;          // text: after the string ops (the tokenizer's training pass)
   // Per variant, the values of the fields the pipeline makes (the record less label, path and
-  // variant), then the whole record encoded (by the same worker).
+  // variant, which the writer adds). An image's tensor comes without data: the writer makes it
+  // from `images` straight into the shard's write buffer.
   std::vector<shard::Record> values;
-  std::vector<std::string> payloads;
+  std::vector<cv::Mat> images;
   uint64_t bytes = 0;        // memory the result holds
 };
 
@@ -757,11 +758,23 @@ class Driver {
   // Shards roll as ShardSetWriter rolls them (a new one before a record would take the current
   // one past shard_size), but each finished shard goes into the stage at once and its file is
   // deleted, so the temporary space is one shard.
+  // With `fill`, the record's first field is a tensor given without data, which fill writes.
+  Status AddRecord(const shard::Record& rec, const shard::ShardWriter::FillTensor& fill = nullptr) {
+    STRATA_ASSIGN_OR_RETURN(size_t size, shard::EncodedSize(schema_, rec, fill ? 0 : shard::kNoOpenField));
+    STRATA_RETURN_IF_ERROR(RollIfFull(size));
+    return fill ? shard_->Add(rec, 0, fill) : shard_->Add(rec);
+  }
+
   Status AddPayload(std::string_view payload) {
-    if (!shard_ || (shard_->record_count() > 0 && shard_->SizeWith(payload.size()) > pipeline_.shard_size)) {
-      STRATA_RETURN_IF_ERROR(RollShard());
-    }
+    STRATA_RETURN_IF_ERROR(RollIfFull(payload.size()));
     return shard_->AddEncoded({reinterpret_cast<const uint8_t*>(payload.data()), payload.size()});
+  }
+
+  Status RollIfFull(size_t payload_size) {
+    if (!shard_ || (shard_->record_count() > 0 && shard_->SizeWith(payload_size) > pipeline_.shard_size)) {
+      return RollShard();
+    }
+    return Status::OK();
   }
 
   Status RollShard() {
@@ -844,12 +857,10 @@ class Driver {
           if (items_[i].reuse_from >= 0) return r;  // copied by the writer from the previous output
           if (pipeline_.kind == transform::PipelineKind::kText) {
             MakeText(i, r);
-            Encode(i, r);
             return r;
           }
           if (pipeline_.kind == transform::PipelineKind::kTabular) {
             MakeRow(i, r);
-            Encode(i, r);
             return r;
           }
           if (auto f = fit_errors_.find(i); f != fit_errors_.end()) {
@@ -860,27 +871,24 @@ class Driver {
           cv::Mat decoded = Load(i, r);
           r.raw.clear();  // not needed after this pass
           if (decoded.empty()) return r;
-          std::vector<cv::Mat> images;  // per variant, the image its tensor is made from
           for (uint32_t v = 0; v < pipeline_.variants; ++v) {
             cv::Mat img = v + 1 < pipeline_.variants ? decoded.clone() : decoded;
             if (!RunOps(i, end, v, img, r)) {
               r.values.clear();
+              r.images.clear();
               return r;
             }
             if (!mean.empty() && mean.size() != 1 && static_cast<int>(mean.size()) != img.channels()) {
               r.error_op = "normalize";
               r.error = fmt::format("{} mean/std values for an image of {} channels", mean.size(), img.channels());
               r.values.clear();
+              r.images.clear();
               return r;
             }
-            // The tensor is made in its place in the encoded record (Encode).
             r.values.emplace_back().emplace_back(transform::TensorOf(img, pipeline_.out_dtype, pipeline_.out_chw));
-            images.push_back(std::move(img));
+            r.bytes += img.total() * img.elemSize();
+            r.images.push_back(std::move(img));
           }
-          Encode(i, r, [&](uint32_t v, uint8_t* dst) {
-            transform::WriteTensor(images[v], pipeline_.out_dtype, pipeline_.out_chw, scale, mean, std, dst);
-          });
-          r.values.clear();
           return r;
         },
         [&](size_t i, ItemResult& r) -> Status {
@@ -895,65 +903,24 @@ class Driver {
             return Status::OK();
           }
           // Records of it already in the shards of an interrupted run are not added again.
-          for (uint32_t v = items_[i].written; v < r.payloads.size(); ++v) {
-            Status added = AddPayload(r.payloads[v]);
+          for (uint32_t v = items_[i].written; v < r.values.size(); ++v) {
+            shard::Record& rec = r.values[v];
+            rec.reserve(rec.size() + 3);
+            if (pipeline_.has_label) rec.push_back(shard::Label{static_cast<uint32_t>(items_[i].label)});
+            if (pipeline_.keep_path) rec.push_back(items_[i].path);
+            if (pipeline_.variants > 1) rec.push_back(static_cast<int64_t>(v));
+            // An image's float tensor (~600 KB) is made here, straight into the write buffer:
+            // one pass over it instead of being made, encoded and copied.
+            Status added = r.images.empty() ? AddRecord(rec) : AddRecord(rec, [&](uint8_t* dst) {
+              transform::WriteTensor(r.images[v], pipeline_.out_dtype, pipeline_.out_chw, scale, mean, std, dst);
+            });
             if (!added.ok()) return added.WithContext(fmt::format("record {}", items_[i].path));
             ++report_.records_out;
             ++items_[i].written;
           }
-          GiveBack(r.payloads);
           return Status::OK();
         });
     return s;
-  }
-
-  // Completes each variant's record (label, path, variant) and encodes it into a buffer from
-  // spare_: the records of a transform are mostly of one size, so a buffer is overwritten in
-  // place and no page is zeroed or faulted in again (an image's tensor is ~600 KB). With
-  // `fill`, each record's first field is a tensor without data that fill(variant, dst) writes
-  // in its place.
-  using FillTensor = std::function<void(uint32_t variant, uint8_t* dst)>;
-  void Encode(size_t i, ItemResult& r, const FillTensor& fill = nullptr) {
-    if (!r.error.empty() || !r.fatal.ok()) return;
-    r.payloads.reserve(r.values.size());
-    for (uint32_t v = 0; v < r.values.size(); ++v) {
-      shard::Record& rec = r.values[v];
-      if (pipeline_.has_label) rec.push_back(shard::Label{static_cast<uint32_t>(items_[i].label)});
-      if (pipeline_.keep_path) rec.push_back(items_[i].path);
-      if (pipeline_.variants > 1) rec.push_back(static_cast<int64_t>(v));
-      std::string payload = TakeSpare();
-      Status s = fill ? shard::EncodeRecord(schema_, rec, 0, [&](uint8_t* dst) { fill(v, dst); }, &payload)
-                      : shard::EncodeRecord(schema_, rec, &payload);
-      if (!s.ok()) {
-        r.fatal = s.WithContext(fmt::format("record {}", items_[i].path));
-        return;
-      }
-      r.payloads.push_back(std::move(payload));
-    }
-    r.bytes = 0;
-    for (const auto& p : r.payloads) r.bytes += p.size();
-  }
-
-  std::string TakeSpare() {
-    std::lock_guard<std::mutex> lock(spare_mu_);
-    if (spare_.empty()) return {};
-    std::string b = std::move(spare_.back());
-    spare_.pop_back();
-    spare_bytes_ -= b.capacity();
-    return b;
-  }
-
-  // Every buffer is either in a result waiting to be written or here, and a new one is made only
-  // when none is here, so the spares never hold more than the results once did (the budget);
-  // the bound below only guards against a budget set after the fact.
-  void GiveBack(std::vector<std::string>& buffers) {
-    std::lock_guard<std::mutex> lock(spare_mu_);
-    for (auto& b : buffers) {
-      if (spare_bytes_ + b.capacity() > o_.memory_budget) break;
-      spare_bytes_ += b.capacity();
-      spare_.push_back(std::move(b));
-    }
-    buffers.clear();
   }
 
   json SchemaJson() const {
@@ -1452,10 +1419,6 @@ class Driver {
   uint32_t kept_shards_ = 0;
   std::chrono::steady_clock::time_point last_checkpoint_;
   double phase_cpu_ = 0;  // CpuSeconds() when the write phase began
-  // Buffers of records already written, for the workers to encode into (Encode).
-  std::mutex spare_mu_;
-  std::vector<std::string> spare_;
-  uint64_t spare_bytes_ = 0;
   PutStats put_;                           // stored by all commits of this run
   PreviousShard old_shard_;
   std::unique_ptr<shard::ShardReader> old_reader_;
