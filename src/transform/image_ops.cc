@@ -237,33 +237,39 @@ void ChannelSums::Finish(double scale, std::vector<double>* mean, std::vector<do
 
 namespace {
 
-// Writes every value of `img` as map(channel, value) to `out`: HWC as the image holds it, or CHW
-// (a plane per channel, a row of each at a time).
+// Element i of a T array at `out`, which need not be aligned (a small record is packed in its
+// shard at any offset); the copy compiles to one store.
+template <typename T>
+void Put(uint8_t* out, size_t i, T v) {
+  std::memcpy(out + i * sizeof(T), &v, sizeof(T));
+}
+
+// Writes every value of `img` as map(channel, value), of type T, to `out`: HWC as the image
+// holds it, or CHW (a plane per channel, a row of each at a time).
 template <typename T, typename Map>
-void Lay(const cv::Mat& img, bool chw, T* out, Map map) {
+void Lay(const cv::Mat& img, bool chw, uint8_t* out, Map map) {
   const int c = img.channels(), h = img.rows, w = img.cols;
   const size_t plane = static_cast<size_t>(h) * w;
   for (int y = 0; y < h; ++y) {
     const uint8_t* row = img.ptr<uint8_t>(y);
     if (!chw || c == 1) {
-      T* o = out + static_cast<size_t>(y) * w * c;
+      const size_t o = static_cast<size_t>(y) * w * c;
       for (int x = 0; x < w * c; x += c) {
-        for (int k = 0; k < c; ++k) o[x + k] = map(k, row[x + k]);
+        for (int k = 0; k < c; ++k) Put<T>(out, o + x + k, map(k, row[x + k]));
       }
       continue;
     }
-    T* o = out + static_cast<size_t>(y) * w;
+    const size_t o = static_cast<size_t>(y) * w;
     if (c == 3) {  // the common case: one pass over the row, writing the three planes
-      T *r = o, *g = o + plane, *b = o + 2 * plane;
       for (int x = 0; x < w; ++x) {
-        r[x] = map(0, row[3 * x]);
-        g[x] = map(1, row[3 * x + 1]);
-        b[x] = map(2, row[3 * x + 2]);
+        Put<T>(out, o + x, map(0, row[3 * x]));
+        Put<T>(out, plane + o + x, map(1, row[3 * x + 1]));
+        Put<T>(out, 2 * plane + o + x, map(2, row[3 * x + 2]));
       }
       continue;
     }
     for (int k = 0; k < c; ++k) {
-      for (int x = 0; x < w; ++x) o[k * plane + x] = map(k, row[x * c + k]);
+      for (int x = 0; x < w; ++x) Put<T>(out, k * plane + o + x, map(k, row[x * c + k]));
     }
   }
 }
@@ -281,7 +287,7 @@ shard::Tensor TensorOf(const cv::Mat& img, shard::DType dtype, bool chw) {
 void WriteTensor(const cv::Mat& img, shard::DType dtype, bool chw, double scale, const std::vector<double>& mean,
                  const std::vector<double>& std, uint8_t* dst) {
   if (dtype == shard::DType::kUint8) {
-    Lay(img, chw, dst, [](int, uint8_t v) { return v; });
+    Lay<uint8_t>(img, chw, dst, [](int, uint8_t v) { return v; });
     return;
   }
   // float32: one lookup table per channel, computed in double once, so every pixel value maps to
@@ -293,7 +299,7 @@ void WriteTensor(const cv::Mat& img, shard::DType dtype, bool chw, double scale,
     double sc = mean.empty() ? 1.0 : scale;
     for (int v = 0; v < 256; ++v) lut[k][v] = static_cast<float>((v / sc - m) / s);
   }
-  Lay(img, chw, reinterpret_cast<float*>(dst), [&](int k, uint8_t v) { return lut[k][v]; });
+  Lay<float>(img, chw, dst, [&](int k, uint8_t v) { return lut[k][v]; });
 }
 
 }  // namespace strata::transform

@@ -57,10 +57,9 @@ struct ChannelSums {
 // The shard tensor of an 8-bit image (at most 4 channels), without its data: its dtype, and
 // its shape, CHW or HWC.
 shard::Tensor TensorOf(const cv::Mat& img, shard::DType dtype, bool chw);
-// Writes that tensor's data to `dst` (as many bytes as its shape says; 4-byte aligned for
-// float32): uint8 as is, or
-// float32, normalized by (pixel / scale - mean[c]) / std[c] when `mean` is not empty (one
-// value, or one per channel).
+// Writes that tensor's data to `dst` (as many bytes as its shape says; any alignment): uint8
+// as is, or float32, normalized by (pixel / scale - mean[c]) / std[c] when `mean` is not empty
+// (one value, or one per channel).
 void WriteTensor(const cv::Mat& img, shard::DType dtype, bool chw, double scale, const std::vector<double>& mean,
                  const std::vector<double>& std, uint8_t* dst);
 
