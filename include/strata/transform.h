@@ -92,7 +92,8 @@ struct TransformReport {
   double seconds = 0;
   // Where the time went: the fitting pass, the pass that transforms and writes the shards,
   // and storing them in the repository (and committing). Wall seconds, and the CPU seconds
-  // (user + system, all threads of the process) of the last two.
+  // (user + system, all threads of the process) of the last two: a shard is stored while the
+  // workers go on making the next records, and their CPU meanwhile counts as the store's.
   double fit_seconds = 0, write_seconds = 0, store_seconds = 0;
   double write_cpu_seconds = 0, store_cpu_seconds = 0;
 };
