@@ -10,6 +10,10 @@ and then:
                        (decrypt, decompress, verify), decodes, resizes, normalises, writes shards,
                        and stores the shards in the repository as a commit
   strata, 2 threads    the same with --threads 2 (another output branch, so no cache hit)
+  strata image ops     `image_ops_bench` (built with the benchmarks): strata's own decode,
+                       resize and normalise code on one thread, over the same files read from
+                       the page cache, the tensor written into a reused buffer and nothing
+                       stored: the Python loops' work exactly, like with like
   OpenCV (Python)      one process: for each file, read it (page cache), cv2.imdecode,
                        cvtColor, cv2.resize, numpy normalise, transpose to CHW; the result is
                        dropped (nothing is written)
@@ -33,6 +37,7 @@ Debian's python3-opencv) and, for the PIL row, pillow. Prints a markdown summary
 """
 import argparse
 import datetime
+import json
 import os
 import platform
 import shutil
@@ -157,6 +162,14 @@ def main():
             phases = (f"transform+write {r['write_seconds']:.2f} s ({r['write_cpu_seconds']:.2f} CPU s), "
                       f"store {r['store_seconds']:.2f} s ({r['store_cpu_seconds']:.2f} CPU s)")
             rows.append((f"strata transform, {threads} thread(s)", threads, wall, cpu, r["write_cpu_seconds"], phases))
+        ops_bench = os.path.join(ROOT, args.build, "bench", "image_ops_bench")
+        if os.path.exists(ops_bench):
+            out = subprocess.run([ops_bench, pipe, src], check=True, capture_output=True, text=True).stdout
+            r = json.loads(out.splitlines()[-1])
+            rows.append(("strata image ops (C++), 1 thread", 1, r["seconds"], r["cpu_seconds"], r["cpu_seconds"],
+                         "decode+resize+normalise only"))
+        else:
+            log(f"{ops_bench} is not built: no row for strata's image ops alone")
         n, secs, cpu = python_opencv(src)
         rows.append(("OpenCV in Python, 1 process", 1, secs, cpu, cpu, "decode+resize+normalise only"))
         py_rate = n / secs

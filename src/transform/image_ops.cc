@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <deque>
 
 #include <fmt/format.h>
 #include <opencv2/imgcodecs.hpp>
@@ -36,6 +37,45 @@ Rng RecordRng(uint64_t seed, std::string_view path, uint32_t variant) {
   return Rng(s);
 }
 
+namespace {
+
+// Output buffers of one op, kept per thread and reused: an image of the same size and type
+// whose buffer nothing else holds any more (its count is the pool's own reference) is
+// overwritten, so a run of same-sized images costs no allocation and no page faulted in. A
+// buffer still held (a result waiting to be written) is never handed out; when none is free, a
+// new one takes the oldest slot and the old one lives on with its holder. At most kKept buffers
+// and kKeptBytes are kept; an image over a quarter of that is not kept at all.
+class BufferPool {
+ public:
+  cv::Mat Take(int rows, int cols, int type) {
+    for (cv::Mat& m : mats_) {
+      // Only this thread adds references to a kept buffer, so a count of 1 stays 1 here.
+      if (m.rows == rows && m.cols == cols && m.type() == type && CV_XADD(&m.u->refcount, 0) == 1) return m;
+    }
+    cv::Mat m(rows, cols, type);
+    const size_t bytes = m.total() * m.elemSize();
+    if (bytes > kKeptBytes / 4) return m;
+    while (!mats_.empty() && (mats_.size() >= kKept || kept_bytes_ + bytes > kKeptBytes)) {
+      kept_bytes_ -= mats_.front().total() * mats_.front().elemSize();
+      mats_.pop_front();
+    }
+    mats_.push_back(m);
+    kept_bytes_ += bytes;
+    return m;
+  }
+
+ private:
+  // As many as a worker's run of results can hold (RunOrdered's runs are at most 64 records).
+  static constexpr size_t kKept = 64;
+  static constexpr size_t kKeptBytes = size_t{32} << 20;
+  std::deque<cv::Mat> mats_;  // oldest first
+  size_t kept_bytes_ = 0;
+};
+
+thread_local BufferPool decoded_buffers, resized_buffers;
+
+}  // namespace
+
 cv::Mat DecodeImage(std::span<const uint8_t> bytes, const Op& op, std::string* error) {
   cv::Mat img;
   if (bytes.empty()) {
@@ -55,7 +95,8 @@ cv::Mat DecodeImage(std::span<const uint8_t> bytes, const Op& op, std::string* e
     std::string why;
     if (jpeg.Start(bytes, color, 1, &h, &why) == ingest::JpegStatus::kOk) {
       if (h.orientation <= 1) {
-        img.create(static_cast<int>(h.height), static_cast<int>(h.width), CV_8UC(static_cast<int>(h.channels)));
+        img = decoded_buffers.Take(static_cast<int>(h.height), static_cast<int>(h.width),
+                                   CV_8UC(static_cast<int>(h.channels)));
         if (jpeg.Finish(img.ptr(), img.step, &why)) return img;
         img.release();
       } else {
@@ -116,7 +157,12 @@ bool ApplyImageOp(const Op& op, cv::Mat& img, Rng& rng, std::string* error) {
           h = static_cast<int>(std::max<int64_t>(1, (ih * s + iw / 2) / iw));
         }
       }
-      if (h != img.rows || w != img.cols) cv::resize(img, img, cv::Size(w, h), 0, 0, op.interpolation);
+      if (h != img.rows || w != img.cols) {
+        // Into a kept buffer of the new size, which cannot be the source's (its size differs).
+        cv::Mat out = resized_buffers.Take(h, w, img.type());
+        cv::resize(img, out, out.size(), 0, 0, op.interpolation);
+        img = out;
+      }
       return true;
     }
     case OpKind::kCenterCrop:
