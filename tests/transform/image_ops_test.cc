@@ -188,6 +188,35 @@ TEST(DecodeTest, JpegDecoderIsReusableAfterAnAbandonedStart) {
   EXPECT_EQ(Pixels(got), Pixels(OpenCvDecode(b, cv::IMREAD_COLOR)));
 }
 
+TEST(DecodeTest, AnImageStillHeldIsNeverOverwrittenByTheNext) {
+  // Decoded and resized images reuse kept buffers; one the caller still holds must not be.
+  std::string a = Jpeg(Detailed(48, 64, 3)), b = Jpeg(Detailed(48, 64, 3) / 2);
+  Op decode;
+  decode.kind = OpKind::kDecode;
+  decode.mode = "rgb";
+  std::string error;
+  cv::Mat first = DecodeImage(Span(a), decode, &error);
+  cv::Mat second = DecodeImage(Span(b), decode, &error);
+  ASSERT_FALSE(first.empty() || second.empty()) << error;
+  EXPECT_NE(first.data, second.data);
+  EXPECT_EQ(Pixels(first), Pixels(OpenCvDecode(a, cv::IMREAD_COLOR)));
+  EXPECT_EQ(Pixels(second), Pixels(OpenCvDecode(b, cv::IMREAD_COLOR)));
+  second.release();  // no longer held: the next image of that size may take its buffer
+  cv::Mat third = DecodeImage(Span(b), decode, &error);
+  EXPECT_NE(third.data, first.data);
+  EXPECT_EQ(Pixels(first), Pixels(OpenCvDecode(a, cv::IMREAD_COLOR)));
+  EXPECT_EQ(Pixels(third), Pixels(OpenCvDecode(b, cv::IMREAD_COLOR)));
+
+  Op resize = ParseOne("resize: {size: 16, interpolation: linear}");
+  Rng rng(0);
+  cv::Mat r1 = first.clone(), r2 = OpenCvDecode(b, cv::IMREAD_COLOR);
+  ASSERT_TRUE(ApplyImageOp(resize, r1, rng, &error)) << error;
+  std::vector<uint8_t> kept = Pixels(r1);
+  ASSERT_TRUE(ApplyImageOp(resize, r2, rng, &error)) << error;
+  EXPECT_NE(r1.data, r2.data);
+  EXPECT_EQ(Pixels(r1), kept);
+}
+
 TEST(DecodeTest, DamagedJpegIsDecodedAsOpenCvDoesOrRefused) {
   std::string jpeg = Jpeg(Detailed(64, 64, 3));
   Op decode;
