@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
           return std::fprintf(stderr, "%s: %s\n", name.c_str(), error.c_str()), 1;
         }
       }
-      buffer.resize(img.total() * img.channels() * (p->out_dtype == shard::DType::kUint8 ? 1 : 4));
+      buffer.resize(img.total() * img.channels() * shard::DTypeSize(p->out_dtype));
       transform::WriteTensor(img, p->out_dtype, p->out_chw, norm.scale, norm.mean, norm.std,
                              reinterpret_cast<uint8_t*>(buffer.data()));
       ++images;

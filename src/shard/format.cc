@@ -155,6 +155,9 @@ Result<size_t> EncodedSize(const Schema& schema, const Record& record, size_t op
   if (record.size() != schema.fields.size()) {
     return Status::InvalidArgument(fmt::format("record has {} values, schema has {} fields", record.size(), schema.fields.size()));
   }
+  if (open != kNoOpenField && (open >= schema.fields.size() || schema.fields[open].type != FieldType::kTensor)) {
+    return Status::InvalidArgument(fmt::format("field {} is not a tensor field", open));
+  }
   uint64_t size = 0;
   for (size_t i = 0; i < record.size(); ++i) {
     const Field& f = schema.fields[i];
@@ -185,7 +188,6 @@ Result<size_t> EncodedSize(const Schema& schema, const Record& record, size_t op
           return Status::InvalidArgument(fmt::format("field '{}': {} data bytes for {} elements of {} bytes", f.name,
                                                      t.data.size(), static_cast<uint64_t>(elements), DTypeSize(t.dtype)));
         }
-        if (bytes > kMaxRecordSize) return Status::InvalidArgument(fmt::format("field '{}': tensor too large", f.name));
         size += 8 * t.shape.size() + bytes;
         break;
       }
@@ -209,8 +211,8 @@ Result<size_t> EncodedSize(const Schema& schema, const Record& record, size_t op
         break;
       }
     }
-    // Every field adds at most 2 GiB plus its prefix, so checking after each keeps `size` far
-    // from overflow.
+    // Every field adds at most 16 GiB (a tensor of 2^31 elements of 8 bytes) plus its prefix, so
+    // checking after each keeps `size` far from overflow.
     if (size > kMaxRecordSize - kTagSize) return Status::InvalidArgument("record larger than 2 GiB");
   }
   return static_cast<size_t>(size);

@@ -68,9 +68,6 @@ class ShardWriterImpl final : public ShardWriter {
 
   Status Add(const Record& record, size_t field, const FillTensor& fill) override {
     STRATA_RETURN_IF_ERROR(Writable());
-    if (field >= header_.schema.fields.size() || header_.schema.fields[field].type != FieldType::kTensor) {
-      return Status::InvalidArgument(fmt::format("field {} is not a tensor field", field));
-    }
     STRATA_ASSIGN_OR_RETURN(size_t size, EncodedSize(header_.schema, record, field));
     if (aead_) {
       payload_.resize(size);

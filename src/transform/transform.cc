@@ -89,6 +89,22 @@ struct ItemResult {
   uint64_t bytes = 0;        // memory the result holds
 };
 
+// Wall seconds and CPU seconds (every thread of the process) since it was made.
+class Stopwatch {
+ public:
+  double Wall() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_).count(); }
+  double Cpu() const { return ProcessCpu() - cpu_; }
+
+ private:
+  static double ProcessCpu() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+  }
+  std::chrono::steady_clock::time_point wall_ = std::chrono::steady_clock::now();
+  double cpu_ = ProcessCpu();
+};
+
 // Runs produce(i) for i in [first_index, n) on `pool` and consume(i, result) on the calling thread in
 // index order. Results wait in memory until consumed; how many run ahead is set from the
 // average result size so that they stay below `budget`. A task produces a run of consecutive
@@ -275,22 +291,19 @@ class Driver {
     }
     report_.fit_seconds = Seconds(phase);
     if (previous_) PlanReuse();
-    phase = std::chrono::steady_clock::now();
-    phase_cpu_ = CpuSeconds();
+    Stopwatch write;
     WorkDir work;
     STRATA_RETURN_IF_ERROR(work.Create(o_.work_dir));
     dir_ = work.path();
-    return WriteAndCommit(pool, phase);
+    return WriteAndCommit(pool, write);
   }
 
   static double Seconds(std::chrono::steady_clock::time_point since) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
   }
-  // CPU seconds of the process so far (every thread).
-  static double CpuSeconds() {
-    timespec ts{};
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+  void AddStoreTime(const Stopwatch& store) {
+    report_.store_seconds += store.Wall();
+    report_.store_cpu_seconds += store.Cpu();
   }
 
   // The input records the pipeline takes, in path order, with their labels: files (rows with
@@ -801,14 +814,13 @@ class Driver {
     shard_.reset();
     ++shard_number_;
     next_record_ += info.record_count;
-    auto start = std::chrono::steady_clock::now();
+    Stopwatch store;
     TransformShard t;
     t.path = "shards/" + std::string(Basename(info.path));
     t.id = ToHex(info.id.data(), info.id.size());
     t.first_record = info.first_record;
     t.records = info.record_count;
     t.bytes = info.bytes;
-    const double cpu = CpuSeconds();
     Env* env = Env::Default();
     {
       STRATA_ASSIGN_OR_RETURN(auto file, env->NewSequentialFile(info.path));
@@ -819,22 +831,20 @@ class Driver {
                                                       {"shard_id", t.id}}));
     STRATA_RETURN_IF_ERROR(env->DeleteFile(info.path));
     report_.shards.push_back(std::move(t));
-    report_.store_seconds += Seconds(start);
-    report_.store_cpu_seconds += CpuSeconds() - cpu;
+    AddStoreTime(store);
     return Status::OK();
   }
 
-  Status WriteAndCommit(ThreadPool& pool, std::chrono::steady_clock::time_point phase) {
+  // `phase`: started with the write phase, whose time is the phase's less the stores in it.
+  Status WriteAndCommit(ThreadPool& pool, const Stopwatch& phase) {
     STRATA_RETURN_IF_ERROR(Write(pool));
     if (!shard_) STRATA_RETURN_IF_ERROR(RollShard());  // no records: one empty shard holds the schema
     STRATA_RETURN_IF_ERROR(FinishShard());
-    report_.write_seconds = Seconds(phase) - report_.store_seconds;
-    report_.write_cpu_seconds = CpuSeconds() - phase_cpu_ - report_.store_cpu_seconds;
-    auto start = std::chrono::steady_clock::now();
-    const double cpu = CpuSeconds();
+    report_.write_seconds = phase.Wall() - report_.store_seconds;
+    report_.write_cpu_seconds = phase.Cpu() - report_.store_cpu_seconds;
+    Stopwatch commit;
     Status s = Commit();
-    report_.store_seconds += Seconds(start);
-    report_.store_cpu_seconds += CpuSeconds() - cpu;
+    AddStoreTime(commit);
     stage_.reset();
     return s;
   }
@@ -1418,7 +1428,6 @@ class Driver {
   uint64_t kept_records_ = 0;              // records and shards the partial output holds
   uint32_t kept_shards_ = 0;
   std::chrono::steady_clock::time_point last_checkpoint_;
-  double phase_cpu_ = 0;  // CpuSeconds() when the write phase began
   PutStats put_;                           // stored by all commits of this run
   PreviousShard old_shard_;
   std::unique_ptr<shard::ShardReader> old_reader_;

@@ -440,7 +440,7 @@ shard::Tensor Tensor(const cv::Mat& img, shard::DType dtype, bool chw, double sc
                      const std::vector<double>& std) {
   shard::Tensor t = TensorOf(img, dtype, chw);
   EXPECT_TRUE(t.data.empty());
-  t.data.resize(img.total() * img.channels() * (dtype == shard::DType::kUint8 ? 1 : 4));
+  t.data.resize(img.total() * img.channels() * shard::DTypeSize(dtype));
   WriteTensor(img, dtype, chw, scale, mean, std, reinterpret_cast<uint8_t*>(t.data.data()));
   return t;
 }
